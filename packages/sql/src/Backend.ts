@@ -1,0 +1,155 @@
+/**
+ * The backend a SqlClient talks to: which kind, its dialect, whether it has one session, its
+ * parameter limit, and the primitive that opens a write transaction on it. Every Keel layer that
+ * provides `SqlClient` provides `Backend` beside it (see `Database.layer`).
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Context, Effect, Exit, Option, PubSub, Scope, Stream } from "effect"
+import { classify, type DbError } from "./DbError.js"
+
+/** The four backends Keel runs on. */
+export type Kind = "sqlite" | "postgres" | "libsql" | "pglite"
+
+/** An open write transaction: its connection, how to end it, and how to give the connection back. */
+export interface Session {
+  /** The connection every statement of the transaction runs on. */
+  readonly connection: Connection
+  /** Issues COMMIT; succeeds with the driver's raw result (pg reports `command: "ROLLBACK"` for an aborted one). */
+  readonly commit: Effect.Effect<unknown, SqlError>
+  /** Issues ROLLBACK. */
+  readonly rollback: Effect.Effect<void, SqlError>
+  /** Gives the connection back (to the session semaphore or the pool). Called once, after COMMIT/ROLLBACK. */
+  readonly release: Effect.Effect<void>
+}
+
+/** The backend behind the SqlClient in the same context. */
+export interface Backend {
+  readonly kind: Kind
+  /** The SQL dialect statements are compiled for; libSQL compiles as `sqlite`, PGlite as `pg`. */
+  readonly dialect: "sqlite" | "pg"
+  /** True when the database has one session: a transaction excludes every other statement. */
+  readonly singleSession: boolean
+  /** The most bind parameters one statement may carry. */
+  readonly parameterLimit: number
+  /** The DSN with its secrets redacted, for logs and errors. */
+  readonly dsn: string
+  /**
+   * Opens a write transaction: takes an exclusive connection and issues BEGIN while acquiring it
+   * (BEGIN IMMEDIATE on SQLite and libSQL), so a busy BEGIN fails here, typed, and gives the
+   * connection back. Waiting for the connection may be interrupted; then nothing is held. Ending
+   * the transaction and calling `release` are the caller's job.
+   */
+  readonly openTransaction: Effect.Effect<Session, DbError>
+  /** Wake-ups between producers and consumers: LISTEN/NOTIFY on PostgreSQL, in-process elsewhere. */
+  readonly notifications: Notifications
+}
+
+/** A best-effort signal channel. A lost signal costs latency, never correctness: pollers remain. */
+export interface Notifications {
+  readonly notify: (channel: string, payload: string) => Effect.Effect<void, DbError>
+  readonly listen: (channel: string) => Stream.Stream<string, DbError>
+}
+
+/** The `Backend` service tag. */
+export const Backend = Context.GenericTag<Backend>("@keel/sql/Backend")
+
+/** SQLite's and libSQL's bind parameter limit (SQLITE_MAX_VARIABLE_NUMBER). */
+export const sqliteParameterLimit = 32766
+/** PostgreSQL's and PGlite's bind parameter limit (an Int16 count in the wire protocol). */
+export const postgresParameterLimit = 65535
+
+const properties: Record<Kind, { readonly dialect: "sqlite" | "pg"; readonly parameterLimit: number }> = {
+  sqlite: { dialect: "sqlite", parameterLimit: sqliteParameterLimit },
+  libsql: { dialect: "sqlite", parameterLimit: sqliteParameterLimit },
+  postgres: { dialect: "pg", parameterLimit: postgresParameterLimit },
+  pglite: { dialect: "pg", parameterLimit: postgresParameterLimit }
+}
+
+const beginStatement = (dialect: "sqlite" | "pg") => (dialect === "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN")
+
+/**
+ * Opens a transaction on the connection `acquire` yields exclusively and `release` gives back:
+ * BEGIN (IMMEDIATE on the SQLite dialect, so the write lock is taken up front) runs right after
+ * the connection is acquired; if it fails the connection is given back and the error is typed.
+ * The wait in `acquire` stays interruptible; from the moment it succeeds nothing can interrupt
+ * until the session is handed over. BEGIN/COMMIT/ROLLBACK go through the prepared-statement path.
+ */
+export const acquireAndBegin = (
+  acquire: Effect.Effect<Connection, SqlError>,
+  release: Effect.Effect<void>,
+  dialect: "sqlite" | "pg"
+): Effect.Effect<Session, DbError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      Effect.mapError(restore(acquire), (error) => classify(error)),
+      (connection) =>
+        connection.execute(beginStatement(dialect), [], undefined).pipe(
+          Effect.mapError((error) => classify(error)),
+          Effect.onError(() => release),
+          Effect.as({
+            connection,
+            commit: connection.executeRaw("COMMIT", []),
+            rollback: Effect.asVoid(connection.execute("ROLLBACK", [], undefined)),
+            release
+          })
+        )
+    )
+  )
+
+/**
+ * `acquireAndBegin` over a scoped `reserve` (a pool connection, or a connection the fault injector
+ * wraps): the reservation lives in a scope of its own that `release` closes.
+ */
+export const reserveAndBegin = (
+  reserve: Effect.Effect<Connection, SqlError, Scope.Scope>,
+  dialect: "sqlite" | "pg"
+): Effect.Effect<Session, DbError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Scope.make(), (scope) =>
+      restore(
+        acquireAndBegin(
+          Effect.onError(Scope.extend(reserve, scope), (cause) => Scope.close(scope, Exit.failCause(cause))),
+          Scope.close(scope, Exit.void),
+          dialect
+        )
+      )
+    )
+  )
+
+/** In-process notifications, for backends where every producer and consumer share one process. */
+export const localNotifications: Effect.Effect<Notifications> = Effect.map(
+  PubSub.unbounded<readonly [string, string]>(),
+  (hub) => ({
+    notify: (channel, payload) => Effect.asVoid(PubSub.publish(hub, [channel, payload] as const)),
+    listen: (channel) =>
+      Stream.fromPubSub(hub).pipe(
+        Stream.filterMap(([name, payload]) => (name === channel ? Option.some(payload) : Option.none()))
+      )
+  })
+)
+
+/**
+ * Builds a `Backend` for `client`. `openTransaction` defaults to `reserveAndBegin` over the
+ * client's `reserve`, which is right whenever that yields an exclusive connection for the scope.
+ */
+export const make = (options: {
+  readonly kind: Kind
+  readonly client: SqlClient.SqlClient
+  readonly dsn: string
+  readonly singleSession: boolean
+  readonly openTransaction?: Effect.Effect<Session, DbError>
+  readonly notifications: Notifications
+}): Backend => {
+  const { dialect, parameterLimit } = properties[options.kind]
+  return {
+    kind: options.kind,
+    dialect,
+    singleSession: options.singleSession,
+    parameterLimit,
+    dsn: options.dsn,
+    openTransaction: options.openTransaction ?? reserveAndBegin(options.client.reserve, dialect),
+    notifications: options.notifications
+  }
+}

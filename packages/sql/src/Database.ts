@@ -1,0 +1,252 @@
+/**
+ * The one function that turns a DSN into a database: a layer providing `SqlClient` and its
+ * `Backend`, with the connection set up and verified, and Keel's transaction semantics installed
+ * as the client's `withTransaction`.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import {
+  Config,
+  type ConfigError,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  Redacted,
+  type Scope
+} from "effect"
+import * as Backend from "./Backend.js"
+import { classify, type DbError, type SetupFailed } from "./DbError.js"
+import * as Dsn from "./Dsn.js"
+import { claim, databaseFile } from "./internal/fileClaims.js"
+import { configureSqlite, connectionPragmas, validBusyTimeout, verifyPostgres } from "./internal/setup.js"
+import { withTransactionFor } from "./Transaction.js"
+
+// Drivers load on demand: a CLI started for an SQLite file never pays for loading pg, libSQL
+// or PGlite (cold start matters for `keel port reserve` in shell scripts).
+const drivers = {
+  sqlite: Effect.promise(() => import("./internal/sqlite.js")),
+  libsql: Effect.promise(() => import("./internal/libsql.js")),
+  postgres: Effect.promise(() => import("./internal/postgres.js")),
+  pglite: Effect.promise(() => import("./PgliteClient.js"))
+}
+
+/** Tuning that does not belong in a DSN. */
+export interface Options {
+  /** SQLite/libSQL busy_timeout. Short on purpose: better-sqlite3 waits synchronously. Default 20 ms. */
+  readonly busyTimeout?: Duration.DurationInput | undefined
+  /** PostgreSQL pool size. Default 10. */
+  readonly maxConnections?: number | undefined
+  /** libSQL auth token when the DSN carries none (usually from `LIBSQL_AUTH_TOKEN`). */
+  readonly authToken?: Redacted.Redacted<string> | undefined
+}
+
+/** Every way opening a database can fail. */
+export type OpenError = Dsn.InvalidDsn | DbError | SetupFailed
+
+const defaultBusyTimeoutMs = 20
+
+/**
+ * The busy timeout in milliseconds, read from the raw option: `Duration` clamps a negative
+ * number to zero, which would hide a configuration mistake.
+ */
+const busyTimeoutMs = (input: Duration.DurationInput | undefined): number => {
+  if (input === undefined) return defaultBusyTimeoutMs
+  if (typeof input === "number") return input
+  return Option.match(Duration.decodeUnknown(input), { onNone: () => Number.NaN, onSome: Duration.toMillis })
+}
+
+type Opened = { readonly client: SqlClient.SqlClient; readonly backend: Backend.Backend }
+
+const openSqlite = (dsn: Dsn.Dsn & Dsn.Sqlite, options: Options) =>
+  Effect.gen(function* () {
+    yield* claim(databaseFile(dsn.filename), "sqlite", dsn.redacted)
+    const Sqlite = yield* drivers.sqlite
+    const session = yield* Sqlite.make(dsn.filename)
+    const client = session.client
+    yield* configureSqlite(client, dsn.redacted, {
+      busyTimeoutMs: busyTimeoutMs(options.busyTimeout),
+      memory: dsn.filename === ":memory:"
+    })
+    const notifications = yield* Backend.localNotifications
+    return {
+      client,
+      backend: Backend.make({
+        kind: "sqlite",
+        client,
+        dsn: dsn.redacted,
+        singleSession: true,
+        openTransaction: Backend.acquireAndBegin(session.acquire, session.release, "sqlite"),
+        notifications
+      })
+    }
+  })
+
+const openLibsql = (dsn: Dsn.Dsn & Dsn.Libsql, options: Options) =>
+  Effect.gen(function* () {
+    if (!dsn.remote)
+      yield* claim(
+        databaseFile(dsn.url.replace(/^file:(\/\/)?/, "").replace(/\?.*$/, "")),
+        "libsql",
+        dsn.redacted
+      )
+    const Libsql = yield* drivers.libsql
+    const authToken = dsn.authToken ?? options.authToken
+    const timeout = yield* validBusyTimeout(busyTimeoutMs(options.busyTimeout), dsn.redacted)
+    const opened = yield* Libsql.make({
+      url: dsn.url,
+      remote: dsn.remote,
+      authToken,
+      pragmas: connectionPragmas(timeout)
+    })
+    const notifications = yield* Backend.localNotifications
+    if (opened._tag === "Remote") {
+      const { client, sdk } = opened
+      yield* Effect.mapError(client`SELECT 1`, (error) =>
+        classify(error, authToken === undefined ? [] : [Redacted.value(authToken)])
+      )
+      return {
+        client,
+        backend: Backend.make({
+          kind: "libsql",
+          client,
+          dsn: dsn.redacted,
+          singleSession: false,
+          openTransaction: Libsql.sdkTransaction(sdk),
+          notifications
+        })
+      }
+    }
+    const { session } = opened
+    const client = session.client
+    yield* configureSqlite(client, dsn.redacted, {
+      busyTimeoutMs: timeout,
+      memory: dsn.url.includes(":memory:")
+    })
+    return {
+      client,
+      backend: Backend.make({
+        kind: "libsql",
+        client,
+        dsn: dsn.redacted,
+        singleSession: true,
+        openTransaction: Backend.acquireAndBegin(session.acquire, session.release, "sqlite"),
+        notifications
+      })
+    }
+  })
+
+const openPostgres = (dsn: Dsn.Dsn & Dsn.Postgres, options: Options) =>
+  Effect.gen(function* () {
+    const Postgres = yield* drivers.postgres
+    const client = yield* Postgres.make({ url: dsn.url, maxConnections: options.maxConnections ?? 10 })
+    yield* verifyPostgres(client, dsn.redacted)
+    return {
+      client,
+      backend: Backend.make({
+        kind: "postgres",
+        client,
+        dsn: dsn.redacted,
+        singleSession: false,
+        openTransaction: Backend.reserveAndBegin(Postgres.interruptibleReserve(client.reserve), "pg"),
+        notifications: Postgres.notifications(client)
+      })
+    }
+  })
+
+const openPglite = (dsn: Dsn.Dsn & Dsn.Pglite) =>
+  Effect.gen(function* () {
+    const PgliteClient = yield* drivers.pglite
+    const { client, session } = yield* Effect.mapError(PgliteClient.make({ dataDir: dsn.dataDir }), (error) =>
+      classify(error)
+    )
+    yield* verifyPostgres(client, dsn.redacted)
+    const notifications = yield* Backend.localNotifications
+    return {
+      client,
+      backend: Backend.make({
+        kind: "pglite",
+        client,
+        dsn: dsn.redacted,
+        singleSession: true,
+        openTransaction: Backend.acquireAndBegin(session.acquire, session.release, "pg"),
+        notifications
+      })
+    }
+  })
+
+/**
+ * Opens the database a parsed DSN names, sets it up and verifies it. The scope closes it.
+ * The returned client's `withTransaction` is Keel's (`Transaction.immediate` semantics).
+ */
+export const open = (
+  dsn: Dsn.Dsn,
+  options: Options = {}
+): Effect.Effect<Opened, DbError | SetupFailed, Scope.Scope | Reactivity.Reactivity> => {
+  const opened: Effect.Effect<Opened, DbError | SetupFailed, Scope.Scope | Reactivity.Reactivity> = (() => {
+    switch (dsn._tag) {
+      case "Sqlite":
+        return openSqlite(dsn, options)
+      case "Libsql":
+        return openLibsql(dsn, options)
+      case "Postgres":
+        return openPostgres(dsn, options)
+      case "Pglite":
+        return openPglite(dsn)
+    }
+  })()
+  return Effect.map(opened, ({ client, backend }) => ({
+    client: Object.assign(client, { withTransaction: withTransactionFor(backend) }),
+    backend
+  }))
+}
+
+const toContext = ({ client, backend }: Opened) =>
+  Context.make(SqlClient.SqlClient, client).pipe(Context.add(Backend.Backend, backend))
+
+/**
+ * A layer providing `SqlClient` and `Backend` for `dsn` (a string is parsed with `Dsn.parse`).
+ * A malformed DSN is an `InvalidDsn`; a database that cannot be opened or verified is a typed
+ * `DbError` / `SetupFailed`. No error or log line carries the DSN's secrets.
+ */
+export const layer = (
+  dsn: string | Dsn.Dsn,
+  options: Options = {}
+): Layer.Layer<SqlClient.SqlClient | Backend.Backend, OpenError> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const parsed =
+        typeof dsn === "string"
+          ? yield* Either.match(Dsn.parse(dsn, options), {
+              onLeft: (error) => Effect.fail(error),
+              onRight: (value) => Effect.succeed(value)
+            })
+          : dsn
+      const opened = yield* open(parsed, options)
+      yield* Effect.logDebug(`opened ${parsed.redacted}`)
+      return toContext(opened)
+    })
+  ).pipe(Layer.provide(Reactivity.layer))
+
+/**
+ * The database named by `KEEL_DB` (read as a secret; default `./keel.db`), with
+ * `LIBSQL_AUTH_TOKEN` for remote libSQL.
+ */
+export const dsnConfig: Config.Config<Redacted.Redacted<string>> = Config.withDefault(
+  Config.redacted("KEEL_DB"),
+  Redacted.make(Dsn.defaultDsn)
+)
+
+/** `layer` over `dsnConfig` and `LIBSQL_AUTH_TOKEN`. */
+export const layerConfig = (
+  options: Omit<Options, "authToken"> = {}
+): Layer.Layer<SqlClient.SqlClient | Backend.Backend, OpenError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const dsn = yield* dsnConfig
+      const authToken = yield* Config.option(Config.redacted("LIBSQL_AUTH_TOKEN"))
+      return layer(Redacted.value(dsn), { ...options, authToken: Option.getOrUndefined(authToken) })
+    })
+  )

@@ -1,0 +1,219 @@
+/**
+ * Data source names: which backend Keel talks to and where.
+ *
+ * This module is also the one place that redacts: every log line and error message that could
+ * carry a DSN, a password or an auth token goes through `redact` or `scrub`.
+ */
+import { Either, Redacted, Schema } from "effect"
+
+/** The DSN used when none is configured: an SQLite file in the working directory. */
+export const defaultDsn = "./keel.db"
+
+/** An SQLite database through better-sqlite3: a file path, or `:memory:`. */
+export interface Sqlite {
+  readonly _tag: "Sqlite"
+  readonly filename: string
+}
+
+/** A PostgreSQL server. The URL keeps its password, so it is `Redacted`. */
+export interface Postgres {
+  readonly _tag: "Postgres"
+  readonly url: Redacted.Redacted<string>
+  readonly host: string
+  readonly database: string
+}
+
+/** A libSQL database: a local `file:` or a remote `libsql://` server with an optional auth token. */
+export interface Libsql {
+  readonly _tag: "Libsql"
+  readonly url: string
+  readonly remote: boolean
+  readonly authToken: Redacted.Redacted<string> | undefined
+}
+
+/** An embedded PGlite database: a data directory, or in memory. */
+export interface Pglite {
+  readonly _tag: "Pglite"
+  readonly dataDir: string | undefined
+}
+
+/** A parsed DSN. `redacted` is its printable form, with every secret replaced. */
+export type Dsn = (Sqlite | Postgres | Libsql | Pglite) & { readonly redacted: string }
+
+/** A DSN that cannot be used. Names the scheme and the reason; never the password or token. */
+export class InvalidDsn extends Schema.TaggedError<InvalidDsn>()("InvalidDsn", {
+  scheme: Schema.String,
+  reason: Schema.String,
+  dsn: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid DSN ${this.dsn} (scheme "${this.scheme}"): ${this.reason}`
+  }
+}
+
+const SECRET = "***"
+const secretParameter = /^(password|pass|pwd|secret|token|auth_?token|authtoken|api_?key|key|sslpassword)$/i
+const schemePattern = /^([a-zA-Z][a-zA-Z0-9+.-]*):/
+
+/**
+ * A DSN with its password and any secret-looking query parameter (`authToken`, `password`, …)
+ * replaced by `***`. Works on malformed input too: it never throws and never returns a secret
+ * that `scrub` would recognise.
+ */
+export const redact = (dsn: string): string => {
+  // file: DSNs are printed as given: URL parsing would rewrite a relative path as an absolute one.
+  if (/^file:/i.test(dsn)) return scrub(dsn)
+  try {
+    const url = new URL(dsn)
+    if (url.host !== "") {
+      if (url.password !== "") url.password = SECRET
+      for (const name of [...url.searchParams.keys()]) {
+        if (secretParameter.test(name)) url.searchParams.set(name, SECRET)
+      }
+      return decodeURIComponent(url.toString())
+    }
+  } catch {
+    // not a URL: fall through to the textual scrub
+  }
+  return scrub(dsn)
+}
+
+/**
+ * Removes secrets from free text such as a driver's error message or a malformed DSN:
+ * credentials before an `@` (`user:secret@host`, with or without a scheme), `key=value` pairs
+ * whose key names a secret (`password=`, `PGPASSWORD=`, `access_token:`…), and each of the given
+ * literal secrets. It errs towards removing too much.
+ */
+export const scrub = (text: string, secrets: ReadonlyArray<string> = []): string => {
+  // scheme://user:secret@host — keep the scheme and user, drop everything up to the `@`.
+  let out = text.replace(/([a-zA-Z][\w+.-]*:\/\/[^\s:/@]*):[^\s@]*@/g, `$1:${SECRET}@`)
+  // user:secret@host without `//` (Go-style DSNs, `mysql:user:pw@…`); skips what the first pass kept.
+  out = out.replace(/([^\s:/@]+):(?!\/\/)(?!\*\*\*@)[^\s@]*@/g, `$1:${SECRET}@`)
+  out = out.replace(
+    /([\w.-]*(?:password|passwd|pass|pwd|secret|token|api_?key|apikey))(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,]+)/gi,
+    `$1$2${SECRET}`
+  )
+  for (const secret of secrets) {
+    if (secret.length >= 4) out = out.split(secret).join(SECRET)
+  }
+  return out
+}
+
+const invalid = (dsn: string, scheme: string, reason: string) =>
+  Either.left(new InvalidDsn({ scheme, reason, dsn: redact(dsn) }))
+
+const stripSlashes = (rest: string): string => (rest.startsWith("//") ? rest.slice(2) : rest)
+
+const parseSqlite = (dsn: string, rest: string): Either.Either<Dsn, InvalidDsn> => {
+  const filename = stripSlashes(rest)
+  if (filename === "") return invalid(dsn, "sqlite", "the path is empty")
+  if (filename.includes("\0")) return invalid(dsn, "sqlite", "the path contains a NUL character")
+  return Either.right({ _tag: "Sqlite", filename, redacted: `sqlite:${filename}` })
+}
+
+const parsePostgres = (dsn: string, scheme: string): Either.Either<Dsn, InvalidDsn> => {
+  let url: URL
+  try {
+    url = new URL(dsn)
+  } catch {
+    return invalid(dsn, scheme, "not a valid URL")
+  }
+  if (url.hostname === "" && !url.searchParams.has("host")) {
+    return invalid(dsn, scheme, "the URL names no host")
+  }
+  if (url.port !== "" && !(Number(url.port) >= 1 && Number(url.port) <= 65535)) {
+    return invalid(dsn, scheme, `port ${url.port} is outside 1-65535`)
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ""))
+  return Either.right({
+    _tag: "Postgres",
+    url: Redacted.make(dsn),
+    host: url.hostname || (url.searchParams.get("host") ?? ""),
+    database,
+    redacted: redact(dsn)
+  })
+}
+
+const parseLibsql = (
+  dsn: string,
+  scheme: string,
+  envToken: Redacted.Redacted<string> | undefined
+): Either.Either<Dsn, InvalidDsn> => {
+  if (scheme === "file") {
+    const path = stripSlashes(dsn.slice("file:".length))
+    if (path === "" || path === "/") return invalid(dsn, scheme, "the path is empty")
+    return Either.right({
+      _tag: "Libsql",
+      url: dsn,
+      remote: false,
+      authToken: undefined,
+      redacted: redact(dsn)
+    })
+  }
+  let url: URL
+  try {
+    url = new URL(dsn)
+  } catch {
+    return invalid(dsn, scheme, "not a valid URL")
+  }
+  if (url.hostname === "") return invalid(dsn, scheme, "the URL names no host")
+  const fromDsn = url.searchParams.get("authToken") ?? url.searchParams.get("auth_token")
+  url.searchParams.delete("authToken")
+  url.searchParams.delete("auth_token")
+  const authToken = fromDsn !== null && fromDsn !== "" ? Redacted.make(fromDsn) : envToken
+  return Either.right({
+    _tag: "Libsql",
+    url: url.toString(),
+    remote: true,
+    authToken,
+    redacted: redact(dsn)
+  })
+}
+
+const parsePglite = (dsn: string, rest: string): Either.Either<Dsn, InvalidDsn> => {
+  const path = stripSlashes(rest)
+  if (path === "") return invalid(dsn, "pglite", "give a data directory or `memory`")
+  if (path === "memory" || path === ":memory:") {
+    return Either.right({ _tag: "Pglite", dataDir: undefined, redacted: "pglite:memory" })
+  }
+  return Either.right({ _tag: "Pglite", dataDir: path, redacted: `pglite:${path}` })
+}
+
+/**
+ * Parses a DSN. Accepted forms: `sqlite:PATH`, `sqlite::memory:`, `:memory:` or a bare path
+ * (SQLite); `postgres://…` / `postgresql://…`; `libsql://…` (auth token from `?authToken=` or
+ * `authToken`, usually read from `LIBSQL_AUTH_TOKEN`) and `file:…` (local libSQL);
+ * `pglite:PATH` / `pglite:memory`. Anything else is an `InvalidDsn` that names the scheme.
+ */
+export const parse = (
+  dsn: string,
+  options: { readonly authToken?: Redacted.Redacted<string> | undefined } = {}
+): Either.Either<Dsn, InvalidDsn> => {
+  const trimmed = dsn.trim()
+  if (trimmed === "") return invalid(dsn, "", "the DSN is empty")
+  if (trimmed === ":memory:")
+    return Either.right({ _tag: "Sqlite", filename: ":memory:", redacted: ":memory:" })
+  const match = schemePattern.exec(trimmed)
+  if (match === null || match[1] === undefined) return parseSqlite(trimmed, trimmed)
+  const scheme = match[1].toLowerCase()
+  const rest = trimmed.slice(match[0].length)
+  switch (scheme) {
+    case "sqlite":
+    case "sqlite3":
+      return parseSqlite(trimmed, rest)
+    case "postgres":
+    case "postgresql":
+      return parsePostgres(trimmed, scheme)
+    case "libsql":
+    case "file":
+      return parseLibsql(trimmed, scheme, options.authToken)
+    case "pglite":
+      return parsePglite(trimmed, rest)
+    default:
+      return invalid(
+        trimmed,
+        scheme,
+        "unknown scheme; use sqlite:, postgres://, postgresql://, libsql://, file: or pglite:"
+      )
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * Versioned migrations with per-package tracking.
+ *
+ * Each package registers numbered migrations, one list of statements per dialect. Every applied
+ * migration is recorded (version, name, checksum, applied_at) in the package's own table. Each
+ * migration runs in its own write transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on
+ * PostgreSQL), retried as a whole when busy, so processes starting at once apply each migration
+ * exactly once, and a failing migration leaves the database at the previous version.
+ *
+ * The stock `@effect/sql` Migrator is not used: it runs every pending migration in one
+ * transaction, tracks only the highest id, and treats a failure to write its own bookkeeping as
+ * "locked, skip".
+ */
+import { createHash } from "node:crypto"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Clock, Effect, Option, Schema } from "effect"
+import { Backend } from "./Backend.js"
+import { classify, type DbError, isTransient } from "./DbError.js"
+import * as Retry from "./Retry.js"
+import * as Transaction from "./Transaction.js"
+
+/** One schema change, as statements for each dialect (one SQL statement per array element). */
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly sqlite: ReadonlyArray<string>
+  readonly pg: ReadonlyArray<string>
+}
+
+/** A package's migrations and the table that records which were applied. */
+export interface MigrationSet {
+  /** The owning package, e.g. `queue`: the table is `keel_<name>_migrations`. */
+  readonly name: string
+  readonly migrations: ReadonlyArray<Migration>
+}
+
+/** A migration that was applied by this run. */
+export interface Applied {
+  readonly version: number
+  readonly name: string
+}
+
+/** Where a known migration stands in the database. */
+export interface Status {
+  readonly version: number
+  readonly name: string
+  readonly state: "applied" | "pending" | "modified"
+  readonly appliedAt: Option.Option<Date>
+}
+
+/** A migration's statements failed; it was rolled back and later ones were not attempted. */
+export class MigrationFailed extends Schema.TaggedError<MigrationFailed>()("MigrationFailed", {
+  set: Schema.String,
+  version: Schema.Number,
+  name: Schema.String,
+  code: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `migration ${this.set} ${this.version} (${this.name}) failed and was rolled back: ${this.reason}`
+  }
+}
+
+/** An already-applied migration was edited: its statements no longer match the recorded checksum. */
+export class ChecksumMismatch extends Schema.TaggedError<ChecksumMismatch>()("ChecksumMismatch", {
+  set: Schema.String,
+  version: Schema.Number,
+  name: Schema.String,
+  recorded: Schema.String,
+  current: Schema.String
+}) {
+  override get message(): string {
+    return `migration ${this.set} ${this.version} (${this.name}) was edited after it was applied (checksum ${this.recorded.slice(0, 12)} recorded, ${this.current.slice(0, 12)} now)`
+  }
+}
+
+/** The database records a migration this code does not know: it was migrated by a newer version. */
+export class UnknownMigration extends Schema.TaggedError<UnknownMigration>()("UnknownMigration", {
+  set: Schema.String,
+  version: Schema.Number,
+  name: Schema.String
+}) {
+  override get message(): string {
+    return `the database has ${this.set} migration ${this.version} (${this.name}), which this version of Keel does not know`
+  }
+}
+
+/** The migration list itself is malformed (a programming error in the package that owns it). */
+export class InvalidMigrations extends Schema.TaggedError<InvalidMigrations>()("InvalidMigrations", {
+  set: Schema.String,
+  reason: Schema.String
+}) {}
+
+/** Every way running migrations can fail. */
+export type MigrationError =
+  | MigrationFailed
+  | ChecksumMismatch
+  | UnknownMigration
+  | InvalidMigrations
+  | DbError
+  | Transaction.TransactionError
+
+const setName = /^[a-z][a-z0-9_]{0,40}$/
+
+const validate = (set: MigrationSet): Effect.Effect<void, InvalidMigrations> => {
+  const fail = (reason: string) => Effect.fail(new InvalidMigrations({ set: set.name, reason }))
+  if (!setName.test(set.name)) return fail("the set name must be lowercase letters, digits and _")
+  let previous = 0
+  for (const migration of set.migrations) {
+    if (!Number.isSafeInteger(migration.version) || migration.version <= previous) {
+      return fail(`versions must be positive integers in ascending order (at ${migration.version})`)
+    }
+    if (migration.name.trim() === "") return fail(`migration ${migration.version} has no name`)
+    if (migration.sqlite.length === 0 || migration.pg.length === 0) {
+      return fail(`migration ${migration.version} has no statements for a dialect`)
+    }
+    previous = migration.version
+  }
+  return Effect.void
+}
+
+/** The name of the table that records `set`'s applied migrations. */
+export const tableName = (set: MigrationSet): string => `keel_${set.name}_migrations`
+
+/** The checksum of a migration's statements in one dialect. */
+export const checksum = (migration: Migration, dialect: "sqlite" | "pg"): string =>
+  createHash("sha256").update(JSON.stringify(migration[dialect])).digest("hex")
+
+const RecordedRow = Schema.Struct({
+  version: Schema.Number,
+  name: Schema.String,
+  checksum: Schema.String,
+  applied_at: Schema.Number
+})
+
+const recorded = (set: MigrationSet) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const table = tableName(set)
+    yield* sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+      version BIGINT PRIMARY KEY,
+      name TEXT NOT NULL,
+      checksum TEXT NOT NULL,
+      applied_at BIGINT NOT NULL
+    )`
+    const rows = yield* sql`SELECT version, name, checksum, applied_at FROM ${sql(table)} ORDER BY version`
+    return yield* Effect.orDie(Schema.decodeUnknown(Schema.Array(RecordedRow))(rows))
+  }).pipe(Effect.mapError((error) => classify(error)))
+
+const verifyRecorded = (
+  set: MigrationSet,
+  dialect: "sqlite" | "pg",
+  rows: ReadonlyArray<typeof RecordedRow.Type>
+): Effect.Effect<void, ChecksumMismatch | UnknownMigration> =>
+  Effect.forEach(
+    rows,
+    (row): Effect.Effect<void, ChecksumMismatch | UnknownMigration> => {
+      const known = set.migrations.find((migration) => migration.version === row.version)
+      if (known === undefined) {
+        return Effect.fail(new UnknownMigration({ set: set.name, version: row.version, name: row.name }))
+      }
+      const current = checksum(known, dialect)
+      return current === row.checksum
+        ? Effect.void
+        : Effect.fail(
+            new ChecksumMismatch({
+              set: set.name,
+              version: row.version,
+              name: row.name,
+              recorded: row.checksum,
+              current
+            })
+          )
+    },
+    { discard: true }
+  )
+
+/** Applies the first pending migration in one transaction; `None` when none is pending. */
+/** Serializes everything that creates or reads the bookkeeping table (CREATE TABLE races on pg). */
+const lockSet = (set: MigrationSet) => Transaction.lock(`keel-migrations:${tableName(set)}`)
+
+const applyNext = (set: MigrationSet) =>
+  Effect.gen(function* () {
+    const backend = yield* Backend
+    const sql = yield* SqlClient.SqlClient
+    yield* lockSet(set)
+    const rows = yield* recorded(set)
+    yield* verifyRecorded(set, backend.dialect, rows)
+    const done = new Set(rows.map((row) => row.version))
+    const next = set.migrations.find((migration) => !done.has(migration.version))
+    if (next === undefined) return Option.none<Applied>()
+    yield* Effect.forEach(next[backend.dialect], (statement) => sql.unsafe(statement).raw, {
+      discard: true
+    }).pipe(
+      Effect.mapError((error): DbError | MigrationFailed => {
+        const reason = classify(error)
+        // A transient failure (busy, deadlock) rolled the migration back: let the retry re-run it.
+        if (isTransient(reason)) return reason
+        return new MigrationFailed({
+          set: set.name,
+          version: next.version,
+          name: next.name,
+          code: reason.code,
+          reason: reason.message
+        })
+      })
+    )
+    const now = yield* Clock.currentTimeMillis
+    yield* Effect.mapError(
+      sql`INSERT INTO ${sql(tableName(set))} ${sql.insert({
+        version: next.version,
+        name: next.name,
+        checksum: checksum(next, backend.dialect),
+        applied_at: now
+      })}`,
+      (error) => classify(error)
+    )
+    return Option.some<Applied>({ version: next.version, name: next.name })
+  })
+
+/**
+ * Applies every pending migration of `set`, in order, each in its own transaction. Re-running is
+ * a no-op. Fails with `ChecksumMismatch` if an applied migration was edited, `UnknownMigration`
+ * if the database is ahead of the code, and `MigrationFailed` naming the migration that failed
+ * (the ones before it stay applied). Returns the migrations this call applied.
+ */
+export const run = (
+  set: MigrationSet
+): Effect.Effect<ReadonlyArray<Applied>, MigrationError, SqlClient.SqlClient | Backend> =>
+  Effect.gen(function* () {
+    yield* validate(set)
+    const applied: Array<Applied> = []
+    while (true) {
+      const step = yield* Retry.run(Retry.transaction(applyNext(set)))
+      if (Option.isNone(step)) return applied
+      applied.push(step.value)
+      yield* Effect.logDebug(`applied ${set.name} migration ${step.value.version} (${step.value.name})`)
+    }
+  })
+
+/** Every known migration of `set` with its state: applied, pending, or modified since applied. */
+export const status = (
+  set: MigrationSet
+): Effect.Effect<ReadonlyArray<Status>, MigrationError, SqlClient.SqlClient | Backend> =>
+  Effect.gen(function* () {
+    yield* validate(set)
+    const backend = yield* Backend
+    const rows = yield* Retry.run(Retry.transaction(Effect.zipRight(lockSet(set), recorded(set))))
+    return set.migrations.map((migration): Status => {
+      const row = rows.find((candidate) => candidate.version === migration.version)
+      if (row === undefined) {
+        return {
+          version: migration.version,
+          name: migration.name,
+          state: "pending",
+          appliedAt: Option.none()
+        }
+      }
+      return {
+        version: migration.version,
+        name: migration.name,
+        state: row.checksum === checksum(migration, backend.dialect) ? "applied" : "modified",
+        appliedAt: Option.some(new Date(row.applied_at))
+      }
+    })
+  })

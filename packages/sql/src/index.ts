@@ -1,0 +1,10 @@
+/** @keel/sql: SqlClient layers for four backends, typed errors, scoped transactions, idempotent retry, migrations. */
+export * as Backend from "./Backend.js"
+export * as Batch from "./Batch.js"
+export * as Database from "./Database.js"
+export * as DbError from "./DbError.js"
+export * as Dsn from "./Dsn.js"
+export * as Migrations from "./Migrations.js"
+export * as PgliteClient from "./PgliteClient.js"
+export * as Retry from "./Retry.js"
+export * as Transaction from "./Transaction.js"

@@ -1,0 +1,119 @@
+/**
+ * Connection set-up, verified: the settings Keel's guarantees rest on are applied and then read
+ * back, and start-up fails with `SetupFailed` when one did not take.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Effect, Predicate } from "effect"
+import { classify, type DbError, SetupFailed } from "../DbError.js"
+import * as Retry from "../Retry.js"
+
+const firstValue = (rows: ReadonlyArray<unknown>): string => {
+  const row = rows[0]
+  if (!Predicate.isRecord(row)) return "nothing"
+  const value = Object.values(row)[0]
+  return String(value).toLowerCase()
+}
+
+/** The SQLite settings Keel applies to every connection it opens. */
+export interface SqliteSettings {
+  /**
+   * How long SQLite itself waits for a lock. better-sqlite3 waits *synchronously*, blocking the
+   * event loop, so this stays short; longer waits are asynchronous retries (`Retry`).
+   */
+  readonly busyTimeoutMs: number
+  /** `:memory:` databases have no WAL; their journal mode is not checked. */
+  readonly memory: boolean
+}
+
+/** The longest busy_timeout Keel accepts: better-sqlite3 waits synchronously, freezing the event loop. */
+export const maxBusyTimeoutMs = 60_000
+
+/** Checks a busy timeout (milliseconds) before it is used: an integer from 0 to 60000. */
+export const validBusyTimeout = (timeout: number, backend: string): Effect.Effect<number, SetupFailed> =>
+  Number.isInteger(timeout) && timeout >= 0 && timeout <= maxBusyTimeoutMs
+    ? Effect.succeed(timeout)
+    : Effect.fail(
+        new SetupFailed({
+          backend,
+          setting: "busy_timeout",
+          expected: `an integer from 0 to ${maxBusyTimeoutMs} ms`,
+          actual: String(timeout)
+        })
+      )
+
+/**
+ * The per-connection settings, applied to every new SQLite/libSQL connection before its first
+ * statement. PRAGMA takes no bind parameters: the busy timeout is the only value written into the
+ * text, and it has passed `validBusyTimeout`.
+ */
+export const connectionPragmas = (busyTimeoutMs: number): ReadonlyArray<string> => [
+  `PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`,
+  "PRAGMA foreign_keys = ON",
+  "PRAGMA synchronous = NORMAL"
+]
+
+/**
+ * Applies WAL (persistent in the file), the per-connection pragmas, and reads every setting back:
+ * journal_mode=wal, foreign_keys=1, busy_timeout, synchronous=1 (NORMAL).
+ */
+export const configureSqlite = (
+  client: SqlClient.SqlClient,
+  backend: string,
+  settings: SqliteSettings
+): Effect.Effect<void, DbError | SetupFailed> =>
+  Effect.gen(function* () {
+    const timeout = yield* validBusyTimeout(settings.busyTimeoutMs, backend)
+    // Every statement here is idempotent, and any of them can meet a lock on a fresh file (the
+    // first statement reads the schema; another process may be switching the file to WAL).
+    const pragma = (text: string) =>
+      Retry.run(Retry.read(Effect.mapError(client.unsafe(text).raw, (error) => classify(error))))
+    const read = (text: string) =>
+      Retry.run(
+        Retry.read(
+          Effect.map(
+            Effect.mapError(client.unsafe<Record<string, unknown>>(text), (error) => classify(error)),
+            firstValue
+          )
+        )
+      )
+    const expect = (setting: string, actual: string, expected: string) =>
+      actual === expected ? Effect.void : Effect.fail(new SetupFailed({ backend, setting, expected, actual }))
+
+    // busy_timeout first, so the rest waits briefly for a lock instead of failing at once.
+    yield* pragma(`PRAGMA busy_timeout = ${timeout}`)
+    if (!settings.memory) {
+      // Switching to WAL needs a moment of exclusive access; another process opening the same
+      // fresh file at once makes it busy. Setting a journal mode is idempotent: retry it.
+      const mode = yield* read("PRAGMA journal_mode = WAL")
+      yield* expect("journal_mode", mode, "wal")
+    }
+    // `synchronous` needs the file lock too (busy while another process switches to WAL); every
+    // setting here is idempotent, so each is retried.
+    yield* Effect.forEach(connectionPragmas(timeout), pragma, { discard: true })
+    yield* expect("foreign_keys", yield* read("PRAGMA foreign_keys"), "1")
+    yield* expect("busy_timeout", yield* read("PRAGMA busy_timeout"), String(timeout))
+    yield* expect("synchronous", yield* read("PRAGMA synchronous"), "1")
+  })
+
+/**
+ * PostgreSQL always enforces foreign keys unless `session_replication_role` is `replica`, which
+ * also silences triggers: refuse to start then.
+ */
+export const verifyPostgres = (
+  client: SqlClient.SqlClient,
+  backend: string
+): Effect.Effect<void, DbError | SetupFailed> =>
+  Effect.gen(function* () {
+    const rows = yield* Effect.mapError(client.unsafe("SHOW session_replication_role"), (error) =>
+      classify(error)
+    )
+    const role = firstValue(rows)
+    if (role !== "origin") {
+      return yield* new SetupFailed({
+        backend,
+        setting: "session_replication_role (foreign keys)",
+        expected: "origin",
+        actual: role
+      })
+    }
+  })

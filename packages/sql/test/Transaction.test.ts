@@ -1,0 +1,322 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import { expect, layer } from "@effect/vitest"
+import { Backend, DbError, Transaction } from "@keel/sql"
+import { TestDatabase } from "@keel/testkit"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Stream } from "effect"
+
+/** Rows of `table` whose columns equal the given values (all rows when none are given). */
+const countRows = (table: "items" | "parents" | "children", where: Record<string, string | number> = {}) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const conditions = Object.entries(where).map(([column, value]) => sql`${sql(column)} = ${value}`)
+    const rows = yield* sql<{
+      n: number
+    }>`SELECT COUNT(*) AS n FROM ${sql(table)} WHERE ${sql.and(conditions)}`
+    return Number(rows[0]?.n ?? 0)
+  })
+
+const setup = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE items (id INTEGER PRIMARY KEY, tag TEXT NOT NULL)`
+  yield* sql`CREATE TABLE parents (id INTEGER PRIMARY KEY)`
+  yield* sql`CREATE TABLE children (
+    id INTEGER PRIMARY KEY,
+    parent_id INTEGER NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED
+  )`
+  yield* sql`CREATE TABLE strict_children (
+    id INTEGER PRIMARY KEY,
+    parent_id INTEGER NOT NULL REFERENCES parents (id)
+  )`
+  yield* sql`CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)`
+  yield* sql`INSERT INTO counter (id, value) VALUES (1, 0)`
+})
+
+TestDatabase.describeEach("Transaction", (kind) => {
+  layer(TestDatabase.layer(kind), { timeout: 120_000, excludeTestServices: true })((it) => {
+    it.effect("set up tables", () => setup)
+
+    it.effect("foreign keys are enforced: an orphan row is a typed ForeignKeyViolation", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const error = yield* DbError.refine(
+          sql`INSERT INTO strict_children (id, parent_id) VALUES (1, 999)`
+        ).pipe(Effect.flip)
+        expect(error._tag).toBe("ForeignKeyViolation")
+      })
+    )
+
+    it.effect("a unique violation is a typed UniqueViolation", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO items (id, tag) VALUES (100, 'unique')`
+        const error = yield* DbError.refine(sql`INSERT INTO items (id, tag) VALUES (100, 'again')`).pipe(
+          Effect.flip
+        )
+        expect(error._tag).toBe("UniqueViolation")
+      })
+    )
+
+    it.effect("a committed transaction keeps every write; a failed body keeps none", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* Transaction.immediate(
+          Effect.zipRight(
+            sql`INSERT INTO items (id, tag) VALUES (1, 'commit')`,
+            sql`INSERT INTO items (id, tag) VALUES (2, 'commit')`
+          )
+        )
+        const failed = yield* Transaction.immediate(
+          Effect.zipRight(
+            sql`INSERT INTO items (id, tag) VALUES (3, 'rollback')`,
+            Effect.fail("boom" as const)
+          )
+        ).pipe(Effect.flip)
+        expect(failed).toBe("boom")
+        expect(yield* countRows("items", { tag: "commit" })).toBe(2)
+        expect(yield* countRows("items", { tag: "rollback" })).toBe(0)
+      })
+    )
+
+    it.effect("interruption mid-transaction rolls back and the client stays usable", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const inserted = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(
+          Transaction.immediate(
+            Effect.gen(function* () {
+              yield* sql`INSERT INTO items (id, tag) VALUES (10, 'interrupted')`
+              yield* Deferred.succeed(inserted, undefined)
+              return yield* Effect.never
+            })
+          )
+        )
+        yield* Deferred.await(inserted)
+        const exit = yield* Fiber.interrupt(fiber)
+        expect(Exit.isInterrupted(exit)).toBe(true)
+        expect(yield* countRows("items", { tag: "interrupted" })).toBe(0)
+        yield* Transaction.immediate(sql`INSERT INTO items (id, tag) VALUES (11, 'after-interrupt')`)
+        expect(yield* countRows("items", { tag: "after-interrupt" })).toBe(1)
+      })
+    )
+
+    it.effect(
+      "a failed COMMIT (deferred foreign key) is a typed CommitRejected and the next write is not lost",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const error = yield* Transaction.immediate(
+            sql`INSERT INTO children (id, parent_id) VALUES (1, 404)`
+          ).pipe(Effect.flip)
+          expect(error._tag).toBe("CommitRejected")
+          if (error._tag === "CommitRejected") expect(error.reason._tag).toBe("ForeignKeyViolation")
+          // The hazard: after a failed COMMIT the stock client stays inside the dead transaction,
+          // so this plain write would join it and vanish with the next rollback.
+          yield* sql`INSERT INTO parents (id) VALUES (7)`
+          yield* Transaction.immediate(
+            Effect.zipRight(
+              sql`INSERT INTO items (id, tag) VALUES (20, 'doomed')`,
+              Effect.fail("later failure")
+            )
+          ).pipe(Effect.ignore)
+          expect(yield* countRows("parents", { id: 7 })).toBe(1)
+          expect(yield* countRows("children")).toBe(0)
+        })
+    )
+
+    it.effect("the client's own withTransaction reports a failed COMMIT as an error, not a defect", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const exit = yield* Effect.exit(
+          sql.withTransaction(sql`INSERT INTO children (id, parent_id) VALUES (2, 405)`)
+        )
+        expect(Exit.isFailure(exit) && Option.isSome(Cause.failureOption(exit.cause))).toBe(true)
+        const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+        expect(Option.map(failure, (error) => error._tag)).toEqual(Option.some("SqlError"))
+        expect(yield* countRows("children")).toBe(0)
+      })
+    )
+
+    it.effect("nested transactions are savepoints: an inner failure undoes only the inner writes", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* Transaction.immediate(
+          Effect.gen(function* () {
+            yield* sql`INSERT INTO items (id, tag) VALUES (30, 'outer')`
+            const inner = yield* Transaction.immediate(
+              Effect.zipRight(
+                sql`INSERT INTO items (id, tag) VALUES (31, 'inner')`,
+                Effect.fail("inner" as const)
+              )
+            ).pipe(Effect.flip)
+            expect(inner).toBe("inner")
+            yield* Transaction.immediate(sql`INSERT INTO items (id, tag) VALUES (32, 'inner-ok')`)
+            const active = yield* Transaction.Active
+            expect(active.depth).toBe(0)
+          })
+        )
+        expect((yield* countRows("items", { id: 30 })) + (yield* countRows("items", { id: 32 }))).toBe(2)
+        expect(yield* countRows("items", { id: 31 })).toBe(0)
+      })
+    )
+
+    it.effect("concurrent read-modify-write transactions never interleave (no lost update)", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const backend = yield* Backend.Backend
+        const inside = yield* Ref.make(0)
+        const most = yield* Ref.make(0)
+        const increment = Transaction.immediate(
+          Effect.gen(function* () {
+            yield* Transaction.lock("counter")
+            const now = yield* Ref.updateAndGet(inside, (n) => n + 1)
+            yield* Ref.update(most, (m) => Math.max(m, now))
+            const rows = yield* sql<{ value: number }>`SELECT value FROM counter WHERE id = 1`
+            yield* Effect.sleep(Duration.millis(2))
+            yield* sql`UPDATE counter SET value = ${Number(rows[0]?.value) + 1} WHERE id = 1`
+            yield* Ref.update(inside, (n) => n - 1)
+          })
+        )
+        yield* Effect.all(
+          Array.from({ length: 12 }, () => increment),
+          { concurrency: "unbounded" }
+        )
+        const rows = yield* sql<{ value: number }>`SELECT value FROM counter WHERE id = 1`
+        expect(Number(rows[0]?.value)).toBe(12)
+        expect(yield* Ref.get(most)).toBe(1)
+        expect(backend.kind).toBe(kind)
+      })
+    )
+
+    it.effect("a plain write of another fiber never joins someone else's open transaction", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const inserted = yield* Deferred.make<void>()
+        const finish = yield* Deferred.make<void>()
+        const owner = yield* Effect.fork(
+          Transaction.immediate(
+            Effect.gen(function* () {
+              yield* sql`INSERT INTO items (id, tag) VALUES (40, 'owner')`
+              yield* Deferred.succeed(inserted, undefined)
+              yield* Deferred.await(finish)
+              return yield* Effect.fail("owner rolls back" as const)
+            })
+          )
+        )
+        yield* Deferred.await(inserted)
+        const stranger = yield* Effect.fork(sql`INSERT INTO items (id, tag) VALUES (41, 'stranger')`)
+        yield* Effect.sleep(Duration.millis(50))
+        yield* Deferred.succeed(finish, undefined)
+        yield* Fiber.join(owner).pipe(Effect.flip)
+        yield* Fiber.join(stranger)
+        expect(yield* countRows("items", { id: 40 })).toBe(0)
+        expect(yield* countRows("items", { id: 41 })).toBe(1)
+      })
+    )
+
+    it.effect(
+      "an independent transaction inside a transaction fails at once on a single session, commits alone elsewhere",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const backend = yield* Backend.Backend
+          const started = Date.now()
+          const outcome = yield* Transaction.immediate(
+            Effect.zipRight(
+              sql`INSERT INTO items (id, tag) VALUES (50, 'outer')`,
+              Effect.either(
+                Transaction.independent(sql`INSERT INTO items (id, tag) VALUES (51, 'independent')`)
+              )
+            ).pipe(Effect.flatMap((result) => Effect.fail(result)))
+          ).pipe(Effect.flip)
+          expect(Date.now() - started).toBeLessThan(5_000)
+          if (backend.singleSession) {
+            expect(outcome._tag === "Left" && outcome.left._tag).toBe("SessionInUse")
+            expect(yield* countRows("items", { id: 51 })).toBe(0)
+          } else {
+            expect(outcome._tag).toBe("Right")
+            expect(yield* countRows("items", { id: 51 })).toBe(1)
+          }
+          expect(yield* countRows("items", { id: 50 })).toBe(0)
+        })
+    )
+
+    it.effect("Transaction.lock only compiles inside a transaction, and works there", () =>
+      Effect.gen(function* () {
+        // @ts-expect-error Transaction.lock requires an open transaction (Transaction.Active)
+        const outside: Effect.Effect<void, unknown, SqlClient.SqlClient> = Transaction.lock("key")
+        expect(outside).toBeDefined()
+        yield* Transaction.immediate(Transaction.lock("key"))
+      })
+    )
+
+    if (kind === "sqlite" || kind === "libsql" || kind === "pglite") {
+      it.effect("a fiber waiting for the session can be timed out on time", () =>
+        Effect.gen(function* () {
+          const holding = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const holder = yield* Effect.fork(
+            Transaction.immediate(
+              Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(release))
+            )
+          )
+          yield* Deferred.await(holding)
+          const started = Date.now()
+          const waited = yield* Transaction.immediate(Effect.void).pipe(
+            Effect.timeoutFail({ duration: Duration.millis(100), onTimeout: () => "timed out" as const }),
+            Effect.flip
+          )
+          const elapsed = Date.now() - started
+          expect(waited).toBe("timed out")
+          expect(elapsed).toBeLessThan(1_000)
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(holder)
+          yield* Transaction.immediate(Effect.void)
+        })
+      )
+    }
+
+    if (kind === "postgres" || kind === "pglite") {
+      it.effect("committing a transaction aborted by a caught failure is a typed TransactionAborted", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const error = yield* Transaction.immediate(
+            Effect.gen(function* () {
+              yield* sql`INSERT INTO items (id, tag) VALUES (60, 'aborted')`
+              yield* Effect.ignore(sql`INSERT INTO items (id, tag) VALUES (60, 'duplicate')`)
+            })
+          ).pipe(Effect.flip)
+          expect(error._tag).toBe("TransactionAborted")
+          expect(yield* countRows("items", { id: 60 })).toBe(0)
+        })
+      )
+    }
+  })
+})
+
+TestDatabase.describeEach("Notifications", (kind) => {
+  layer(TestDatabase.layer(kind), { timeout: 60_000, excludeTestServices: true })((it) => {
+    it.effect("a notification reaches a listener of its channel, and only of its channel", () =>
+      Effect.gen(function* () {
+        const backend = yield* Backend.Backend
+        const received = yield* Deferred.make<string>()
+        const listener = yield* Effect.fork(
+          backend.notifications
+            .listen("keel_test_channel")
+            .pipe(Stream.runForEach((payload) => Deferred.succeed(received, payload)))
+        )
+        // LISTEN is asynchronous: notify until the listener is subscribed and hears one.
+        yield* backend.notifications.notify("keel_other_channel", "wrong channel")
+        const heard = yield* backend.notifications
+          .notify("keel_test_channel", "hello, 'quoted' $1")
+          .pipe(
+            Effect.zipRight(
+              Deferred.await(received).pipe(Effect.timeout(Duration.millis(200)), Effect.option)
+            ),
+            Effect.repeat({ until: Option.isSome, times: 50 })
+          )
+        expect(heard).toEqual(Option.some("hello, 'quoted' $1"))
+        yield* Fiber.interrupt(listener)
+      })
+    )
+  })
+})

@@ -1,0 +1,165 @@
+/**
+ * Fault injection at the connection: make chosen statements fail with a busy, locked or
+ * lost-connection error, either *before* they run (nothing happened) or *after* they ran (the
+ * write or COMMIT took effect, but the caller is told it failed) — the fault behind DESIGN.md
+ * rule 1's phantom duplicates. `layer` wraps the `SqlClient` and `Backend` already in context.
+ */
+
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import * as Statement from "@effect/sql/Statement"
+import { makeCompiler } from "@effect/sql-pg/PgClient"
+import { Backend, Transaction } from "@keel/sql"
+import { Context, Effect, Layer, Ref } from "effect"
+
+/** The error a fault raises, in the dialect of the backend it is injected into. */
+export type FaultError = "busy" | "locked" | "connection"
+
+/** One planned fault. */
+export interface Fault {
+  /** Which statements it hits (matched against the SQL text). */
+  readonly match: RegExp
+  /** `before`: the statement does not run. `after`: it runs, then the error is reported. */
+  readonly timing: "before" | "after"
+  readonly error: FaultError
+  /** How many matching statements it hits. Default 1. */
+  readonly times?: number
+  /**
+   * After firing, every later statement on the same connection fails as a lost connection. The
+   * real connection's open transaction is rolled back, as a server does when a client vanishes
+   * (on a single-session backend the session would otherwise stay inside it).
+   */
+  readonly breakConnection?: boolean
+}
+
+/** Control over the faults of the wrapped client. */
+export interface Control {
+  readonly inject: (fault: Fault) => Effect.Effect<void>
+  /** How many faults have fired so far. */
+  readonly fired: Effect.Effect<number>
+  /** Every SQL text executed through the wrapped client, in order. */
+  readonly statements: Effect.Effect<ReadonlyArray<string>>
+  readonly clear: Effect.Effect<void>
+}
+
+/** The fault control of the current layer. */
+export class Faults extends Context.Tag("@keel/testkit/Faults")<Faults, Control>() {}
+
+const codes: Record<"sqlite" | "pg", Record<FaultError, readonly [string, string]>> = {
+  sqlite: {
+    busy: ["SQLITE_BUSY", "database is locked (injected)"],
+    locked: ["SQLITE_LOCKED", "database table is locked (injected)"],
+    connection: ["ECONNRESET", "connection lost (injected)"]
+  },
+  pg: {
+    busy: ["40001", "could not serialize access due to concurrent update (injected)"],
+    locked: ["55P03", "could not obtain lock (injected)"],
+    connection: ["ECONNRESET", "Connection terminated unexpectedly (injected)"]
+  }
+}
+
+/** The driver-shaped error a fault raises: an `SqlError` whose cause carries the driver's code. */
+export const driverError = (dialect: "sqlite" | "pg", error: FaultError): SqlError => {
+  const [code, message] = codes[dialect][error]
+  return new SqlError({
+    cause: Object.assign(new Error(message), { code }),
+    message: "Failed to execute statement"
+  })
+}
+
+interface Planned extends Fault {
+  remaining: number
+}
+
+/**
+ * Wraps the `SqlClient` and `Backend` in context so faults can be injected into them. Every
+ * statement, including BEGIN, COMMIT and ROLLBACK, passes through the fault plan.
+ */
+export const layer: Layer.Layer<
+  SqlClient.SqlClient | Backend.Backend | Faults,
+  never,
+  SqlClient.SqlClient | Backend.Backend
+> = Layer.effectContext(
+  Effect.gen(function* () {
+    const original = yield* SqlClient.SqlClient
+    const backend = yield* Backend.Backend
+    const plan = yield* Ref.make<ReadonlyArray<Planned>>([])
+    const fired = yield* Ref.make(0)
+    const log = yield* Ref.make<ReadonlyArray<string>>([])
+
+    const take = (sql: string) =>
+      Ref.modify(plan, (faults): readonly [Planned | undefined, ReadonlyArray<Planned>] => {
+        const hit = faults.find((fault) => fault.remaining > 0 && fault.match.test(sql))
+        if (hit === undefined) return [undefined, faults]
+        return [
+          hit,
+          faults.map((fault) => (fault === hit ? { ...fault, remaining: fault.remaining - 1 } : fault))
+        ]
+      })
+
+    const wrap = (connection: Connection): Connection => {
+      let broken = false
+      const guard =
+        <Args extends ReadonlyArray<unknown>, A>(
+          run: (sql: string, ...args: Args) => Effect.Effect<A, SqlError>
+        ) =>
+        (sql: string, ...args: Args): Effect.Effect<A, SqlError> =>
+          Effect.gen(function* () {
+            yield* Ref.update(log, (all) => [...all, sql])
+            if (broken) return yield* Effect.fail(driverError(backend.dialect, "connection"))
+            const fault = yield* take(sql)
+            if (fault === undefined) return yield* run(sql, ...args)
+            yield* Ref.update(fired, (n) => n + 1)
+            if (fault.timing === "after") yield* run(sql, ...args)
+            if (fault.breakConnection === true) {
+              broken = true
+              yield* Effect.ignore(connection.executeUnprepared("ROLLBACK", [], undefined))
+            }
+            return yield* Effect.fail(driverError(backend.dialect, fault.error))
+          })
+      return {
+        // Driver connections are classes whose methods use `this`: call them as methods.
+        execute: guard((sql, params: ReadonlyArray<unknown>, transform) =>
+          connection.execute(sql, params, transform)
+        ),
+        executeRaw: guard((sql, params: ReadonlyArray<unknown>) => connection.executeRaw(sql, params)),
+        executeValues: guard((sql, params: ReadonlyArray<unknown>) => connection.executeValues(sql, params)),
+        executeUnprepared: guard((sql, params: ReadonlyArray<unknown>, transform) =>
+          connection.executeUnprepared(sql, params, transform)
+        ),
+        executeStream: (sql, params, transform) => connection.executeStream(sql, params, transform)
+      }
+    }
+
+    const acquirer = Effect.map(original.reserve, wrap)
+    const client = yield* Effect.provide(
+      SqlClient.make({
+        acquirer,
+        transactionAcquirer: acquirer,
+        compiler: backend.dialect === "pg" ? makeCompiler() : Statement.makeCompilerSqlite(),
+        spanAttributes: []
+      }),
+      Reactivity.layer
+    )
+    const wrappedBackend = Backend.make({
+      kind: backend.kind,
+      client,
+      dsn: backend.dsn,
+      singleSession: backend.singleSession,
+      notifications: backend.notifications
+    })
+    const withTransaction = Transaction.withTransactionFor(wrappedBackend)
+    const control: Control = {
+      inject: (fault) => Ref.update(plan, (faults) => [...faults, { ...fault, remaining: fault.times ?? 1 }]),
+      fired: Ref.get(fired),
+      statements: Ref.get(log),
+      clear: Effect.all([Ref.set(plan, []), Ref.set(log, []), Ref.set(fired, 0)], { discard: true })
+    }
+    return Context.make(SqlClient.SqlClient, Object.assign(client, { withTransaction })).pipe(
+      Context.add(Backend.Backend, wrappedBackend),
+      Context.add(Faults, control)
+    )
+  })
+)

@@ -1,0 +1,4 @@
+/** @keel/testkit: the backend matrix, fault injection and child processes for Keel's tests. */
+export * as Faults from "./Faults.js"
+export * as Processes from "./Processes.js"
+export * as TestDatabase from "./TestDatabase.js"
