@@ -1,0 +1,346 @@
+/**
+ * The queue's data, as Schemas shared by the service, the CLI and the HTTP API: queue names,
+ * message ids, leases, payloads, settings, metrics, dead letters and workers. Durations cross the
+ * wire as milliseconds and timestamps as epoch milliseconds.
+ */
+import { Effect, Either, Schema } from "effect"
+import { InvalidOption, InvalidPayload, InvalidQueueName, PayloadTooLarge } from "./QueueError.js"
+
+const queueNamePattern = /^[a-z0-9_-]{1,64}$/
+
+/** A valid queue name: 1–64 characters, each a lowercase letter, a digit, `_` or `-`. */
+export const QueueName = Schema.String.pipe(Schema.pattern(queueNamePattern), Schema.brand("QueueName"))
+
+/** A valid queue name. */
+export type QueueName = typeof QueueName.Type
+
+/** Checks a queue name; anything but 1–64 of `a-z0-9_-` is an `InvalidQueueName`. */
+export const parseQueueName = (name: string): Either.Either<QueueName, InvalidQueueName> => {
+  if (typeof name !== "string")
+    return Either.left(new InvalidQueueName({ name: String(name), reason: "not a string" }))
+  if (name.length === 0) return Either.left(new InvalidQueueName({ name, reason: "it is empty" }))
+  if (name.length > 64)
+    return Either.left(new InvalidQueueName({ name, reason: "it is longer than 64 characters" }))
+  if (!queueNamePattern.test(name)) {
+    return Either.left(
+      new InvalidQueueName({ name, reason: "only lowercase letters, digits, '_' and '-' are allowed" })
+    )
+  }
+  return Either.right(QueueName.make(name, true))
+}
+
+/** A message's id: unique across every queue of the database, never reused (archive included). */
+export const MessageId = Schema.Int.pipe(Schema.positive(), Schema.brand("MessageId"))
+
+/** A message's id. */
+export type MessageId = typeof MessageId.Type
+
+/** The token of one lease: `read` sets a fresh one; every later read of the message replaces it. */
+export const LeaseToken = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(64),
+  Schema.brand("LeaseToken")
+)
+
+/** The token of one lease. */
+export type LeaseToken = typeof LeaseToken.Type
+
+/** What proves a consumer still leases a message: its id and the token `read` returned. */
+export const Lease = Schema.Struct({ id: MessageId, lease: LeaseToken })
+
+/** What proves a consumer still leases a message. */
+export interface Lease {
+  readonly id: number
+  readonly lease: string
+}
+
+/** Epoch milliseconds on the wire, `DateTime.Utc` in code. */
+export const Timestamp = Schema.DateTimeUtcFromNumber
+
+/** The longest visibility timeout (and lease extension): 12 hours, as on SQS. */
+export const maxVisibilityTimeoutMs = 12 * 60 * 60 * 1000
+/** The longest delay before a sent or released message becomes visible: 365 days. */
+export const maxDelayMs = 365 * 24 * 60 * 60 * 1000
+/** The longest retention of archived messages: 3650 days. */
+export const maxRetentionMs = 3650 * 24 * 60 * 60 * 1000
+/** The most deliveries a queue may allow before dead-lettering. */
+export const maxMaxDeliveries = 1000
+/** Priorities run from -32768 to 32767; lower values are delivered first (as in River and graphile-worker). */
+export const priorityRange = { min: -32768, max: 32767 } as const
+/** The most messages one batch operation (send, read, acknowledge, requeue) accepts. */
+export const maxBatchSize = 10_000
+/** The longest idempotency key, in characters. */
+export const maxDedupKeyLength = 512
+/** The longest worker id, in characters. */
+export const maxWorkerIdLength = 128
+/** The longest error text recorded on a failed delivery; longer texts are truncated. */
+export const maxErrorLength = 4096
+
+/** Per-queue settings. */
+export const QueueSettings = Schema.Struct({
+  /** How long a `read` hides a message when the reader does not say. */
+  visibilityTimeout: Schema.DurationFromMillis,
+  /** Deliveries allowed before the message is moved to the dead letters. */
+  maxDeliveries: Schema.Int,
+  /** How long archived (not dead) messages are kept before maintenance purges them. */
+  retention: Schema.DurationFromMillis
+})
+
+/** Per-queue settings. */
+export type QueueSettings = typeof QueueSettings.Type
+
+/**
+ * Settings to create a queue with or to change: each is optional (defaults, or unchanged). Durations
+ * are milliseconds on the wire; in code any `Duration.DurationInput`.
+ */
+export const SettingsInput = Schema.Struct({
+  visibilityTimeout: Schema.optional(Schema.Number),
+  maxDeliveries: Schema.optional(Schema.Number),
+  retention: Schema.optional(Schema.Number)
+})
+
+/** A queue and its settings. */
+export class QueueInfo extends Schema.Class<QueueInfo>("QueueInfo")({
+  name: QueueName,
+  visibilityTimeout: Schema.DurationFromMillis,
+  maxDeliveries: Schema.Int,
+  retention: Schema.DurationFromMillis,
+  createdAt: Timestamp,
+  updatedAt: Timestamp
+}) {}
+
+/** The options of one send; on the wire `delay` is milliseconds. */
+export const SendOptions = Schema.Struct({
+  /** How long the message stays invisible after the send. Default 0. */
+  delay: Schema.optional(Schema.Number),
+  /** Lower is delivered first. Default 0. */
+  priority: Schema.optional(Schema.Number),
+  /** An idempotency key: a second send with the same key returns the first message's id. */
+  dedupKey: Schema.optional(Schema.String)
+})
+
+/** One message of a batch send. */
+export const OutgoingMessage = Schema.Struct({ payload: Schema.Unknown, ...SendOptions.fields })
+
+/** The options of `read`; on the wire `visibilityTimeout` is milliseconds. */
+export const ReadOptions = Schema.Struct({
+  /** At most this many messages. Default 1. */
+  qty: Schema.optional(Schema.Number),
+  /** How long the messages stay leased. Default: the queue's setting. */
+  visibilityTimeout: Schema.optional(Schema.Number),
+  /** The consumer recorded on the lease (a registered worker's leases are released when it goes stale). */
+  workerId: Schema.optional(Schema.String)
+})
+
+/** A message leased by `read`. Acknowledge it with its `id` and `lease`. */
+export class Leased extends Schema.Class<Leased>("Leased")({
+  id: MessageId,
+  queue: QueueName,
+  /** The JSON value that was sent. */
+  payload: Schema.Unknown,
+  priority: Schema.Int,
+  /** Deliveries so far, this one included. */
+  deliveries: Schema.Int,
+  enqueuedAt: Timestamp,
+  leasedAt: Timestamp,
+  /** When the lease expires and the message becomes visible again (unless extended or acknowledged). */
+  visibleAt: Timestamp,
+  lease: LeaseToken,
+  workerId: Schema.NullOr(Schema.String),
+  /** The error reported by the previous delivery's consumer, if it failed. */
+  lastError: Schema.NullOr(Schema.String)
+}) {}
+
+/** The options of `release`; on the wire `delay` is milliseconds. */
+export const ReleaseOptions = Schema.Struct({
+  /** How long the message stays invisible before it can be read again. Default 0. */
+  delay: Schema.optional(Schema.Number),
+  /**
+   * The failure that made the consumer give up on this delivery. A released message that has had
+   * its queue's max deliveries and carries an error is dead-lettered at once.
+   */
+  error: Schema.optional(Schema.String)
+})
+
+/** What `release` did with a message: made it visible again (after the delay), or dead-lettered it. */
+export const ReleaseOutcome = Schema.Literal("released", "dead")
+
+/** What `release` did with a message. */
+export type ReleaseOutcome = typeof ReleaseOutcome.Type
+
+/** A message in the archive: acknowledged with `archive`, or dead-lettered (`dead`). */
+export class ArchivedMessage extends Schema.Class<ArchivedMessage>("ArchivedMessage")({
+  id: MessageId,
+  queue: QueueName,
+  payload: Schema.Unknown,
+  priority: Schema.Int,
+  deliveries: Schema.Int,
+  enqueuedAt: Timestamp,
+  archivedAt: Timestamp,
+  dead: Schema.Boolean,
+  lastError: Schema.NullOr(Schema.String)
+}) {}
+
+/** Options of listing the archive: newest first, paged by id. */
+export const ArchiveQuery = Schema.Struct({
+  /** Only dead letters (true), only acknowledged messages (false), or both (absent). */
+  dead: Schema.optional(Schema.Boolean),
+  /** At most this many. Default 100. */
+  limit: Schema.optional(Schema.Number),
+  /** Only messages with a smaller id (the last id of the previous page). */
+  before: Schema.optional(Schema.Number)
+})
+
+/** A queue's counts at one instant. */
+export class QueueMetrics extends Schema.Class<QueueMetrics>("QueueMetrics")({
+  queue: QueueName,
+  /** Visible now: ready to be read (expired leases included). */
+  depth: Schema.Int,
+  /** Leased, lease not expired. */
+  inFlight: Schema.Int,
+  /** Sent or released with a delay that has not passed, not leased. */
+  delayed: Schema.Int,
+  /** Age of the oldest message still in the queue (any state), in milliseconds; null when empty. */
+  oldestMessageAgeMs: Schema.NullOr(Schema.Number),
+  /** Acknowledged with `archive`, within retention. */
+  archived: Schema.Int,
+  /** Dead letters. */
+  dead: Schema.Int,
+  measuredAt: Timestamp
+}) {}
+
+/** A registered worker. */
+export class Worker extends Schema.Class<Worker>("Worker")({
+  id: Schema.String,
+  /** The queue it consumes, when it registered for one. */
+  queue: Schema.NullOr(QueueName),
+  host: Schema.String,
+  pid: Schema.Int,
+  startedAt: Timestamp,
+  heartbeatAt: Timestamp
+}) {}
+
+/** What one maintenance pass did. */
+export class MaintenanceReport extends Schema.Class<MaintenanceReport>("MaintenanceReport")({
+  /** Workers whose heartbeat was stale, deregistered. */
+  staleWorkers: Schema.Array(Schema.String),
+  /** Leases of those workers, released (the messages are visible again). */
+  releasedLeases: Schema.Int,
+  /** Archived messages past their queue's retention, deleted. */
+  purgedArchived: Schema.Int,
+  /** Idempotency keys past retention whose message is gone, forgotten. */
+  purgedKeys: Schema.Int
+}) {}
+
+/** What deleting or purging removed. */
+export class Removed extends Schema.Class<Removed>("Removed")({
+  messages: Schema.Int,
+  archived: Schema.Int
+}) {}
+
+type JsonPath = string
+
+const describe = (value: unknown): string => {
+  if (value === undefined) return "undefined"
+  if (typeof value === "number") return String(value)
+  if (typeof value === "bigint") return "a bigint"
+  if (typeof value === "function") return "a function"
+  if (typeof value === "symbol") return "a symbol"
+  if (typeof value === "object" && value !== null)
+    return `an instance of ${value.constructor?.name ?? "a class"}`
+  return typeof value
+}
+
+/** The first place where `value` is not plain JSON, or undefined when it is plain JSON throughout. */
+const notJson = (
+  value: unknown,
+  path: JsonPath,
+  ancestors: Set<object>,
+  depth: number
+): string | undefined => {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return undefined
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} is ${describe(value)}`
+  if (typeof value !== "object") return `${path} is ${describe(value)}`
+  if (depth > 128) return `${path} is nested more than 128 levels deep`
+  if (ancestors.has(value)) return `${path} refers back to an enclosing value (a cycle)`
+  ancestors.add(value)
+  try {
+    if (Array.isArray(value)) {
+      for (let index = 0; index < value.length; index++) {
+        const problem = notJson(value[index], `${path}[${index}]`, ancestors, depth + 1)
+        if (problem !== undefined) return problem
+      }
+      return undefined
+    }
+    const prototype = Object.getPrototypeOf(value)
+    if (prototype !== Object.prototype && prototype !== null) return `${path} is ${describe(value)}`
+    for (const [key, entry] of Object.entries(value)) {
+      const problem = notJson(entry, `${path}.${key}`, ancestors, depth + 1)
+      if (problem !== undefined) return problem
+    }
+    return undefined
+  } finally {
+    ancestors.delete(value)
+  }
+}
+
+/**
+ * The JSON text of `payload`, when it is plain JSON (null, booleans, finite numbers, strings,
+ * arrays, plain objects; no cycles, no undefined) and at most `limit` UTF-8 bytes.
+ */
+export const encodePayload = (
+  payload: unknown,
+  limit: number
+): Either.Either<string, InvalidPayload | PayloadTooLarge> => {
+  const problem = notJson(payload, "$", new Set(), 0)
+  if (problem !== undefined) return Either.left(new InvalidPayload({ reason: problem }))
+  const text = JSON.stringify(payload)
+  const size = Buffer.byteLength(text, "utf8")
+  return size > limit ? Either.left(new PayloadTooLarge({ size, limit })) : Either.right(text)
+}
+
+/** Parses a payload given as JSON text (from a command line or a request body). */
+export const parsePayload = (text: string): Effect.Effect<unknown, InvalidPayload> =>
+  Effect.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (error) =>
+      new InvalidPayload({
+        reason: `not JSON text: ${error instanceof Error ? error.message : String(error)}`
+      })
+  })
+
+/** Checks an idempotency key: 1–512 characters, no control characters. */
+export const validateDedupKey = (key: unknown, option = "dedupKey"): Either.Either<string, InvalidOption> =>
+  typeof key === "string" && key.length >= 1 && key.length <= maxDedupKeyLength && !hasControl(key)
+    ? Either.right(key)
+    : Either.left(
+        new InvalidOption({
+          option,
+          value: describeInput(key),
+          expected: `a string of 1 to ${maxDedupKeyLength} characters without control characters`
+        })
+      )
+
+/** Checks a worker id: 1–128 characters, no control characters. */
+export const validateWorkerId = (id: unknown, option = "workerId"): Either.Either<string, InvalidOption> =>
+  typeof id === "string" && id.length >= 1 && id.length <= maxWorkerIdLength && !hasControl(id)
+    ? Either.right(id)
+    : Either.left(
+        new InvalidOption({
+          option,
+          value: describeInput(id),
+          expected: `a string of 1 to ${maxWorkerIdLength} characters without control characters`
+        })
+      )
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: detecting control characters is the point
+const controlCharacters = /[\u0000-\u001f\u007f]/
+
+const hasControl = (text: string): boolean => controlCharacters.test(text)
+
+/** User input rendered for an error message: strings quoted and cut at 100 characters. */
+export const describeInput = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value)
+  if (typeof value === "number" || typeof value === "boolean" || value === null) return String(value)
+  return describe(value)
+}

@@ -1,0 +1,85 @@
+/**
+ * The queue's Effect metrics. Gauges (tagged `queue`) hold the counts of the last metrics query
+ * for that queue; counters (tagged `queue`) count what this process did. Export them with any
+ * Effect metrics exporter (OpenTelemetry, Prometheus).
+ */
+import { Effect, Metric } from "effect"
+import type { QueueMetrics } from "./Message.js"
+
+/** Visible messages, as of the last metrics query. */
+export const depth = Metric.gauge("keel_queue_depth", { description: "Messages visible now" })
+/** Leased messages whose lease has not expired. */
+export const inFlight = Metric.gauge("keel_queue_in_flight", {
+  description: "Messages leased, lease not expired"
+})
+/** Messages sent or released with a delay that has not passed. */
+export const delayed = Metric.gauge("keel_queue_delayed", { description: "Messages waiting for their delay" })
+/** Age of the oldest message in the queue, in milliseconds (0 when empty). */
+export const oldestMessageAge = Metric.gauge("keel_queue_oldest_message_age_ms", {
+  description: "Age of the oldest message in the queue (ms)"
+})
+/** Archived (acknowledged) messages within retention. */
+export const archived = Metric.gauge("keel_queue_archived", { description: "Archived messages" })
+/** Dead letters. */
+export const dead = Metric.gauge("keel_queue_dead", { description: "Dead-lettered messages" })
+
+/** Messages this process sent. */
+export const sent = Metric.counter("keel_queue_sent_total", { description: "Messages sent" })
+/** Deliveries this process leased. */
+export const leased = Metric.counter("keel_queue_leased_total", { description: "Messages leased by read" })
+/** Messages this process acknowledged, tagged `action` (`delete` or `archive`). */
+export const acknowledged = Metric.counter("keel_queue_acknowledged_total", {
+  description: "Messages acknowledged (deleted or archived)"
+})
+/** Messages this process released back to the queue. */
+export const released = Metric.counter("keel_queue_released_total", { description: "Messages released" })
+/** Messages this process moved to the dead letters. */
+export const deadLettered = Metric.counter("keel_queue_dead_lettered_total", {
+  description: "Messages moved to the dead letters"
+})
+
+// Tagging a metric builds a new key and hashes it; a send should not pay that every time.
+const tagged = new WeakMap<Metric.Metric.Counter<number>, Map<string, Metric.Metric.Counter<number>>>()
+const taggedLimit = 10_000
+
+/** Adds `amount` to a counter for `queue` (and extra tags). */
+export const count = (
+  counter: Metric.Metric.Counter<number>,
+  queue: string,
+  amount: number,
+  tags: Readonly<Record<string, string>> = {}
+): Effect.Effect<void> => {
+  if (amount === 0) return Effect.void
+  const extra = Object.entries(tags)
+  const key = [queue, ...extra.map(([name, value]) => `${name}=${value}`)].join("\u0000")
+  let byKey = tagged.get(counter)
+  if (byKey === undefined) {
+    byKey = new Map()
+    tagged.set(counter, byKey)
+  }
+  let metric = byKey.get(key)
+  if (metric === undefined) {
+    metric = Metric.tagged(counter, "queue", queue)
+    for (const [name, value] of extra) metric = Metric.tagged(metric, name, value)
+    if (byKey.size >= taggedLimit) byKey.clear()
+    byKey.set(key, metric)
+  }
+  return Metric.incrementBy(metric, amount)
+}
+
+/** Sets every gauge of `metrics.queue` from one metrics query. */
+export const record = (metrics: QueueMetrics): Effect.Effect<void> => {
+  const set = (gauge: Metric.Metric.Gauge<number>, value: number) =>
+    Metric.set(Metric.tagged(gauge, "queue", metrics.queue), value)
+  return Effect.all(
+    [
+      set(depth, metrics.depth),
+      set(inFlight, metrics.inFlight),
+      set(delayed, metrics.delayed),
+      set(oldestMessageAge, metrics.oldestMessageAgeMs ?? 0),
+      set(archived, metrics.archived),
+      set(dead, metrics.dead)
+    ],
+    { discard: true }
+  )
+}

@@ -1,0 +1,70 @@
+/**
+ * Test wiring for the queue contract suite: the service over a fresh database of each backend,
+ * unique queue names, a fingerprint of every queue table (to show a failed call changed nothing),
+ * and a TestClock that starts at the real time.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Queue } from "@keel/queue"
+import type { Backend, Database } from "@keel/sql"
+import { TestDatabase } from "@keel/testkit"
+import { Effect, Layer, TestClock, TestContext } from "effect"
+
+/** The queue service, its database and the test database info, for `kind`. */
+export const layer = (
+  kind: TestDatabase.Kind,
+  config: Queue.QueueConfig = {}
+): Layer.Layer<
+  Queue.Queue | SqlClient.SqlClient | Backend.Backend | TestDatabase.TestDatabase,
+  Queue.LayerError | Database.OpenError
+> => Queue.layer(config).pipe(Layer.provideMerge(TestDatabase.layer(kind)))
+
+let counter = 0
+
+/** A queue name no other test of this process uses. */
+export const uniqueName = (prefix: string): string => `${prefix}-${process.pid}-${++counter}`
+
+/** Row counts and sums of every queue table: equal fingerprints mean nothing was written. */
+export const fingerprint = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<Record<string, unknown>>`SELECT
+    (SELECT COUNT(*) FROM keel_queue_queues) AS queues,
+    (SELECT COALESCE(SUM((visibility_timeout_ms + max_deliveries + retention_ms + updated_at) % 1000003), 0) FROM keel_queue_queues) AS settings,
+    (SELECT COUNT(*) FROM keel_queue_messages) AS messages,
+    (SELECT COALESCE(SUM((available_at % 1000003) + deliveries), 0) FROM keel_queue_messages) AS message_state,
+    (SELECT COUNT(*) FROM keel_queue_messages WHERE lease_token IS NOT NULL) AS leased,
+    (SELECT COUNT(*) FROM keel_queue_archive) AS archived,
+    (SELECT COUNT(*) FROM keel_queue_dedup_keys) AS keys,
+    (SELECT COUNT(*) FROM keel_queue_workers) AS workers`
+  return Object.fromEntries(Object.entries(rows[0] ?? {}).map(([key, value]) => [key, Number(value)]))
+})
+
+/** Messages of one queue still in the messages table. */
+export const messageRows = (queue: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ n: number }>`SELECT COUNT(*) AS n FROM keel_queue_messages m
+      JOIN keel_queue_queues q ON q.id = m.queue_id WHERE q.name = ${queue}`
+    return Number(rows[0]?.n ?? 0)
+  })
+
+/** Archive rows of one queue. */
+export const archiveRows = (queue: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ n: number }>`SELECT COUNT(*) AS n FROM keel_queue_archive a
+      JOIN keel_queue_queues q ON q.id = a.queue_id WHERE q.name = ${queue}`
+    return Number(rows[0]?.n ?? 0)
+  })
+
+/** Runs `body` with a TestClock set to the real time now (so stored times look real). */
+export const withTestClock = <A, E, R>(body: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provide(
+    Effect.zipRight(
+      Effect.flatMap(
+        Effect.sync(() => Date.now()),
+        (now) => TestClock.setTime(now)
+      ),
+      body
+    ),
+    TestContext.TestContext
+  )
