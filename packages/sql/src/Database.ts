@@ -21,6 +21,7 @@ import * as Backend from "./Backend.js"
 import { classify, type DbError, type SetupFailed } from "./DbError.js"
 import * as Dsn from "./Dsn.js"
 import { claim, databaseFile } from "./internal/fileClaims.js"
+import type { SessionClient } from "./internal/session.js"
 import { configureSqlite, connectionPragmas, validBusyTimeout, verifyPostgres } from "./internal/setup.js"
 import { withTransactionFor } from "./Transaction.js"
 
@@ -60,6 +61,28 @@ const busyTimeoutMs = (input: Duration.DurationInput | undefined): number => {
 
 type Opened = { readonly client: SqlClient.SqlClient; readonly backend: Backend.Backend }
 
+/** A single-session backend over `session`: transactions take its one connection, BEGIN while acquiring. */
+const singleSession = (
+  kind: "sqlite" | "libsql" | "pglite",
+  session: SessionClient,
+  dsn: Dsn.Dsn
+): Effect.Effect<Opened> =>
+  Effect.map(Backend.localNotifications, (notifications) => ({
+    client: session.client,
+    backend: Backend.make({
+      kind,
+      client: session.client,
+      dsn: dsn.redacted,
+      singleSession: true,
+      openTransaction: Backend.acquireAndBegin(
+        session.acquire,
+        session.release,
+        kind === "pglite" ? "pg" : "sqlite"
+      ),
+      notifications
+    })
+  }))
+
 const openSqlite = (dsn: Dsn.Dsn & Dsn.Sqlite, options: Options) =>
   Effect.gen(function* () {
     yield* claim(databaseFile(dsn.filename), "sqlite", dsn.redacted)
@@ -70,18 +93,7 @@ const openSqlite = (dsn: Dsn.Dsn & Dsn.Sqlite, options: Options) =>
       busyTimeoutMs: busyTimeoutMs(options.busyTimeout),
       memory: dsn.filename === ":memory:"
     })
-    const notifications = yield* Backend.localNotifications
-    return {
-      client,
-      backend: Backend.make({
-        kind: "sqlite",
-        client,
-        dsn: dsn.redacted,
-        singleSession: true,
-        openTransaction: Backend.acquireAndBegin(session.acquire, session.release, "sqlite"),
-        notifications
-      })
-    }
+    return yield* singleSession("sqlite", session, dsn)
   })
 
 const openLibsql = (dsn: Dsn.Dsn & Dsn.Libsql, options: Options) =>
@@ -101,9 +113,9 @@ const openLibsql = (dsn: Dsn.Dsn & Dsn.Libsql, options: Options) =>
       authToken,
       pragmas: connectionPragmas(timeout)
     })
-    const notifications = yield* Backend.localNotifications
     if (opened._tag === "Remote") {
       const { client, sdk } = opened
+      const notifications = yield* Backend.localNotifications
       yield* Effect.mapError(client`SELECT 1`, (error) =>
         classify(error, authToken === undefined ? [] : [Redacted.value(authToken)])
       )
@@ -119,23 +131,11 @@ const openLibsql = (dsn: Dsn.Dsn & Dsn.Libsql, options: Options) =>
         })
       }
     }
-    const { session } = opened
-    const client = session.client
-    yield* configureSqlite(client, dsn.redacted, {
+    yield* configureSqlite(opened.session.client, dsn.redacted, {
       busyTimeoutMs: timeout,
       memory: dsn.url.includes(":memory:")
     })
-    return {
-      client,
-      backend: Backend.make({
-        kind: "libsql",
-        client,
-        dsn: dsn.redacted,
-        singleSession: true,
-        openTransaction: Backend.acquireAndBegin(session.acquire, session.release, "sqlite"),
-        notifications
-      })
-    }
+    return yield* singleSession("libsql", opened.session, dsn)
   })
 
 const openPostgres = (dsn: Dsn.Dsn & Dsn.Postgres, options: Options) =>
@@ -163,18 +163,7 @@ const openPglite = (dsn: Dsn.Dsn & Dsn.Pglite) =>
       classify(error)
     )
     yield* verifyPostgres(client, dsn.redacted)
-    const notifications = yield* Backend.localNotifications
-    return {
-      client,
-      backend: Backend.make({
-        kind: "pglite",
-        client,
-        dsn: dsn.redacted,
-        singleSession: true,
-        openTransaction: Backend.acquireAndBegin(session.acquire, session.release, "pg"),
-        notifications
-      })
-    }
+    return yield* singleSession("pglite", session, dsn)
   })
 
 /**
