@@ -7,7 +7,7 @@
  * ~2 s through tsx, which is what makes tests with dozens of process starts affordable.
  */
 import { type ChildProcess, spawn as spawnChild } from "node:child_process"
-import { mkdirSync, rmSync } from "node:fs"
+import { mkdirSync, readdirSync, rmSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import { Deferred, Duration, Effect, type Scope } from "effect"
 import type { Plugin } from "esbuild"
@@ -38,6 +38,29 @@ const externalByAbsolutePath: Plugin = {
 
 const bundles = new Map<string, Promise<string>>()
 
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return error instanceof Error && "code" in error && error.code === "EPERM"
+  }
+}
+
+/**
+ * Removes bundles of processes that are gone: the `exit` hook that deletes a bundle does not run
+ * when a test worker is killed (vitest's fork pool ends workers that way), so without this every
+ * run would leave a few MB per test file behind.
+ */
+const removeOrphanBundles = (dir: string): void => {
+  for (const file of readdirSync(dir)) {
+    const pid = /\.(\d+)\.mjs$/.exec(file)?.[1]
+    if (pid !== undefined && Number(pid) !== process.pid && !isAlive(Number(pid))) {
+      rmSync(join(dir, file), { force: true })
+    }
+  }
+}
+
 /**
  * The runnable file for `script`: `.ts` entry points are bundled (once per process) into a
  * `.bundle/` directory beside the script, so the bundle resolves the same `node_modules`.
@@ -50,6 +73,7 @@ export const runnable = (script: string): Promise<string> => {
   const outfile = join(dir, `${basename(script).replace(/\.(m|c)?ts$/, "")}.${process.pid}.mjs`)
   const built = (async () => {
     mkdirSync(dir, { recursive: true })
+    removeOrphanBundles(dir)
     // Loaded here, not at the top: children import the testkit too, and never bundle.
     const esbuild = await import("esbuild")
     await esbuild.build({

@@ -1,0 +1,73 @@
+/**
+ * What commands print. A command's result goes to stdout: with `--json` exactly one JSON document
+ * (one line), otherwise human text. Progress and confirmations go to stderr and `--quiet` drops
+ * them, so stdout carries only the result (`PORT=$(keel port reserve)` captures the port alone).
+ */
+import { Effect } from "effect"
+import { Globals } from "./Globals.js"
+
+const write = (stream: NodeJS.WriteStream, text: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    stream.write(text)
+  })
+
+const jsonReplacer = (_key: string, value: unknown): unknown =>
+  typeof value === "bigint" ? value.toString() : value
+
+/** `value` as one line of JSON. */
+export const json = (value: unknown): string => JSON.stringify(value, jsonReplacer)
+
+/**
+ * Prints the command's result: `document` as JSON with `--json`, else `human()` (nothing when it is
+ * empty). A result is printed even with `--quiet`: it is what the command was asked for.
+ */
+export const result = (document: unknown, human: () => string): Effect.Effect<void, never, Globals> =>
+  Effect.flatMap(Globals, (globals) => {
+    if (globals.json) return write(process.stdout, `${json(document)}\n`)
+    const text = human()
+    return text === "" ? Effect.void : write(process.stdout, text.endsWith("\n") ? text : `${text}\n`)
+  })
+
+/**
+ * Prints a confirmation of a change (`created queue jobs`): with `--json` the document, with
+ * `--quiet` nothing, else the human text on stdout.
+ */
+export const confirmation = (document: unknown, human: () => string): Effect.Effect<void, never, Globals> =>
+  Effect.flatMap(Globals, (globals) =>
+    globals.quiet && !globals.json ? Effect.void : result(document, human)
+  )
+
+/** A progress line on stderr (dropped with `--quiet`). */
+export const note = (line: string): Effect.Effect<void, never, Globals> =>
+  Effect.flatMap(Globals, (globals) => (globals.quiet ? Effect.void : write(process.stderr, `${line}\n`)))
+
+/** Writes raw text to stderr (failures, already rendered). */
+export const stderr = (text: string): Effect.Effect<void> => write(process.stderr, text)
+
+/**
+ * A plain-text table: one header line and one line per row, columns padded to their widest
+ * cell, the last column unpadded. Cells are made single-line so no value can forge a row.
+ */
+export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const cells = [headers, ...rows].map((row) => row.map(singleLine))
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? "").length)))
+  return cells
+    .map((row) =>
+      row
+        .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
+        .join("  ")
+        .trimEnd()
+    )
+    .join("\n")
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
+const control = /[\u0000-\u001f\u007f\u2028\u2029]/g
+
+/** Control characters shown as `\uXXXX`, so a value never breaks a line of output. */
+export const singleLine = (text: string): string =>
+  text.replace(control, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
+/** `-` for an absent value. */
+export const orDash = (value: string | number | null | undefined): string =>
+  value === null || value === undefined || value === "" ? "-" : String(value)

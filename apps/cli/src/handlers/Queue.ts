@@ -1,0 +1,373 @@
+/**
+ * The programs of `keel queue …` (loaded on demand): each provides only the database and the
+ * queue service. JSON documents carry durations and timestamps as milliseconds, as the queue's
+ * schemas encode them.
+ */
+import { Message, Queue } from "@keel/queue"
+import { Array as Arr, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
+import type {
+  AckInput,
+  CreateInput,
+  DeadListInput,
+  DeadRequeueInput,
+  DropInput,
+  ExtendInput,
+  InfoInput,
+  ListInput,
+  MetricsInput,
+  PurgeInput,
+  ReadInput,
+  ReleaseInput,
+  SendBatchInput,
+  SendInput,
+  WorkersInput
+} from "../commands/Queue.js"
+import { InvalidInput } from "../Failure.js"
+import * as Input from "../Input.js"
+import * as Layers from "../Layers.js"
+import * as Output from "../Output.js"
+import * as Parse from "../Parse.js"
+
+const withQueue = <E, R>(program: Effect.Effect<void, E, R>) => Effect.provide(program, Layers.queue)
+
+const encodeInfo = Schema.encodeSync(Message.QueueInfo)
+const encodeLeased = Schema.encodeSync(Message.Leased)
+const encodeArchived = Schema.encodeSync(Message.ArchivedMessage)
+const encodeMetrics = Schema.encodeSync(Message.QueueMetrics)
+const encodeWorker = Schema.encodeSync(Message.Worker)
+const encodeRemoved = Schema.encodeSync(Message.Removed)
+
+const iso = (value: DateTime.Utc): string => DateTime.formatIso(value)
+
+const human = (duration: Duration.Duration): string => Duration.format(duration)
+
+/** A payload as one line of JSON, cut to `limit` characters for tables. */
+const preview = (payload: unknown, limit = 80): string => {
+  const text = Output.json(payload)
+  return text.length > limit ? `${text.slice(0, limit - 1)}…` : text
+}
+
+const settingsOf = (input: Pick<CreateInput, "visibilityTimeout" | "maxDeliveries" | "retention">) =>
+  Effect.gen(function* () {
+    return {
+      visibilityTimeout: yield* Parse.optionalDuration("visibility-timeout", input.visibilityTimeout),
+      maxDeliveries: Option.getOrUndefined(input.maxDeliveries),
+      retention: yield* Parse.optionalDuration("retention", input.retention)
+    }
+  })
+
+const infoTable = (queues: ReadonlyArray<Message.QueueInfo>): string =>
+  Output.table(
+    ["QUEUE", "VISIBILITY TIMEOUT", "MAX DELIVERIES", "RETENTION", "CREATED"],
+    queues.map((queue) => [
+      queue.name,
+      human(queue.visibilityTimeout),
+      String(queue.maxDeliveries),
+      human(queue.retention),
+      iso(queue.createdAt)
+    ])
+  )
+
+const metricsTable = (metrics: ReadonlyArray<Message.QueueMetrics>): string =>
+  Output.table(
+    ["QUEUE", "DEPTH", "IN FLIGHT", "DELAYED", "OLDEST (ms)", "ARCHIVED", "DEAD"],
+    metrics.map((row) => [
+      row.queue,
+      String(row.depth),
+      String(row.inFlight),
+      String(row.delayed),
+      Output.orDash(row.oldestMessageAgeMs),
+      String(row.archived),
+      String(row.dead)
+    ])
+  )
+
+/** `keel queue create`. */
+export const create = (input: CreateInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const queues = yield* Queue.Queue
+      const settings = yield* settingsOf(input)
+      const info = input.ifNotExists
+        ? yield* queues.ensureQueue(input.queue, settings)
+        : yield* queues.createQueue(input.queue, settings)
+      yield* Output.confirmation({ queue: encodeInfo(info) }, () => `queue ${info.name} is ready`)
+    })
+  )
+
+/** `keel queue list`. */
+export const list = (_input: ListInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const queues = yield* (yield* Queue.Queue).listQueues
+      yield* Output.result({ queues: queues.map((queue) => encodeInfo(queue)) }, () =>
+        queues.length === 0 ? "" : infoTable(queues)
+      )
+    })
+  )
+
+/** `keel queue info`. */
+export const info = (input: InfoInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const queues = yield* Queue.Queue
+      const queue = yield* queues.getQueue(input.queue)
+      const metrics = yield* queues.metrics(input.queue)
+      yield* Output.result({ queue: encodeInfo(queue), metrics: encodeMetrics(metrics) }, () =>
+        [infoTable([queue]), "", metricsTable([metrics])].join("\n")
+      )
+    })
+  )
+
+/** `keel queue send`: the payload from the argument, else all of stdin. */
+export const send = (input: SendInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const text = yield* Option.match(input.payload, {
+        onNone: () => Input.stdin("a JSON payload"),
+        onSome: Effect.succeed
+      })
+      const payload = yield* Message.parsePayload(text)
+      const queues = yield* Queue.Queue
+      if (input.create) yield* queues.ensureQueue(input.queue)
+      const id = yield* queues.send(input.queue, payload, {
+        delay: yield* Parse.optionalDuration("delay", input.delay),
+        priority: Option.getOrUndefined(input.priority),
+        dedupKey: Option.getOrUndefined(input.dedupKey)
+      })
+      yield* Output.result({ queue: input.queue, id }, () => String(id))
+    })
+  )
+
+const decodeEnvelope = Schema.decodeUnknownEither(Message.OutgoingMessage)
+
+/** `keel queue send-batch`: JSON lines from a file or stdin, sent in transactions of up to 10,000. */
+export const sendBatch = (input: SendBatchInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const source = Option.getOrElse(
+        Option.filter(input.file, (file) => file !== "-"),
+        () => "stdin"
+      )
+      const text = yield* Input.fileOrStdin(input.file, "JSON lines")
+      const values = yield* Parse.jsonLines(text, source)
+      const defaults = {
+        delay: yield* Parse.optionalDuration("delay", input.delay),
+        priority: Option.getOrUndefined(input.priority)
+      }
+      const messages = yield* Effect.forEach(values, (value, index) => {
+        if (!input.envelopes) return Effect.succeed({ payload: value, ...defaults })
+        return Either.match(decodeEnvelope(value), {
+          onLeft: (error) =>
+            Effect.fail(
+              new InvalidInput({
+                source: `${source} message ${index + 1}`,
+                reason: `not an envelope {"payload": …, "delay"?, "priority"?, "dedupKey"?}: ${error.message}`
+              })
+            ),
+          onRight: (envelope) =>
+            Effect.succeed({
+              ...envelope,
+              delay: envelope.delay ?? defaults.delay,
+              priority: envelope.priority ?? defaults.priority
+            })
+        })
+      })
+      const queues = yield* Queue.Queue
+      if (input.create) yield* queues.ensureQueue(input.queue)
+      const ids = yield* Effect.forEach(Arr.chunksOf(messages, Message.maxBatchSize), (chunk) =>
+        queues.sendBatch(input.queue, chunk)
+      )
+      const all = ids.flat()
+      yield* Output.result({ queue: input.queue, ids: all }, () => all.join("\n"))
+    })
+  )
+
+/** `keel queue read`. */
+export const read = (input: ReadInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const messages = yield* (yield* Queue.Queue).read(input.queue, {
+        qty: Option.getOrUndefined(input.qty),
+        visibilityTimeout: yield* Parse.optionalDuration("visibility-timeout", input.visibilityTimeout),
+        workerId: Option.getOrUndefined(input.workerId)
+      })
+      yield* Output.result(
+        { queue: input.queue, messages: messages.map((message) => encodeLeased(message)) },
+        () =>
+          messages.length === 0
+            ? ""
+            : Output.table(
+                ["ID", "LEASE", "DELIVERIES", "VISIBLE AT", "PAYLOAD"],
+                messages.map((message) => [
+                  String(message.id),
+                  message.lease,
+                  String(message.deliveries),
+                  iso(message.visibleAt),
+                  preview(message.payload, 200)
+                ])
+              )
+      )
+    })
+  )
+
+/** `keel queue delete`. */
+export const remove = (input: AckInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      yield* (yield* Queue.Queue).delete(input.queue, { id: input.id, lease: input.lease })
+      yield* Output.confirmation(
+        { queue: input.queue, id: input.id, action: "deleted" },
+        () => `deleted message ${input.id}`
+      )
+    })
+  )
+
+/** `keel queue archive`. */
+export const archive = (input: AckInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      yield* (yield* Queue.Queue).archive(input.queue, { id: input.id, lease: input.lease })
+      yield* Output.confirmation(
+        { queue: input.queue, id: input.id, action: "archived" },
+        () => `archived message ${input.id}`
+      )
+    })
+  )
+
+/** `keel queue release`. */
+export const release = (input: ReleaseInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const outcome = yield* (yield* Queue.Queue).release(
+        input.queue,
+        { id: input.id, lease: input.lease },
+        {
+          delay: yield* Parse.optionalDuration("delay", input.delay),
+          error: Option.getOrUndefined(input.error)
+        }
+      )
+      yield* Output.confirmation({ queue: input.queue, id: input.id, outcome }, () =>
+        outcome === "dead" ? `dead-lettered message ${input.id}` : `released message ${input.id}`
+      )
+    })
+  )
+
+/** `keel queue extend`. */
+export const extend = (input: ExtendInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const visibleAt = yield* (yield* Queue.Queue).extendVisibility(
+        input.queue,
+        { id: input.id, lease: input.lease },
+        { visibilityTimeout: yield* Parse.optionalDuration("visibility-timeout", input.visibilityTimeout) }
+      )
+      yield* Output.result(
+        { queue: input.queue, id: input.id, visibleAt: DateTime.toEpochMillis(visibleAt) },
+        () => iso(visibleAt)
+      )
+    })
+  )
+
+/** `keel queue dead list`. */
+export const deadList = (input: DeadListInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const messages = yield* (yield* Queue.Queue).deadLetters(input.queue, {
+        limit: Option.getOrUndefined(input.limit),
+        before: Option.getOrUndefined(input.before)
+      })
+      yield* Output.result(
+        { queue: input.queue, messages: messages.map((message) => encodeArchived(message)) },
+        () =>
+          messages.length === 0
+            ? ""
+            : Output.table(
+                ["ID", "DELIVERIES", "DEAD SINCE", "LAST ERROR", "PAYLOAD"],
+                messages.map((message) => [
+                  String(message.id),
+                  String(message.deliveries),
+                  iso(message.archivedAt),
+                  preview(message.lastError ?? "-", 60),
+                  preview(message.payload)
+                ])
+              )
+      )
+    })
+  )
+
+/** `keel queue dead requeue`. */
+export const deadRequeue = (input: DeadRequeueInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const ids = yield* (yield* Queue.Queue).requeueDead(input.queue, {
+        ids: input.ids.length === 0 ? undefined : input.ids,
+        limit: Option.getOrUndefined(input.limit)
+      })
+      yield* Output.confirmation({ queue: input.queue, ids }, () =>
+        ids.length === 0 ? "nothing to requeue" : `requeued ${ids.length} message(s): ${ids.join(", ")}`
+      )
+    })
+  )
+
+/** `keel queue purge`. */
+export const purge = (input: PurgeInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const removed = yield* (yield* Queue.Queue).purgeQueue(input.queue, { archive: input.archive })
+      yield* Output.confirmation(
+        { queue: input.queue, removed: encodeRemoved(removed) },
+        () => `purged ${removed.messages} message(s) and ${removed.archived} archived from ${input.queue}`
+      )
+    })
+  )
+
+/** `keel queue drop`. */
+export const drop = (input: DropInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const removed = yield* (yield* Queue.Queue).deleteQueue(input.queue, { force: input.force })
+      yield* Output.confirmation(
+        { queue: input.queue, removed: encodeRemoved(removed) },
+        () => `dropped queue ${input.queue} (${removed.messages} message(s), ${removed.archived} archived)`
+      )
+    })
+  )
+
+/** `keel queue metrics`. */
+export const metrics = (input: MetricsInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const queues = yield* Queue.Queue
+      const rows = yield* Option.match(input.queue, {
+        onNone: () => queues.metricsAll,
+        onSome: (name) => Effect.map(queues.metrics(name), (row) => [row])
+      })
+      yield* Output.result({ metrics: rows.map((row) => encodeMetrics(row)) }, () =>
+        rows.length === 0 ? "" : metricsTable(rows)
+      )
+    })
+  )
+
+/** `keel queue workers`. */
+export const workers = (input: WorkersInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const rows = yield* (yield* Queue.Queue).listWorkers(Option.getOrUndefined(input.queue))
+      yield* Output.result({ workers: rows.map((row) => encodeWorker(row)) }, () =>
+        rows.length === 0
+          ? ""
+          : Output.table(
+              ["WORKER", "QUEUE", "HOST", "PID", "STARTED", "HEARTBEAT"],
+              rows.map((row) => [
+                row.id,
+                Output.orDash(row.queue),
+                row.host,
+                String(row.pid),
+                iso(row.startedAt),
+                iso(row.heartbeatAt)
+              ])
+            )
+      )
+    })
+  )

@@ -1,0 +1,41 @@
+/**
+ * Optional bearer-token authentication. When a token is configured, every request except
+ * `GET /health` must carry `Authorization: Bearer <token>`; anything else is a bare 401 with no
+ * detail. Tokens are compared in constant time (over SHA-256 digests, so lengths leak nothing).
+ */
+import { createHash, timingSafeEqual } from "node:crypto"
+import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Option, Redacted } from "effect"
+
+const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest()
+
+/** True when `presented` equals `expected`, compared in constant time. */
+export const tokensMatch = (presented: string, expected: Redacted.Redacted<string>): boolean =>
+  timingSafeEqual(digest(presented), digest(Redacted.value(expected)))
+
+/** Paths that never require a token. */
+export const publicPaths: ReadonlySet<string> = new Set(["/health"])
+
+const bearer = /^Bearer\s+(\S+)\s*$/i
+
+/** The token of an `Authorization: Bearer …` header, if that is what the header holds. */
+export const bearerToken = (header: string | undefined): Option.Option<string> => {
+  const match = header === undefined ? null : bearer.exec(header)
+  return match?.[1] === undefined ? Option.none() : Option.some(match[1])
+}
+
+const unauthorized = HttpServerResponse.empty({ status: 401, headers: { "www-authenticate": "Bearer" } })
+
+/** The middleware: a no-op when `token` is `None`. */
+export const middleware = (token: Option.Option<Redacted.Redacted<string>>) =>
+  HttpMiddleware.make((app) =>
+    Effect.gen(function* () {
+      if (Option.isNone(token)) return yield* app
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const path = new URL(request.url, "http://keel").pathname
+      if (publicPaths.has(path)) return yield* app
+      const presented = bearerToken(request.headers.authorization)
+      if (Option.isSome(presented) && tokensMatch(presented.value, token.value)) return yield* app
+      return unauthorized
+    })
+  )

@@ -1,0 +1,197 @@
+/**
+ * The request body limit (`KEEL_MAX_BODY_BYTES`). A body is read once, here, before any handler
+ * runs: a declared `Content-Length` over the limit is refused before a byte is read, a chunked
+ * body is counted as it arrives and refused as soon as it passes the limit. Either way the answer
+ * is a 413 `BodyTooLarge` — the rest of the body is drained and discarded, never buffered, and the
+ * connection is not reset, so the client reads the 413 instead of a broken pipe. A JSON body that
+ * does not parse is a 400 `InvalidJson` (the platform would turn it into a 500).
+ *
+ * Why not the platform's `MaxBodySize`: when a body passes it, the platform destroys the request
+ * stream, which resets the connection before any response can be written.
+ */
+import type * as Http from "node:http"
+import {
+  type HttpApp,
+  HttpIncomingMessage,
+  HttpMethod,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse,
+  UrlParams
+} from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Effect, Inspectable, Option, Schema, Stream } from "effect"
+import { ServerErrors } from "./Api.js"
+import { BodyTooLarge, InvalidJson } from "./HttpError.js"
+
+/**
+ * The bytes of `source`'s body, or `BodyTooLarge` as soon as more than `limit` arrive. A transport
+ * error (the client went away mid-body) interrupts: there is nobody left to answer.
+ */
+export const readBounded = (
+  source: Http.IncomingMessage,
+  limit: number
+): Effect.Effect<Buffer, BodyTooLarge> =>
+  Effect.async<Buffer, BodyTooLarge>((resume) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    const stop = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onError)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        stop()
+        // Keep the stream flowing so the rest is discarded as it arrives (Node drains it after the
+        // response); destroying it would reset the connection under the 413.
+        source.resume()
+        resume(Effect.fail(new BodyTooLarge({ limit })))
+      } else {
+        chunks.push(chunk)
+      }
+    }
+    const onEnd = () => {
+      stop()
+      resume(Effect.succeed(Buffer.concat(chunks, size)))
+    }
+    const onError = () => {
+      stop()
+      resume(Effect.interrupt)
+    }
+    source.on("data", onData)
+    source.once("end", onEnd)
+    source.once("error", onError)
+    return Effect.sync(stop)
+  })
+
+const decoder = new TextDecoder()
+
+/** True when the platform would decode this body as JSON (it assumes JSON without a content type). */
+const isJson = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const type = request.headers["content-type"]
+  return type === undefined || type.toLowerCase().includes("application/json")
+}
+
+/**
+ * `original` with its body already read: every body accessor answers from `body`, and `json`
+ * returns the value parsed up front. Everything else is the original request.
+ */
+class BufferedRequest implements HttpServerRequest.HttpServerRequest {
+  readonly [HttpServerRequest.TypeId]: HttpServerRequest.TypeId = HttpServerRequest.TypeId
+  readonly [HttpIncomingMessage.TypeId]: HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
+
+  constructor(
+    readonly original: HttpServerRequest.HttpServerRequest,
+    readonly body: Buffer,
+    readonly parsed: Option.Option<unknown>
+  ) {}
+
+  get source() {
+    return this.original.source
+  }
+  get url() {
+    return this.original.url
+  }
+  get originalUrl() {
+    return this.original.originalUrl
+  }
+  get method() {
+    return this.original.method
+  }
+  get cookies() {
+    return this.original.cookies
+  }
+  get headers() {
+    return this.original.headers
+  }
+  get remoteAddress() {
+    return this.original.remoteAddress
+  }
+  get multipart() {
+    return this.original.multipart
+  }
+  get multipartStream() {
+    return this.original.multipartStream
+  }
+  get upgrade() {
+    return this.original.upgrade
+  }
+  get text(): Effect.Effect<string, HttpServerError.RequestError> {
+    return Effect.succeed(decoder.decode(this.body))
+  }
+  get json(): Effect.Effect<unknown, HttpServerError.RequestError> {
+    if (Option.isSome(this.parsed)) return Effect.succeed(this.parsed.value)
+    return Effect.try({
+      try: (): unknown => (this.body.length === 0 ? null : JSON.parse(decoder.decode(this.body))),
+      catch: (cause) => new HttpServerError.RequestError({ request: this, reason: "Decode", cause })
+    })
+  }
+  get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpServerError.RequestError> {
+    return Effect.succeed(UrlParams.fromInput(new URLSearchParams(decoder.decode(this.body))))
+  }
+  get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpServerError.RequestError> {
+    return Effect.sync(() => {
+      const copy = new ArrayBuffer(this.body.length)
+      new Uint8Array(copy).set(this.body)
+      return copy
+    })
+  }
+  get stream(): Stream.Stream<Uint8Array, HttpServerError.RequestError> {
+    return Stream.succeed(new Uint8Array(this.body))
+  }
+  modify(options: Parameters<HttpServerRequest.HttpServerRequest["modify"]>[0]) {
+    return new BufferedRequest(this.original.modify(options), this.body, this.parsed)
+  }
+  toJSON(): unknown {
+    return { _id: "@effect/platform/HttpServerRequest", method: this.method, url: this.originalUrl }
+  }
+  toString(): string {
+    return `ServerRequest(${this.method} ${this.url})`
+  }
+  [Inspectable.NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
+}
+
+/** `error` answered as the API answers it: its wire form, with its status. */
+const answer = <A, I>(schema: Schema.Schema<A, I>, status: number, error: A) =>
+  HttpServerResponse.unsafeJson(Schema.encodeSync(schema)(error), { status })
+
+/**
+ * The body-limit middleware for the API (mounted with `HttpApiBuilder.middleware`, so it runs
+ * after auth and routing has not begun): a body over the limit is answered 413 `BodyTooLarge`, a
+ * JSON body that does not parse 400 `InvalidJson`, in the same wire form as every API error.
+ */
+export const limit =
+  (maxBytes: number) =>
+  (app: HttpApp.Default): HttpApp.Default =>
+    Effect.catchTags(guarded(maxBytes, app), {
+      BodyTooLarge: (error) => Effect.succeed(answer(ServerErrors.BodyTooLarge, 413, error)),
+      InvalidJson: (error) => Effect.succeed(answer(ServerErrors.InvalidJson, 400, error))
+    })
+
+const guarded = (maxBytes: number, app: HttpApp.Default): HttpApp.Default<BodyTooLarge | InvalidJson> =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (!HttpMethod.hasBody(request.method)) return yield* app
+    const declared = request.headers["content-length"]
+    const chunked = request.headers["transfer-encoding"] !== undefined
+    if (declared === undefined && !chunked) return yield* app
+    const size = declared === undefined ? undefined : Number(declared)
+    if (size !== undefined && size > maxBytes) return yield* new BodyTooLarge({ limit: maxBytes, size })
+    const body = yield* readBounded(NodeHttpServerRequest.toIncomingMessage(request), maxBytes)
+    const parsed = isJson(request)
+      ? yield* Effect.try({
+          try: () => Option.some<unknown>(body.length === 0 ? null : JSON.parse(decoder.decode(body))),
+          catch: (error) =>
+            new InvalidJson({ reason: error instanceof Error ? error.message : String(error) })
+        })
+      : Option.none()
+    return yield* Effect.provideService(
+      app,
+      HttpServerRequest.HttpServerRequest,
+      new BufferedRequest(request, body, parsed)
+    )
+  })

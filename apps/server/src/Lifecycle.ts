@@ -1,0 +1,58 @@
+/**
+ * The server's requests in flight and its shutdown. Every request is counted from the moment it
+ * arrives until its response is written; `drain` marks the server as stopping (long polls return
+ * at once, responses carry `Connection: close`) and waits until no request is left or the grace
+ * period ends.
+ */
+import { Context, Deferred, type Duration, Effect, Layer, Stream, SubscriptionRef } from "effect"
+
+/** The service. */
+export interface Service {
+  /** Counts `effect` as one request in flight while it runs. */
+  readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Requests in flight now. */
+  readonly inFlight: Effect.Effect<number>
+  /** True once `drain` has begun. */
+  readonly stopping: Effect.Effect<boolean>
+  /** Completes when `drain` begins (a long poll waits on it to return early). */
+  readonly whenStopping: Effect.Effect<void>
+  /**
+   * Marks the server as stopping and waits until no request is in flight, for at most `grace`.
+   * The requests still running when it returns (0 when every one completed).
+   */
+  readonly drain: (grace: Duration.DurationInput) => Effect.Effect<number>
+}
+
+/** The lifecycle of one server. */
+export class Lifecycle extends Context.Tag("@keel/server/Lifecycle")<Lifecycle, Service>() {}
+
+/** A fresh lifecycle: nothing in flight, not stopping. */
+export const make: Effect.Effect<Service> = Effect.gen(function* () {
+  const count = yield* SubscriptionRef.make(0)
+  const stop = yield* Deferred.make<void>()
+  const track = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      SubscriptionRef.update(count, (n) => n + 1),
+      () => effect,
+      () => SubscriptionRef.update(count, (n) => n - 1)
+    )
+  const idle = Stream.runDrain(Stream.takeUntil(count.changes, (n) => n === 0))
+  const drain = (grace: Duration.DurationInput) =>
+    Effect.gen(function* () {
+      yield* Deferred.succeed(stop, undefined)
+      // `drain` runs in a finalizer, which is uninterruptible: without `interruptible` the timeout
+      // could not stop the wait and a stuck request would hold the shutdown forever.
+      yield* Effect.timeoutOption(Effect.interruptible(idle), grace)
+      return yield* SubscriptionRef.get(count)
+    })
+  return {
+    track,
+    inFlight: SubscriptionRef.get(count),
+    stopping: Deferred.isDone(stop),
+    whenStopping: Deferred.await(stop),
+    drain
+  }
+})
+
+/** The lifecycle as a layer. */
+export const layer: Layer.Layer<Lifecycle> = Layer.effect(Lifecycle, make)

@@ -1,0 +1,77 @@
+/**
+ * Request logging and HTTP metrics. One log line per request, after its response is written:
+ * method, path (never the query string, headers or body, so no token or payload reaches the log),
+ * status and duration. The same request counts in `keel_http_requests_total` and
+ * `keel_http_request_duration_seconds`, tagged with method and status.
+ */
+import type { HttpApp } from "@effect/platform"
+import { HttpServerRequest } from "@effect/platform"
+import { Clock, Effect, Exit, Metric, MetricBoundaries } from "effect"
+import type * as Lifecycle from "./Lifecycle.js"
+
+/** Requests answered, tagged `method` and `status`. */
+export const requests = Metric.counter("keel_http_requests_total", {
+  description: "HTTP requests answered, by method and status",
+  incremental: true
+})
+
+/** Time from a request's arrival to its response written, in seconds, tagged `method` and `status`. */
+export const duration = Metric.histogram(
+  "keel_http_request_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 }),
+  "HTTP request duration in seconds, by method and status"
+)
+
+/** The status logged for a request whose client went away before its response. */
+export const clientClosed = 499
+
+// Tagging builds and hashes a new metric key; a request should not pay that every time.
+const tagged = new Map<string, readonly [Metric.Metric.Counter<number>, typeof duration]>()
+
+const metricsFor = (method: string, status: number) => {
+  const key = `${method} ${status}`
+  let pair = tagged.get(key)
+  if (pair === undefined) {
+    const code = String(status)
+    pair = [
+      requests.pipe(Metric.tagged("method", method), Metric.tagged("status", code)),
+      duration.pipe(Metric.tagged("method", method), Metric.tagged("status", code))
+    ]
+    tagged.set(key, pair)
+  }
+  return pair
+}
+
+/** The path of a request URL, without its query string. */
+export const pathOf = (url: string): string => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
+/**
+ * The serving middleware: counts the request as in flight (for graceful shutdown) until its
+ * response is written, then logs it and records its metrics.
+ */
+export const middleware =
+  (lifecycle: Lifecycle.Service) =>
+  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const started = yield* Clock.currentTimeNanos
+      return yield* lifecycle.track(app).pipe(
+        Effect.onExit((exit) =>
+          Effect.gen(function* () {
+            const elapsed = Number((yield* Clock.currentTimeNanos) - started) / 1e9
+            const status = Exit.isSuccess(exit) ? exit.value.status : clientClosed
+            const method = request.method
+            const path = pathOf(request.url)
+            const [counter, histogram] = metricsFor(method, status)
+            yield* Metric.increment(counter)
+            yield* Metric.update(histogram, elapsed)
+            yield* Effect.logInfo(`${method} ${path} ${status}`).pipe(
+              Effect.annotateLogs({ method, path, status, durationMs: Math.round(elapsed * 10_000) / 10 })
+            )
+          })
+        )
+      )
+    })

@@ -1,0 +1,233 @@
+/**
+ * The whole HTTP server as one layer: Keel's API over the three services and one database, with
+ * `/openapi.json`, Swagger UI at `/docs`, bearer auth (`KEEL_TOKEN`), the body limit, request
+ * logging, and a graceful shutdown. Building the layer starts listening and logs where, and on
+ * which database (redacted); releasing it (SIGTERM/SIGINT through `NodeRuntime.runMain`) stops
+ * accepting connections, lets the requests in flight finish within `KEEL_SHUTDOWN_GRACE`, then
+ * flushes the cursors and closes the database (the service layers' own releases).
+ *
+ * Request pipeline, outermost first: in-flight tracking and logging (`Observe`), `Connection:
+ * close` while stopping, unexpected failures → 500 (`HttpError.render`), auth (`Auth`), the router
+ * with the body limit (`Body`) and the API's typed error encoding.
+ */
+import * as Http from "node:http"
+import {
+  HttpApiBuilder,
+  HttpApiSwagger,
+  type HttpApp,
+  HttpRouter,
+  HttpServer,
+  HttpServerResponse
+} from "@effect/platform"
+import type { ServeError } from "@effect/platform/HttpServerError"
+import { NodeHttpServer } from "@effect/platform-node"
+import type { Database } from "@keel/sql"
+import {
+  Cause,
+  Chunk,
+  ConfigError,
+  Console,
+  Duration,
+  Effect,
+  FiberRef,
+  HashSet,
+  Layer,
+  Logger,
+  Option,
+  Predicate,
+  type Redacted
+} from "effect"
+import { KeelApi } from "./Api.js"
+import * as Auth from "./Auth.js"
+import * as Body from "./Body.js"
+import * as HttpError from "./HttpError.js"
+import * as Cursors from "./handlers/Cursors.js"
+import * as Queues from "./handlers/Queues.js"
+import * as Reservations from "./handlers/Reservations.js"
+import * as System from "./handlers/System.js"
+import * as Keel from "./Keel.js"
+import * as Lifecycle from "./Lifecycle.js"
+import * as Observe from "./Observe.js"
+import * as ServerConfig from "./ServerConfig.js"
+
+/** The URL a client reaches the server at, from the address it bound. */
+export const urlOf = (address: HttpServer.Address): string => {
+  if (address._tag === "UnixAddress") return `http+unix://${encodeURIComponent(address.path)}`
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname
+  return `http://${host}:${address.port}`
+}
+
+/** The longest path parameter the router accepts, encoded (find-my-way's default is 100). */
+export const maxPathParameter = 4096
+
+/** Responses written while the server stops carry `Connection: close`, so clients do not reuse them. */
+const closeWhenStopping =
+  (lifecycle: Lifecycle.Service) =>
+  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+    Effect.flatMap(app, (response) =>
+      Effect.map(lifecycle.stopping, (stopping) =>
+        stopping ? HttpServerResponse.setHeader(response, "connection", "close") : response
+      )
+    )
+
+/**
+ * Stops the server: no new connections (idle keep-alive ones close), the requests in flight get
+ * `grace` to finish, then every connection left is closed.
+ */
+const shutdown = (node: Http.Server, lifecycle: Lifecycle.Service, grace: Duration.Duration) =>
+  Effect.gen(function* () {
+    const inFlight = yield* lifecycle.inFlight
+    yield* Effect.logInfo("Keel stopping: no new connections; waiting for requests in flight").pipe(
+      Effect.annotateLogs({ inFlight, grace: Duration.format(grace) })
+    )
+    yield* Effect.sync(() => node.close())
+    const left = yield* lifecycle.drain(grace)
+    if (left === 0) {
+      yield* Effect.sync(() => node.closeIdleConnections())
+    } else {
+      yield* Effect.logWarning(
+        "requests still running after the grace period; closing their connections"
+      ).pipe(Effect.annotateLogs({ requests: left }))
+      yield* Effect.sync(() => node.closeAllConnections())
+    }
+    yield* Effect.logInfo("Keel stopped serving; flushing cursors and closing the database")
+  })
+
+/** Serves the API on the `HttpServer` in context and logs where; its release is the graceful stop. */
+const serve = (node: Http.Server, config: ServerConfig.ServerConfig, dsn: Redacted.Redacted<string>) =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const server = yield* HttpServer.HttpServer
+      const lifecycle = yield* Lifecycle.Lifecycle
+      // Path parameters carry peer names (up to 256 characters, percent-encoded up to 12 bytes each).
+      const api = yield* HttpRouter.withRouterConfig(HttpApiBuilder.httpApp, {
+        maxParamLength: maxPathParameter
+      })
+      const app = closeWhenStopping(lifecycle)(HttpError.render(Auth.middleware(config.token)(api)))
+      yield* server.serve(app, Observe.middleware(lifecycle))
+      // Added after `serve`, so it runs before `serve`'s own release detaches the handler: requests
+      // arriving on open connections while the server drains are still answered.
+      yield* Effect.addFinalizer(() => shutdown(node, lifecycle, config.shutdownGrace))
+      yield* Effect.logInfo(`Keel listening on ${urlOf(server.address)} (db: ${Keel.describe(dsn)})`).pipe(
+        Effect.annotateLogs({
+          url: urlOf(server.address),
+          database: Keel.describe(dsn),
+          auth: config.token._tag === "Some" ? "bearer" : "off",
+          docs: `${urlOf(server.address)}/docs`
+        })
+      )
+    })
+  ).pipe(Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]))
+
+/**
+ * `layer` built and run with the logger the configuration asks for (replacing the default and the
+ * pretty logger `runMain` installs), at its minimum level. Request fibers inherit both.
+ */
+export const withLogging =
+  (config: ServerConfig.ServerConfig) =>
+  <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> => {
+    const logger = Logger.withConsoleLog(
+      config.logFormat === "json" ? Logger.jsonLogger : Logger.logfmtLogger
+    )
+    return layer.pipe(
+      Layer.locallyWith(FiberRef.currentLoggers, (loggers) =>
+        HashSet.add(
+          HashSet.filter(
+            loggers,
+            (current) => current !== Logger.defaultLogger && current !== Logger.prettyLoggerDefault
+          ),
+          logger
+        )
+      ),
+      Layer.locally(FiberRef.currentMinimumLogLevel, config.logLevel)
+    )
+  }
+
+/** Every way the server can fail to start. */
+export type StartError =
+  | Database.OpenError
+  | Layer.Layer.Error<typeof Keel.services>
+  | ServeError
+  | ConfigError.ConfigError
+
+/** The server with `config`, over the database at `dsn`. Building it listens; releasing it stops. */
+export const layerWith = (
+  config: ServerConfig.ServerConfig,
+  dsn: Redacted.Redacted<string>
+): Layer.Layer<never, StartError> =>
+  Layer.unwrapEffect(
+    Effect.sync(() => {
+      const node = Http.createServer()
+      const services = Layer.provideMerge(Keel.services, Keel.database(dsn))
+      const groups = Layer.mergeAll(Queues.layer, Reservations.layer, Cursors.layer, System.layer)
+      const api = HttpApiBuilder.api(KeelApi).pipe(Layer.provide(groups))
+      const routes = Layer.mergeAll(
+        HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
+        HttpApiSwagger.layer({ path: "/docs" }),
+        HttpApiBuilder.middleware(Body.limit(config.maxBodyBytes))
+      ).pipe(Layer.provideMerge(api))
+      return serve(node, config, dsn).pipe(
+        Layer.provide(routes),
+        Layer.provide(Lifecycle.layer),
+        Layer.provide(services),
+        Layer.provide(NodeHttpServer.layer(() => node, { host: config.host, port: config.port })),
+        withLogging(config)
+      )
+    })
+  )
+
+/**
+ * One line per problem of a `ConfigError`, each naming its variable (`KEEL_PORT: Expected an
+ * integer value but received "abc"`). Values of secrets never appear: `Config.redacted` keeps them
+ * out of its messages, and the server's own validations state the rule, not the value.
+ */
+export const describeConfigError = (error: ConfigError.ConfigError): ReadonlyArray<string> => {
+  switch (error._op) {
+    case "And":
+    case "Or":
+      return [...describeConfigError(error.left), ...describeConfigError(error.right)]
+    default: {
+      const name = error.path.join(".")
+      return [name === "" || error.message.includes(name) ? error.message : `${name}: ${error.message}`]
+    }
+  }
+}
+
+const messageOf = (value: unknown): string =>
+  Predicate.hasProperty(value, "message") && String(value.message) !== "" ? String(value.message) : ""
+
+/** The one-line explanation of an expected failure. */
+const explain = (error: unknown): string => {
+  if (ConfigError.isConfigError(error)) return describeConfigError(error).join("; ")
+  // The platform's ServeError carries no message of its own: the listen error is its cause.
+  if (Predicate.isTagged(error, "ServeError") && Predicate.hasProperty(error, "cause")) {
+    return `cannot listen: ${messageOf(error.cause) || String(error.cause)}`
+  }
+  return messageOf(error) || (Predicate.hasProperty(error, "_tag") ? String(error._tag) : String(error))
+}
+
+/**
+ * Writes why the server failed to stderr: one line with the message of each expected error (a
+ * `ConfigError` names its variable, a database error carries no secret), the full cause only for
+ * defects. Nothing for a plain interruption (a signal).
+ */
+export const reportFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.void
+  const failures = Chunk.toReadonlyArray(Cause.failures(cause))
+  if (failures.length > 0 && Cause.isEmpty(Cause.stripFailures(cause))) {
+    return Console.error(`Keel stopped: ${failures.map(explain).join("; ")}`)
+  }
+  return Console.error(`Keel stopped: unexpected failure\n${Cause.pretty(cause)}`)
+}
+
+/** The server over the database at `dsn`, configured from the environment (`ServerConfig`). */
+export const layer = (dsn: Redacted.Redacted<string>): Layer.Layer<never, StartError> =>
+  Layer.unwrapEffect(Effect.map(ServerConfig.config, (config) => layerWith(config, dsn)))
+
+/**
+ * The server configured entirely from the environment: the DSN from `dsn` when given, else
+ * `KEEL_DB`, else the default SQLite file (`Keel.resolveDsn`). What `keel serve` and `main.ts` run.
+ */
+export const layerConfig = (
+  dsn: Option.Option<Redacted.Redacted<string>> = Option.none()
+): Layer.Layer<never, StartError> => Layer.unwrapEffect(Effect.map(Keel.resolveDsn(dsn), layer))

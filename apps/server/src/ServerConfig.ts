@@ -1,0 +1,56 @@
+/**
+ * The server's configuration, read through Effect `Config` from the environment: `KEEL_HOST`
+ * (default 127.0.0.1), `KEEL_PORT` (default 7373; 0 picks a free port), `KEEL_TOKEN` (optional
+ * bearer token, a secret), `KEEL_MAX_BODY_BYTES` (default 1 MiB), `KEEL_LOG_LEVEL` (default
+ * Info), `KEEL_LOG_FORMAT` (`logfmt`, the default, or `json`), `KEEL_SHUTDOWN_GRACE` (how long
+ * in-flight requests may take after SIGTERM, default 10 s).
+ * An invalid value is a `ConfigError` naming the variable.
+ */
+import { Config, Duration, LogLevel, type Option, Redacted } from "effect"
+
+/** The resolved configuration. */
+export interface ServerConfig {
+  readonly host: string
+  readonly port: number
+  readonly token: Option.Option<Redacted.Redacted<string>>
+  readonly maxBodyBytes: number
+  readonly logLevel: LogLevel.LogLevel
+  readonly logFormat: LogFormat
+  readonly shutdownGrace: Duration.Duration
+}
+
+/** How log lines are written: `key=value` pairs, or one JSON object per line. */
+export type LogFormat = "logfmt" | "json"
+
+/** The default port. */
+export const defaultPort = 7373
+
+/** Reads and validates the configuration. */
+export const config: Config.Config<ServerConfig> = Config.all({
+  host: Config.withDefault(Config.string("KEEL_HOST"), "127.0.0.1").pipe(
+    Config.validate({ message: "KEEL_HOST must not be empty", validation: (host) => host.trim() !== "" })
+  ),
+  port: Config.withDefault(Config.integer("KEEL_PORT"), defaultPort).pipe(
+    Config.validate({
+      message: "KEEL_PORT must be an integer from 0 to 65535",
+      validation: (port) => port >= 0 && port <= 65535
+    })
+  ),
+  token: Config.option(
+    Config.redacted("KEEL_TOKEN").pipe(
+      Config.validate({
+        message: "KEEL_TOKEN must be at least 16 characters",
+        validation: (token) => Redacted.value(token).length >= 16
+      })
+    )
+  ),
+  maxBodyBytes: Config.withDefault(Config.integer("KEEL_MAX_BODY_BYTES"), 1024 * 1024).pipe(
+    Config.validate({
+      message: "KEEL_MAX_BODY_BYTES must be an integer from 1024 to 104857600",
+      validation: (bytes) => bytes >= 1024 && bytes <= 100 * 1024 * 1024
+    })
+  ),
+  logLevel: Config.withDefault(Config.logLevel("KEEL_LOG_LEVEL"), LogLevel.Info),
+  logFormat: Config.withDefault(Config.literal("logfmt", "json")("KEEL_LOG_FORMAT"), "logfmt"),
+  shutdownGrace: Config.withDefault(Config.duration("KEEL_SHUTDOWN_GRACE"), Duration.seconds(10))
+})

@@ -1,0 +1,14 @@
+/**
+ * `pnpm start`: the server configured from the environment (`KEEL_DB`, `KEEL_HOST`, `KEEL_PORT`,
+ * `KEEL_TOKEN`, …; see `ServerConfig`), on the default SQLite file when `KEEL_DB` is unset.
+ * It logs one line saying where it listens and on which database (redacted). SIGTERM or SIGINT
+ * stops it gracefully and exits 0. A failure (a bad variable, an unreachable database, a port in
+ * use) is one line on stderr naming what is wrong (never a secret), and exits 1.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import * as Server from "./Server.js"
+
+NodeRuntime.runMain(Layer.launch(Server.layerConfig()).pipe(Effect.tapErrorCause(Server.reportFailure)), {
+  disableErrorReporting: true
+})
