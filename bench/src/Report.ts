@@ -1,0 +1,167 @@
+/**
+ * Benchmark measurement and reporting: every suite measures with these helpers, prints one table
+ * (system, backend, workload, ops/s, p50, p99, peak RSS, ratio to Keel) and writes
+ * `bench/results/<suite>.json`. Numbers are never assertions.
+ */
+import { mkdirSync, writeFileSync } from "node:fs"
+import { availableParallelism } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+/** One measured (system, backend, workload). */
+export interface Row {
+  readonly system: string
+  readonly backend: string
+  readonly workload: string
+  /** Operations completed. */
+  readonly operations: number
+  readonly seconds: number
+  readonly opsPerSecond: number
+  /** Per-operation latency percentiles in milliseconds, when measured per operation. */
+  readonly p50Ms?: number | undefined
+  readonly p99Ms?: number | undefined
+  /** Peak resident set size of the measuring process, in MiB. */
+  readonly peakRssMiB: number
+  /** This row's ops/s divided by Keel's ops/s on the same workload and backend (or `versus`); 1 for Keel. */
+  readonly ratioToKeel?: number | undefined
+  /**
+   * The backend of the Keel row this row is compared with, when Keel does not run on the row's own
+   * backend (BullMQ on Redis is compared with Keel on PostgreSQL). Default: the row's backend.
+   */
+  readonly versus?: string | undefined
+  readonly note?: string | undefined
+}
+
+/** True when `--quick` was passed (or BENCH_QUICK=1): suites shrink their sizes. */
+export const quick: boolean = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1"
+
+/** Peak RSS of this process so far, in MiB. */
+export const peakRssMiB = (): number => Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10
+
+/** The p-th percentile (0–100) of `samples` (milliseconds), nearest-rank. */
+export const percentile = (samples: ReadonlyArray<number>, p: number): number => {
+  if (samples.length === 0) return Number.NaN
+  const sorted = [...samples].sort((a, b) => a - b)
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return Math.round((sorted[rank] ?? Number.NaN) * 1000) / 1000
+}
+
+/** Times `operations` done by `run` (which does them all); returns a row without latencies. */
+export const throughput = async (
+  label: {
+    readonly system: string
+    readonly backend: string
+    readonly workload: string
+    readonly note?: string
+  },
+  operations: number,
+  run: () => Promise<unknown>
+): Promise<Row> => {
+  const started = performance.now()
+  await run()
+  const seconds = (performance.now() - started) / 1000
+  return { ...label, operations, seconds, opsPerSecond: operations / seconds, peakRssMiB: peakRssMiB() }
+}
+
+/** Runs `once` sequentially `operations` times, timing each; returns a row with p50/p99. */
+export const latency = async (
+  label: {
+    readonly system: string
+    readonly backend: string
+    readonly workload: string
+    readonly note?: string
+  },
+  operations: number,
+  once: (index: number) => Promise<unknown>
+): Promise<Row> => {
+  const samples: Array<number> = []
+  const started = performance.now()
+  for (let index = 0; index < operations; index++) {
+    const t0 = performance.now()
+    await once(index)
+    samples.push(performance.now() - t0)
+  }
+  const seconds = (performance.now() - started) / 1000
+  return {
+    ...label,
+    operations,
+    seconds,
+    opsPerSecond: operations / seconds,
+    p50Ms: percentile(samples, 50),
+    p99Ms: percentile(samples, 99),
+    peakRssMiB: peakRssMiB()
+  }
+}
+
+/**
+ * Fills `ratioToKeel` for every row from the Keel row of the same workload on the same backend (or
+ * on `versus`). Rows without such a Keel row, or without a rate, get none.
+ */
+export const withRatios = (rows: ReadonlyArray<Row>, keelSystem = "keel"): ReadonlyArray<Row> =>
+  rows.map((row) => {
+    const backend = row.versus ?? row.backend
+    const keel = rows.find(
+      (r) => r.system === keelSystem && r.backend === backend && r.workload === row.workload
+    )
+    return keel === undefined || !Number.isFinite(row.opsPerSecond) || !(keel.opsPerSecond > 0)
+      ? row
+      : { ...row, ratioToKeel: Math.round((row.opsPerSecond / keel.opsPerSecond) * 100) / 100 }
+  })
+
+const format = (value: number | undefined, digits = 1): string =>
+  // A rate that was not measured is NaN here and null once a row has been through JSON.
+  typeof value !== "number" || !Number.isFinite(value) ? "-" : value.toFixed(digits)
+
+/** Prints the table and writes `bench/results/<suite>.json`. */
+export const report = (suite: string, rows: ReadonlyArray<Row>): void => {
+  const finished = withRatios(rows)
+  const header = [
+    "system",
+    "backend",
+    "workload",
+    "ops/s",
+    "p50 ms",
+    "p99 ms",
+    "peak RSS MiB",
+    "ratio to keel"
+  ]
+  const lines = finished.map((row) => [
+    row.system,
+    row.backend,
+    row.workload,
+    format(row.opsPerSecond, 0),
+    format(row.p50Ms, 3),
+    format(row.p99Ms, 3),
+    format(row.peakRssMiB, 1),
+    row.versus === undefined || row.ratioToKeel === undefined
+      ? format(row.ratioToKeel, 2)
+      : `${format(row.ratioToKeel, 2)} (vs ${row.versus})`
+  ])
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...lines.map((line) => (line[column] ?? "").length))
+  )
+  const render = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ")
+  console.log(`\n## ${suite}${quick ? " (quick)" : ""}\n`)
+  console.log(render(header))
+  console.log(render(widths.map((width) => "-".repeat(width))))
+  for (const line of lines) console.log(render(line))
+  // A note every row of a (system, backend) shares is printed once, without the workload.
+  const printed = new Set<string>()
+  for (const row of finished) {
+    if (!row.note) continue
+    const shared = finished
+      .filter((r) => r.system === row.system && r.backend === row.backend)
+      .every((r) => r.note === row.note)
+    const line = `  note: ${row.system}/${row.backend}${shared ? "" : `/${row.workload}`}: ${row.note}`
+    if (!printed.has(line)) console.log(line)
+    printed.add(line)
+  }
+  const file = join(dirname(fileURLToPath(import.meta.url)), "..", "results", `${suite}.json`)
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(
+    file,
+    `${JSON.stringify({ suite, quick, node: process.version, cpus: availableParallelism(), at: new Date().toISOString(), rows: finished }, null, 2)}\n`
+  )
+  console.log(`\nwrote ${file}`)
+}

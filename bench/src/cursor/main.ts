@@ -1,0 +1,88 @@
+/**
+ * `bench/cursor`: Keel's cursor store next to the raw driver, on SQLite and PostgreSQL (see
+ * `workload.ts`). Each system runs in a child process of its own, on the same database: the
+ * coordinator migrates Keel's cursor table first, and the raw writer uses other peers' rows.
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Cursor } from "@keel/cursor"
+import { Database } from "@keel/sql"
+import { Duration, Effect, Layer, ManagedRuntime } from "effect"
+import pg from "pg"
+import * as Child from "../Child.js"
+import * as Report from "../Report.js"
+import { type Job, namespace } from "./workload.js"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const adminUrl = process.env.KEEL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
+const root = mkdtempSync(join(tmpdir(), "keel-bench-cursor-"))
+const setOps = Report.quick ? 50_000 : 500_000
+const flushSizes: ReadonlyArray<readonly [size: number, rounds: number]> = Report.quick
+  ? [
+      [1, 20],
+      [100, 10],
+      [10_000, 2]
+    ]
+  : [
+      [1, 300],
+      [100, 100],
+      [10_000, 15]
+    ]
+
+const admin = async (statement: string) => {
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    await client.query(statement)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Migrates Keel's cursor table at `dsn` (the raw writer needs it). */
+const migrate = async (dsn: string) => {
+  const runtime = ManagedRuntime.make(
+    Cursor.layer({ namespace, flushInterval: Duration.hours(1) }).pipe(Layer.provide(Database.layer(dsn)))
+  )
+  try {
+    await runtime.runPromise(Effect.asVoid(Cursor.CursorStore))
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+const rows: Array<Report.Row> = []
+try {
+  for (const backend of ["sqlite", "postgres"] as const) {
+    const name = `keel_bench_cursor_${process.pid}`
+    let dsn = `sqlite:${join(root, "bench.db")}`
+    if (backend === "postgres") {
+      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin(`CREATE DATABASE ${name}`)
+      const url = new URL(adminUrl)
+      url.pathname = `/${name}`
+      dsn = url.toString()
+    }
+    try {
+      await migrate(dsn)
+      for (const system of ["keel", "raw"] as const) {
+        const started = performance.now()
+        const job: Job = { backend, dsn, setOps, flushSizes }
+        const result = (await Child.runJson(join(here, `${system}.ts`), [
+          JSON.stringify(job)
+        ])) as ReadonlyArray<Report.Row>
+        rows.push(...result)
+        process.stderr.write(
+          `cursor: ${system} on ${backend}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`
+        )
+      }
+    } finally {
+      if (backend === "postgres") await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    }
+  }
+  Report.report("cursor", rows)
+} finally {
+  rmSync(root, { recursive: true, force: true })
+}

@@ -1,0 +1,172 @@
+/**
+ * `bench/queue`: Keel's queue side by side with the queues users would pick instead, on the same
+ * workload (see `workload.ts`): enqueue N small JSON jobs one by one and 100 at a time, and drain
+ * them with a do-nothing handler at concurrency 1 and 8.
+ *
+ * - SQLite: Keel vs plainjob and liteque, and `raw` (better-sqlite3 doing Keel's statements by hand).
+ * - PostgreSQL: Keel vs pg-boss and graphile-worker, and `raw` (node-postgres, fewest round trips).
+ * - Redis: BullMQ, the in-memory reference, compared with Keel on PostgreSQL.
+ *
+ * Each system runs in a child process of its own (its own peak RSS) on a database of its own: a
+ * SQLite file, a fresh PostgreSQL database created and dropped around it, a unique Redis prefix.
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Queue } from "@keel/queue"
+import { Database } from "@keel/sql"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import pg from "pg"
+import * as Child from "../Child.js"
+import * as Report from "../Report.js"
+import { type Job, queueName } from "./workload.js"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const adminUrl = process.env.KEEL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
+const root = mkdtempSync(join(tmpdir(), "keel-bench-queue-"))
+const sizes = Report.quick
+  ? { sqlite: 200, postgres: 100, redis: 200, warmup: 20 }
+  : { sqlite: 3000, postgres: 1000, redis: 3000, warmup: 200 }
+
+type BackendName = "sqlite" | "postgres" | "redis"
+
+interface Entry {
+  readonly script: string
+  readonly system: string
+  readonly backend: BackendName
+  readonly versus?: string
+  readonly note?: string
+  /** The child works on Keel's tables: migrate them and create the queue first. */
+  readonly keelSchema?: boolean
+}
+
+const entries: ReadonlyArray<Entry> = [
+  { script: "keel.ts", system: "keel", backend: "sqlite" },
+  {
+    script: "raw-sqlite.ts",
+    system: "raw",
+    backend: "sqlite",
+    keelSchema: true,
+    note: "better-sqlite3, Keel's statements by hand"
+  },
+  { script: "plainjob.ts", system: "plainjob", backend: "sqlite", note: "concurrency N = N workers" },
+  { script: "liteque.ts", system: "liteque", backend: "sqlite" },
+  { script: "keel.ts", system: "keel", backend: "postgres" },
+  {
+    script: "raw-postgres.ts",
+    system: "raw",
+    backend: "postgres",
+    keelSchema: true,
+    note: "node-postgres, one round trip to lease, one to archive"
+  },
+  {
+    script: "pgboss.ts",
+    system: "pg-boss",
+    backend: "postgres",
+    note: "work() with batchSize 100, polling 0.5 s; concurrency N = N work()"
+  },
+  { script: "graphile.ts", system: "graphile-worker", backend: "postgres" },
+  { script: "bullmq.ts", system: "bullmq", backend: "redis", versus: "postgres" }
+]
+
+const admin = async <A>(use: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    return await use(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Migrates Keel's queue tables at `dsn` and creates the benchmark queue, for the raw clients. */
+const keelSchema = async (dsn: string) => {
+  const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(dsn))))
+  try {
+    await runtime.runPromise(Effect.flatMap(Queue.Queue, (queues) => queues.ensureQueue(queueName)))
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+/** The target of one entry and how to remove it afterwards. */
+const prepare = async (
+  entry: Entry,
+  slug: string
+): Promise<{ readonly target: string; readonly dsn: string; readonly drop: () => Promise<void> }> => {
+  if (entry.backend === "sqlite") {
+    const file = join(root, `${slug}.db`)
+    return {
+      target: entry.system === "keel" ? `sqlite:${file}` : file,
+      dsn: `sqlite:${file}`,
+      drop: async () => {}
+    }
+  }
+  if (entry.backend === "redis") {
+    return { target: `keel-bench-${process.pid}-${slug}`, dsn: "", drop: async () => {} }
+  }
+  const name = `keel_bench_queue_${slug.replace(/[^a-z0-9]/g, "_")}_${process.pid}`
+  await admin(async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await client.query(`CREATE DATABASE ${name}`)
+  })
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  return {
+    target: url.toString(),
+    dsn: url.toString(),
+    drop: () => admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {})
+  }
+}
+
+const rows: Array<Report.Row> = []
+let keelFailed = false
+try {
+  for (const entry of entries) {
+    const slug = `${entry.system}-${entry.backend}`.replace(/[^a-z0-9-]/gi, "-")
+    const started = performance.now()
+    const { target, dsn, drop } = await prepare(entry, slug)
+    const jobs = sizes[entry.backend]
+    try {
+      if (entry.keelSchema) await keelSchema(dsn)
+      const job: Job = {
+        system: entry.system,
+        backend: entry.backend,
+        versus: entry.versus,
+        note: entry.note,
+        target,
+        jobs,
+        warmup: sizes.warmup,
+        concurrency: [1, 8]
+      }
+      const result = (await Child.runJson(join(here, "systems", entry.script), [
+        JSON.stringify(job)
+      ])) as ReadonlyArray<Report.Row>
+      rows.push(...result)
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      console.error(`queue: ${entry.system} on ${entry.backend} failed: ${message}`)
+      if (entry.system === "keel") keelFailed = true
+      rows.push({
+        system: entry.system,
+        backend: entry.backend,
+        workload: "all",
+        operations: 0,
+        seconds: 0,
+        opsPerSecond: Number.NaN,
+        peakRssMiB: Number.NaN,
+        note: `failed: ${message}`
+      })
+    } finally {
+      await drop()
+    }
+    console.error(
+      `queue: ${entry.system} on ${entry.backend}, ${jobs} jobs: ${((performance.now() - started) / 1000).toFixed(1)} s`
+    )
+  }
+  Report.report("queue", rows)
+} finally {
+  rmSync(root, { recursive: true, force: true })
+}
+if (keelFailed) process.exit(1)

@@ -1,0 +1,41 @@
+/**
+ * Keel's queue (`@keel/queue`) on SQLite or PostgreSQL, used as its README shows: `send`,
+ * `sendBatch`, and `consume` with default options (archive on success, LISTEN/NOTIFY or in-process
+ * wake-ups, 1 s poll fallback). Called from plain async code through a `ManagedRuntime`, as an
+ * application that is not written with Effect would.
+ */
+import { Queue } from "@keel/queue"
+import { Database } from "@keel/sql"
+import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
+import { main, queueName } from "../workload.js"
+
+await main(async (job) => {
+  const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(job.target))))
+  const queues = await runtime.runPromise(Queue.Queue)
+  await runtime.runPromise(queues.ensureQueue(queueName))
+  return {
+    enqueue: (payload) => runtime.runPromise(queues.send(queueName, payload)),
+    enqueueBatch: (payloads) =>
+      runtime.runPromise(
+        queues.sendBatch(
+          queueName,
+          payloads.map((payload) => ({ payload }))
+        )
+      ),
+    consume: async (concurrency, handled) => {
+      const scope = await runtime.runPromise(Scope.make())
+      await runtime.runPromise(
+        Scope.extend(
+          queues.consume(queueName, () => Effect.sync(handled), { concurrency }),
+          scope
+        )
+      )
+      return { stop: () => runtime.runPromise(Scope.close(scope, Exit.void)) }
+    },
+    pending: async () => {
+      const metrics = await runtime.runPromise(queues.metrics(queueName))
+      return metrics.depth + metrics.inFlight + metrics.delayed
+    },
+    close: () => runtime.dispose()
+  }
+})
