@@ -2,69 +2,18 @@
  * Benchmark child processes: each measured system runs in a process of its own, so its peak RSS
  * is its own and one system's JIT state, timers or sockets never touch another's.
  *
- * A TypeScript entry point is bundled once per coordinating process with esbuild into `.bundle/`
- * beside it: only the workspace's own TypeScript (`@keel/*`, which is consumed as source, and the
- * bench's modules) goes into the bundle. Every package from `node_modules` — Effect as much as
- * pg-boss or BullMQ — stays external and is loaded by Node from its own files, as an application
- * loads it, by the absolute path esbuild resolves (pnpm's strict layout would hide it from the
- * bundle's directory). A child boots with plain node in about a second instead of two through tsx.
+ * A TypeScript entry point is bundled once per coordinating process (`@keel/testkit/Bundle`):
+ * only the workspace's own TypeScript (`@keel/*`, consumed as source, and the bench's modules)
+ * goes into the bundle. Every package from `node_modules` — Effect as much as pg-boss or BullMQ —
+ * stays external and is loaded by Node from its own files, as an application loads it. A child
+ * boots with plain node in about a second instead of two through tsx.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdirSync, rmSync } from "node:fs"
-import { basename, dirname, join } from "node:path"
-import type { Plugin } from "esbuild"
-
-/** Bare specifiers (esbuild filters are Go regular expressions: no look-ahead). */
-const bareSpecifier = /^[^./]/
-
-const externalByAbsolutePath: Plugin = {
-  name: "bench-externals",
-  setup: (build) => {
-    build.onResolve({ filter: bareSpecifier }, async (args) => {
-      if (args.pluginData === "bench-externals") return undefined
-      // Builtins stay as they are; the workspace's TypeScript packages are bundled.
-      if (args.path.startsWith("node:") || args.path.startsWith("@keel/")) return undefined
-      const resolved = await build.resolve(args.path, {
-        kind: args.kind,
-        resolveDir: args.resolveDir,
-        pluginData: "bench-externals"
-      })
-      // An optional peer that is not installed: keep the bare name; it fails only if loaded.
-      return { path: resolved.errors.length > 0 ? args.path : resolved.path, external: true }
-    })
-  }
-}
-
-const bundles = new Map<string, Promise<string>>()
+import { basename } from "node:path"
+import * as Bundle from "@keel/testkit/Bundle"
 
 /** The runnable bundle of the TypeScript entry point `script` (built once per process). */
-export const runnable = (script: string): Promise<string> => {
-  const cached = bundles.get(script)
-  if (cached !== undefined) return cached
-  const dir = join(dirname(script), ".bundle")
-  const outfile = join(dir, `${basename(script).replace(/\.ts$/, "")}.${process.pid}.mjs`)
-  const built = (async () => {
-    mkdirSync(dir, { recursive: true })
-    const esbuild = await import("esbuild")
-    await esbuild.build({
-      entryPoints: [script],
-      outfile,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      plugins: [externalByAbsolutePath],
-      logLevel: "error",
-      banner: {
-        js: "import { createRequire as __benchRequire } from 'node:module'; const require = __benchRequire(import.meta.url);"
-      }
-    })
-    process.once("exit", () => rmSync(outfile, { force: true }))
-    return outfile
-  })()
-  bundles.set(script, built)
-  return built
-}
+const runnable = (script: string): Promise<string> => Bundle.runnable(script, { externals: "packages" })
 
 /** A started child: its process, and its stdout once it has exited with code 0. */
 export interface Started {

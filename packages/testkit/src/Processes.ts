@@ -2,100 +2,19 @@
  * Real child processes for concurrency tests: SQLite file locks only bite across connections,
  * and a SIGKILL only happens to a process.
  *
- * A TypeScript entry point is bundled once per test process with esbuild (native drivers stay
- * external) and children run the bundle with plain node: a child then boots in ~0.2 s instead of
- * ~2 s through tsx, which is what makes tests with dozens of process starts affordable.
+ * A TypeScript entry point is bundled once per test process (`Bundle.ts`) and children run the
+ * bundle with plain node: a child then boots in ~0.2 s instead of ~2 s through tsx, which is what
+ * makes tests with dozens of process starts affordable.
  */
 import { type ChildProcess, spawn as spawnChild } from "node:child_process"
-import { mkdirSync, readdirSync, rmSync } from "node:fs"
-import { basename, dirname, join } from "node:path"
 import { Deferred, Duration, Effect, type Scope } from "effect"
-import type { Plugin } from "esbuild"
+import * as Bundle from "./Bundle.js"
 
 /**
- * Packages that load native code or files next to themselves are never bundled. They are imported
- * by the absolute path esbuild resolves from the importing package, because pnpm's strict layout
- * makes them invisible from the bundle's own directory.
+ * The runnable file for `script`: `.ts` entry points are bundled once per process (see
+ * `Bundle.ts`; native drivers stay external), other files run as they are.
  */
-const nativePackage =
-  /^(better-sqlite3|libsql|@libsql\/linux-[^/]+|@neon-rs\/[^/]+|@electric-sql\/pglite|pg-native|esbuild)(\/.*)?$/
-
-const externalByAbsolutePath: Plugin = {
-  name: "keel-native-externals",
-  setup: (build) => {
-    build.onResolve({ filter: nativePackage }, async (args) => {
-      if (args.pluginData === "keel-native-externals") return undefined
-      const resolved = await build.resolve(args.path, {
-        kind: args.kind,
-        resolveDir: args.resolveDir,
-        pluginData: "keel-native-externals"
-      })
-      // Not installed (pg-native is optional): keep the bare specifier; it fails only if loaded.
-      return { path: resolved.errors.length > 0 ? args.path : resolved.path, external: true }
-    })
-  }
-}
-
-const bundles = new Map<string, Promise<string>>()
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return error instanceof Error && "code" in error && error.code === "EPERM"
-  }
-}
-
-/**
- * Removes bundles of processes that are gone: the `exit` hook that deletes a bundle does not run
- * when a test worker is killed (vitest's fork pool ends workers that way), so without this every
- * run would leave a few MB per test file behind.
- */
-const removeOrphanBundles = (dir: string): void => {
-  for (const file of readdirSync(dir)) {
-    const pid = /\.(\d+)\.mjs$/.exec(file)?.[1]
-    if (pid !== undefined && Number(pid) !== process.pid && !isAlive(Number(pid))) {
-      rmSync(join(dir, file), { force: true })
-    }
-  }
-}
-
-/**
- * The runnable file for `script`: `.ts` entry points are bundled (once per process) into a
- * `.bundle/` directory beside the script, so the bundle resolves the same `node_modules`.
- */
-export const runnable = (script: string): Promise<string> => {
-  if (!/\.(m|c)?ts$/.test(script)) return Promise.resolve(script)
-  const cached = bundles.get(script)
-  if (cached !== undefined) return cached
-  const dir = join(dirname(script), ".bundle")
-  const outfile = join(dir, `${basename(script).replace(/\.(m|c)?ts$/, "")}.${process.pid}.mjs`)
-  const built = (async () => {
-    mkdirSync(dir, { recursive: true })
-    removeOrphanBundles(dir)
-    // Loaded here, not at the top: children import the testkit too, and never bundle.
-    const esbuild = await import("esbuild")
-    await esbuild.build({
-      entryPoints: [script],
-      outfile,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      plugins: [externalByAbsolutePath],
-      logLevel: "error",
-      // Bundled CommonJS dependencies call require(): give the ES module one.
-      banner: {
-        js: "import { createRequire as __keelRequire } from 'node:module'; const require = __keelRequire(import.meta.url);"
-      }
-    })
-    process.once("exit", () => rmSync(outfile, { force: true }))
-    return outfile
-  })()
-  bundles.set(script, built)
-  return built
-}
+export const runnable = (script: string): Promise<string> => Bundle.runnable(script, { externals: "native" })
 
 /** How a child process ended. */
 export interface Exited {

@@ -1,4 +1,5 @@
 /** @keel/testkit: the backend matrix, fault injection and child processes for Keel's tests. */
+export * as Bundle from "./Bundle.js"
 export * as Faults from "./Faults.js"
 export * as Processes from "./Processes.js"
 export * as TestDatabase from "./TestDatabase.js"
