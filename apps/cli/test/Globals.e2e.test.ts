@@ -21,22 +21,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-/** The result's stdout, asserting a clean success. */
-const ok = (result: Keel.Result): string => {
-  expect(result, result.stderr).toMatchObject({ code: 0, stderr: "" })
-  return result.stdout
-}
-
-/** Asserts a failure: the exit code, nothing on stdout, one `keel: …` line on stderr, no stack. */
-const oneLine = (result: Keel.Result, code: number): string => {
-  expect({ code: result.code, stdout: result.stdout }, result.stderr).toEqual({ code, stdout: "" })
-  const lines = result.stderr.trimEnd().split("\n")
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(lines[0]).toMatch(/^keel: /)
-  expect(result.stderr).not.toMatch(/\n\s+at /)
-  return lines[0] ?? ""
-}
-
 describe("which database", () => {
   it("defaults to $XDG_DATA_HOME/keel/keel.db; --db (before or after the subcommand) wins over KEEL_DB", async () => {
     const home = join(dir, "data")
@@ -53,7 +37,7 @@ describe("which database", () => {
     expect(Keel.json(before)).toMatchObject({ database: `sqlite:${other}` })
     const after = await Keel.keel(["db", "status", "--json", "--db", `sqlite:${other}`], { env: broken })
     expect(Keel.json(after)).toMatchObject({ database: `sqlite:${other}` })
-    expect(oneLine(await Keel.keel(["db", "status"], { env: broken }), 2)).toContain("Invalid DSN")
+    expect(Keel.failure(await Keel.keel(["db", "status"], { env: broken }), 2)).toContain("Invalid DSN")
   })
 })
 
@@ -88,7 +72,7 @@ describe("usage", () => {
     cases.forEach(([args, pattern], index) => {
       const result = results[index]
       if (result === undefined) throw new Error("missing result")
-      expect(oneLine(result, 2), args.join(" ")).toMatch(pattern)
+      expect(Keel.failure(result, 2), args.join(" ")).toMatch(pattern)
     })
     const json = await Keel.keel(["queue", "send", "jobs", "{not json", "--json"], { env })
     expect(json.code).toBe(2)
@@ -101,7 +85,7 @@ describe("usage", () => {
 describe("serve", () => {
   it("keel serve starts the HTTP server on the CLI's database and stops cleanly on SIGTERM", async () => {
     const env = { KEEL_DB: `sqlite:${join(dir, "serve.db")}` }
-    ok(await Keel.keel(["cursor", "set", "replica", "7", "--quiet"], { env }))
+    Keel.ok(await Keel.keel(["cursor", "set", "replica", "7", "--quiet"], { env }))
     const server = Keel.start(["serve", "--host", "127.0.0.1", "--port", "0"], { env })
     let url = ""
     await Keel.eventually(
@@ -148,7 +132,7 @@ describe("secrets", () => {
       expect(result.stderr).not.toMatch(/\n\s+at /)
     }
     if (plain === undefined || verbose === undefined || json === undefined) throw new Error("missing")
-    oneLine(plain, 1)
+    Keel.failure(plain, 1)
     expect(verbose.code).toBe(1)
     expect(verbose.stderr).toContain("ConnectionLost")
     expect(JSON.parse(json.stderr.split("\n")[0] ?? "")).toMatchObject({
@@ -157,6 +141,6 @@ describe("secrets", () => {
     })
     if (invalid === undefined || scheme === undefined) throw new Error("missing")
     expect(invalid.code).toBe(2)
-    expect(oneLine(scheme, 2)).toContain("keel:***@host")
+    expect(Keel.failure(scheme, 2)).toContain("keel:***@host")
   })
 })

@@ -9,22 +9,6 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Keel from "./support/Keel.js"
 
-/** The result's stdout, asserting a clean success (exit 0, nothing on stderr). */
-const ok = (result: Keel.Result): string => {
-  expect(result, result.stderr).toMatchObject({ code: 0, stderr: "" })
-  return result.stdout
-}
-
-/** The one line a failed command wrote on stderr, asserting the exit code. */
-const failure = (result: Keel.Result, code: number): string => {
-  expect({ code: result.code, stdout: result.stdout }, result.stderr).toEqual({ code, stdout: "" })
-  const lines = result.stderr.trimEnd().split("\n")
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(lines[0]).toMatch(/^keel: /)
-  expect(result.stderr).not.toMatch(/\n\s+at /)
-  return lines[0] ?? ""
-}
-
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
@@ -72,12 +56,12 @@ for (const kind of Keel.kinds) {
       Keel.keel(args, { cwd: project, ...options, env: { ...env, ...options.env } })
 
     it("port reserve prints only the port, for the working directory, and gives the same (path, tag) its port back", async () => {
-      const first = ok(await keel(["port", "reserve", "--tag", "web"]))
+      const first = Keel.ok(await keel(["port", "reserve", "--tag", "web"]))
       expect(first).toMatch(/^\d+\n$/)
       const port = Number(first)
       expect(port).toBeGreaterThanOrEqual(43_000)
       expect(port).toBeLessThanOrEqual(43_099)
-      expect(ok(await keel(["port", "reserve", "--tag", "web"]))).toBe(first)
+      expect(Keel.ok(await keel(["port", "reserve", "--tag", "web"]))).toBe(first)
 
       const api = Keel.json(await keel(["port", "reserve", "--tag", "api", "--json"]))
       expect(api).toMatchObject({
@@ -105,19 +89,24 @@ for (const kind of Keel.kinds) {
 
       const shown = Keel.json(await keel(["port", "show", "--tag", "web", "--json"]))
       expect(record(shown.reservation)).toMatchObject({ path: project, tag: "web", port })
-      expect(ok(await keel(["port", "show", "--port", String(port)]))).toContain(`${port}  web`)
+      expect(Keel.ok(await keel(["port", "show", "--port", String(port)]))).toContain(`${port}  web`)
 
       const released = Keel.json(await keel(["port", "release", "--tag", "web", "--json"]))
       expect(released).toMatchObject({ dryRun: false, released: [{ tag: "web", port }] })
-      expect(failure(await keel(["port", "show", "--tag", "web"]), 1)).toMatch(/not found|no reservation/i)
+      expect(Keel.failure(await keel(["port", "show", "--tag", "web"]), 1)).toMatch(
+        /not found|no reservation/i
+      )
 
       const cleaned = Keel.json(await keel(["port", "cleanup", "--dry-run", "--json"]))
       expect(cleaned).toEqual({ dryRun: true, removed: [] })
     })
 
     it("a range without a free port refuses with exit 1 and one line (one JSON line with --json)", async () => {
-      ok(await keel(["port", "reserve", "--tag", "only", "--range", "43098-43098"]))
-      const line = failure(await keel(["port", "reserve", "--tag", "other", "--range", "43098-43098"]), 1)
+      Keel.ok(await keel(["port", "reserve", "--tag", "only", "--range", "43098-43098"]))
+      const line = Keel.failure(
+        await keel(["port", "reserve", "--tag", "other", "--range", "43098-43098"]),
+        1
+      )
       expect(line).toContain("43098")
       const result = await keel(["port", "reserve", "--tag", "other", "--range", "43098-43098", "--json"])
       expect(result.code).toBe(1)
@@ -132,10 +121,10 @@ for (const kind of Keel.kinds) {
       ).toMatchObject({
         queue: { name: "jobs", maxDeliveries: 3, visibilityTimeout: 30_000 }
       })
-      failure(await keel(["queue", "create", "jobs"]), 1)
-      const one = ok(await keel(["queue", "send", "jobs", '{"n":1}']))
+      Keel.failure(await keel(["queue", "create", "jobs"]), 1)
+      const one = Keel.ok(await keel(["queue", "send", "jobs", '{"n":1}']))
       expect(one).toMatch(/^\d+\n$/)
-      expect(ok(await keel(["queue", "send", "jobs"], { input: '{"n":2}\n' }))).toMatch(/^\d+\n$/)
+      expect(Keel.ok(await keel(["queue", "send", "jobs"], { input: '{"n":2}\n' }))).toMatch(/^\d+\n$/)
       const batch = Keel.json(
         await keel(["queue", "send-batch", "jobs", "--json"], { input: '{"n":3}\n\n{"n":4}\n' })
       )
@@ -143,7 +132,7 @@ for (const kind of Keel.kinds) {
       expect(batch.ids).toHaveLength(2)
       const file = join(database.dir, "batch.jsonl")
       writeFileSync(file, '{"payload":{"n":5},"priority":-1}\n')
-      ok(await keel(["queue", "send-batch", "jobs", "--file", file, "--envelopes", "--quiet"]))
+      Keel.ok(await keel(["queue", "send-batch", "jobs", "--file", file, "--envelopes", "--quiet"]))
 
       const read = Keel.json(await keel(["queue", "read", "jobs", "-n", "10", "--json"]))
       const messages = list(read.messages)
@@ -158,15 +147,15 @@ for (const kind of Keel.kinds) {
       const ack = (action: string, message: Record<string, unknown>, ...extra: Array<string>) =>
         keel(["queue", action, "jobs", String(message.id), String(message.lease), ...extra])
 
-      expect(ok(await ack("archive", first))).toBe(`archived message ${first.id}\n`)
-      expect(failure(await ack("archive", first), 1)).toContain("no longer held")
+      expect(Keel.ok(await ack("archive", first))).toBe(`archived message ${first.id}\n`)
+      expect(Keel.failure(await ack("archive", first), 1)).toContain("no longer held")
       expect(Keel.json(await ack("delete", second, "--json"))).toEqual({
         queue: "jobs",
         id: second.id,
         action: "deleted"
       })
-      expect(ok(await ack("release", third, "--quiet"))).toBe("")
-      failure(await keel(["queue", "archive", "jobs", String(third.id), "not-the-lease"]), 1)
+      expect(Keel.ok(await ack("release", third, "--quiet"))).toBe("")
+      Keel.failure(await keel(["queue", "archive", "jobs", String(third.id), "not-the-lease"]), 1)
 
       const metrics = Keel.json(await keel(["queue", "metrics", "jobs", "--json"]))
       expect(list(metrics.metrics)).toEqual([
@@ -174,7 +163,7 @@ for (const kind of Keel.kinds) {
       ])
       const info = Keel.json(await keel(["queue", "info", "jobs", "--json"]))
       expect(info).toMatchObject({ queue: { name: "jobs" }, metrics: { depth: 1, inFlight: 2 } })
-      expect(ok(await keel(["queue", "list"]))).toMatch(/^QUEUE\s+VISIBILITY TIMEOUT.*\njobs\s/)
+      expect(Keel.ok(await keel(["queue", "list"]))).toMatch(/^QUEUE\s+VISIBILITY TIMEOUT.*\njobs\s/)
       const purged = Keel.json(await keel(["queue", "purge", "jobs", "--json"]))
       expect(purged).toMatchObject({ queue: "jobs", removed: { messages: 3 } })
     })
@@ -182,7 +171,7 @@ for (const kind of Keel.kinds) {
     it("consume runs the command per message: exit 0 archives, a failure releases; SIGTERM lets a running command finish", async () => {
       const out = join(database.dir, "consumed")
       mkdirSync(out)
-      ok(await keel(["queue", "create", "work", "--quiet"]))
+      Keel.ok(await keel(["queue", "create", "work", "--quiet"]))
       const sent = Keel.json(
         await keel(["queue", "send-batch", "work", "--json"], {
           input: '{"n":1}\n{"n":2,"fail":true}\n{"n":3}\n'
@@ -210,8 +199,8 @@ for (const kind of Keel.kinds) {
 
       // A graceful stop: the running command finishes and its message is archived; then a
       // command that outlives --shutdown-timeout is killed and its message released.
-      ok(await keel(["queue", "purge", "work", "--quiet"]))
-      const slowId = ok(await keel(["queue", "send", "work", '{"slow":1}', "--quiet"])).trim()
+      Keel.ok(await keel(["queue", "purge", "work", "--quiet"]))
+      const slowId = Keel.ok(await keel(["queue", "send", "work", '{"slow":1}', "--quiet"])).trim()
       const slow = `touch "$OUT/started-$KEEL_MESSAGE_ID"; sleep 1; touch "$OUT/done-$KEEL_MESSAGE_ID"`
       const worker = Keel.start(["queue", "consume", "work", slow, "--poll-interval", "100ms"], {
         cwd: project,
@@ -225,7 +214,7 @@ for (const kind of Keel.kinds) {
       expect(stopped.stderr).toContain(`message ${slowId}: done, archived`)
       expect(stopped.stderr).toMatch(/stopped: 1 done/)
 
-      const stuckId = ok(await keel(["queue", "send", "work", '{"stuck":1}', "--quiet"])).trim()
+      const stuckId = Keel.ok(await keel(["queue", "send", "work", '{"stuck":1}', "--quiet"])).trim()
       const stuck = Keel.start(
         [
           "queue",
@@ -252,10 +241,10 @@ for (const kind of Keel.kinds) {
     })
 
     it("cursor set, get, list and delete; an older position is stale; a bad one exits 2", async () => {
-      expect(ok(await keel(["cursor", "set", "replica-1", "1700000000000-3"]))).toBe(
+      expect(Keel.ok(await keel(["cursor", "set", "replica-1", "1700000000000-3"]))).toBe(
         "replica-1 at 1700000000000-3\n"
       )
-      expect(ok(await keel(["cursor", "get", "replica-1"]))).toBe("1700000000000-3\n")
+      expect(Keel.ok(await keel(["cursor", "get", "replica-1"]))).toBe("1700000000000-3\n")
       expect(
         Keel.json(await keel(["cursor", "set", "replica-1", "1600000000000-0", "--json"]))
       ).toMatchObject({
@@ -270,21 +259,21 @@ for (const kind of Keel.kinds) {
         position: "1700000000000-3",
         found: true
       })
-      ok(await keel(["cursor", "set", "replica-2", "42", "--namespace", "other", "--quiet"]))
+      Keel.ok(await keel(["cursor", "set", "replica-2", "42", "--namespace", "other", "--quiet"]))
       const listed = Keel.json(await keel(["cursor", "list", "--namespace", "other", "--json"]))
       expect(listed).toMatchObject({ namespace: "other", cursors: [{ peer: "replica-2", position: "42" }] })
-      failure(await keel(["cursor", "set", "replica-1", "not-a-position"]), 2)
+      Keel.failure(await keel(["cursor", "set", "replica-1", "not-a-position"]), 2)
       expect(Keel.json(await keel(["cursor", "delete", "replica-1", "--json"]))).toMatchObject({
         deleted: true
       })
-      expect(failure(await keel(["cursor", "get", "replica-1"]), 1)).toBe(
+      expect(Keel.failure(await keel(["cursor", "get", "replica-1"]), 1)).toBe(
         'keel: no cursor for peer "replica-1"'
       )
-      expect(ok(await keel(["cursor", "get", "replica-1", "--or-start"]))).toBe("0\n")
+      expect(Keel.ok(await keel(["cursor", "get", "replica-1", "--or-start"]))).toBe("0\n")
     })
 
     it("db status lists every package's applied migrations", async () => {
-      ok(await keel(["db", "migrate", "--quiet"]))
+      Keel.ok(await keel(["db", "migrate", "--quiet"]))
       const status = Keel.json(await keel(["db", "status", "--json"]))
       expect(status.backend).toBe(kind)
       const packages = list(status.packages)

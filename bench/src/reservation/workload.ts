@@ -6,6 +6,7 @@
  */
 import Sqlite from "better-sqlite3"
 import pg from "pg"
+import { immediate } from "../RawSqlite.js"
 
 /** Where every benchmark reservation is placed. */
 export const range = { min: 20_000, max: 29_999 }
@@ -49,19 +50,7 @@ export const rawSqlite = (file: string, directory: string): Client => {
     "INSERT INTO keel_reservations (path, tag, port, project, task, created_at, last_used_at, ttl_ms, expires_at) VALUES (?, ?, ?, NULL, NULL, ?, ?, NULL, NULL)"
   )
   const remove = db.prepare(`DELETE FROM keel_reservations WHERE path = ? AND tag = ? RETURNING ${columns}`)
-  const begin = db.prepare("BEGIN IMMEDIATE")
-  const commit = db.prepare("COMMIT")
-  const transaction = <A>(body: () => A): A => {
-    begin.run()
-    try {
-      const result = body()
-      commit.run()
-      return result
-    } catch (error) {
-      if (db.inTransaction) db.exec("ROLLBACK")
-      throw error
-    }
-  }
+  const transaction = immediate(db)
   return {
     once: async () => {
       transaction(() => {

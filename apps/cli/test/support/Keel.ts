@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { TestDatabase } from "@keel/testkit"
 import { Effect, Exit, Scope } from "effect"
+import { expect } from "vitest"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -160,4 +161,23 @@ export const freshDatabase = async (
   const scope = Effect.runSync(Scope.make())
   const info = await Effect.runPromise(Scope.extend(TestDatabase.fresh(kind), scope))
   return { ...info, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/** The result's stdout, asserting a clean success (exit 0, nothing on stderr). */
+export const ok = (result: Result): string => {
+  expect(result, result.stderr).toMatchObject({ code: 0, stderr: "" })
+  return result.stdout
+}
+
+/**
+ * The one line a failed command wrote on stderr, asserting the exit code, nothing on stdout, a
+ * single `keel: …` line and no stack trace.
+ */
+export const failure = (result: Result, code: number): string => {
+  expect({ code: result.code, stdout: result.stdout }, result.stderr).toEqual({ code, stdout: "" })
+  const lines = result.stderr.trimEnd().split("\n")
+  expect(lines, result.stderr).toHaveLength(1)
+  expect(lines[0]).toMatch(/^keel: /)
+  expect(result.stderr).not.toMatch(/\n\s+at /)
+  return lines[0] ?? ""
 }

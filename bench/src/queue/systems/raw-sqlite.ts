@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto"
 import Sqlite from "better-sqlite3"
+import { immediate } from "../../RawSqlite.js"
 import { main } from "../workload.js"
 
 const visibilityMs = 30_000
@@ -23,8 +24,6 @@ await main(async (job) => {
     `INSERT INTO keel_queue_messages (queue_id, payload, priority, enqueued_at, available_at)
      VALUES (?, ?, 0, ?, ?) RETURNING id`
   )
-  const begin = db.prepare("BEGIN IMMEDIATE")
-  const commit = db.prepare("COMMIT")
   const select = db.prepare(
     `SELECT id, payload, deliveries FROM keel_queue_messages WHERE queue_id = ? AND available_at <= ?
      ORDER BY priority, available_at, id LIMIT ?`
@@ -40,17 +39,7 @@ await main(async (job) => {
   )
   const remove = db.prepare("DELETE FROM keel_queue_messages WHERE id = ?")
   const pending = db.prepare("SELECT COUNT(*) AS n FROM keel_queue_messages WHERE queue_id = ?")
-  const transaction = <A>(body: () => A): A => {
-    begin.run()
-    try {
-      const result = body()
-      commit.run()
-      return result
-    } catch (error) {
-      if (db.inTransaction) db.exec("ROLLBACK")
-      throw error
-    }
-  }
+  const transaction = immediate(db)
   const send = (text: string) => {
     const now = Date.now()
     insert.get(queue.id, text, now, now)
