@@ -5,14 +5,20 @@
  * Guarantees, and where each comes from:
  * - A send without a `dedupKey` is one write transaction, re-run only when the database proves it
  *   rolled back (`Retry.transaction`); a COMMIT whose outcome is unknown is `SendOutcomeUnknown`,
- *   never retried. A keyed send is insert-or-ignore on (queue, key) then select by key
- *   (`Retry.keyed`), so retrying it always yields the same message id and one row.
+ *   never retried. On PostgreSQL and PGlite a single such send outside the caller's transaction is
+ *   one autocommit statement instead (atomic on its own), never re-run: a failure that may come
+ *   after it ran (lost connection, lock error) is `SendOutcomeUnknown`. A keyed send is
+ *   insert-or-ignore on (queue, key) then select by key (`Retry.keyed`), so retrying it always
+ *   yields the same message id and one row.
  * - A send inside the caller's `Transaction.immediate` joins it (as a savepoint) and is not retried
  *   there: the business write and the message commit or roll back together.
  * - `read` leases in one write transaction (`BEGIN IMMEDIATE` on SQLite/libSQL; `FOR UPDATE SKIP
- *   LOCKED` on PostgreSQL), with a fresh lease token: a message is never leased twice at once.
+ *   LOCKED` on PostgreSQL), with a fresh lease token: a message is never leased twice at once. On
+ *   PostgreSQL and PGlite, outside the caller's transaction, that is one autocommit statement.
  * - Acknowledgements (`delete`, `archive`, `extendVisibility`, `release`) check the lease token
  *   under the same write lock and fail with `LeaseLost`, changing nothing, when any lease moved on.
+ *   On PostgreSQL and PGlite a single `delete` or `archive` outside the caller's transaction is one
+ *   statement whose condition is the lease token, re-checked on the locked newest row version.
  * - Bad input is a typed error before anything is read or written.
  */
 import { randomUUID } from "node:crypto"
@@ -414,6 +420,25 @@ const boundary =
 
 const queueName = (name: string): Either.Either<QueueName, InvalidQueueName> => parseQueueName(name)
 
+/**
+ * True while the caller has a transaction open (Keel's `Transaction.Active`, or any transaction
+ * connection in context): then every statement must run inside it, never in autocommit.
+ */
+const callerTransaction: Effect.Effect<boolean> = Effect.map(
+  Effect.all([
+    Effect.serviceOption(Transaction.Active),
+    Effect.serviceOption(SqlClient.TransactionConnection)
+  ]),
+  ([active, connection]) => Option.isSome(active) || Option.isSome(connection)
+)
+
+/**
+ * Failures of an autocommit write after which it may have taken effect: a lost connection, and
+ * (as DESIGN.md rule 1 assumes) a lock error reported after the write.
+ */
+const mayHaveRun = (error: DbError.DbError): boolean =>
+  DbError.isTransient(error) || Predicate.isTagged(error, "ConnectionLost")
+
 const truncate = (text: string): string =>
   text.length > maxErrorLength ? `${text.slice(0, maxErrorLength - 1)}…` : text
 
@@ -504,6 +529,9 @@ export const make = (
     const notify = config.notify ?? true
     const notifyInSql = notify && backend.kind === "postgres"
     const store = Store.make(sql, { notifyInSql })
+
+    /** PostgreSQL and PGlite: a single statement is atomic on its own and runs in autocommit. */
+    const pgDialect = backend.dialect === "pg"
 
     const inContext = <A, E>(effect: Effect.Effect<A, E, Backend.Backend>): Effect.Effect<A, E> =>
       Effect.provideService(effect, Backend.Backend, backend)
@@ -656,7 +684,28 @@ export const make = (
           (error) => Effect.fail(new SendOutcomeUnknown({ queue, messages, reason: error.reason.message }))
         )
 
-    /** One unkeyed message: one statement that also resolves the queue, in one write transaction. */
+    /**
+     * One autocommit statement whose failure may come after it ran (a lost connection, or a lock
+     * error reported late): its outcome is unknown, and an unkeyed send must not be re-run.
+     */
+    const statementOutcomeUnknown =
+      (queue: QueueName, messages: number) =>
+      <A, E, R>(effect: Effect.Effect<A, E | SqlError, R>) =>
+        Effect.catchIf(
+          effect,
+          (error): error is SqlError => DbError.isSqlError(error) && mayHaveRun(DbError.classify(error)),
+          (error) =>
+            Effect.fail(new SendOutcomeUnknown({ queue, messages, reason: DbError.classify(error).message }))
+        )
+
+    /**
+     * One unkeyed message: one statement that also resolves the queue (and, on PostgreSQL, notifies).
+     * Inside the caller's transaction it joins it. Outside one, on the PostgreSQL dialect, the
+     * statement runs on its own in autocommit: it is atomic by itself, so BEGIN/COMMIT would only add
+     * round trips; it is never re-run, and a failure that may come after it ran is
+     * `SendOutcomeUnknown`. On SQLite and libSQL it stays one `BEGIN IMMEDIATE` transaction (a busy
+     * BEGIN proves nothing ran, so it is retried).
+     */
     const sendOne = (queue: QueueName, message: Prepared) =>
       Effect.gen(function* () {
         const body = Effect.gen(function* () {
@@ -669,7 +718,10 @@ export const make = (
           const row = rows[0]
           return row === undefined ? yield* new QueueNotFound({ queue }) : row
         })
-        const row = yield* Retry.run(Retry.transaction(body)).pipe(unknownOutcome(queue, 1), boundary("send"))
+        const alone = pgDialect && !(yield* callerTransaction)
+        const row = alone
+          ? yield* body.pipe(statementOutcomeUnknown(queue, 1), boundary("send"))
+          : yield* Retry.run(Retry.transaction(body)).pipe(unknownOutcome(queue, 1), boundary("send"))
         yield* signal(row.queue_id, queue)
         yield* Metrics.count(Metrics.sent, queue, 1)
         return MessageId.make(row.id, true)
@@ -807,25 +859,26 @@ export const make = (
 
     // ---- reads --------------------------------------------------------------------------------
 
-    const read: Service["read"] = (queue, options = {}) =>
+    /**
+     * Leases in one write transaction (re-run only when it provably rolled back): a no-lock check
+     * first, so a read that finds nothing visible takes no write lock and idle consumers never block
+     * producers on SQLite; then candidates are locked, the exhausted ones dead-lettered and the rest
+     * leased. Undefined when nothing is visible.
+     */
+    const leaseInTransaction = (
+      valid: QueueName,
+      qty: number,
+      visibility: number | undefined,
+      workerId: string | null
+    ) =>
       Effect.gen(function* () {
-        const valid = yield* queueName(queue)
-        const qty = yield* optionalInteger("qty", options.qty, { min: 1, max: maxBatchSize }, 1)
-        const visibility =
-          options.visibilityTimeout === undefined
-            ? undefined
-            : yield* duration("visibilityTimeout", options.visibilityTimeout, {
-                min: 1,
-                max: maxVisibilityTimeoutMs
-              })
-        const workerId = options.workerId === undefined ? null : yield* validateWorkerId(options.workerId)
         // A read that finds nothing visible takes no write lock: idle consumers never block producers.
         const ready = yield* Retry.run(Retry.read(store.readyCheck(valid, yield* now))).pipe(boundary("read"))
         const row = ready[0]
         if (row === undefined) return yield* new QueueNotFound({ queue: valid })
-        if (!row.ready) return []
+        if (!row.ready) return undefined
         const token = yield* Effect.sync(() => LeaseToken.make(randomUUID(), true))
-        const leased = yield* Retry.run(
+        return yield* Retry.run(
           Retry.transaction(
             Effect.gen(function* () {
               const at = yield* now
@@ -859,16 +912,89 @@ export const make = (
                 }
                 if (exhausted.length === 0) break
               }
-              return { taken, at, until, dead }
+              return { token, taken: taken.map((message) => ({ message, until })), at, dead }
             })
           )
         ).pipe(boundary("read"), inContext)
+      })
+
+    /** The PostgreSQL dialect, outside the caller's transaction: `read` is `leaseAlone`. */
+    const readsAlone: Effect.Effect<boolean> = pgDialect
+      ? Effect.map(callerTransaction, (open) => !open)
+      : Effect.succeed(false)
+
+    /**
+     * Leases with one autocommit statement (`leaseNext`: `FOR UPDATE SKIP LOCKED`, dead-letters the
+     * exhausted candidates, leases the rest), repeated only while it dead-lettered some and more are
+     * wanted, as the transaction's loop does. An idle read is that one statement and writes nothing.
+     * Not re-run after a failure: it may have leased messages already (they come back when their
+     * visibility timeout passes, as after a consumer crash).
+     */
+    const leaseAlone = (valid: QueueName, qty: number, visibility: number | null, workerId: string | null) =>
+      Effect.gen(function* () {
+        const token = yield* Effect.sync(() => LeaseToken.make(randomUUID(), true))
+        const at = yield* now
+        const taken: Array<{ readonly message: Store.CandidateRow; readonly until: number }> = []
+        let dead = 0
+        while (taken.length < qty) {
+          const rows = yield* store.leaseNext(valid, qty - taken.length, {
+            token,
+            workerId,
+            now: at,
+            visibilityMs: visibility
+          })
+          const first = rows[0]
+          if (first === undefined) return yield* new QueueNotFound({ queue: valid })
+          for (const row of rows) {
+            if (row.id === null) continue
+            if (
+              row.payload === null ||
+              row.priority === null ||
+              row.enqueued_at === null ||
+              row.deliveries === null ||
+              row.visible_at === null
+            ) {
+              return yield* Effect.dieMessage(`queue ${valid}: a leased message row has null columns`)
+            }
+            taken.push({
+              message: {
+                id: row.id,
+                payload: row.payload,
+                priority: row.priority,
+                enqueued_at: row.enqueued_at,
+                deliveries: row.deliveries,
+                last_error: row.last_error
+              },
+              until: row.visible_at
+            })
+          }
+          dead += first.dead
+          if (first.dead === 0) break
+        }
+        return { token, taken, at, dead }
+      }).pipe(boundary("read"))
+
+    const read: Service["read"] = (queue, options = {}) =>
+      Effect.gen(function* () {
+        const valid = yield* queueName(queue)
+        const qty = yield* optionalInteger("qty", options.qty, { min: 1, max: maxBatchSize }, 1)
+        const visibility =
+          options.visibilityTimeout === undefined
+            ? undefined
+            : yield* duration("visibilityTimeout", options.visibilityTimeout, {
+                min: 1,
+                max: maxVisibilityTimeoutMs
+              })
+        const workerId = options.workerId === undefined ? null : yield* validateWorkerId(options.workerId)
+        const leased = (yield* readsAlone)
+          ? yield* leaseAlone(valid, qty, visibility ?? null, workerId)
+          : yield* leaseInTransaction(valid, qty, visibility, workerId)
+        if (leased === undefined) return []
         yield* Metrics.count(Metrics.leased, valid, leased.taken.length)
         yield* Metrics.count(Metrics.deadLettered, valid, leased.dead)
         const leasedAt = DateTime.unsafeMake(leased.at)
-        const visibleAt = DateTime.unsafeMake(leased.until)
         return leased.taken.map(
-          (c) =>
+          ({ message: c, until }) =>
             new Leased(
               {
                 id: MessageId.make(c.id, true),
@@ -878,8 +1004,8 @@ export const make = (
                 deliveries: c.deliveries + 1,
                 enqueuedAt: DateTime.unsafeMake(c.enqueued_at),
                 leasedAt,
-                visibleAt,
-                lease: token,
+                visibleAt: DateTime.unsafeMake(until),
+                lease: leased.token,
                 workerId,
                 lastError: c.last_error
               },
@@ -931,28 +1057,86 @@ export const make = (
         ).pipe(boundary(operation), inContext)
       })
 
+    /**
+     * True when one lease, on the PostgreSQL dialect, is acknowledged outside the caller's
+     * transaction: then `ackAlone` does it in one autocommit statement.
+     */
+    const acksAlone = (leases: ReadonlyArray<Lease>): Effect.Effect<boolean> =>
+      pgDialect && leases.length === 1
+        ? Effect.map(callerTransaction, (open) => !open)
+        : Effect.succeed(false)
+
+    /**
+     * Acknowledges one lease with `statement`, which checks the lease and acts in one autocommit
+     * statement (its row count says whether the lease was held) instead of a transaction of a
+     * locking check and the writes; no row: `QueueNotFound` or `LeaseLost`, nothing changed. Not
+     * re-run: a failure may come after it took effect, and a re-run would then report a lease it did
+     * acknowledge as lost.
+     */
+    const ackAlone = (
+      operation: "delete" | "archive",
+      queue: string,
+      leases: ReadonlyArray<Lease>,
+      single: boolean,
+      statement: (
+        queue: QueueName,
+        id: number,
+        token: string,
+        at: number
+      ) => Effect.Effect<ReadonlyArray<number>, SqlError>
+    ) =>
+      Effect.gen(function* () {
+        const valid = yield* queueName(queue)
+        const [lease] = yield* validateLeases(leases, single)
+        if (lease === undefined) return yield* Effect.dieMessage("ackAlone takes exactly one lease")
+        yield* Effect.gen(function* () {
+          const acted = yield* statement(valid, lease.id, lease.lease, yield* now)
+          if (acted.length > 0) return
+          if ((yield* Retry.run(Retry.read(store.findQueue(valid)))).length === 0) {
+            return yield* new QueueNotFound({ queue: valid })
+          }
+          return yield* new LeaseLost({ queue: valid, messageIds: [lease.id] })
+        }).pipe(boundary(operation))
+        yield* Metrics.count(Metrics.acknowledged, valid, 1, { action: operation })
+      })
+
     const deleteLeases = (queue: string, leases: ReadonlyArray<Lease>, single: boolean) =>
       leases.length === 0
         ? Effect.asVoid(queueName(queue))
-        : withLeases("delete", queue, leases, single, (valid, held) =>
-            Effect.zipRight(
-              store.deleteMessages(held.map((row) => row.id)),
-              Metrics.count(Metrics.acknowledged, valid, held.length, { action: "delete" })
-            )
+        : Effect.flatMap(acksAlone(leases), (alone) =>
+            alone
+              ? ackAlone("delete", queue, leases, single, (valid, id, token) =>
+                  store.deleteLeased(valid, id, token)
+                )
+              : withLeases("delete", queue, leases, single, (valid, held) =>
+                  Effect.zipRight(
+                    store.deleteMessages(held.map((row) => row.id)),
+                    Metrics.count(Metrics.acknowledged, valid, held.length, { action: "delete" })
+                  )
+                )
           )
 
     const archiveLeases = (queue: string, leases: ReadonlyArray<Lease>, single: boolean) =>
       leases.length === 0
         ? Effect.asVoid(queueName(queue))
-        : withLeases("archive", queue, leases, single, (valid, held, at) =>
-            Effect.zipRight(
-              store.archiveMessages(
-                held.map((row) => row.id),
-                { dead: false, now: at, error: null, fallbackError: null, undo: 0 }
-              ),
-              Metrics.count(Metrics.acknowledged, valid, held.length, { action: "archive" })
-            )
+        : Effect.flatMap(acksAlone(leases), (alone) =>
+            alone
+              ? ackAlone("archive", queue, leases, single, (valid, id, token, at) =>
+                  store.archiveLeased(valid, id, token, at)
+                )
+              : archiveInTransaction(queue, leases, single)
           )
+
+    const archiveInTransaction = (queue: string, leases: ReadonlyArray<Lease>, single: boolean) =>
+      withLeases("archive", queue, leases, single, (valid, held, at) =>
+        Effect.zipRight(
+          store.archiveMessages(
+            held.map((row) => row.id),
+            { dead: false, now: at, error: null, fallbackError: null, undo: 0 }
+          ),
+          Metrics.count(Metrics.acknowledged, valid, held.length, { action: "archive" })
+        )
+      )
 
     const extendLeases = (
       queue: string,

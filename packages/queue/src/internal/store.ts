@@ -46,6 +46,24 @@ export const CandidateRow = Schema.Struct({
 /** A decoded candidate row. */
 export type CandidateRow = typeof CandidateRow.Type
 
+/**
+ * A row of `leaseNext`: the queue, how many messages were dead-lettered, and one leased message
+ * (all message columns null when none was leased).
+ */
+export const LeasedRow = Schema.Struct({
+  queue_id: Schema.Number,
+  dead: Schema.Number,
+  id: Schema.NullOr(Schema.Number),
+  payload: Schema.NullOr(Schema.String),
+  priority: Schema.NullOr(Schema.Number),
+  enqueued_at: Schema.NullOr(Schema.Number),
+  deliveries: Schema.NullOr(Schema.Number),
+  last_error: Schema.NullOr(Schema.String),
+  visible_at: Schema.NullOr(Schema.Number)
+})
+/** A decoded `leaseNext` row. */
+export type LeasedRow = typeof LeasedRow.Type
+
 /** The lease state of a message, as acknowledgements check it. */
 export const LeaseRow = Schema.Struct({
   id: Schema.Number,
@@ -115,6 +133,7 @@ const decodeQueues = decoder(QueueRow)
 const decodeReady = decoder(ReadyRow)
 const decodeCandidates = decoder(CandidateRow)
 const decodeLeases = decoder(LeaseRow)
+const decodeLeased = decoder(LeasedRow)
 const decodeArchive = decoder(ArchiveRow)
 const decodeMetrics = decoder(MetricsRow)
 const decodeWorkers = decoder(WorkerRow)
@@ -373,6 +392,70 @@ export const make = (sql: SqlClient.SqlClient, options: { readonly notifyInSql: 
       )
     )
 
+  /**
+   * PostgreSQL dialect, one statement: in the named queue, takes up to `limit` visible messages in
+   * `selectCandidates` order, skipping rows other transactions hold (`FOR UPDATE SKIP LOCKED`);
+   * moves those that already had the queue's max deliveries to the archive as dead (as `read` does
+   * with `archiveMessages`), and leases the others exactly as `lease` does, until `now` plus
+   * `visibilityMs` (or the queue's visibility timeout). Returns one row per leased message in that
+   * order, or one row with null message columns when none was leased, or no row when the queue
+   * does not exist.
+   */
+  const leaseNext = (
+    name: string,
+    limit: number,
+    lease: {
+      readonly token: string
+      readonly workerId: string | null
+      readonly now: number
+      readonly visibilityMs: number | null
+    }
+  ) =>
+    Effect.flatMap(
+      sql`WITH q AS (
+            SELECT id, visibility_timeout_ms, max_deliveries FROM keel_queue_queues WHERE name = ${name}
+          ),
+          c AS (
+            SELECT m.id, m.priority, m.available_at, m.deliveries >= q.max_deliveries AS exhausted
+            FROM keel_queue_messages m JOIN q ON m.queue_id = q.id
+            WHERE m.available_at <= ${lease.now}
+            ORDER BY m.priority, m.available_at, m.id
+            LIMIT ${limit}
+            FOR UPDATE OF m SKIP LOCKED
+          ),
+          d AS (
+            DELETE FROM keel_queue_messages m USING c
+            WHERE m.id = c.id AND c.exhausted
+            RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error
+          ),
+          a AS (
+            INSERT INTO keel_queue_archive
+              (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+            SELECT d.id, d.queue_id, d.payload, d.priority, d.enqueued_at, d.deliveries, TRUE,
+                   COALESCE(d.last_error, 'not acknowledged after ' || q.max_deliveries || ' deliveries'),
+                   CAST(${lease.now} AS BIGINT)
+            FROM d CROSS JOIN q
+            RETURNING id
+          ),
+          u AS (
+            UPDATE keel_queue_messages m
+            SET lease_token = ${lease.token}, leased_by = ${lease.workerId},
+                leased_at = CAST(${lease.now} AS BIGINT),
+                available_at = CAST(${lease.now} AS BIGINT)
+                  + COALESCE(CAST(${lease.visibilityMs} AS BIGINT), q.visibility_timeout_ms),
+                deliveries = m.deliveries + 1
+            FROM c, q
+            WHERE m.id = c.id AND NOT c.exhausted
+            RETURNING m.id, m.payload, m.priority, m.enqueued_at, m.deliveries - 1 AS deliveries,
+                      m.last_error, m.available_at AS visible_at, c.available_at AS candidate_at
+          )
+          SELECT q.id AS queue_id, (SELECT COUNT(*) FROM a) AS dead,
+                 u.id, u.payload, u.priority, u.enqueued_at, u.deliveries, u.last_error, u.visible_at
+          FROM q LEFT JOIN u ON TRUE
+          ORDER BY u.priority, u.candidate_at, u.id`,
+      decodeLeased
+    )
+
   // ---- acknowledgements -----------------------------------------------------------------------
 
   /** The lease state of messages of the named queue, locked on PostgreSQL until the transaction ends. */
@@ -415,6 +498,43 @@ export const make = (sql: SqlClient.SqlClient, options: { readonly notifyInSql: 
             FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`,
         Effect.as(sql`DELETE FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`, [])
       )
+    )
+
+  /**
+   * PostgreSQL dialect, one statement: deletes message `id` of the named queue if `token` still
+   * leases it. Returns its id, or nothing when the lease is lost (or the message or queue is gone).
+   * The row is locked and the condition re-checked on its newest version, so a lease that moved on
+   * concurrently is never deleted.
+   */
+  const deleteLeased = (name: string, id: number, token: string) =>
+    Effect.map(
+      sql`DELETE FROM keel_queue_messages
+          WHERE id = ${id} AND lease_token = ${token}
+            AND queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})
+          RETURNING id`,
+      idsOf
+    )
+
+  /**
+   * PostgreSQL dialect, one statement: moves message `id` of the named queue to the archive (not
+   * dead, last error kept) if `token` still leases it — `archiveMessages` with `dead: false`, no
+   * error and no undo, under the same lease check as `deleteLeased`. Returns its id, or nothing.
+   */
+  const archiveLeased = (name: string, id: number, token: string, now: number) =>
+    Effect.map(
+      sql`WITH moved AS (
+            DELETE FROM keel_queue_messages
+            WHERE id = ${id} AND lease_token = ${token}
+              AND queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})
+            RETURNING id, queue_id, payload, priority, enqueued_at, deliveries, last_error
+          )
+          INSERT INTO keel_queue_archive
+            (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+          SELECT id, queue_id, payload, priority, enqueued_at, deliveries, ${isFalse}, last_error,
+                 CAST(${now} AS BIGINT)
+          FROM moved
+          RETURNING id`,
+      idsOf
     )
 
   const releaseMessages = (
@@ -646,9 +766,12 @@ export const make = (sql: SqlClient.SqlClient, options: { readonly notifyInSql: 
     readyCheck,
     selectCandidates,
     lease,
+    leaseNext,
     selectLeases,
     deleteMessages,
     archiveMessages,
+    deleteLeased,
+    archiveLeased,
     releaseMessages,
     extendMessages,
     listArchive,
