@@ -530,8 +530,12 @@ export const make = (
     const notifyInSql = notify && backend.kind === "postgres"
     const store = Store.make(sql, { notifyInSql })
 
-    /** PostgreSQL and PGlite: a single statement is atomic on its own and runs in autocommit. */
-    const pgDialect = backend.dialect === "pg"
+    /**
+     * True when a single operation runs as one autocommit statement: on PostgreSQL and PGlite (where
+     * one statement is atomic on its own) and only outside the caller's transaction.
+     */
+    const alone: Effect.Effect<boolean> =
+      backend.dialect === "pg" ? Effect.map(callerTransaction, (open) => !open) : Effect.succeed(false)
 
     const inContext = <A, E>(effect: Effect.Effect<A, E, Backend.Backend>): Effect.Effect<A, E> =>
       Effect.provideService(effect, Backend.Backend, backend)
@@ -718,8 +722,7 @@ export const make = (
           const row = rows[0]
           return row === undefined ? yield* new QueueNotFound({ queue }) : row
         })
-        const alone = pgDialect && !(yield* callerTransaction)
-        const row = alone
+        const row = (yield* alone)
           ? yield* body.pipe(statementOutcomeUnknown(queue, 1), boundary("send"))
           : yield* Retry.run(Retry.transaction(body)).pipe(unknownOutcome(queue, 1), boundary("send"))
         yield* signal(row.queue_id, queue)
@@ -918,11 +921,6 @@ export const make = (
         ).pipe(boundary("read"), inContext)
       })
 
-    /** The PostgreSQL dialect, outside the caller's transaction: `read` is `leaseAlone`. */
-    const readsAlone: Effect.Effect<boolean> = pgDialect
-      ? Effect.map(callerTransaction, (open) => !open)
-      : Effect.succeed(false)
-
     /**
      * Leases with one autocommit statement (`leaseNext`: `FOR UPDATE SKIP LOCKED`, dead-letters the
      * exhausted candidates, leases the rest), repeated only while it dead-lettered some and more are
@@ -986,7 +984,7 @@ export const make = (
                 max: maxVisibilityTimeoutMs
               })
         const workerId = options.workerId === undefined ? null : yield* validateWorkerId(options.workerId)
-        const leased = (yield* readsAlone)
+        const leased = (yield* alone)
           ? yield* leaseAlone(valid, qty, visibility ?? null, workerId)
           : yield* leaseInTransaction(valid, qty, visibility, workerId)
         if (leased === undefined) return []
@@ -1062,9 +1060,7 @@ export const make = (
      * transaction: then `ackAlone` does it in one autocommit statement.
      */
     const acksAlone = (leases: ReadonlyArray<Lease>): Effect.Effect<boolean> =>
-      pgDialect && leases.length === 1
-        ? Effect.map(callerTransaction, (open) => !open)
-        : Effect.succeed(false)
+      leases.length === 1 ? alone : Effect.succeed(false)
 
     /**
      * Acknowledges one lease with `statement`, which checks the lease and acts in one autocommit
@@ -1124,19 +1120,16 @@ export const make = (
               ? ackAlone("archive", queue, leases, single, (valid, id, token, at) =>
                   store.archiveLeased(valid, id, token, at)
                 )
-              : archiveInTransaction(queue, leases, single)
+              : withLeases("archive", queue, leases, single, (valid, held, at) =>
+                  Effect.zipRight(
+                    store.archiveMessages(
+                      held.map((row) => row.id),
+                      { dead: false, now: at, error: null, fallbackError: null, undo: 0 }
+                    ),
+                    Metrics.count(Metrics.acknowledged, valid, held.length, { action: "archive" })
+                  )
+                )
           )
-
-    const archiveInTransaction = (queue: string, leases: ReadonlyArray<Lease>, single: boolean) =>
-      withLeases("archive", queue, leases, single, (valid, held, at) =>
-        Effect.zipRight(
-          store.archiveMessages(
-            held.map((row) => row.id),
-            { dead: false, now: at, error: null, fallbackError: null, undo: 0 }
-          ),
-          Metrics.count(Metrics.acknowledged, valid, held.length, { action: "archive" })
-        )
-      )
 
     const extendLeases = (
       queue: string,
