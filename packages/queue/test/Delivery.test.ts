@@ -2,29 +2,18 @@
  * Delivery accounting with real producer and consumer processes, one consumer killed with SIGKILL
  * mid-lease (a SIGKILL only happens to a process).
  */
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { describe, expect, layer } from "@effect/vitest"
 import { Queue } from "@keel/queue"
 import { Processes, TestDatabase } from "@keel/testkit"
-import { type Duration, Effect } from "effect"
-import { archiveRows, messageRows, layer as queueLayer, uniqueName } from "./support/QueueTest.js"
-
-/** A child entry point of this package (the testkit bundles it once per test process). */
-const fixture = (name: string) => join(dirname(fileURLToPath(import.meta.url)), "fixtures", `${name}.ts`)
-
-/** Waits (polling every 50 ms, at most `within`) until `check` holds. */
-const eventually = <E, R>(
-  what: string,
-  check: Effect.Effect<boolean, E, R>,
-  within: Duration.DurationInput
-) =>
-  Effect.timeoutFail(
-    Effect.gen(function* () {
-      while (!(yield* check)) yield* Effect.sleep("50 millis")
-    }),
-    { duration: within, onTimeout: () => new Error(`timed out waiting for: ${what}`) }
-  )
+import { Effect } from "effect"
+import {
+  archiveRows,
+  eventually,
+  fixture,
+  messageRows,
+  layer as queueLayer,
+  uniqueName
+} from "./support/QueueTest.js"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 

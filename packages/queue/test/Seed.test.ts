@@ -2,30 +2,12 @@
  * The seed reproducer's first half (DESIGN.md rule 1), with a real second process: SQLite file
  * locks only bite across connections.
  */
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { describe, expect, layer } from "@effect/vitest"
 import { Queue } from "@keel/queue"
 import { Database, Retry } from "@keel/sql"
 import { Processes, TestDatabase } from "@keel/testkit"
-import { type Duration, Effect, Layer, Metric } from "effect"
-import { messageRows, layer as queueLayer, uniqueName } from "./support/QueueTest.js"
-
-/** A child entry point of this package (the testkit bundles it once per test process). */
-const fixture = (name: string) => join(dirname(fileURLToPath(import.meta.url)), "fixtures", `${name}.ts`)
-
-/** Waits (polling every 50 ms, at most `within`) until `check` holds. */
-const eventually = <E, R>(
-  what: string,
-  check: Effect.Effect<boolean, E, R>,
-  within: Duration.DurationInput
-) =>
-  Effect.timeoutFail(
-    Effect.gen(function* () {
-      while (!(yield* check)) yield* Effect.sleep("50 millis")
-    }),
-    { duration: within, onTimeout: () => new Error(`timed out waiting for: ${what}`) }
-  )
+import { Effect, Layer, Metric } from "effect"
+import { eventually, fixture, messageRows, layer as queueLayer, uniqueName } from "./support/QueueTest.js"
 
 const sqliteFiles = TestDatabase.kinds.filter((kind) => kind === "sqlite" || kind === "libsql")
 

@@ -3,11 +3,13 @@
  * unique queue names, a fingerprint of every queue table (to show a failed call changed nothing),
  * and a TestClock that starts at the real time.
  */
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Queue } from "@keel/queue"
 import type { Backend, Database } from "@keel/sql"
 import { TestDatabase } from "@keel/testkit"
-import { Effect, Layer, TestClock, TestContext } from "effect"
+import { type Duration, Effect, Layer, TestClock, TestContext } from "effect"
 
 /** The queue service, its database and the test database info, for `kind`. */
 export const layer = (
@@ -67,4 +69,21 @@ export const withTestClock = <A, E, R>(body: Effect.Effect<A, E, R>): Effect.Eff
       body
     ),
     TestContext.TestContext
+  )
+
+/** A child entry point of this package's tests (the testkit bundles it once per test process). */
+export const fixture = (name: string): string =>
+  join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures", `${name}.ts`)
+
+/** Waits (polling every 50 ms, at most `within`) until `check` holds; fails naming `what`. */
+export const eventually = <E, R>(
+  what: string,
+  check: Effect.Effect<boolean, E, R>,
+  within: Duration.DurationInput
+): Effect.Effect<void, E | Error, R> =>
+  Effect.timeoutFail(
+    Effect.gen(function* () {
+      while (!(yield* check)) yield* Effect.sleep("50 millis")
+    }),
+    { duration: within, onTimeout: () => new Error(`timed out waiting for: ${what}`) }
   )
