@@ -7,13 +7,7 @@ import { Deferred, Duration, Effect, Either, Fiber, Layer, Metric, Option, Sched
 import { Cursor, CursorError } from "../src/index.js"
 
 /** A small, fast policy: the behaviour under test is what is retried, not how long it waits. */
-const quick = Retry.policy({
-  base: Duration.millis(1),
-  factor: 2,
-  maxDelay: Duration.millis(5),
-  maxRetries: 10,
-  maxElapsed: Duration.seconds(5)
-})
+const quick = Retry.policy(Faults.quickRetry)
 
 let namespaces = 0
 /** A namespace of its own for each test, so tests sharing a database never see each other's cursors. */

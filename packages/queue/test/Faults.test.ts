@@ -13,7 +13,7 @@ import { expect, layer } from "@effect/vitest"
 import { Queue } from "@keel/queue"
 import { Backend, Retry, Transaction } from "@keel/sql"
 import { Faults, TestDatabase } from "@keel/testkit"
-import { Duration, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { archiveRows, messageRows, uniqueName } from "./support/QueueTest.js"
 
 /** The realistic "COMMIT took effect, then failed" fault of each dialect. */
@@ -32,13 +32,7 @@ const begins = Effect.map(
 )
 
 /** A fast retry policy: what is under test is which failures are retried, not the waiting. */
-const quick = Retry.layerPolicy({
-  base: Duration.millis(1),
-  factor: 2,
-  maxDelay: Duration.millis(5),
-  maxRetries: 10,
-  maxElapsed: Duration.seconds(5)
-})
+const quick = Retry.layerPolicy(Faults.quickRetry)
 
 TestDatabase.describeEach("Queue faults", (kind) => {
   const database = Layer.provideMerge(Faults.layer, TestDatabase.layer(kind))

@@ -5,13 +5,7 @@ import { Faults, TestDatabase } from "@keel/testkit"
 import { Chunk, Duration, Effect, FastCheck, Layer, Option, Schedule } from "effect"
 
 /** A small, fast policy for tests: the behaviour under test is which failures are retried. */
-const quick = Retry.policy({
-  base: Duration.millis(1),
-  factor: 2,
-  maxDelay: Duration.millis(5),
-  maxRetries: 10,
-  maxElapsed: Duration.seconds(5)
-})
+const quick = Retry.policy(Faults.quickRetry)
 
 const rows = (tag: string) =>
   Effect.gen(function* () {

@@ -11,8 +11,8 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import { makeCompiler } from "@effect/sql-pg/PgClient"
-import { Backend, Transaction } from "@keel/sql"
-import { Context, Effect, Layer, Ref } from "effect"
+import { Backend, type Retry, Transaction } from "@keel/sql"
+import { Context, Duration, Effect, Layer, Ref } from "effect"
 
 /** The error a fault raises, in the dialect of the backend it is injected into. */
 export type FaultError = "busy" | "locked" | "connection"
@@ -163,3 +163,15 @@ export const layer: Layer.Layer<
     )
   })
 )
+
+/**
+ * A fast retry policy for fault tests (1 ms doubling, each delay ≤ 5 ms, ≤ 10 retries, ≤ 5 s):
+ * what such tests check is which failures are retried, not how long the retries wait.
+ */
+export const quickRetry: Retry.PolicyOptions = {
+  base: Duration.millis(1),
+  factor: 2,
+  maxDelay: Duration.millis(5),
+  maxRetries: 10,
+  maxElapsed: Duration.seconds(5)
+}
