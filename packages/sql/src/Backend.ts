@@ -24,6 +24,21 @@ export interface Session {
   readonly release: Effect.Effect<void>
 }
 
+/** A single session's driver, driven synchronously (better-sqlite3): nothing yields between calls. */
+export interface SyncDriver {
+  /** Runs a statement and returns its rows (none for a statement without). Throws the driver's error. */
+  readonly run: (sql: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown>
+  /** True while the session is inside a transaction (SQLite ends one itself after some errors). */
+  readonly inTransaction: () => boolean
+}
+
+/**
+ * Runs `use` on the synchronous driver while nobody else holds the session: at once when it is
+ * free, after waiting (interruptibly) otherwise. `use` runs to completion in one synchronous step,
+ * so no other statement or transaction can interleave with it.
+ */
+export type WithDriver = <A>(use: (driver: SyncDriver) => A) => Effect.Effect<A>
+
 /** The backend behind the SqlClient in the same context. */
 export interface Backend {
   readonly kind: Kind
@@ -42,6 +57,12 @@ export interface Backend {
    * the transaction and calling `release` are the caller's job.
    */
   readonly openTransaction: Effect.Effect<Session, DbError>
+  /**
+   * Synchronous access to the session, where the driver allows it (better-sqlite3 only):
+   * `Transaction.single` runs BEGIN, one statement and COMMIT through it in one step, without the
+   * per-statement cost of the `Connection` path.
+   */
+  readonly withDriver: WithDriver | undefined
   /** Wake-ups between producers and consumers: LISTEN/NOTIFY on PostgreSQL, in-process elsewhere. */
   readonly notifications: Notifications
 }
@@ -140,6 +161,7 @@ export const make = (options: {
   readonly dsn: string
   readonly singleSession: boolean
   readonly openTransaction?: Effect.Effect<Session, DbError>
+  readonly withDriver?: WithDriver | undefined
   readonly notifications: Notifications
 }): Backend => {
   const { dialect, parameterLimit } = properties[options.kind]
@@ -150,6 +172,7 @@ export const make = (options: {
     parameterLimit,
     dsn: options.dsn,
     openTransaction: options.openTransaction ?? reserveAndBegin(options.client.reserve, dialect),
+    withDriver: options.withDriver,
     notifications: options.notifications
   }
 }

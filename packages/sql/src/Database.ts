@@ -79,6 +79,7 @@ const singleSession = (
         session.release,
         kind === "pglite" ? "pg" : "sqlite"
       ),
+      withDriver: session.withDriver,
       notifications
     })
   }))

@@ -5,6 +5,8 @@
  * `keyed`: a plain DML effect does not type-check as retryable. This is the only module that
  * calls `Effect.retry` (a check in `pnpm check` enforces it).
  */
+
+import type * as Statement from "@effect/sql/Statement"
 import {
   Config,
   ConfigError,
@@ -52,6 +54,12 @@ const transient = (error: unknown): boolean => isTransient(isSqlError(error) ? c
 export const read = <A, E, R>(effect: Effect.Effect<A, E, R>): Idempotent<A, E, R> =>
   make("read", effect, transient)
 
+/** A failure of a whole transaction after which re-running it is safe (it rolled back) and worthwhile. */
+const rolledBackAndTransient = (error: unknown): boolean =>
+  Predicate.isTagged(error, "CommitRejected") && Predicate.hasProperty(error, "reason")
+    ? transient(error.reason)
+    : transient(error)
+
 /**
  * A whole write transaction (`Transaction.immediate`). It is re-run only when its failure proves it
  * rolled back and is transient: a busy BEGIN, a transient error inside the body (the transaction
@@ -62,11 +70,30 @@ export const read = <A, E, R>(effect: Effect.Effect<A, E, R>): Idempotent<A, E, 
 export const transaction = <A, E, R>(
   body: Effect.Effect<A, E, R>
 ): Idempotent<A, E | Transaction.TransactionError, Exclude<R, Transaction.Provided> | Backend> =>
-  make("transaction", Transaction.immediate(body), (error) =>
-    Predicate.isTagged(error, "CommitRejected") && Predicate.hasProperty(error, "reason")
-      ? transient(error.reason)
-      : transient(error)
+  make("transaction", Transaction.immediate(body), rolledBackAndTransient)
+
+/**
+ * One statement as a whole write transaction (`Transaction.single`, or `Transaction.singleOn` when
+ * the backend is given), re-run exactly when `transaction` would re-run it: its failure proves it
+ * rolled back and is transient.
+ */
+export function single<A extends object>(
+  statement: Statement.Statement<A>
+): Idempotent<ReadonlyArray<A>, Transaction.TransactionError, Backend>
+export function single<A extends object>(
+  statement: Statement.Statement<A>,
+  backend: Backend
+): Idempotent<ReadonlyArray<A>, Transaction.TransactionError, never>
+export function single<A extends object>(
+  statement: Statement.Statement<A>,
+  backend?: Backend
+): Idempotent<ReadonlyArray<A>, Transaction.TransactionError, Backend> {
+  return make(
+    "transaction",
+    backend === undefined ? Transaction.single(statement) : Transaction.singleOn(backend)(statement),
+    rolledBackAndTransient
   )
+}
 
 /**
  * A write guarded by a unique idempotency key: `write` inserts-or-ignores on the key, `read`

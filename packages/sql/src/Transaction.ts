@@ -11,9 +11,10 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
 import { Cause, Context, Effect, Exit, identity, Option, Predicate, Schema } from "effect"
-import { Backend, type Session } from "./Backend.js"
-import { classify, DbError, type DbError as DbErrorType } from "./DbError.js"
+import { Backend, type Session, type SyncDriver } from "./Backend.js"
+import { classify, DbError, type DbError as DbErrorType, refine } from "./DbError.js"
 
 /** The transaction the current fiber runs in: its backend, connection and savepoint depth. */
 export interface ActiveTransaction {
@@ -210,6 +211,97 @@ export const immediate = <A, E, R>(
         : runTopLevel(backend, body, identity)
     )
   )
+
+/** Statements ending a transaction on the synchronous driver. */
+const driverEnd = { commit: "COMMIT", rollback: "ROLLBACK" } as const
+
+/**
+ * ROLLBACK on the synchronous driver after a failure, tried twice like `rollback`. True when the
+ * session is then outside any transaction (SQLite may already have ended it itself).
+ */
+const driverRollback = (driver: SyncDriver): boolean => {
+  for (let attempt = 0; attempt < 2 && driver.inTransaction(); attempt++) {
+    try {
+      driver.run(driverEnd.rollback, [])
+    } catch {
+      // Tried once more; a session left inside the transaction is reported by the caller.
+    }
+  }
+  return !driver.inTransaction()
+}
+
+/** How a one-statement transaction on the synchronous driver ended. */
+type DriverOutcome =
+  | { readonly _tag: "Committed"; readonly rows: ReadonlyArray<unknown> }
+  | { readonly _tag: "Failed"; readonly error: TransactionError; readonly rollbackFailed: boolean }
+
+/**
+ * BEGIN IMMEDIATE, one statement, COMMIT, in one synchronous step — `runTopLevel` for a body of one
+ * statement, with the same outcomes: a failed BEGIN ran nothing; a failed statement is rolled back
+ * and is the error; a failed COMMIT is followed by ROLLBACK and is `CommitRejected` when that proves
+ * the rollback, `CommitOutcomeUnknown` when SQLite already ended the transaction itself.
+ */
+const writeOne = (driver: SyncDriver, sql: string, params: ReadonlyArray<unknown>): DriverOutcome => {
+  try {
+    driver.run("BEGIN IMMEDIATE", [])
+  } catch (cause) {
+    return { _tag: "Failed", error: classify(cause), rollbackFailed: false }
+  }
+  let rows: ReadonlyArray<unknown>
+  try {
+    rows = driver.run(sql, params)
+  } catch (cause) {
+    return { _tag: "Failed", error: classify(cause), rollbackFailed: !driverRollback(driver) }
+  }
+  try {
+    driver.run(driverEnd.commit, [])
+  } catch (cause) {
+    const reason = classify(cause)
+    const error =
+      driver.inTransaction() && driverRollback(driver)
+        ? new CommitRejected({ reason })
+        : new CommitOutcomeUnknown({ reason })
+    return { _tag: "Failed", error, rollbackFailed: false }
+  }
+  return { _tag: "Committed", rows }
+}
+
+/**
+ * `single` on a given backend: for services that hold their `Backend` (it saves providing one per
+ * call, which costs more than the statement on SQLite).
+ */
+export const singleOn =
+  (backend: Backend) =>
+  <A extends object>(statement: Statement.Statement<A>): Effect.Effect<ReadonlyArray<A>, TransactionError> =>
+    Effect.flatMap(currentOn(backend), (active) => {
+      if (Option.isSome(active)) return runSavepoint(active.value, refine(statement), identity)
+      const withDriver = backend.withDriver
+      if (withDriver === undefined) return runTopLevel(backend, refine(statement), identity)
+      const [sql, params] = statement.compile()
+      return Effect.flatMap(
+        withDriver((driver) => writeOne(driver, sql, params)),
+        (outcome): Effect.Effect<ReadonlyArray<A>, TransactionError> => {
+          // The driver boundary: rows are the driver's, typed as the statement declares them.
+          if (outcome._tag === "Committed") return Effect.succeed(outcome.rows as ReadonlyArray<A>)
+          const failed = Effect.fail(outcome.error)
+          return outcome.rollbackFailed
+            ? Effect.zipRight(Effect.logWarning("ROLLBACK failed twice; the connection is released"), failed)
+            : failed
+        }
+      )
+    })
+
+/**
+ * Runs one statement as a whole write transaction, with the guarantees and errors of
+ * `immediate(statement)`: nothing persists unless COMMIT succeeded, and a failure says whether it
+ * provably rolled back. On SQLite it is several times cheaper: BEGIN IMMEDIATE, the statement and
+ * COMMIT run as one synchronous step of the driver (`Backend.withDriver`). Inside an open
+ * transaction it joins it, as `immediate` does. Rows come back as the driver returns them.
+ */
+export const single = <A extends object>(
+  statement: Statement.Statement<A>
+): Effect.Effect<ReadonlyArray<A>, TransactionError, Backend> =>
+  Effect.flatMap(Backend, (backend) => singleOn(backend)(statement))
 
 /**
  * Runs `body` in a new top-level transaction even when one is open: it commits or rolls back on

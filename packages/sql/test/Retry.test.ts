@@ -205,6 +205,97 @@ TestDatabase.describeEach("Retry", (kind) => {
       })
     )
 
+    // Retry.single: the same proofs for one statement. On SQLite it runs BEGIN, the statement and
+    // COMMIT in one synchronous step of the driver, where these faults are injected too.
+    const insertOne = (tag: string) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        Retry.run(Retry.single(sql`INSERT INTO sends (tag) VALUES (${tag})`), quick)
+      )
+    const begins = Effect.map(
+      Effect.flatMap(Faults.Faults, (faults) => faults.statements),
+      (statements) => statements.filter((statement) => statement.startsWith("BEGIN")).length
+    )
+
+    it.effect("Retry.single: a busy BEGIN is re-run (nothing ran): one row", () =>
+      Effect.gen(function* () {
+        const faults = yield* Faults.Faults
+        yield* faults.clear
+        yield* faults.inject({ match: /^BEGIN/, timing: "before", error: "busy", times: 3 })
+        yield* insertOne("single-busy-begin")
+        expect(yield* faults.fired).toBe(3)
+        expect(yield* begins).toBe(4)
+        expect(yield* rows("single-busy-begin")).toBe(1)
+      })
+    )
+
+    it.effect(
+      "Retry.single: a lock error after the statement wrote rolls it back; the re-run leaves one row",
+      () =>
+        Effect.gen(function* () {
+          const faults = yield* Faults.Faults
+          yield* faults.clear
+          yield* faults.inject({ match: /^INSERT INTO sends/, timing: "after", error: "locked", times: 2 })
+          yield* insertOne("single-post-write")
+          expect(yield* faults.fired).toBe(2)
+          expect(yield* begins).toBe(3)
+          expect(yield* rows("single-post-write")).toBe(1)
+        })
+    )
+
+    it.effect(
+      "Retry.single: a COMMIT rejected with a transient error is rolled back and re-run: one row",
+      () =>
+        Effect.gen(function* () {
+          const faults = yield* Faults.Faults
+          yield* faults.clear
+          yield* faults.inject({ match: /^COMMIT/, timing: "before", error: "busy" })
+          yield* insertOne("single-commit-rejected")
+          expect(yield* begins).toBe(2)
+          expect(yield* rows("single-commit-rejected")).toBe(1)
+        })
+    )
+
+    it.effect(
+      "Retry.single: a COMMIT whose outcome is unknown is never re-run: CommitOutcomeUnknown, one row",
+      () =>
+        Effect.gen(function* () {
+          const faults = yield* Faults.Faults
+          const backend = yield* Backend.Backend
+          yield* faults.clear
+          yield* faults.inject(
+            backend.dialect === "sqlite"
+              ? { match: /^COMMIT/, timing: "after", error: "busy" }
+              : { match: /^COMMIT/, timing: "after", error: "connection", breakConnection: true }
+          )
+          const error = yield* insertOne("single-commit-unknown").pipe(Effect.flip)
+          expect(error._tag).toBe("CommitOutcomeUnknown")
+          expect(yield* begins).toBe(1)
+          expect(yield* rows("single-commit-unknown")).toBe(1)
+        })
+    )
+
+    it.effect(
+      "Retry.single: a connection lost during the statement is typed, not re-run, and leaves nothing",
+      () =>
+        Effect.gen(function* () {
+          const faults = yield* Faults.Faults
+          yield* faults.clear
+          yield* faults.inject({
+            match: /^INSERT INTO sends/,
+            timing: "after",
+            error: "connection",
+            breakConnection: true
+          })
+          const error = yield* insertOne("single-lost").pipe(Effect.flip)
+          expect(error._tag).toBe("ConnectionLost")
+          expect(yield* begins).toBe(1)
+          yield* faults.clear
+          expect(yield* rows("single-lost")).toBe(0)
+          yield* insertOne("single-after-lost")
+          expect(yield* rows("single-after-lost")).toBe(1)
+        })
+    )
+
     it.effect("a non-transient failure is not retried", () =>
       Effect.gen(function* () {
         const faults = yield* Faults.Faults

@@ -1,11 +1,15 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
-import { Backend, DbError, Transaction } from "@keel/sql"
+import { Backend, DbError, Retry, Transaction } from "@keel/sql"
 import { TestDatabase } from "@keel/testkit"
+import BetterSqlite3 from "better-sqlite3"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Stream } from "effect"
 
 /** Rows of `table` whose columns equal the given values (all rows when none are given). */
-const countRows = (table: "items" | "parents" | "children", where: Record<string, string | number> = {}) =>
+const countRows = (
+  table: "items" | "parents" | "children" | "strict_children",
+  where: Record<string, string | number> = {}
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const conditions = Object.entries(where).map(([column, value]) => sql`${sql(column)} = ${value}`)
@@ -240,6 +244,116 @@ TestDatabase.describeEach("Transaction", (kind) => {
         })
     )
 
+    it.effect("Transaction.single commits one statement and returns its rows", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* Transaction.single(
+          sql<{
+            id: number
+            tag: string
+          }>`INSERT INTO items (id, tag) VALUES (80, 'single') RETURNING id, tag`
+        )
+        expect(rows.map((row) => [Number(row.id), row.tag])).toEqual([[80, "single"]])
+        expect(yield* countRows("items", { id: 80 })).toBe(1)
+      })
+    )
+
+    it.effect(
+      "Transaction.single: a failing statement leaves nothing, is typed, and the session stays usable",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const error = yield* Transaction.single(
+            sql`INSERT INTO strict_children (id, parent_id) VALUES (81, 999)`
+          ).pipe(Effect.flip)
+          expect(error._tag).toBe("ForeignKeyViolation")
+          expect(yield* countRows("strict_children")).toBe(0)
+          yield* Transaction.single(sql`INSERT INTO items (id, tag) VALUES (81, 'after-failure')`)
+          expect(yield* countRows("items", { id: 81 })).toBe(1)
+        })
+    )
+
+    it.effect(
+      "Transaction.single: a COMMIT rejected by a deferred foreign key is CommitRejected and the session is not left inside it",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const error = yield* Transaction.single(
+            sql`INSERT INTO children (id, parent_id) VALUES (82, 406)`
+          ).pipe(Effect.flip)
+          expect(error._tag).toBe("CommitRejected")
+          if (error._tag === "CommitRejected") expect(error.reason._tag).toBe("ForeignKeyViolation")
+          // Were the session still inside the failed transaction, this write would join it and
+          // vanish with the next rollback.
+          yield* sql`INSERT INTO parents (id) VALUES (82)`
+          yield* Transaction.immediate(
+            Effect.zipRight(
+              sql`INSERT INTO items (id, tag) VALUES (83, 'doomed')`,
+              Effect.fail("later failure")
+            )
+          ).pipe(Effect.ignore)
+          expect(yield* countRows("parents", { id: 82 })).toBe(1)
+          expect(yield* countRows("children", { id: 82 })).toBe(0)
+        })
+    )
+
+    it.effect("Transaction.single inside an open transaction joins it and rolls back with it", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const failed = yield* Transaction.immediate(
+          Effect.zipRight(
+            Transaction.single(sql`INSERT INTO items (id, tag) VALUES (84, 'joined')`),
+            Effect.fail("caller fails" as const)
+          )
+        ).pipe(Effect.flip)
+        expect(failed).toBe("caller fails")
+        expect(yield* countRows("items", { id: 84 })).toBe(0)
+      })
+    )
+
+    it.effect("Transaction.single waits for another fiber's open transaction and never runs inside it", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const inserted = yield* Deferred.make<void>()
+        const finish = yield* Deferred.make<void>()
+        const owner = yield* Effect.fork(
+          Transaction.immediate(
+            Effect.gen(function* () {
+              yield* sql`INSERT INTO items (id, tag) VALUES (85, 'owner')`
+              yield* Deferred.succeed(inserted, undefined)
+              yield* Deferred.await(finish)
+              return yield* Effect.fail("owner rolls back" as const)
+            })
+          )
+        )
+        yield* Deferred.await(inserted)
+        const stranger = yield* Effect.fork(
+          Transaction.single(sql`INSERT INTO items (id, tag) VALUES (86, 'stranger')`)
+        )
+        yield* Effect.sleep(Duration.millis(50))
+        yield* Deferred.succeed(finish, undefined)
+        yield* Fiber.join(owner).pipe(Effect.flip)
+        yield* Fiber.join(stranger)
+        expect(yield* countRows("items", { id: 85 })).toBe(0)
+        expect(yield* countRows("items", { id: 86 })).toBe(1)
+      })
+    )
+
+    it.effect("concurrent Transaction.single writes all commit, each exactly once", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.all(
+          Array.from({ length: 40 }, (_, index) =>
+            index % 4 === 0
+              ? Transaction.immediate(sql`INSERT INTO items (id, tag) VALUES (${1000 + index}, 'many')`)
+              : Transaction.single(sql`INSERT INTO items (id, tag) VALUES (${1000 + index}, 'many')`)
+          ),
+          { concurrency: "unbounded" }
+        )
+        expect(yield* countRows("items", { tag: "many" })).toBe(40)
+      })
+    )
+
     it.effect("Transaction.lock only compiles inside a transaction, and works there", () =>
       Effect.gen(function* () {
         // @ts-expect-error Transaction.lock requires an open transaction (Transaction.Active)
@@ -248,6 +362,32 @@ TestDatabase.describeEach("Transaction", (kind) => {
         yield* Transaction.immediate(Transaction.lock("key"))
       })
     )
+
+    if (kind === "sqlite") {
+      it.scoped(
+        "Transaction.single against another connection's write lock: a typed Busy with nothing written, and Retry.single waits it out",
+        () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            const info = yield* TestDatabase.TestDatabase
+            const other = new BetterSqlite3(info.dsn.slice("sqlite:".length))
+            yield* Effect.addFinalizer(() => Effect.sync(() => other.close()))
+            other.exec("BEGIN IMMEDIATE")
+            const error = yield* Transaction.single(
+              sql`INSERT INTO items (id, tag) VALUES (90, 'busy')`
+            ).pipe(Effect.flip)
+            expect(error._tag).toBe("Busy")
+            expect(yield* countRows("items", { id: 90 })).toBe(0)
+            const retried = yield* Effect.fork(
+              Retry.run(Retry.single(sql`INSERT INTO items (id, tag) VALUES (91, 'waited')`))
+            )
+            yield* Effect.sleep(Duration.millis(150))
+            other.exec("ROLLBACK")
+            yield* Fiber.join(retried)
+            expect(yield* countRows("items", { id: 91 })).toBe(1)
+          })
+      )
+    }
 
     if (kind === "sqlite" || kind === "libsql" || kind === "pglite") {
       it.effect("a fiber waiting for the session can be timed out on time", () =>

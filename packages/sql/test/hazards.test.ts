@@ -7,7 +7,7 @@
  * sqlite-node client, `@libsql/client` for libSQL): POSIX file locks are per process, so only
  * connections inside one SQLite library instance see each other's locks within one process.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -472,6 +472,78 @@ describe("hazard: connection defaults", () => {
         }
       }),
     timeout
+  )
+})
+
+// --- 4b. a write stepped only once never checkpoints ---------------------------------------------
+
+describe("hazard: better-sqlite3 `get()` on an INSERT … RETURNING skips the WAL auto-checkpoint", () => {
+  /** Bytes of `file`'s WAL after `rows` single-row inserts, each its own autocommit statement. */
+  const walAfter = (file: string, insert: (db: BetterSqlite3.Database) => void, rows: number): number => {
+    const db = new BetterSqlite3(file)
+    try {
+      db.pragma("journal_mode = WAL")
+      db.exec("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+      for (let i = 0; i < rows; i++) insert(db)
+      return statSync(`${file}-wal`).size
+    } finally {
+      db.close()
+    }
+  }
+  const body = "x".repeat(200)
+  // 3,000 rows of 200 bytes are ~150 pages per 1,000 rows; wal_autocheckpoint is 1,000 pages, so
+  // a checkpointed WAL restarts and stays near its high-water mark of ~1,000 pages (~4 MB).
+  const rows = 6_000
+  const bounded = 1_100 * 4_096
+
+  it.scopedLive(
+    "autocommit inserts read with get() (the statement is reset, not stepped to its end) grow the WAL without bound; all() and run() checkpoint",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const viaGet = walAfter(
+          join(dir, "get.db"),
+          (db) => db.prepare("INSERT INTO items (body) VALUES (?) RETURNING id").get(body),
+          rows
+        )
+        const viaAll = walAfter(
+          join(dir, "all.db"),
+          (db) => db.prepare("INSERT INTO items (body) VALUES (?) RETURNING id").all(body),
+          rows
+        )
+        const viaRun = walAfter(
+          join(dir, "run.db"),
+          (db) => db.prepare("INSERT INTO items (body) VALUES (?)").run(body),
+          rows
+        )
+        // SQLite runs the WAL hook (and so the auto-checkpoint) only when a statement returns
+        // SQLITE_DONE; get() commits inside sqlite3_reset instead.
+        expect(viaGet).toBeGreaterThan(3 * bounded)
+        expect(viaAll).toBeLessThan(bounded)
+        expect(viaRun).toBeLessThan(bounded)
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
+    "Keel: sends through Transaction.single and plain statements with RETURNING keep the WAL bounded",
+    () =>
+      Effect.gen(function* () {
+        const file = join(yield* tempDir, "keel.db")
+        yield* onKeel(
+          `sqlite:${file}`,
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            yield* sql`CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`
+            for (let i = 0; i < rows / 2; i++) {
+              yield* Transaction.single(sql`INSERT INTO items (body) VALUES (${body}) RETURNING id`)
+              yield* sql`INSERT INTO items (body) VALUES (${body}) RETURNING id`
+            }
+            expect(statSync(`${file}-wal`).size).toBeLessThan(bounded)
+          })
+        )
+      }),
+    { timeout: 60_000 }
   )
 })
 

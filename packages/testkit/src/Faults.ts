@@ -12,7 +12,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import { makeCompiler } from "@effect/sql-pg/PgClient"
 import { Backend, type Retry, Transaction } from "@keel/sql"
-import { Context, Duration, Effect, Layer, Ref } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 
 /** The error a fault raises, in the dialect of the backend it is injected into. */
 export type FaultError = "busy" | "locked" | "connection"
@@ -60,14 +60,15 @@ const codes: Record<"sqlite" | "pg", Record<FaultError, readonly [string, string
   }
 }
 
-/** The driver-shaped error a fault raises: an `SqlError` whose cause carries the driver's code. */
-export const driverError = (dialect: "sqlite" | "pg", error: FaultError): SqlError => {
+/** The driver's own error for a fault: an `Error` carrying the driver's code, as drivers throw. */
+const driverCause = (dialect: "sqlite" | "pg", error: FaultError): Error => {
   const [code, message] = codes[dialect][error]
-  return new SqlError({
-    cause: Object.assign(new Error(message), { code }),
-    message: "Failed to execute statement"
-  })
+  return Object.assign(new Error(message), { code })
 }
+
+/** The driver-shaped error a fault raises: an `SqlError` whose cause carries the driver's code. */
+export const driverError = (dialect: "sqlite" | "pg", error: FaultError): SqlError =>
+  new SqlError({ cause: driverCause(dialect, error), message: "Failed to execute statement" })
 
 interface Planned extends Fault {
   remaining: number
@@ -85,19 +86,21 @@ export const layer: Layer.Layer<
   Effect.gen(function* () {
     const original = yield* SqlClient.SqlClient
     const backend = yield* Backend.Backend
-    const plan = yield* Ref.make<ReadonlyArray<Planned>>([])
-    const fired = yield* Ref.make(0)
-    const log = yield* Ref.make<ReadonlyArray<string>>([])
+    // Plain state, not Refs: the synchronous driver consults the plan without running an effect.
+    let plan: ReadonlyArray<Planned> = []
+    let fired = 0
+    let log: Array<string> = []
 
-    const take = (sql: string) =>
-      Ref.modify(plan, (faults): readonly [Planned | undefined, ReadonlyArray<Planned>] => {
-        const hit = faults.find((fault) => fault.remaining > 0 && fault.match.test(sql))
-        if (hit === undefined) return [undefined, faults]
-        return [
-          hit,
-          faults.map((fault) => (fault === hit ? { ...fault, remaining: fault.remaining - 1 } : fault))
-        ]
-      })
+    /** Logs a statement and returns the planned fault that hits it, if any (counting it as fired). */
+    const hit = (sql: string): Planned | undefined => {
+      log.push(sql)
+      const fault = plan.find((planned) => planned.remaining > 0 && planned.match.test(sql))
+      if (fault !== undefined) {
+        fault.remaining--
+        fired++
+      }
+      return fault
+    }
 
     const wrap = (connection: Connection): Connection => {
       let broken = false
@@ -106,18 +109,23 @@ export const layer: Layer.Layer<
           run: (sql: string, ...args: Args) => Effect.Effect<A, SqlError>
         ) =>
         (sql: string, ...args: Args): Effect.Effect<A, SqlError> =>
-          Effect.gen(function* () {
-            yield* Ref.update(log, (all) => [...all, sql])
-            if (broken) return yield* Effect.fail(driverError(backend.dialect, "connection"))
-            const fault = yield* take(sql)
-            if (fault === undefined) return yield* run(sql, ...args)
-            yield* Ref.update(fired, (n) => n + 1)
-            if (fault.timing === "after") yield* run(sql, ...args)
-            if (fault.breakConnection === true) {
-              broken = true
-              yield* Effect.ignore(connection.executeUnprepared("ROLLBACK", [], undefined))
+          Effect.suspend(() => {
+            if (broken) {
+              log.push(sql)
+              return Effect.fail(driverError(backend.dialect, "connection"))
             }
-            return yield* Effect.fail(driverError(backend.dialect, fault.error))
+            const fault = hit(sql)
+            if (fault === undefined) return run(sql, ...args)
+            const failure = Effect.fail(driverError(backend.dialect, fault.error))
+            const after = Effect.suspend(() => {
+              if (fault.breakConnection !== true) return failure
+              broken = true
+              return Effect.zipRight(
+                Effect.ignore(connection.executeUnprepared("ROLLBACK", [], undefined)),
+                failure
+              )
+            })
+            return fault.timing === "after" ? Effect.zipRight(run(sql, ...args), after) : after
           })
       return {
         // Driver connections are classes whose methods use `this`: call them as methods.
@@ -132,6 +140,35 @@ export const layer: Layer.Layer<
         executeStream: (sql, params, transform) => connection.executeStream(sql, params, transform)
       }
     }
+
+    /**
+     * The same plan on the synchronous driver (`Transaction.single` on SQLite): a fault throws the
+     * driver's error before or after running the statement; a broken session fails every later
+     * statement of the same use, after rolling the real transaction back.
+     */
+    const wrapDriver = (driver: Backend.SyncDriver): Backend.SyncDriver => {
+      let broken = false
+      return {
+        inTransaction: () => driver.inTransaction(),
+        run: (sql, params) => {
+          if (broken) {
+            log.push(sql)
+            throw driverCause(backend.dialect, "connection")
+          }
+          const fault = hit(sql)
+          if (fault === undefined) return driver.run(sql, params)
+          if (fault.timing === "after") driver.run(sql, params)
+          if (fault.breakConnection === true) {
+            broken = true
+            if (driver.inTransaction()) driver.run("ROLLBACK", [])
+          }
+          throw driverCause(backend.dialect, fault.error)
+        }
+      }
+    }
+    const withDriver = backend.withDriver
+    const faultyDriver: Backend.WithDriver | undefined =
+      withDriver === undefined ? undefined : (use) => withDriver((driver) => use(wrapDriver(driver)))
 
     const acquirer = Effect.map(original.reserve, wrap)
     const client = yield* Effect.provide(
@@ -148,14 +185,22 @@ export const layer: Layer.Layer<
       client,
       dsn: backend.dsn,
       singleSession: backend.singleSession,
+      withDriver: faultyDriver,
       notifications: backend.notifications
     })
     const withTransaction = Transaction.withTransactionFor(wrappedBackend)
     const control: Control = {
-      inject: (fault) => Ref.update(plan, (faults) => [...faults, { ...fault, remaining: fault.times ?? 1 }]),
-      fired: Ref.get(fired),
-      statements: Ref.get(log),
-      clear: Effect.all([Ref.set(plan, []), Ref.set(log, []), Ref.set(fired, 0)], { discard: true })
+      inject: (fault) =>
+        Effect.sync(() => {
+          plan = [...plan, { ...fault, remaining: fault.times ?? 1 }]
+        }),
+      fired: Effect.sync(() => fired),
+      statements: Effect.sync(() => [...log]),
+      clear: Effect.sync(() => {
+        plan = []
+        log = []
+        fired = 0
+      })
     }
     return Context.make(SqlClient.SqlClient, Object.assign(client, { withTransaction })).pipe(
       Context.add(Backend.Backend, wrappedBackend),

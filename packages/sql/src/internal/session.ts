@@ -12,11 +12,14 @@ import * as Client from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { Compiler } from "@effect/sql/Statement"
 import { Effect, type Scope, Stream } from "effect"
+import type { SyncDriver, WithDriver } from "../Backend.js"
 
 export interface SessionOptions {
   readonly connection: Connection
   readonly compiler: Compiler
   readonly system: string
+  /** The same session driven synchronously, when the driver allows it. */
+  readonly driver?: SyncDriver
 }
 
 /** A session client, and the exclusive session for transactions without a scope (the hot path). */
@@ -25,6 +28,8 @@ export interface SessionClient {
   /** Waits (interruptibly) for the session and yields the connection itself; `release` gives it back. */
   readonly acquire: Effect.Effect<Connection>
   readonly release: Effect.Effect<void>
+  /** Synchronous use of the session, when `SessionOptions.driver` is given (see `Backend.WithDriver`). */
+  readonly withDriver: WithDriver | undefined
 }
 
 /**
@@ -36,8 +41,21 @@ export interface SessionClient {
 export const make = (options: SessionOptions): Effect.Effect<SessionClient, never, Reactivity.Reactivity> =>
   Effect.gen(function* () {
     const semaphore = yield* Effect.makeSemaphore(1)
+    // Who holds the session, counted beside the semaphore (which does not expose it): a
+    // synchronous use may run at once, without taking a permit, exactly when this is zero.
+    let holders = 0
+    const take = Effect.map(semaphore.take(1), () => {
+      holders++
+    })
+    const give = Effect.suspend(() => {
+      holders--
+      return semaphore.release(1)
+    })
+    const exclusively = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(restore(take), Effect.ensuring(restore(effect), give))
+      )
     const inner = options.connection
-    const exclusively = semaphore.withPermits(1)
     const guarded: Connection = {
       execute: (sql, params, transformRows) => exclusively(inner.execute(sql, params, transformRows)),
       executeRaw: (sql, params) => exclusively(inner.executeRaw(sql, params)),
@@ -47,16 +65,16 @@ export const make = (options: SessionOptions): Effect.Effect<SessionClient, neve
       executeStream: (sql, params, transformRows) =>
         Stream.unwrapScoped(
           Effect.as(
-            Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1)),
+            Effect.acquireRelease(take, () => give),
             inner.executeStream(sql, params, transformRows)
           )
         )
     }
     const reserve: Effect.Effect<Connection, never, Scope.Scope> = Effect.uninterruptibleMask((restore) =>
       Effect.zipRight(
-        restore(semaphore.take(1)),
+        restore(take),
         Effect.as(
-          Effect.addFinalizer(() => semaphore.release(1)),
+          Effect.addFinalizer(() => give),
           inner
         )
       )
@@ -67,9 +85,20 @@ export const make = (options: SessionOptions): Effect.Effect<SessionClient, neve
       compiler: options.compiler,
       spanAttributes: [["db.system.name", options.system]]
     })
+    const driver = options.driver
+    const withDriver: WithDriver | undefined =
+      driver === undefined
+        ? undefined
+        : (use) =>
+            // The check and the use happen in one synchronous step: nobody can take the session
+            // in between, and `use` gives it back before anyone else runs.
+            Effect.suspend(() =>
+              holders === 0 ? Effect.succeed(use(driver)) : exclusively(Effect.sync(() => use(driver)))
+            )
     return {
       client,
-      acquire: Effect.as(semaphore.take(1), inner),
-      release: Effect.asVoid(semaphore.release(1))
+      acquire: Effect.as(take, inner),
+      release: Effect.asVoid(give),
+      withDriver
     }
   })

@@ -16,6 +16,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import Sqlite from "better-sqlite3"
 import { Effect, type Scope, Stream } from "effect"
+import type { SyncDriver } from "../Backend.js"
 import { classify, type DbError } from "../DbError.js"
 import * as Session from "./session.js"
 
@@ -25,7 +26,9 @@ const cacheCapacity = 500
 type Parameters = Array<unknown>
 type Rows = <A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>
 
-const connectionOver = (db: Sqlite.Database): Connection => {
+const connectionOver = (
+  db: Sqlite.Database
+): { readonly connection: Connection; readonly driver: SyncDriver } => {
   const cache = new Map<string, Sqlite.Statement>()
   const prepare = (sql: string): Sqlite.Statement => {
     const cached = cache.get(sql)
@@ -47,21 +50,25 @@ const connectionOver = (db: Sqlite.Database): Connection => {
       try: run,
       catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
     })
+  const runSync = (prepared: Sqlite.Statement, params: ReadonlyArray<unknown>): ReadonlyArray<unknown> => {
+    if (!prepared.reader) {
+      prepared.run(...(params as Parameters))
+      return []
+    }
+    // `all`, never `get`: a write with RETURNING that is not stepped to its end commits (in
+    // autocommit) inside sqlite3_reset, which skips the WAL auto-checkpoint (see hazards.test.ts).
+    return prepared.all(...(params as Parameters)) as ReadonlyArray<unknown>
+  }
   const rows = (
     statement: () => Sqlite.Statement,
     params: ReadonlyArray<unknown>,
     transformRows: Rows | undefined
   ) =>
     attempt(() => {
-      const prepared = statement()
-      if (!prepared.reader) {
-        prepared.run(...(params as Parameters))
-        return []
-      }
-      const result = prepared.all(...(params as Parameters)) as ReadonlyArray<object>
+      const result = runSync(statement(), params) as ReadonlyArray<object>
       return transformRows ? transformRows(result) : result
     })
-  return {
+  const connection: Connection = {
     execute: (sql, params, transformRows) => rows(() => prepare(sql), params, transformRows),
     executeUnprepared: (sql, params, transformRows) => rows(() => db.prepare(sql), params, transformRows),
     executeRaw: (sql, params) =>
@@ -88,6 +95,11 @@ const connectionOver = (db: Sqlite.Database): Connection => {
     executeStream: (sql, params, transformRows) =>
       Stream.flatMap(Stream.fromEffect(rows(() => prepare(sql), params, transformRows)), Stream.fromIterable)
   }
+  const driver: SyncDriver = {
+    run: (sql, params) => runSync(prepare(sql), params),
+    inTransaction: () => db.inTransaction
+  }
+  return { connection, driver }
 }
 
 /** Opens `filename` (closed with the scope) and returns a session client over its one connection. */
@@ -102,9 +114,11 @@ export const make = (
       }),
       (db) => Effect.sync(() => db.close())
     )
+    const { connection, driver } = connectionOver(db)
     return yield* Session.make({
-      connection: connectionOver(db),
+      connection,
       compiler: Statement.makeCompilerSqlite(),
-      system: "sqlite"
+      system: "sqlite",
+      driver
     })
   })
