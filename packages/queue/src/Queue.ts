@@ -35,6 +35,7 @@ import {
   Duration,
   Effect,
   Either,
+  identity,
   Layer,
   Option,
   Predicate,
@@ -656,8 +657,9 @@ export const make = (
     const prepare = (
       message: OutgoingMessage,
       field: string
-    ): Effect.Effect<Prepared, InvalidPayload | PayloadTooLarge | InvalidOption> =>
-      Effect.gen(function* () {
+    ): Either.Either<Prepared, InvalidPayload | PayloadTooLarge | InvalidOption> =>
+      // Synchronous on purpose: validation is pure, and a send should not pay for an effect per check.
+      Either.gen(function* () {
         const payload = yield* Either.mapLeft(encodePayload(message.payload, maxPayloadBytes), (error) =>
           error._tag === "InvalidPayload" && field !== ""
             ? new InvalidPayload({ reason: `${field}: ${error.reason}` })
@@ -707,27 +709,38 @@ export const make = (
      * Inside the caller's transaction it joins it. Outside one, on the PostgreSQL dialect, the
      * statement runs on its own in autocommit: it is atomic by itself, so BEGIN/COMMIT would only add
      * round trips; it is never re-run, and a failure that may come after it ran is
-     * `SendOutcomeUnknown`. On SQLite and libSQL it stays one `BEGIN IMMEDIATE` transaction (a busy
-     * BEGIN proves nothing ran, so it is retried).
+     * `SendOutcomeUnknown`. On SQLite and libSQL it is its own `BEGIN IMMEDIATE` transaction
+     * (`Transaction.single`: a busy BEGIN or a failed statement proves nothing persisted, so it is
+     * re-run; a COMMIT with an unknown outcome is `SendOutcomeUnknown`).
      */
     const sendOne = (queue: QueueName, message: Prepared) =>
-      Effect.gen(function* () {
-        const body = Effect.gen(function* () {
-          const at = yield* now
-          const rows = yield* store.insertOne(
-            queue,
-            { payload: message.payload, priority: message.priority, availableAt: at + message.delayMs },
-            at
-          )
+      Effect.flatMap(now, (at) => {
+        const fields = {
+          payload: message.payload,
+          priority: message.priority,
+          availableAt: at + message.delayMs
+        }
+        const transaction = store
+          .insertOne(queue, fields, at, (statement) => Retry.run(Retry.single(statement, backend)))
+          .pipe(unknownOutcome(queue, 1), boundary("send"))
+        const written =
+          backend.dialect === "pg"
+            ? Effect.flatMap(alone, (autocommit) =>
+                autocommit
+                  ? store
+                      .insertOne(queue, fields, at, identity)
+                      .pipe(statementOutcomeUnknown(queue, 1), boundary("send"))
+                  : transaction
+              )
+            : transaction
+        return Effect.flatMap(written, (rows) => {
           const row = rows[0]
-          return row === undefined ? yield* new QueueNotFound({ queue }) : row
+          if (row === undefined) return Effect.fail(new QueueNotFound({ queue }))
+          return Effect.as(
+            Effect.zipRight(signal(row.queue_id, queue), Metrics.count(Metrics.sent, queue, 1)),
+            MessageId.make(row.id, true)
+          )
         })
-        const row = (yield* alone)
-          ? yield* body.pipe(statementOutcomeUnknown(queue, 1), boundary("send"))
-          : yield* Retry.run(Retry.transaction(body)).pipe(unknownOutcome(queue, 1), boundary("send"))
-        yield* signal(row.queue_id, queue)
-        yield* Metrics.count(Metrics.sent, queue, 1)
-        return MessageId.make(row.id, true)
       })
 
     /**
@@ -837,14 +850,17 @@ export const make = (
       })
 
     const send: Service["send"] = (queue, payload, options = {}) =>
-      Effect.gen(function* () {
-        const valid = yield* queueName(queue)
-        const message = yield* prepare({ ...options, payload }, "")
-        if (message.dedupKey === undefined) return yield* sendOne(valid, message)
-        const ids = yield* sendMany(valid, [message], "send")
-        const id = ids[0]
-        return id === undefined ? yield* Effect.dieMessage("a keyed send returned no id") : id
-      }).pipe(inContext)
+      Effect.suspend((): Effect.Effect<MessageId, SendError> => {
+        const valid = queueName(queue)
+        if (Either.isLeft(valid)) return Effect.fail(valid.left)
+        const message = prepare({ ...options, payload }, "")
+        if (Either.isLeft(message)) return Effect.fail(message.left)
+        if (message.right.dedupKey === undefined) return sendOne(valid.right, message.right)
+        return Effect.flatMap(sendMany(valid.right, [message.right], "send"), (ids) => {
+          const id = ids[0]
+          return id === undefined ? Effect.dieMessage("a keyed send returned no id") : Effect.succeed(id)
+        }).pipe(inContext)
+      })
 
     const sendBatch: Service["sendBatch"] = (queue, messages) =>
       Effect.gen(function* () {

@@ -4,7 +4,9 @@
  * transaction each statement runs in; nothing here begins, commits or retries.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
+import type { Row } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
 import type { Fragment } from "@effect/sql/Statement"
 import { Batch } from "@keel/sql"
 import { Effect, Predicate, Schema } from "effect"
@@ -267,18 +269,26 @@ export const make = (sql: SqlClient.SqlClient, options: { readonly notifyInSql: 
 
   /**
    * Inserts one message into the queue named `name` in one statement (the queue id is looked up
-   * inside it); no row when the queue does not exist.
+   * inside it); no row when the queue does not exist. `execute` runs the statement (the caller
+   * picks its transaction: `Transaction.single`, or plain execution inside one).
    */
-  const insertOne = (name: string, message: NewMessage, now: number) => {
+  const insertOne = <E, R>(
+    name: string,
+    message: NewMessage,
+    now: number,
+    execute: (statement: Statement.Statement<Row>) => Effect.Effect<ReadonlyArray<unknown>, E, R>
+  ) => {
     const insert = sql`INSERT INTO keel_queue_messages (queue_id, payload, priority, enqueued_at, available_at)
       SELECT id, CAST(${message.payload} AS TEXT), CAST(${message.priority} AS INTEGER),
              CAST(${now} AS BIGINT), CAST(${message.availableAt} AS BIGINT)
       FROM keel_queue_queues WHERE name = ${name}
       RETURNING id, queue_id`
     return Effect.flatMap(
-      options.notifyInSql
-        ? sql`WITH m AS (${insert}) SELECT id, queue_id, pg_notify('keel_queue_' || queue_id, ${name}) FROM m`
-        : insert,
+      execute(
+        options.notifyInSql
+          ? sql`WITH m AS (${insert}) SELECT id, queue_id, pg_notify('keel_queue_' || queue_id, ${name}) FROM m`
+          : insert
+      ),
       decodeInserted
     )
   }
