@@ -45,6 +45,10 @@ try {
   await timeAsync("keel: runPromise(SELECT 1)", () => runtime.runPromise(sql`SELECT 1`))
   await timeEffect("keel: SELECT 1 (inside one effect)", sql`SELECT 1`)
   await timeEffect("keel: Transaction.immediate(SELECT 1)", Transaction.immediate(sql`SELECT 1`))
+  await timeEffect(
+    "keel: Transaction.single(SELECT 1)",
+    Effect.suspend(() => Transaction.single(sql`SELECT 1`))
+  )
   if (dsn.startsWith("sqlite:")) {
     const db = new Sqlite(dsn.slice("sqlite:".length))
     const select = db.prepare("SELECT 1")

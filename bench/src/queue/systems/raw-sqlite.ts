@@ -1,7 +1,10 @@
 /**
  * The limit on SQLite: better-sqlite3 doing Keel's statements by hand on Keel's own tables
  * (migrated by the coordinator), with prepared statements and nothing else —
- * - enqueue: one autocommit `INSERT … RETURNING id` (one statement is already atomic);
+ * - enqueue: one autocommit `INSERT … RETURNING id` (one statement is already atomic), read with
+ *   `all()`: `get()` would commit inside sqlite3_reset, which skips the WAL auto-checkpoint, so the
+ *   WAL would grow without bound and the limit would skip work every other system does (pinned in
+ *   packages/sql/test/hazards.test.ts);
  * - batch: one `BEGIN IMMEDIATE` transaction of 100 prepared inserts;
  * - consume: a loop that leases up to `concurrency` messages in one `BEGIN IMMEDIATE` transaction
  *   (select, then lease each), runs the handlers, and archives each message in its own
@@ -42,7 +45,7 @@ await main(async (job) => {
   const transaction = immediate(db)
   const send = (text: string) => {
     const now = Date.now()
-    insert.get(queue.id, text, now, now)
+    return insert.all(queue.id, text, now, now)
   }
   return {
     enqueue: async (payload) => send(JSON.stringify(payload)),
