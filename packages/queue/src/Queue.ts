@@ -496,6 +496,9 @@ const single = <A, E, R>(
     (error) => Effect.die(error)
   ) as Effect.Effect<A, Exclude<E, Batch.BatchTooLarge>, R>
 
+/** The prefix of option names inside `field` (`messages[3].`), none for a single send. */
+const prefixOf = (field: string): string => (field === "" ? "" : `${field}.`)
+
 /** A send after validation. */
 interface Prepared {
   readonly payload: string
@@ -659,25 +662,19 @@ export const make = (
       field: string
     ): Either.Either<Prepared, InvalidPayload | PayloadTooLarge | InvalidOption> =>
       // Synchronous on purpose: validation is pure, and a send should not pay for an effect per check.
-      Either.gen(function* () {
-        const payload = yield* Either.mapLeft(encodePayload(message.payload, maxPayloadBytes), (error) =>
+      // The first failure in field order is the one reported.
+      Either.all({
+        payload: Either.mapLeft(encodePayload(message.payload, maxPayloadBytes), (error) =>
           error._tag === "InvalidPayload" && field !== ""
             ? new InvalidPayload({ reason: `${field}: ${error.reason}` })
             : error
-        )
-        const prefix = field === "" ? "" : `${field}.`
-        const delayMs = yield* optionalDuration(
-          `${prefix}delay`,
-          message.delay,
-          { min: 0, max: maxDelayMs },
-          0
-        )
-        const priority = yield* optionalInteger(`${prefix}priority`, message.priority, priorityRange, 0)
-        const dedupKey =
+        ),
+        delayMs: optionalDuration(`${prefixOf(field)}delay`, message.delay, { min: 0, max: maxDelayMs }, 0),
+        priority: optionalInteger(`${prefixOf(field)}priority`, message.priority, priorityRange, 0),
+        dedupKey:
           message.dedupKey === undefined
-            ? undefined
-            : yield* validateDedupKey(message.dedupKey, `${prefix}dedupKey`)
-        return { payload, delayMs, priority, dedupKey }
+            ? Either.right(undefined)
+            : validateDedupKey(message.dedupKey, `${prefixOf(field)}dedupKey`)
       })
 
     const unknownOutcome =

@@ -273,8 +273,9 @@ const writeOne = (driver: SyncDriver, sql: string, params: ReadonlyArray<unknown
 export const singleOn =
   (backend: Backend) =>
   <A extends object>(statement: Statement.Statement<A>): Effect.Effect<ReadonlyArray<A>, TransactionError> =>
-    Effect.flatMap(currentOn(backend), (active) => {
-      if (Option.isSome(active)) return runSavepoint(active.value, refine(statement), identity)
+    Effect.flatMap(Effect.serviceOption(Active), (active) => {
+      if (Option.isSome(active) && active.value.backend === backend)
+        return runSavepoint(active.value, refine(statement), identity)
       const withDriver = backend.withDriver
       if (withDriver === undefined) return runTopLevel(backend, refine(statement), identity)
       const [sql, params] = statement.compile()

@@ -9,7 +9,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import type { Fragment } from "@effect/sql/Statement"
 import { Batch } from "@keel/sql"
-import { Effect, Predicate, Schema } from "effect"
+import { Effect, Either, Predicate, Schema } from "effect"
 
 /** A boolean as SQLite (0/1) or PostgreSQL (true/false) returns it. */
 const DbBoolean = Schema.Union(
@@ -127,8 +127,9 @@ const InsertedRow = Schema.Struct({ id: Schema.Number, queue_id: Schema.Number }
  * A row of the wrong shape is a bug in this module, so it is a defect.
  */
 const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
-  const decode = Schema.decodeUnknown(Schema.Array(schema))
-  return (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>> => Effect.orDie(decode(rows))
+  const decode = Schema.decodeUnknownEither(Schema.Array(schema))
+  return (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>> =>
+    Either.match(decode(rows), { onLeft: (error) => Effect.die(error), onRight: Effect.succeed })
 }
 
 const decodeQueues = decoder(QueueRow)

@@ -23,14 +23,19 @@ import * as Session from "./session.js"
 /** How many prepared statements a connection keeps (least recently used are dropped). */
 const cacheCapacity = 500
 
-type Parameters = Array<unknown>
+/** A prepared statement and whether it returns rows. */
+interface Prepared {
+  readonly statement: Sqlite.Statement
+  readonly reader: boolean
+}
 type Rows = <A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>
 
 const connectionOver = (
   db: Sqlite.Database
 ): { readonly connection: Connection; readonly driver: SyncDriver } => {
-  const cache = new Map<string, Sqlite.Statement>()
-  const prepare = (sql: string): Sqlite.Statement => {
+  // Each entry keeps `reader` beside the statement: better-sqlite3 computes it natively on every read.
+  const cache = new Map<string, Prepared>()
+  const prepare = (sql: string): Prepared => {
     const cached = cache.get(sql)
     if (cached !== undefined) {
       cache.delete(sql)
@@ -38,58 +43,61 @@ const connectionOver = (
       return cached
     }
     const statement = db.prepare(sql)
-    cache.set(sql, statement)
+    const prepared = { statement, reader: statement.reader }
+    cache.set(sql, prepared)
     if (cache.size > cacheCapacity) {
       const oldest = cache.keys().next()
       if (oldest.done !== true) cache.delete(oldest.value)
     }
-    return statement
+    return prepared
   }
   const attempt = <A>(run: () => A): Effect.Effect<A, SqlError> =>
     Effect.try({
       try: run,
       catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
     })
-  const runSync = (prepared: Sqlite.Statement, params: ReadonlyArray<unknown>): ReadonlyArray<unknown> => {
-    if (!prepared.reader) {
-      prepared.run(...(params as Parameters))
+  // Parameters are bound as one array (better-sqlite3's anonymous parameters), without a spread.
+  const runSync = (
+    { statement, reader }: Prepared,
+    params: ReadonlyArray<unknown>
+  ): ReadonlyArray<unknown> => {
+    if (!reader) {
+      statement.run(params)
       return []
     }
     // `all`, never `get`: a write with RETURNING that is not stepped to its end commits (in
     // autocommit) inside sqlite3_reset, which skips the WAL auto-checkpoint (see hazards.test.ts).
-    return prepared.all(...(params as Parameters)) as ReadonlyArray<unknown>
+    return statement.all(params) as ReadonlyArray<unknown>
   }
-  const rows = (
-    statement: () => Sqlite.Statement,
-    params: ReadonlyArray<unknown>,
-    transformRows: Rows | undefined
-  ) =>
+  const rows = (statement: () => Prepared, params: ReadonlyArray<unknown>, transformRows: Rows | undefined) =>
     attempt(() => {
       const result = runSync(statement(), params) as ReadonlyArray<object>
       return transformRows ? transformRows(result) : result
     })
+  const unprepared = (sql: string): Prepared => {
+    const statement = db.prepare(sql)
+    return { statement, reader: statement.reader }
+  }
   const connection: Connection = {
     execute: (sql, params, transformRows) => rows(() => prepare(sql), params, transformRows),
-    executeUnprepared: (sql, params, transformRows) => rows(() => db.prepare(sql), params, transformRows),
+    executeUnprepared: (sql, params, transformRows) => rows(() => unprepared(sql), params, transformRows),
     executeRaw: (sql, params) =>
       attempt(() => {
-        const prepared = prepare(sql)
-        return prepared.reader
-          ? prepared.all(...(params as Parameters))
-          : prepared.run(...(params as Parameters))
+        const { statement, reader } = prepare(sql)
+        return reader ? statement.all(params) : statement.run(params)
       }),
     executeValues: (sql, params) =>
       attempt(() => {
-        const prepared = prepare(sql)
-        if (!prepared.reader) {
-          prepared.run(...(params as Parameters))
+        const { statement, reader } = prepare(sql)
+        if (!reader) {
+          statement.run(params)
           return []
         }
-        prepared.raw(true)
+        statement.raw(true)
         try {
-          return prepared.all(...(params as Parameters)) as ReadonlyArray<ReadonlyArray<unknown>>
+          return statement.all(params) as ReadonlyArray<ReadonlyArray<unknown>>
         } finally {
-          prepared.raw(false)
+          statement.raw(false)
         }
       }),
     executeStream: (sql, params, transformRows) =>
