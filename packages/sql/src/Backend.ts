@@ -139,16 +139,40 @@ export const reserveAndBegin = (
     )
   )
 
-/** In-process notifications, for backends where every producer and consumer share one process. */
+/**
+ * In-process notifications, for backends where every producer and consumer share one process. A
+ * channel nobody listens to costs nothing to notify: with no subscriber a signal would be dropped
+ * anyway, so it is not published at all.
+ */
 export const localNotifications: Effect.Effect<Notifications> = Effect.map(
   PubSub.unbounded<readonly [string, string]>(),
-  (hub) => ({
-    notify: (channel, payload) => Effect.asVoid(PubSub.publish(hub, [channel, payload] as const)),
-    listen: (channel) =>
-      Stream.fromPubSub(hub).pipe(
-        Stream.filterMap(([name, payload]) => (name === channel ? Option.some(payload) : Option.none()))
-      )
-  })
+  (hub) => {
+    const listeners = new Map<string, number>()
+    const count = (channel: string, delta: number) =>
+      Effect.sync(() => {
+        const next = (listeners.get(channel) ?? 0) + delta
+        if (next === 0) listeners.delete(channel)
+        else listeners.set(channel, next)
+      })
+    return {
+      notify: (channel, payload) =>
+        Effect.suspend(() =>
+          listeners.has(channel)
+            ? Effect.asVoid(PubSub.publish(hub, [channel, payload] as const))
+            : Effect.void
+        ),
+      listen: (channel) =>
+        Stream.unwrapScoped(
+          Effect.as(
+            // Counted before subscribing: a signal sent in between is published, never skipped.
+            Effect.acquireRelease(count(channel, 1), () => count(channel, -1)),
+            Stream.fromPubSub(hub).pipe(
+              Stream.filterMap(([name, payload]) => (name === channel ? Option.some(payload) : Option.none()))
+            )
+          )
+        )
+    }
+  }
 )
 
 /**

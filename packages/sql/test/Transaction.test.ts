@@ -458,5 +458,40 @@ TestDatabase.describeEach("Notifications", (kind) => {
         yield* Fiber.interrupt(listener)
       })
     )
+
+    it.effect(
+      "listeners come and go: two listeners of a channel both hear it, and a later one still does",
+      () =>
+        Effect.gen(function* () {
+          const backend = yield* Backend.Backend
+          const listen = Effect.gen(function* () {
+            const received = yield* Deferred.make<string>()
+            const fiber = yield* Effect.fork(
+              backend.notifications
+                .listen("keel_test_comings")
+                .pipe(Stream.runForEach((payload) => Deferred.succeed(received, payload)))
+            )
+            return { fiber, received }
+          })
+          const hear = (received: Deferred.Deferred<string>, payload: string) =>
+            backend.notifications
+              .notify("keel_test_comings", payload)
+              .pipe(
+                Effect.zipRight(
+                  Deferred.await(received).pipe(Effect.timeout(Duration.millis(200)), Effect.option)
+                ),
+                Effect.repeat({ until: Option.isSome, times: 50 })
+              )
+          const first = yield* listen
+          const second = yield* listen
+          expect(yield* hear(first.received, "both")).toEqual(Option.some("both"))
+          expect(yield* hear(second.received, "both")).toEqual(Option.some("both"))
+          yield* Fiber.interrupt(first.fiber)
+          yield* Fiber.interrupt(second.fiber)
+          const later = yield* listen
+          expect(yield* hear(later.received, "later")).toEqual(Option.some("later"))
+          yield* Fiber.interrupt(later.fiber)
+        })
+    )
   })
 })
