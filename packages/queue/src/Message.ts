@@ -238,8 +238,6 @@ export class Removed extends Schema.Class<Removed>("Removed")({
   archived: Schema.Int
 }) {}
 
-type JsonPath = string
-
 const describe = (value: unknown): string => {
   if (value === undefined) return "undefined"
   if (typeof value === "number") return String(value)
@@ -251,32 +249,34 @@ const describe = (value: unknown): string => {
   return typeof value
 }
 
-/** The first place where `value` is not plain JSON, or undefined when it is plain JSON throughout. */
-const notJson = (
-  value: unknown,
-  path: JsonPath,
-  ancestors: Set<object>,
-  depth: number
-): string | undefined => {
+/** Where a value stops being plain JSON: the path below the value, and what is wrong there. */
+type Problem = readonly [path: string, reason: string]
+
+/**
+ * The first place where `value` is not plain JSON, or undefined when it is plain JSON throughout.
+ * Paths are built only on the way back from a problem: valid payloads (the hot path) build none.
+ */
+const notJson = (value: unknown, ancestors: Set<object>, depth: number): Problem | undefined => {
   if (value === null || typeof value === "string" || typeof value === "boolean") return undefined
-  if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} is ${describe(value)}`
-  if (typeof value !== "object") return `${path} is ${describe(value)}`
-  if (depth > 128) return `${path} is nested more than 128 levels deep`
-  if (ancestors.has(value)) return `${path} refers back to an enclosing value (a cycle)`
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : ["", `is ${describe(value)}`]
+  if (typeof value !== "object") return ["", `is ${describe(value)}`]
+  if (depth > 128) return ["", "is nested more than 128 levels deep"]
+  if (ancestors.has(value)) return ["", "refers back to an enclosing value (a cycle)"]
   ancestors.add(value)
   try {
     if (Array.isArray(value)) {
       for (let index = 0; index < value.length; index++) {
-        const problem = notJson(value[index], `${path}[${index}]`, ancestors, depth + 1)
-        if (problem !== undefined) return problem
+        const problem = notJson(value[index], ancestors, depth + 1)
+        if (problem !== undefined) return [`[${index}]${problem[0]}`, problem[1]]
       }
       return undefined
     }
     const prototype = Object.getPrototypeOf(value)
-    if (prototype !== Object.prototype && prototype !== null) return `${path} is ${describe(value)}`
-    for (const [key, entry] of Object.entries(value)) {
-      const problem = notJson(entry, `${path}.${key}`, ancestors, depth + 1)
-      if (problem !== undefined) return problem
+    if (prototype !== Object.prototype && prototype !== null) return ["", `is ${describe(value)}`]
+    const record = value as Record<string, unknown>
+    for (const key of Object.keys(record)) {
+      const problem = notJson(record[key], ancestors, depth + 1)
+      if (problem !== undefined) return [`.${key}${problem[0]}`, problem[1]]
     }
     return undefined
   } finally {
@@ -292,8 +292,9 @@ export const encodePayload = (
   payload: unknown,
   limit: number
 ): Either.Either<string, InvalidPayload | PayloadTooLarge> => {
-  const problem = notJson(payload, "$", new Set(), 0)
-  if (problem !== undefined) return Either.left(new InvalidPayload({ reason: problem }))
+  const problem = notJson(payload, new Set(), 0)
+  if (problem !== undefined)
+    return Either.left(new InvalidPayload({ reason: `$${problem[0]} ${problem[1]}` }))
   const text = JSON.stringify(payload)
   const size = Buffer.byteLength(text, "utf8")
   return size > limit ? Either.left(new PayloadTooLarge({ size, limit })) : Either.right(text)

@@ -41,6 +41,31 @@ describe("payloads", () => {
     { fastCheck: { numRuns: 40 } }
   )
 
+  it("a payload that is not plain JSON is an InvalidPayload naming where and why", () => {
+    const cyclic: Record<string, unknown> = { name: "loop" }
+    cyclic.self = cyclic
+    const cases: ReadonlyArray<readonly [unknown, string]> = [
+      [undefined, "$ is undefined"],
+      [{ a: [1, { b: Number.NaN }] }, "$.a[1].b is NaN"],
+      [[0, [1, 2, Number.POSITIVE_INFINITY]], "$[1][2] is Infinity"],
+      [{ when: new Date(0) }, "$.when is an instance of Date"],
+      [{ nested: { f: () => 1 } }, "$.nested.f is a function"],
+      [cyclic, "$.self refers back to an enclosing value (a cycle)"],
+      [{ big: 1n }, "$.big is a bigint"]
+    ]
+    for (const [payload, reason] of cases) {
+      const encoded = Message.encodePayload(payload, 1_000_000)
+      expect(Either.isLeft(encoded) && encoded.left._tag === "InvalidPayload" && encoded.left.reason).toBe(
+        reason
+      )
+    }
+    // A value that appears twice without enclosing itself is not a cycle.
+    const shared = { x: 1 }
+    expect(Either.getOrThrow(Message.encodePayload({ a: shared, b: [shared] }, 1_000_000))).toBe(
+      '{"a":{"x":1},"b":[{"x":1}]}'
+    )
+  })
+
   it.effect("text that is not JSON is an InvalidPayload", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(Message.parsePayload("{not json"))
