@@ -35,6 +35,27 @@ export interface Row {
 /** True when `--quick` was passed (or BENCH_QUICK=1): suites shrink their sizes. */
 export const quick: boolean = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1"
 
+/**
+ * `--only=system@backend,…` (e.g. `--only=keel@sqlite,raw@sqlite`): run only those entries of a
+ * suite. The table is printed and written to `results/<suite>.only.json`, leaving the full results
+ * alone. Undefined when every entry runs.
+ */
+export const only: ReadonlySet<string> | undefined = (() => {
+  const flag = process.argv.find((arg) => arg.startsWith("--only="))
+  return flag === undefined
+    ? undefined
+    : new Set(
+        flag
+          .slice("--only=".length)
+          .split(",")
+          .filter((x) => x !== "")
+      )
+})()
+
+/** True when `only` selects the entry of `system` on `backend` (always, without `--only`). */
+export const selected = (system: string, backend: string): boolean =>
+  only === undefined || only.has(`${system}@${backend}`)
+
 /** Peak RSS of this process so far, in MiB. */
 export const peakRssMiB = (): number => Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10
 
@@ -157,7 +178,12 @@ export const report = (suite: string, rows: ReadonlyArray<Row>): void => {
     if (!printed.has(line)) console.log(line)
     printed.add(line)
   }
-  const file = join(dirname(fileURLToPath(import.meta.url)), "..", "results", `${suite}.json`)
+  const file = join(
+    dirname(fileURLToPath(import.meta.url)),
+    "..",
+    "results",
+    `${suite}${only === undefined ? "" : ".only"}.json`
+  )
   mkdirSync(dirname(file), { recursive: true })
   writeFileSync(
     file,

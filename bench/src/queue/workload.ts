@@ -2,7 +2,8 @@
  * The queue workload, the same for every system. Each system runs it in a child process of its own
  * (`systems/<name>.ts`), so the peak RSS of its rows is its own:
  *
- * 1. warm-up (untimed): a few hundred jobs enqueued and drained, so JIT and statement caches are hot;
+ * 1. warm-up (untimed): `warmup` jobs enqueued one by one, as many in batches, all drained (as many
+ *    as each timed phase, so JIT and statement caches are hot for every system alike);
  * 2. `enqueue 1`: `jobs` sequential single enqueues; p50/p99 per enqueue;
  * 3. `drain, concurrency 1`: a consumer with one handler slot drains those jobs; the handler does
  *    nothing. The clock runs from starting the consumer until the system's own count of waiting and
