@@ -123,75 +123,109 @@ TestDatabase.describeEach("Retry", (kind) => {
       })
     )
 
-    it.effect(
-      "an idempotent transaction that hits Busy at BEGIN three times then succeeds commits exactly once",
-      () =>
+    // The proofs of a whole transaction, for a body of any size (Retry.transaction) and for one
+    // statement (Retry.single: on SQLite BEGIN, the statement and COMMIT run in one synchronous step
+    // of the driver, where the faults are injected too).
+    const writers = {
+      "Retry.transaction": (tag: string) => Retry.run(Retry.transaction(insert(tag)), quick),
+      "Retry.single": (tag: string) =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Retry.run(Retry.single(sql`INSERT INTO sends (tag) VALUES (${tag})`), quick)
+        )
+    }
+    const begins = Effect.map(
+      Effect.flatMap(Faults.Faults, (faults) => faults.statements),
+      (statements) => statements.filter((statement) => statement.startsWith("BEGIN")).length
+    )
+    /** The realistic unknown in each dialect: SQLite reports busy after the commit took effect;
+     * PostgreSQL never reports an SQLSTATE for a commit that succeeded, but the connection can drop
+     * after COMMIT was sent. */
+    const commitUnknown = (dialect: "sqlite" | "pg"): Faults.Fault =>
+      dialect === "sqlite"
+        ? { match: /^COMMIT/, timing: "after", error: "busy" }
+        : { match: /^COMMIT/, timing: "after", error: "connection", breakConnection: true }
+
+    for (const [name, write] of Object.entries(writers)) {
+      const tag = (what: string) => `${name}-${what}`
+
+      it.effect(`${name}: Busy at BEGIN three times, then success, commits exactly once`, () =>
         Effect.gen(function* () {
           const faults = yield* Faults.Faults
           yield* faults.clear
           yield* faults.inject({ match: /^BEGIN/, timing: "before", error: "busy", times: 3 })
-          const before = yield* faults.fired
-          yield* Retry.run(Retry.transaction(insert("busy-begin")), quick)
-          expect((yield* faults.fired) - before).toBe(3)
-          expect(yield* rows("busy-begin")).toBe(1)
+          yield* write(tag("busy-begin"))
+          expect(yield* faults.fired).toBe(3)
+          expect(yield* begins).toBe(4)
+          expect(yield* rows(tag("busy-begin"))).toBe(1)
         })
-    )
+      )
 
-    it.effect(
-      "a lock error reported after a write inside the body rolls back; the retry leaves one row",
-      () =>
+      it.effect(`${name}: a lock error reported after a write rolls it back; the re-run leaves one row`, () =>
         Effect.gen(function* () {
           const faults = yield* Faults.Faults
           yield* faults.clear
           yield* faults.inject({ match: /^INSERT INTO sends/, timing: "after", error: "locked", times: 2 })
-          yield* Retry.run(Retry.transaction(insert("post-write-lock")), quick)
-          expect(yield* rows("post-write-lock")).toBe(1)
+          yield* write(tag("post-write-lock"))
+          expect(yield* faults.fired).toBe(2)
+          expect(yield* begins).toBe(3)
+          expect(yield* rows(tag("post-write-lock"))).toBe(1)
         })
-    )
+      )
 
-    it.effect("a COMMIT rejected with a transient error is rolled back and retried: one row", () =>
-      Effect.gen(function* () {
-        const faults = yield* Faults.Faults
-        yield* faults.clear
-        yield* faults.inject({ match: /^COMMIT/, timing: "before", error: "busy" })
-        yield* Retry.run(Retry.transaction(insert("commit-rejected")), quick)
-        expect(yield* rows("commit-rejected")).toBe(1)
-      })
-    )
-
-    it.effect(
-      "a COMMIT whose outcome is unknown is not retried: a typed CommitOutcomeUnknown, no duplicate",
-      () =>
+      it.effect(`${name}: a COMMIT rejected with a transient error is rolled back and re-run: one row`, () =>
         Effect.gen(function* () {
           const faults = yield* Faults.Faults
-          const backend = yield* Backend.Backend
           yield* faults.clear
-          // The realistic unknown in each dialect: SQLite reports busy after the commit took effect;
-          // PostgreSQL never reports an SQLSTATE for a commit that succeeded, but the connection can
-          // drop after COMMIT was sent.
-          yield* faults.inject(
-            backend.dialect === "sqlite"
-              ? { match: /^COMMIT/, timing: "after", error: "busy" }
-              : { match: /^COMMIT/, timing: "after", error: "connection", breakConnection: true }
-          )
-          const error = yield* Retry.run(Retry.transaction(insert("commit-unknown")), quick).pipe(Effect.flip)
-          expect(error._tag).toBe("CommitOutcomeUnknown")
-          expect(yield* rows("commit-unknown")).toBe(1)
-          const begins = (yield* faults.statements).filter((statement) => statement.startsWith("BEGIN"))
-          expect(begins.length).toBe(1)
+          yield* faults.inject({ match: /^COMMIT/, timing: "before", error: "busy" })
+          yield* write(tag("commit-rejected"))
+          expect(yield* begins).toBe(2)
+          expect(yield* rows(tag("commit-rejected"))).toBe(1)
         })
-    )
+      )
+
+      it.effect(
+        `${name}: a COMMIT whose outcome is unknown is never re-run: CommitOutcomeUnknown, one row`,
+        () =>
+          Effect.gen(function* () {
+            const faults = yield* Faults.Faults
+            const backend = yield* Backend.Backend
+            yield* faults.clear
+            yield* faults.inject(commitUnknown(backend.dialect))
+            const error = yield* write(tag("commit-unknown")).pipe(Effect.flip)
+            expect(error._tag).toBe("CommitOutcomeUnknown")
+            expect(yield* begins).toBe(1)
+            expect(yield* rows(tag("commit-unknown"))).toBe(1)
+          })
+      )
+
+      it.effect(`${name}: a connection lost during the write is typed, not re-run, and leaves nothing`, () =>
+        Effect.gen(function* () {
+          const faults = yield* Faults.Faults
+          yield* faults.clear
+          yield* faults.inject({
+            match: /^INSERT INTO sends/,
+            timing: "after",
+            error: "connection",
+            breakConnection: true
+          })
+          const error = yield* write(tag("lost")).pipe(Effect.flip)
+          expect(error).toHaveProperty("_tag")
+          expect(DbError.classify(error)._tag).toBe("ConnectionLost")
+          expect(yield* begins).toBe(1)
+          yield* faults.clear
+          expect(yield* rows(tag("lost"))).toBe(0)
+          yield* write(tag("after-lost"))
+          expect(yield* rows(tag("after-lost"))).toBe(1)
+        })
+      )
+    }
 
     it.effect("a keyed write is retried after an unknown COMMIT outcome and leaves exactly one row", () =>
       Effect.gen(function* () {
         const faults = yield* Faults.Faults
         const backend = yield* Backend.Backend
         yield* faults.clear
-        yield* faults.inject(
-          backend.dialect === "sqlite"
-            ? { match: /^COMMIT/, timing: "after", error: "busy" }
-            : { match: /^COMMIT/, timing: "after", error: "connection", breakConnection: true }
-        )
+        yield* faults.inject(commitUnknown(backend.dialect))
         const found = yield* Retry.run(
           Retry.keyed({
             key: "k-1",
@@ -203,97 +237,6 @@ TestDatabase.describeEach("Retry", (kind) => {
         expect(found.map((row) => row.tag)).toEqual(["keyed"])
         expect(yield* rows("keyed")).toBe(1)
       })
-    )
-
-    // Retry.single: the same proofs for one statement. On SQLite it runs BEGIN, the statement and
-    // COMMIT in one synchronous step of the driver, where these faults are injected too.
-    const insertOne = (tag: string) =>
-      Effect.flatMap(SqlClient.SqlClient, (sql) =>
-        Retry.run(Retry.single(sql`INSERT INTO sends (tag) VALUES (${tag})`), quick)
-      )
-    const begins = Effect.map(
-      Effect.flatMap(Faults.Faults, (faults) => faults.statements),
-      (statements) => statements.filter((statement) => statement.startsWith("BEGIN")).length
-    )
-
-    it.effect("Retry.single: a busy BEGIN is re-run (nothing ran): one row", () =>
-      Effect.gen(function* () {
-        const faults = yield* Faults.Faults
-        yield* faults.clear
-        yield* faults.inject({ match: /^BEGIN/, timing: "before", error: "busy", times: 3 })
-        yield* insertOne("single-busy-begin")
-        expect(yield* faults.fired).toBe(3)
-        expect(yield* begins).toBe(4)
-        expect(yield* rows("single-busy-begin")).toBe(1)
-      })
-    )
-
-    it.effect(
-      "Retry.single: a lock error after the statement wrote rolls it back; the re-run leaves one row",
-      () =>
-        Effect.gen(function* () {
-          const faults = yield* Faults.Faults
-          yield* faults.clear
-          yield* faults.inject({ match: /^INSERT INTO sends/, timing: "after", error: "locked", times: 2 })
-          yield* insertOne("single-post-write")
-          expect(yield* faults.fired).toBe(2)
-          expect(yield* begins).toBe(3)
-          expect(yield* rows("single-post-write")).toBe(1)
-        })
-    )
-
-    it.effect(
-      "Retry.single: a COMMIT rejected with a transient error is rolled back and re-run: one row",
-      () =>
-        Effect.gen(function* () {
-          const faults = yield* Faults.Faults
-          yield* faults.clear
-          yield* faults.inject({ match: /^COMMIT/, timing: "before", error: "busy" })
-          yield* insertOne("single-commit-rejected")
-          expect(yield* begins).toBe(2)
-          expect(yield* rows("single-commit-rejected")).toBe(1)
-        })
-    )
-
-    it.effect(
-      "Retry.single: a COMMIT whose outcome is unknown is never re-run: CommitOutcomeUnknown, one row",
-      () =>
-        Effect.gen(function* () {
-          const faults = yield* Faults.Faults
-          const backend = yield* Backend.Backend
-          yield* faults.clear
-          yield* faults.inject(
-            backend.dialect === "sqlite"
-              ? { match: /^COMMIT/, timing: "after", error: "busy" }
-              : { match: /^COMMIT/, timing: "after", error: "connection", breakConnection: true }
-          )
-          const error = yield* insertOne("single-commit-unknown").pipe(Effect.flip)
-          expect(error._tag).toBe("CommitOutcomeUnknown")
-          expect(yield* begins).toBe(1)
-          expect(yield* rows("single-commit-unknown")).toBe(1)
-        })
-    )
-
-    it.effect(
-      "Retry.single: a connection lost during the statement is typed, not re-run, and leaves nothing",
-      () =>
-        Effect.gen(function* () {
-          const faults = yield* Faults.Faults
-          yield* faults.clear
-          yield* faults.inject({
-            match: /^INSERT INTO sends/,
-            timing: "after",
-            error: "connection",
-            breakConnection: true
-          })
-          const error = yield* insertOne("single-lost").pipe(Effect.flip)
-          expect(error._tag).toBe("ConnectionLost")
-          expect(yield* begins).toBe(1)
-          yield* faults.clear
-          expect(yield* rows("single-lost")).toBe(0)
-          yield* insertOne("single-after-lost")
-          expect(yield* rows("single-after-lost")).toBe(1)
-        })
     )
 
     it.effect("a non-transient failure is not retried", () =>

@@ -1,4 +1,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Row } from "@effect/sql/SqlConnection"
+import type * as Statement from "@effect/sql/Statement"
 import { expect, layer } from "@effect/vitest"
 import { Backend, DbError, Retry, Transaction } from "@keel/sql"
 import { TestDatabase } from "@keel/testkit"
@@ -103,29 +105,42 @@ TestDatabase.describeEach("Transaction", (kind) => {
       })
     )
 
-    it.effect(
-      "a failed COMMIT (deferred foreign key) is a typed CommitRejected and the next write is not lost",
-      () =>
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          const error = yield* Transaction.immediate(
-            sql`INSERT INTO children (id, parent_id) VALUES (1, 404)`
-          ).pipe(Effect.flip)
-          expect(error._tag).toBe("CommitRejected")
-          if (error._tag === "CommitRejected") expect(error.reason._tag).toBe("ForeignKeyViolation")
-          // The hazard: after a failed COMMIT the stock client stays inside the dead transaction,
-          // so this plain write would join it and vanish with the next rollback.
-          yield* sql`INSERT INTO parents (id) VALUES (7)`
-          yield* Transaction.immediate(
-            Effect.zipRight(
-              sql`INSERT INTO items (id, tag) VALUES (20, 'doomed')`,
-              Effect.fail("later failure")
+    // A COMMIT rejected by a deferred foreign key, for a body of statements and for one statement
+    // (`single`, which on SQLite runs BEGIN, the statement and COMMIT in one step of the driver).
+    const committers: ReadonlyArray<
+      readonly [
+        string,
+        (statement: Statement.Statement<Row>) => Effect.Effect<unknown, unknown, Backend.Backend>,
+        number
+      ]
+    > = [
+      ["Transaction.immediate", (statement) => Transaction.immediate(statement), 1],
+      ["Transaction.single", (statement) => Transaction.single(statement), 3]
+    ]
+    for (const [name, commit, id] of committers) {
+      it.effect(
+        `${name}: a failed COMMIT (deferred foreign key) is a typed CommitRejected and the next write is not lost`,
+        () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            const error = yield* commit(sql`INSERT INTO children (id, parent_id) VALUES (${id}, 404)`).pipe(
+              Effect.flip
             )
-          ).pipe(Effect.ignore)
-          expect(yield* countRows("parents", { id: 7 })).toBe(1)
-          expect(yield* countRows("children")).toBe(0)
-        })
-    )
+            expect(error).toMatchObject({ _tag: "CommitRejected", reason: { _tag: "ForeignKeyViolation" } })
+            // The hazard: after a failed COMMIT the stock client stays inside the dead transaction,
+            // so this plain write would join it and vanish with the next rollback.
+            yield* sql`INSERT INTO parents (id) VALUES (${100 + id})`
+            yield* Transaction.immediate(
+              Effect.zipRight(
+                sql`INSERT INTO items (id, tag) VALUES (${20 + id}, 'doomed')`,
+                Effect.fail("later")
+              )
+            ).pipe(Effect.ignore)
+            expect(yield* countRows("parents", { id: 100 + id })).toBe(1)
+            expect(yield* countRows("children", { id })).toBe(0)
+          })
+      )
+    }
 
     it.effect("the client's own withTransaction reports a failed COMMIT as an error, not a defect", () =>
       Effect.gen(function* () {
@@ -191,31 +206,50 @@ TestDatabase.describeEach("Transaction", (kind) => {
       })
     )
 
-    it.effect("a plain write of another fiber never joins someone else's open transaction", () =>
-      Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        const inserted = yield* Deferred.make<void>()
-        const finish = yield* Deferred.make<void>()
-        const owner = yield* Effect.fork(
-          Transaction.immediate(
-            Effect.gen(function* () {
-              yield* sql`INSERT INTO items (id, tag) VALUES (40, 'owner')`
-              yield* Deferred.succeed(inserted, undefined)
-              yield* Deferred.await(finish)
-              return yield* Effect.fail("owner rolls back" as const)
-            })
+    // A stranger's write while another fiber's transaction is open: a plain statement, and
+    // `Transaction.single` (which on SQLite may run at once on the driver, only when nobody holds
+    // the session). Either must wait and commit on its own, never inside the owner's transaction.
+    const strangers: ReadonlyArray<
+      readonly [
+        string,
+        (sql: SqlClient.SqlClient, id: number) => Effect.Effect<unknown, unknown, Backend.Backend>,
+        number
+      ]
+    > = [
+      ["a plain write", (sql, id) => sql`INSERT INTO items (id, tag) VALUES (${id}, 'stranger')`, 40],
+      [
+        "Transaction.single",
+        (sql, id) => Transaction.single(sql`INSERT INTO items (id, tag) VALUES (${id}, 'stranger')`),
+        42
+      ]
+    ]
+    for (const [name, write, id] of strangers) {
+      it.effect(`${name} of another fiber never joins someone else's open transaction`, () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const inserted = yield* Deferred.make<void>()
+          const finish = yield* Deferred.make<void>()
+          const owner = yield* Effect.fork(
+            Transaction.immediate(
+              Effect.gen(function* () {
+                yield* sql`INSERT INTO items (id, tag) VALUES (${id + 100}, 'owner')`
+                yield* Deferred.succeed(inserted, undefined)
+                yield* Deferred.await(finish)
+                return yield* Effect.fail("owner rolls back" as const)
+              })
+            )
           )
-        )
-        yield* Deferred.await(inserted)
-        const stranger = yield* Effect.fork(sql`INSERT INTO items (id, tag) VALUES (41, 'stranger')`)
-        yield* Effect.sleep(Duration.millis(50))
-        yield* Deferred.succeed(finish, undefined)
-        yield* Fiber.join(owner).pipe(Effect.flip)
-        yield* Fiber.join(stranger)
-        expect(yield* countRows("items", { id: 40 })).toBe(0)
-        expect(yield* countRows("items", { id: 41 })).toBe(1)
-      })
-    )
+          yield* Deferred.await(inserted)
+          const stranger = yield* Effect.fork(write(sql, id))
+          yield* Effect.sleep(Duration.millis(50))
+          yield* Deferred.succeed(finish, undefined)
+          yield* Fiber.join(owner).pipe(Effect.flip)
+          yield* Fiber.join(stranger)
+          expect(yield* countRows("items", { id: id + 100 })).toBe(0)
+          expect(yield* countRows("items", { id })).toBe(1)
+        })
+      )
+    }
 
     it.effect(
       "an independent transaction inside a transaction fails at once on a single session, commits alone elsewhere",
@@ -273,30 +307,6 @@ TestDatabase.describeEach("Transaction", (kind) => {
         })
     )
 
-    it.effect(
-      "Transaction.single: a COMMIT rejected by a deferred foreign key is CommitRejected and the session is not left inside it",
-      () =>
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          const error = yield* Transaction.single(
-            sql`INSERT INTO children (id, parent_id) VALUES (82, 406)`
-          ).pipe(Effect.flip)
-          expect(error._tag).toBe("CommitRejected")
-          if (error._tag === "CommitRejected") expect(error.reason._tag).toBe("ForeignKeyViolation")
-          // Were the session still inside the failed transaction, this write would join it and
-          // vanish with the next rollback.
-          yield* sql`INSERT INTO parents (id) VALUES (82)`
-          yield* Transaction.immediate(
-            Effect.zipRight(
-              sql`INSERT INTO items (id, tag) VALUES (83, 'doomed')`,
-              Effect.fail("later failure")
-            )
-          ).pipe(Effect.ignore)
-          expect(yield* countRows("parents", { id: 82 })).toBe(1)
-          expect(yield* countRows("children", { id: 82 })).toBe(0)
-        })
-    )
-
     it.effect("Transaction.single inside an open transaction joins it and rolls back with it", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -308,34 +318,6 @@ TestDatabase.describeEach("Transaction", (kind) => {
         ).pipe(Effect.flip)
         expect(failed).toBe("caller fails")
         expect(yield* countRows("items", { id: 84 })).toBe(0)
-      })
-    )
-
-    it.effect("Transaction.single waits for another fiber's open transaction and never runs inside it", () =>
-      Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        const inserted = yield* Deferred.make<void>()
-        const finish = yield* Deferred.make<void>()
-        const owner = yield* Effect.fork(
-          Transaction.immediate(
-            Effect.gen(function* () {
-              yield* sql`INSERT INTO items (id, tag) VALUES (85, 'owner')`
-              yield* Deferred.succeed(inserted, undefined)
-              yield* Deferred.await(finish)
-              return yield* Effect.fail("owner rolls back" as const)
-            })
-          )
-        )
-        yield* Deferred.await(inserted)
-        const stranger = yield* Effect.fork(
-          Transaction.single(sql`INSERT INTO items (id, tag) VALUES (86, 'stranger')`)
-        )
-        yield* Effect.sleep(Duration.millis(50))
-        yield* Deferred.succeed(finish, undefined)
-        yield* Fiber.join(owner).pipe(Effect.flip)
-        yield* Fiber.join(stranger)
-        expect(yield* countRows("items", { id: 85 })).toBe(0)
-        expect(yield* countRows("items", { id: 86 })).toBe(1)
       })
     )
 
