@@ -913,7 +913,7 @@ export const make = (
                       dead: true,
                       now: at,
                       error: null,
-                      fallbackError: `not acknowledged after ${row.max_deliveries} deliveries`,
+                      fallbackError: Store.exhaustedError(row.max_deliveries),
                       undo: 0
                     }
                   )

@@ -151,6 +151,13 @@ const idsOf = (rows: ReadonlyArray<unknown>): ReadonlyArray<number> =>
 const count = (rows: ReadonlyArray<unknown>): Effect.Effect<number> =>
   Effect.map(decodeCounts(rows), (decoded) => decoded[0]?.n ?? 0)
 
+/** The last error of a message dead-lettered without one: it was never acknowledged in time. */
+const exhausted = { prefix: "not acknowledged after ", suffix: " deliveries" } as const
+
+/** The error recorded for a message dead-lettered after `maxDeliveries` unacknowledged deliveries. */
+export const exhaustedError = (maxDeliveries: number): string =>
+  `${exhausted.prefix}${maxDeliveries}${exhausted.suffix}`
+
 /** A message to insert. */
 export interface NewMessage {
   readonly payload: string
@@ -443,7 +450,8 @@ export const make = (sql: SqlClient.SqlClient, options: { readonly notifyInSql: 
             INSERT INTO keel_queue_archive
               (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
             SELECT d.id, d.queue_id, d.payload, d.priority, d.enqueued_at, d.deliveries, TRUE,
-                   COALESCE(d.last_error, 'not acknowledged after ' || q.max_deliveries || ' deliveries'),
+                   COALESCE(d.last_error, CAST(${exhausted.prefix} AS TEXT) || q.max_deliveries
+                            || CAST(${exhausted.suffix} AS TEXT)),
                    CAST(${lease.now} AS BIGINT)
             FROM d CROSS JOIN q
             RETURNING id
