@@ -124,6 +124,9 @@ const within = <A, E, R>(
     )
   )
 
+/** What is logged when a transaction could not be rolled back (the connection is released anyway). */
+const rollbackFailedWarning = "ROLLBACK failed twice; the connection is released"
+
 /**
  * Ends a transaction whose body failed or was interrupted. A ROLLBACK that finds no transaction
  * (SQLite ended it itself) is the outcome we wanted. Any other failure is tried once more — on a
@@ -136,7 +139,7 @@ const rollback = (session: Session): Effect.Effect<void> => {
   )
   return Effect.catchAll(
     Effect.orElse(attempt, () => attempt),
-    (error) => Effect.logWarning("ROLLBACK failed twice; the connection is released", error.message)
+    (error) => Effect.logWarning(rollbackFailedWarning, error.message)
   )
 }
 
@@ -212,9 +215,6 @@ export const immediate = <A, E, R>(
     )
   )
 
-/** Statements ending a transaction on the synchronous driver. */
-const driverEnd = { commit: "COMMIT", rollback: "ROLLBACK" } as const
-
 /**
  * ROLLBACK on the synchronous driver after a failure, tried twice like `rollback`. True when the
  * session is then outside any transaction (SQLite may already have ended it itself).
@@ -222,7 +222,7 @@ const driverEnd = { commit: "COMMIT", rollback: "ROLLBACK" } as const
 const driverRollback = (driver: SyncDriver): boolean => {
   for (let attempt = 0; attempt < 2 && driver.inTransaction(); attempt++) {
     try {
-      driver.run(driverEnd.rollback, [])
+      driver.run("ROLLBACK", [])
     } catch {
       // Tried once more; a session left inside the transaction is reported by the caller.
     }
@@ -254,7 +254,7 @@ const writeOne = (driver: SyncDriver, sql: string, params: ReadonlyArray<unknown
     return { _tag: "Failed", error: classify(cause), rollbackFailed: !driverRollback(driver) }
   }
   try {
-    driver.run(driverEnd.commit, [])
+    driver.run("COMMIT", [])
   } catch (cause) {
     const reason = classify(cause)
     const error =
@@ -273,9 +273,8 @@ const writeOne = (driver: SyncDriver, sql: string, params: ReadonlyArray<unknown
 export const singleOn =
   (backend: Backend) =>
   <A extends object>(statement: Statement.Statement<A>): Effect.Effect<ReadonlyArray<A>, TransactionError> =>
-    Effect.flatMap(Effect.serviceOption(Active), (active) => {
-      if (Option.isSome(active) && active.value.backend === backend)
-        return runSavepoint(active.value, refine(statement), identity)
+    Effect.flatMap(currentOn(backend), (active) => {
+      if (Option.isSome(active)) return runSavepoint(active.value, refine(statement), identity)
       const withDriver = backend.withDriver
       if (withDriver === undefined) return runTopLevel(backend, refine(statement), identity)
       const [sql, params] = statement.compile()
@@ -286,7 +285,7 @@ export const singleOn =
           if (outcome._tag === "Committed") return Effect.succeed(outcome.rows as ReadonlyArray<A>)
           const failed = Effect.fail(outcome.error)
           return outcome.rollbackFailed
-            ? Effect.zipRight(Effect.logWarning("ROLLBACK failed twice; the connection is released"), failed)
+            ? Effect.zipRight(Effect.logWarning(rollbackFailedWarning), failed)
             : failed
         }
       )
