@@ -717,9 +717,11 @@ export const make = (
           priority: message.priority,
           availableAt: at + message.delayMs
         }
-        const transaction = store
-          .insertOne(queue, fields, at, (statement) => Retry.run(Retry.single(statement, backend)))
-          .pipe(unknownOutcome(queue, 1), boundary("send"))
+        // Built only on the path taken: building a statement is part of a send's cost.
+        const transaction = () =>
+          store
+            .insertOne(queue, fields, at, (statement) => Retry.run(Retry.single(statement, backend)))
+            .pipe(unknownOutcome(queue, 1), boundary("send"))
         const written =
           backend.dialect === "pg"
             ? Effect.flatMap(alone, (autocommit) =>
@@ -727,9 +729,9 @@ export const make = (
                   ? store
                       .insertOne(queue, fields, at, identity)
                       .pipe(statementOutcomeUnknown(queue, 1), boundary("send"))
-                  : transaction
+                  : transaction()
               )
-            : transaction
+            : transaction()
         return Effect.flatMap(written, (rows) => {
           const row = rows[0]
           if (row === undefined) return Effect.fail(new QueueNotFound({ queue }))

@@ -7,7 +7,6 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Row } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
-import type { Fragment } from "@effect/sql/Statement"
 import { Batch } from "@keel/sql"
 import { Effect, Either, Predicate, Schema } from "effect"
 
@@ -191,11 +190,12 @@ export const channel = (queueId: number): string => `keel_queue_${queueId}`
  */
 export const make = (sql: SqlClient.SqlClient, options: { readonly notifyInSql: boolean }) => {
   const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
-  const forUpdate: Fragment = pg ? sql.literal("FOR UPDATE") : sql.literal("")
-  const forUpdateSkipLocked: Fragment = pg ? sql.literal("FOR UPDATE SKIP LOCKED") : sql.literal("")
-  const isTrue: Fragment = sql.literal(pg ? "TRUE" : "1")
-  const isFalse: Fragment = sql.literal(pg ? "FALSE" : "0")
-  const least = (a: Fragment, b: number): Fragment => (pg ? sql`LEAST(${a}, ${b})` : sql`MIN(${a}, ${b})`)
+  const forUpdate: Statement.Fragment = pg ? sql.literal("FOR UPDATE") : sql.literal("")
+  const forUpdateSkipLocked: Statement.Fragment = pg ? sql.literal("FOR UPDATE SKIP LOCKED") : sql.literal("")
+  const isTrue: Statement.Fragment = sql.literal(pg ? "TRUE" : "1")
+  const isFalse: Statement.Fragment = sql.literal(pg ? "FALSE" : "0")
+  const least = (a: Statement.Fragment, b: number): Statement.Fragment =>
+    pg ? sql`LEAST(${a}, ${b})` : sql`MIN(${a}, ${b})`
 
   /** Runs `statement` over `items` in chunks under the parameter limit. */
   const chunked = <A, B>(
