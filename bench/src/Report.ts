@@ -67,14 +67,12 @@ export const percentile = (samples: ReadonlyArray<number>, p: number): number =>
   return Math.round((sorted[rank] ?? Number.NaN) * 1000) / 1000
 }
 
+/** What names a row: its system, backend and workload, and an optional note. */
+export type Label = Pick<Row, "system" | "backend" | "workload" | "note">
+
 /** Times `operations` done by `run` (which does them all); returns a row without latencies. */
 export const throughput = async (
-  label: {
-    readonly system: string
-    readonly backend: string
-    readonly workload: string
-    readonly note?: string
-  },
+  label: Label,
   operations: number,
   run: () => Promise<unknown>
 ): Promise<Row> => {
@@ -86,12 +84,7 @@ export const throughput = async (
 
 /** Runs `once` sequentially `operations` times, timing each; returns a row with p50/p99. */
 export const latency = async (
-  label: {
-    readonly system: string
-    readonly backend: string
-    readonly workload: string
-    readonly note?: string
-  },
+  label: Label,
   operations: number,
   once: (index: number) => Promise<unknown>
 ): Promise<Row> => {
