@@ -24,6 +24,8 @@ import {
 } from "effect"
 import type { Backend } from "./Backend.js"
 import { classify, isSqlError, isTransient } from "./DbError.js"
+import type * as GroupCommit from "./GroupCommit.js"
+import type * as Plan from "./Plan.js"
 import * as Transaction from "./Transaction.js"
 
 declare const IdempotentBrand: unique symbol
@@ -42,7 +44,7 @@ export interface Idempotent<A, E, R> {
   readonly retryable: (error: E) => boolean
 }
 
-const make = <A, E, R>(proof: Proof, effect: Effect.Effect<A, E, R>, retryable: (error: E) => boolean) =>
+const make_ = <A, E, R>(proof: Proof, effect: Effect.Effect<A, E, R>, retryable: (error: E) => boolean) =>
   ({ proof, effect, retryable }) as Idempotent<A, E, R>
 
 const transient = (error: unknown): boolean => isTransient(isSqlError(error) ? classify(error) : error)
@@ -52,7 +54,7 @@ const transient = (error: unknown): boolean => isTransient(isSqlError(error) ? c
  * busy, locked, serialization and deadlock errors.
  */
 export const read = <A, E, R>(effect: Effect.Effect<A, E, R>): Idempotent<A, E, R> =>
-  make("read", effect, transient)
+  make_("read", effect, transient)
 
 /** A failure of a whole transaction after which re-running it is safe (it rolled back) and worthwhile. */
 const rolledBackAndTransient = (error: unknown): boolean =>
@@ -70,7 +72,7 @@ const rolledBackAndTransient = (error: unknown): boolean =>
 export const transaction = <A, E, R>(
   body: Effect.Effect<A, E, R>
 ): Idempotent<A, E | Transaction.TransactionError, Exclude<R, Transaction.Provided> | Backend> =>
-  make("transaction", Transaction.immediate(body), rolledBackAndTransient)
+  make_("transaction", Transaction.immediate(body), rolledBackAndTransient)
 
 /**
  * One statement as a whole write transaction (`Transaction.single`, or `Transaction.singleOn` when
@@ -88,12 +90,45 @@ export function single<A extends object>(
   statement: Statement.Statement<A>,
   backend?: Backend
 ): Idempotent<ReadonlyArray<A>, Transaction.TransactionError, Backend> {
-  return make(
+  return make_(
     "transaction",
     backend === undefined ? Transaction.single(statement) : Transaction.singleOn(backend)(statement),
     rolledBackAndTransient
   )
 }
+
+/**
+ * A plan (`Plan.ts`) as a whole write transaction (`Transaction.plan`, or `Transaction.planOn` when
+ * the backend is given), re-run exactly when `transaction` would re-run it. Each attempt makes a
+ * fresh run of the plan.
+ */
+export function plan<A, E>(make: Plan.Make<A, E>): Idempotent<A, E | Transaction.TransactionError, Backend>
+export function plan<A, E>(
+  make: Plan.Make<A, E>,
+  backend: Backend,
+  options?: Transaction.PlanOptions
+): Idempotent<A, E | Transaction.TransactionError, never>
+export function plan<A, E>(
+  make: Plan.Make<A, E>,
+  backend?: Backend,
+  options?: Transaction.PlanOptions
+): Idempotent<A, E | Transaction.TransactionError, Backend> {
+  return make_(
+    "transaction",
+    backend === undefined ? Transaction.plan(make) : Transaction.planOn(backend)(make, options),
+    rolledBackAndTransient
+  )
+}
+
+/**
+ * A plan submitted to a group committer (`GroupCommit.ts`): its own transaction as far as its
+ * outcome goes, so it is re-run exactly when `transaction` would re-run it.
+ */
+export const grouped = <A, E>(
+  committer: GroupCommit.GroupCommit,
+  make: Plan.Make<A, E>
+): Idempotent<A, E | Transaction.TransactionError, never> =>
+  make_("transaction", committer.submit(make), rolledBackAndTransient)
 
 /**
  * A write guarded by a unique idempotency key: `write` inserts-or-ignores on the key, `read`
@@ -105,7 +140,7 @@ export const keyed = <A, E, R, E2, R2>(options: {
   readonly write: Effect.Effect<unknown, E, R>
   readonly read: Effect.Effect<A, E2, R2>
 }): Idempotent<A, E | E2, R | R2> =>
-  make("keyed", Effect.zipRight(options.write, options.read), (error) => {
+  make_("keyed", Effect.zipRight(options.write, options.read), (error) => {
     const classified = isSqlError(error) ? classify(error) : error
     return (
       transient(classified) ||

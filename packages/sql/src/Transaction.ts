@@ -12,9 +12,18 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
-import { Cause, Context, Effect, Exit, identity, Option, Predicate, Schema } from "effect"
-import { Backend, type Session, type SyncDriver } from "./Backend.js"
-import { classify, DbError, type DbError as DbErrorType, refine } from "./DbError.js"
+import { Cause, Context, Effect, Exit, identity, Option, Predicate } from "effect"
+import { Backend, type Session } from "./Backend.js"
+import { classify, type DbError as DbErrorType, refine } from "./DbError.js"
+import * as Driver from "./internal/driver.js"
+import * as Plan from "./Plan.js"
+import {
+  CommitOutcomeUnknown,
+  CommitRejected,
+  SessionInUse,
+  TransactionAborted,
+  type TransactionError
+} from "./TransactionError.js"
 
 /** The transaction the current fiber runs in: its backend, connection and savepoint depth. */
 export interface ActiveTransaction {
@@ -29,56 +38,14 @@ export interface ActiveTransaction {
  */
 export class Active extends Context.Tag("@keel/sql/Transaction/Active")<Active, ActiveTransaction>() {}
 
-/** COMMIT failed and the transaction is known to have rolled back: nothing it wrote persists. */
-export class CommitRejected extends Schema.TaggedError<CommitRejected>()("CommitRejected", {
-  reason: DbError
-}) {
-  override get message(): string {
-    return `COMMIT was rejected and the transaction rolled back: ${this.reason.message}`
-  }
-}
-
-/**
- * PostgreSQL reported COMMIT as `ROLLBACK`: a statement inside failed, the failure was caught, and
- * the aborted transaction was committed. Nothing it wrote persists.
- */
-export class TransactionAborted extends Schema.TaggedError<TransactionAborted>()("TransactionAborted", {}) {
-  override get message(): string {
-    return "the transaction was aborted by an earlier failed statement; COMMIT rolled it back"
-  }
-}
-
-/**
- * COMMIT did not report success and the database cannot say whether it took effect (the
- * connection was lost, or a reported error came after the commit). Retrying is safe only for
- * work guarded by an idempotency key.
- */
-export class CommitOutcomeUnknown extends Schema.TaggedError<CommitOutcomeUnknown>()("CommitOutcomeUnknown", {
-  reason: DbError
-}) {
-  override get message(): string {
-    return `the outcome of COMMIT is unknown: ${this.reason.message}`
-  }
-}
-
-/**
- * An independent transaction was asked for while the current fiber holds the only session of a
- * single-session backend (SQLite, local libSQL, PGlite). Waiting would deadlock; this fails at once.
- */
-export class SessionInUse extends Schema.TaggedError<SessionInUse>()("SessionInUse", {
-  backend: Schema.String
-}) {
-  override get message(): string {
-    return `${this.backend} has a single session and this fiber's transaction holds it; an independent transaction would wait forever`
-  }
-}
-
-/** The errors a transaction adds to those of its body. */
-export type TransactionError = DbErrorType | CommitRejected | TransactionAborted | CommitOutcomeUnknown
-
-/** True when the transaction failed in a way that proves it rolled back (safe to re-run whole). */
-export const isRolledBack = (u: unknown): u is CommitRejected | TransactionAborted =>
-  Predicate.isTagged(u, "CommitRejected") || Predicate.isTagged(u, "TransactionAborted")
+export {
+  CommitOutcomeUnknown,
+  CommitRejected,
+  isRolledBack,
+  SessionInUse,
+  TransactionAborted,
+  type TransactionError
+} from "./TransactionError.js"
 
 const commandOf = (raw: unknown): string | undefined =>
   Predicate.hasProperty(raw, "command") && typeof raw.command === "string" ? raw.command : undefined
@@ -216,55 +183,82 @@ export const immediate = <A, E, R>(
   )
 
 /**
- * ROLLBACK on the synchronous driver after a failure, tried twice like `rollback`. True when the
- * session is then outside any transaction (SQLite may already have ended it itself).
+ * Runs a plan statement by statement on the current connection (the Effect path). `begin`, when
+ * given, is where the rest of the plan goes at its `Plan.begin`; otherwise that instruction does
+ * nothing (the plan already runs inside its transaction).
  */
-const driverRollback = (driver: SyncDriver): boolean => {
-  for (let attempt = 0; attempt < 2 && driver.inTransaction(); attempt++) {
-    try {
-      driver.run("ROLLBACK", [])
-    } catch {
-      // Tried once more; a session left inside the transaction is reported by the caller.
-    }
+const interpret = <A, E, E2 = never>(
+  plan: Plan.Plan<A, E>,
+  input?: unknown,
+  begin?: (rest: Effect.Effect<A, E | DbErrorType>) => Effect.Effect<A, E | E2 | DbErrorType>
+): Effect.Effect<A, E | E2 | DbErrorType> => {
+  const next = plan.next(input)
+  if (next.done === true) return Effect.succeed(next.value)
+  const instruction = next.value
+  switch (instruction._tag) {
+    case "Abort":
+      return Effect.fail(instruction.error)
+    case "Begin":
+      return begin === undefined ? interpret(plan) : begin(Effect.suspend(() => interpret(plan)))
+    case "Run":
+      return Effect.flatMap(refine(instruction.statement), (rows) => interpret(plan, rows, begin))
   }
-  return !driver.inTransaction()
 }
 
-/** How a one-statement transaction on the synchronous driver ended. */
-type DriverOutcome =
-  | { readonly _tag: "Committed"; readonly rows: ReadonlyArray<unknown> }
-  | { readonly _tag: "Failed"; readonly error: TransactionError; readonly rollbackFailed: boolean }
+const interpreted = <A, E>(make: Plan.Make<A, E>): Effect.Effect<A, E | DbErrorType> =>
+  Effect.suspend(() => interpret(make()))
+
+/** The effect of a transaction that ran on the synchronous driver. */
+const fromOutcome = <A, E>(outcome: Driver.Outcome<A, E>): Effect.Effect<A, E | TransactionError> => {
+  if (outcome._tag === "Committed") return Effect.succeed(outcome.value)
+  const failed = Effect.fail(outcome.error)
+  return outcome.rollbackFailed ? Effect.zipRight(Effect.logWarning(rollbackFailedWarning), failed) : failed
+}
 
 /**
- * BEGIN IMMEDIATE, one statement, COMMIT, in one synchronous step — `runTopLevel` for a body of one
- * statement, with the same outcomes: a failed BEGIN ran nothing; a failed statement is rolled back
- * and is the error; a failed COMMIT is followed by ROLLBACK and is `CommitRejected` when that proves
- * the rollback, `CommitOutcomeUnknown` when SQLite already ended the transaction itself.
+ * `plan` on a given backend: for services that hold their `Backend` (it saves providing one per
+ * call, which costs more than a statement on SQLite).
  */
-const writeOne = (driver: SyncDriver, sql: string, params: ReadonlyArray<unknown>): DriverOutcome => {
-  try {
-    driver.run("BEGIN IMMEDIATE", [])
-  } catch (cause) {
-    return { _tag: "Failed", error: classify(cause), rollbackFailed: false }
-  }
-  let rows: ReadonlyArray<unknown>
-  try {
-    rows = driver.run(sql, params)
-  } catch (cause) {
-    return { _tag: "Failed", error: classify(cause), rollbackFailed: !driverRollback(driver) }
-  }
-  try {
-    driver.run("COMMIT", [])
-  } catch (cause) {
-    const reason = classify(cause)
-    const error =
-      driver.inTransaction() && driverRollback(driver)
-        ? new CommitRejected({ reason })
-        : new CommitOutcomeUnknown({ reason })
-    return { _tag: "Failed", error, rollbackFailed: false }
-  }
-  return { _tag: "Committed", rows }
+export const planOn =
+  (backend: Backend) =>
+  <A, E>(make: Plan.Make<A, E>, options: PlanOptions = {}): Effect.Effect<A, E | TransactionError> =>
+    Effect.flatMap(currentOn(backend), (active) => {
+      if (Option.isSome(active)) return runSavepoint(active.value, interpreted(make), identity)
+      const lazy = options.begin === "lazy"
+      const withDriver = backend.withDriver
+      if (withDriver !== undefined) {
+        return Effect.flatMap(
+          withDriver((driver) => Driver.transaction(driver, make, lazy)),
+          fromOutcome
+        )
+      }
+      if (!lazy) return runTopLevel(backend, interpreted(make), identity)
+      return Effect.suspend(() =>
+        interpret(make(), undefined, (rest) => runTopLevel(backend, rest, identity))
+      )
+    })
+
+/** How `plan` runs a plan. */
+export interface PlanOptions {
+  /**
+   * `"lazy"`: the write transaction starts at the plan's `Plan.begin`; the statements before it are
+   * reads on their own, and a plan that ends before it takes no write lock. Default: at the start.
+   */
+  readonly begin?: "eager" | "lazy" | undefined
 }
+
+/**
+ * Runs a plan (see `Plan.ts`) as a whole write transaction, with the guarantees and errors of
+ * `immediate`: nothing persists unless COMMIT succeeded, an aborted plan rolls back and fails with
+ * its error, and a failure says whether it provably rolled back. On SQLite (better-sqlite3) BEGIN
+ * IMMEDIATE, every statement of the plan and COMMIT run as one synchronous step of the driver, never
+ * inside another fiber's open transaction. Inside an open transaction it joins it as a savepoint.
+ */
+export const plan = <A, E>(
+  make: Plan.Make<A, E>,
+  options: PlanOptions = {}
+): Effect.Effect<A, E | TransactionError, Backend> =>
+  Effect.flatMap(Backend, (backend) => planOn(backend)(make, options))
 
 /**
  * `single` on a given backend: for services that hold their `Backend` (it saves providing one per
@@ -273,35 +267,112 @@ const writeOne = (driver: SyncDriver, sql: string, params: ReadonlyArray<unknown
 export const singleOn =
   (backend: Backend) =>
   <A extends object>(statement: Statement.Statement<A>): Effect.Effect<ReadonlyArray<A>, TransactionError> =>
-    Effect.flatMap(currentOn(backend), (active) => {
-      if (Option.isSome(active)) return runSavepoint(active.value, refine(statement), identity)
-      const withDriver = backend.withDriver
-      if (withDriver === undefined) return runTopLevel(backend, refine(statement), identity)
-      const [sql, params] = statement.compile()
-      return Effect.flatMap(
-        withDriver((driver) => writeOne(driver, sql, params)),
-        (outcome): Effect.Effect<ReadonlyArray<A>, TransactionError> => {
-          // The driver boundary: rows are the driver's, typed as the statement declares them.
-          if (outcome._tag === "Committed") return Effect.succeed(outcome.rows as ReadonlyArray<A>)
-          const failed = Effect.fail(outcome.error)
-          return outcome.rollbackFailed
-            ? Effect.zipRight(Effect.logWarning(rollbackFailedWarning), failed)
-            : failed
-        }
-      )
-    })
+    planOn(backend)(Plan.single(statement))
 
 /**
- * Runs one statement as a whole write transaction, with the guarantees and errors of
- * `immediate(statement)`: nothing persists unless COMMIT succeeded, and a failure says whether it
- * provably rolled back. On SQLite it is several times cheaper: BEGIN IMMEDIATE, the statement and
- * COMMIT run as one synchronous step of the driver (`Backend.withDriver`). Inside an open
- * transaction it joins it, as `immediate` does. Rows come back as the driver returns them.
+ * Runs one statement as a whole write transaction: `plan` of that one statement. Rows come back as
+ * the driver returns them.
  */
 export const single = <A extends object>(
   statement: Statement.Statement<A>
 ): Effect.Effect<ReadonlyArray<A>, TransactionError, Backend> =>
   Effect.flatMap(Backend, (backend) => singleOn(backend)(statement))
+
+/**
+ * One caller's plan in a group transaction: the plan, the result it had in its savepoint (kept
+ * until the transaction has ended: a plan that succeeded is only as good as the COMMIT that
+ * follows), and how to resume the caller.
+ */
+export interface GroupMember<A = unknown, E = unknown> {
+  readonly make: Plan.Make<A, E>
+  own: Exit.Exit<A, E | DbErrorType> | undefined
+  resume(exit: Exit.Exit<A, E | TransactionError>): void
+}
+
+/** How a group drives and settles its members. */
+const members: Driver.Members<GroupMember> = {
+  drive: (member, driver) => {
+    const stepped = Driver.drive(driver, member.make())
+    switch (stepped._tag) {
+      case "Done":
+        member.own = Exit.succeed(stepped.value)
+        return stepped
+      case "Aborted":
+        member.own = Exit.fail(stepped.error)
+        return stepped
+      case "Failed":
+        member.own = Exit.fail(stepped.error)
+        return stepped
+    }
+  },
+  settle: (member, ended) => {
+    const own = member.own
+    if (own !== undefined && Exit.isFailure(own)) member.resume(own)
+    else if (own === undefined || ended !== undefined)
+      member.resume(Exit.fail(ended ?? new TransactionAborted()))
+    else member.resume(own)
+  },
+  die: (member, defect) => member.resume(Exit.die(defect))
+}
+
+/** A member's plan on the Effect path; it fails (so its savepoint rolls back) when the plan fails. */
+const memberEffect = (member: GroupMember): Effect.Effect<void, unknown> =>
+  Effect.suspend(() => interpret(member.make())).pipe(
+    Effect.exit,
+    Effect.flatMap((exit) => {
+      member.own = exit
+      return Exit.isSuccess(exit) ? Effect.void : Effect.fail(exit.cause)
+    })
+  )
+
+/**
+ * Runs the members as one write transaction, each plan in a savepoint of its own, and settles each
+ * member: a plan that fails or aborts fails only its caller; the others share the COMMIT's
+ * outcome. On SQLite it is one synchronous step of the driver; elsewhere the plans run one after
+ * another inside `immediate`.
+ */
+export const groupOn =
+  (backend: Backend) =>
+  (group: ReadonlyArray<GroupMember>): Effect.Effect<void> => {
+    const withDriver = backend.withDriver
+    if (withDriver !== undefined) {
+      return Effect.flatMap(
+        withDriver((driver) => Driver.group(driver, group, members)),
+        (clean) => (clean ? Effect.void : Effect.logWarning(rollbackFailedWarning))
+      )
+    }
+    // A lone member's failure must roll the transaction back (it has no savepoint of its own); the
+    // member already holds that failure, so the transaction only reports that it happened.
+    const body: Effect.Effect<void, PlanFailed, Provided> =
+      group.length === 1
+        ? Effect.forEach(group, (one) => Effect.mapError(memberEffect(one), () => planFailed), {
+            discard: true
+          })
+        : Effect.flatMap(Active, (active) =>
+            Effect.forEach(group, (one) => Effect.exit(runSavepoint(active, memberEffect(one), identity)), {
+              discard: true
+            })
+          )
+    return Effect.matchCauseEffect(runTopLevel(backend, body, identity), {
+      onSuccess: () => Effect.sync(() => settleAll(group, undefined)),
+      onFailure: (cause) =>
+        Effect.sync(() => {
+          const failure = Cause.failureOption(cause)
+          if (Option.isNone(failure)) for (const one of group) members.die(one, Cause.squash(cause))
+          else {
+            const ended = failure.value
+            settleAll(group, ended._tag === "PlanFailed" ? undefined : ended)
+          }
+        })
+    })
+  }
+
+const planFailed = { _tag: "PlanFailed" } as const
+type PlanFailed = typeof planFailed
+
+const settleAll = (group: ReadonlyArray<GroupMember>, ended: TransactionError | undefined) => {
+  for (const one of group) members.settle(one, ended)
+}
 
 /**
  * Runs `body` in a new top-level transaction even when one is open: it commits or rolls back on
