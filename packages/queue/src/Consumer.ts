@@ -1,23 +1,29 @@
 /**
- * The `consume` runner: a scoped worker that leases messages as handler slots free up, runs the
- * handler, archives (or deletes) on success, releases with growing backoff on failure, and lets
- * the queue dead-letter a message past its max deliveries.
+ * The `consume` runner: a scoped worker that leases messages in batches as handler slots free up,
+ * runs the handler, archives (or deletes) on success, releases with growing backoff on failure,
+ * and lets the queue dead-letter a message past its max deliveries.
  *
+ * - Batched claims: one read leases every free slot at once, plus up to `prefetch` messages ahead
+ *   while handlers are fast (the window doubles while a claimed batch is started at over 1,000
+ *   messages a second, and closes when they are slower), so quick jobs cost a fraction of a read
+ *   each and slow jobs are never held back from other consumers.
+ * - Batched acknowledgements: a slot frees as soon as its handler ends; the acknowledgement goes
+ *   on in that message's fiber, and acknowledgements of the same event-loop turn share one
+ *   transaction (the store's group commit). One fiber per message, no per-message race.
  * - Wake-ups: a send signals consumers (LISTEN/NOTIFY on PostgreSQL, in-process elsewhere); a
  *   bounded poll (`pollInterval`) is the fallback across processes and for lost signals.
- * - A handler that runs long keeps its lease: it is extended every half visibility timeout. If the
- *   lease is lost anyway (another process declared this worker stale), the handler is interrupted
- *   and its result is not acknowledged.
+ * - One lease extender serves every message this consumer holds: every half visibility timeout it
+ *   extends them all in one store operation. A message whose lease is lost anyway (another process
+ *   declared this worker stale) has its handler interrupted and its result is not acknowledged.
  * - The worker is registered with a heartbeat; a maintenance pass runs periodically so the leases
  *   of crashed workers come back before their visibility timeout.
  * - Closing the scope (or interrupting the fiber that owns it) shuts down gracefully: no new reads,
- *   in-flight handlers get `shutdownTimeout` to finish and are then interrupted and their messages
- *   released, and the worker deregisters.
+ *   messages claimed ahead are released at once, running handlers get `shutdownTimeout` to finish
+ *   and are then interrupted and their messages released, every acknowledgement in flight
+ *   completes, and the worker deregisters.
  */
 import {
   Cause,
-  DateTime,
-  Deferred,
   Duration,
   Effect,
   Exit,
@@ -25,62 +31,25 @@ import {
   FiberSet,
   Queue,
   Random,
-  Ref,
   Schedule,
   type Scope,
   Stream
 } from "effect"
-import { duration, optionalDuration, optionalInteger } from "./internal/validate.js"
-import {
-  type Lease,
-  type Leased,
-  type MaintenanceReport,
-  maxVisibilityTimeoutMs,
-  type QueueInfo,
-  type QueueName,
-  type ReleaseOutcome
-} from "./Message.js"
-import {
+import { checkOptions } from "./internal/consumeOptions.js"
+import type { Lease, Leased, MaintenanceReport, QueueInfo, QueueName, ReleaseOutcome } from "./Message.js"
+import type { ConsumeOptions } from "./Options.js"
+import type {
   InvalidOption,
-  type InvalidQueueName,
-  type LeaseLost,
-  type QueueNotFound,
-  type QueueStoreError,
-  type WorkerIdInUse
+  InvalidQueueName,
+  LeaseLost,
+  QueueNotFound,
+  QueueStoreError,
+  WorkerIdInUse
 } from "./QueueError.js"
+import type * as QueueStore from "./QueueStore.js"
 
-/** Options of `consume`. */
-export interface ConsumeOptions {
-  /** Handlers running at once, from 1 to 1000. Default 1. */
-  readonly concurrency?: number | undefined
-  /** Lease length of each read. Default: the queue's visibility timeout. */
-  readonly visibilityTimeout?: Duration.DurationInput | undefined
-  /** The longest wait between reads when no signal arrives, from 1 ms to 1 hour. Default 1 s. */
-  readonly pollInterval?: Duration.DurationInput | undefined
-  /** A stable worker id; default a random UUID. */
-  readonly workerId?: string | undefined
-  /** Heartbeat period. Default 5 s. */
-  readonly heartbeatInterval?: Duration.DurationInput | undefined
-  /** Without a heartbeat this long, the worker is stale and its leases are released. Default 30 s. */
-  readonly workerTimeout?: Duration.DurationInput | undefined
-  /** How often this consumer runs a maintenance pass. Default 30 s. */
-  readonly maintenanceInterval?: Duration.DurationInput | undefined
-  /** On shutdown, how long in-flight handlers may run before they are interrupted. Default 10 s. */
-  readonly shutdownTimeout?: Duration.DurationInput | undefined
-  /** A handler running longer fails (and its message is released with backoff). Default: no limit. */
-  readonly handlerTimeout?: Duration.DurationInput | undefined
-  /** Delay before a failed message is retried: `initial` × 2^(deliveries − 1), at most `max`, jittered. */
-  readonly backoff?:
-    | {
-        readonly initial?: Duration.DurationInput | undefined
-        readonly max?: Duration.DurationInput | undefined
-      }
-    | undefined
-  /** What happens to a message whose handler succeeded. Default `archive`. */
-  readonly onSuccess?: "archive" | "delete" | undefined
-  /** Observes each step of each delivery (for logs, traces, tests); runs inline, so keep it quick. */
-  readonly onEvent?: ((event: ConsumerEvent) => Effect.Effect<void>) | undefined
-}
+/** Options of `consume` (see `Options.ts`). */
+export type { ConsumeOptions } from "./Options.js"
 
 /** A step of one delivery, as `onEvent` sees it. */
 export type ConsumerEvent =
@@ -123,7 +92,7 @@ export interface Consumer {
   readonly stats: Effect.Effect<ConsumerStats>
 }
 
-/** The queue operations a consumer uses (a subset of the service). */
+/** The queue operations a consumer uses (a subset of the service, and one store operation). */
 export interface Operations {
   readonly queueName: (name: string) => Effect.Effect<QueueName, InvalidQueueName>
   readonly getQueue: (
@@ -138,16 +107,17 @@ export interface Operations {
   >
   readonly archive: (queue: string, lease: Lease) => Effect.Effect<void, AckFailure>
   readonly delete: (queue: string, lease: Lease) => Effect.Effect<void, AckFailure>
-  readonly extendVisibility: (
-    queue: string,
-    lease: Lease,
-    options: { readonly visibilityTimeout: number }
-  ) => Effect.Effect<DateTime.Utc, AckFailure>
   readonly release: (
     queue: string,
     lease: Lease,
     options: { readonly delay: number; readonly error?: string }
   ) => Effect.Effect<ReleaseOutcome, AckFailure>
+  /** Settles each held lease on its own (not all-or-nothing); the lost ones. */
+  readonly settleEach: (
+    queue: QueueName,
+    leases: ReadonlyArray<Lease>,
+    settlement: QueueStore.Settlement
+  ) => Effect.Effect<QueueStore.Settled | undefined, QueueStoreError>
   readonly registerWorker: (options: {
     readonly queue: string
     readonly workerId?: string | undefined
@@ -180,9 +150,15 @@ export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   }
 }
 
-type Outcome =
-  | { readonly _tag: "Handled"; readonly exit: Exit.Exit<void, unknown> }
-  | { readonly _tag: "LeaseLost" }
+/** A claimed batch started at this many messages a second or more widens the prefetch window. */
+const fastRate = 1_000
+
+/** The message a worker is running, and why it may have been interrupted. */
+interface Delivery {
+  readonly message: Leased
+  /** The lease was lost: the handler is interrupted, nothing is acknowledged. */
+  lost: boolean
+}
 
 /** Builds `consume` over the queue's operations. */
 export const make =
@@ -198,62 +174,10 @@ export const make =
   > =>
     Effect.gen(function* () {
       const name = yield* ops.queueName(queue)
-      const concurrency = yield* optionalInteger("concurrency", options.concurrency, { min: 1, max: 1000 }, 1)
-      const pollMs = yield* optionalDuration(
-        "pollInterval",
-        options.pollInterval,
-        { min: 1, max: 3_600_000 },
-        1_000
-      )
-      const maintenanceMs = yield* optionalDuration(
-        "maintenanceInterval",
-        options.maintenanceInterval,
-        { min: 10, max: 24 * 3_600_000 },
-        30_000
-      )
-      const shutdownMs = yield* optionalDuration(
-        "shutdownTimeout",
-        options.shutdownTimeout,
-        { min: 0, max: 3_600_000 },
-        10_000
-      )
-      const handlerTimeoutMs =
-        options.handlerTimeout === undefined
-          ? undefined
-          : yield* duration("handlerTimeout", options.handlerTimeout, { min: 1, max: 7 * 24 * 3_600_000 })
-      const backoffInitialMs = yield* optionalDuration(
-        "backoff.initial",
-        options.backoff?.initial,
-        { min: 0, max: 24 * 3_600_000 },
-        1_000
-      )
-      const backoffMaxMs = yield* optionalDuration(
-        "backoff.max",
-        options.backoff?.max,
-        { min: backoffInitialMs, max: 365 * 24 * 3_600_000 },
-        Math.max(backoffInitialMs, 5 * 60_000)
-      )
-      const onSuccess = options.onSuccess ?? "archive"
-      const emit = (event: ConsumerEvent): Effect.Effect<void> =>
-        options.onEvent === undefined
-          ? Effect.void
-          : Effect.catchAllCause(options.onEvent(event), () => Effect.void)
-      if (onSuccess !== "archive" && onSuccess !== "delete") {
-        return yield* new InvalidOption({
-          option: "onSuccess",
-          value: String(onSuccess),
-          expected: '"archive" or "delete"'
-        })
-      }
-      const info = yield* ops.getQueue(name)
+      const settings = yield* checkOptions(options)
+      const { concurrency, prefetch, pollMs, shutdownMs, handlerTimeoutMs, onSuccess } = settings
       const visibilityMs =
-        options.visibilityTimeout === undefined
-          ? Duration.toMillis(info.visibilityTimeout)
-          : yield* duration("visibilityTimeout", options.visibilityTimeout, {
-              min: 1,
-              max: maxVisibilityTimeoutMs
-            })
-
+        settings.visibilityMs ?? Duration.toMillis((yield* ops.getQueue(name)).visibilityTimeout)
       const worker = yield* ops.registerWorker({
         queue: name,
         workerId: options.workerId,
@@ -261,95 +185,66 @@ export const make =
         workerTimeout: options.workerTimeout
       })
       const context = yield* Effect.context<R>()
-      const handlers = yield* FiberSet.make<void, never>()
-      const wake = yield* Queue.sliding<void>(1)
-      const slotFreed = yield* Queue.sliding<void>(1)
-      const stopping = yield* Deferred.make<void>()
-      const inFlight = yield* Ref.make(0)
-      const stats = yield* Ref.make<ConsumerStats>({
-        processed: 0,
-        failed: 0,
-        deadLettered: 0,
-        released: 0,
-        leaseLost: 0
-      })
-      const bump = (field: keyof ConsumerStats) => Ref.update(stats, (s) => ({ ...s, [field]: s[field] + 1 }))
+      const workers = yield* FiberSet.make<void, never>()
+      /** Claimed messages waiting for a worker. */
+      const ready = yield* Queue.unbounded<Leased>()
+      // Wake the claim loop (a worker finished, a signal arrived, shutdown began) and the acknowledger.
+      const claimKick = yield* Queue.sliding<void>(1)
+      const ackKick = yield* Queue.sliding<void>(1)
+
+      // The consumer's own state, touched only by its fibers on one thread between their steps.
+      /** Every message leased whose handler has not ended yet, by id (what the extender extends). */
+      const held = new Map<number, Leased>()
+      /** Claimed messages whose lease was lost before a worker took them. */
+      const dropped = new Set<number>()
+      /** What each worker runs now. */
+      const running = new Map<number, Delivery>()
+      /** Handled successfully, to be acknowledged in the next batch. */
+      let acks: Array<Leased> = []
+      const counts = { processed: 0, failed: 0, deadLettered: 0, released: 0, leaseLost: 0 }
+      let stopping = false
+      let window = 0
+      let startedSinceClaim = 0
+
+      const kickClaims = () => {
+        Queue.unsafeOffer(claimKick, undefined)
+      }
+      const emit = (event: ConsumerEvent): Effect.Effect<void> =>
+        options.onEvent === undefined
+          ? Effect.void
+          : Effect.catchAllCause(options.onEvent(event), () => Effect.void)
       const log = (what: string) => (error: { readonly message: string }) =>
         Effect.logWarning(`consumer ${worker.id} on ${name}: ${what}`, error.message)
+      const lostLease = (message: Leased) =>
+        Effect.suspend(() => {
+          counts.leaseLost++
+          return emit({ _tag: "LeaseLost", message })
+        })
 
       const backoff = (deliveries: number) =>
         Effect.map(Random.nextRange(0.75, 1), (jitter) =>
-          Math.floor(Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(deliveries - 1, 40)) * jitter)
+          Math.floor(
+            Math.min(settings.backoffMaxMs, settings.backoffInitialMs * 2 ** Math.min(deliveries - 1, 40)) *
+              jitter
+          )
         )
-
-      /** Extends the lease every half visibility timeout; signals `lost` when the lease is gone. */
-      const keepLease = (message: Leased, lost: Deferred.Deferred<void>) =>
-        Effect.gen(function* () {
-          while (true) {
-            yield* Effect.sleep(Duration.millis(Math.max(1, Math.floor(visibilityMs / 2))))
-            const extended = yield* Effect.either(
-              ops.extendVisibility(name, message, { visibilityTimeout: visibilityMs })
-            )
-            if (extended._tag === "Right") {
-              yield* emit({ _tag: "Extended", message, visibleAt: DateTime.toEpochMillis(extended.right) })
-            } else {
-              if (extended.left._tag === "LeaseLost" || extended.left._tag === "QueueNotFound") {
-                yield* Deferred.succeed(lost, undefined)
-                return
-              }
-              yield* log("extending a lease failed")(extended.left)
-            }
-          }
-        })
 
       const runHandler = (message: Leased): Effect.Effect<void, unknown> => {
         const run = Effect.provide(handler(message), context)
         return handlerTimeoutMs === undefined ? run : Effect.timeout(run, Duration.millis(handlerTimeoutMs))
       }
 
-      const lostLease = (message: Leased) =>
-        Effect.zipRight(bump("leaseLost"), emit({ _tag: "LeaseLost", message }))
-
-      /** Settles one delivery after its handler ended (uninterruptible: a lease is never left behind silently). */
-      const settle = (message: Leased, outcome: Exit.Exit<Outcome>) =>
+      /** Releases a delivery's message with backoff (or dead-letters it) after its handler failed. */
+      const fail = (message: Leased, cause: Cause.Cause<unknown>) =>
         Effect.gen(function* () {
-          if (Exit.isFailure(outcome)) {
-            // Interrupted by shutdown before the handler finished: give the message back, unprocessed.
-            yield* Effect.matchEffect(ops.release(name, message, { delay: 0 }), {
-              onSuccess: () => Effect.zipRight(bump("released"), emit({ _tag: "Released", message })),
-              onFailure: (error) =>
-                error._tag === "LeaseLost" ? lostLease(message) : log("releasing at shutdown failed")(error)
-            })
-            return
-          }
-          if (outcome.value._tag === "LeaseLost") {
-            yield* lostLease(message)
-            return
-          }
-          const exit = outcome.value.exit
-          if (Exit.isSuccess(exit)) {
-            const acknowledge =
-              onSuccess === "archive" ? ops.archive(name, message) : ops.delete(name, message)
-            yield* Effect.matchEffect(acknowledge, {
-              onSuccess: () =>
-                Effect.zipRight(
-                  bump("processed"),
-                  emit({ _tag: "Acknowledged", message, action: onSuccess })
-                ),
-              onFailure: (error) =>
-                error._tag === "LeaseLost" ? lostLease(message) : log("acknowledging failed")(error)
-            })
-            return
-          }
-          yield* bump("failed")
+          counts.failed++
+          const error = describeFailure(cause)
           const delay = yield* backoff(message.deliveries)
-          const error = describeFailure(exit.cause)
           yield* Effect.matchEffect(ops.release(name, message, { delay, error }), {
-            onSuccess: (released) =>
-              Effect.zipRight(
-                released === "dead" ? bump("deadLettered") : Effect.void,
-                emit({ _tag: "Failed", message, error, outcome: released, delay })
-              ),
+            onSuccess: (outcome) => {
+              if (outcome === "dead") counts.deadLettered++
+              return emit({ _tag: "Failed", message, error, outcome, delay })
+            },
             onFailure: (failure) =>
               failure._tag === "LeaseLost"
                 ? lostLease(message)
@@ -357,73 +252,167 @@ export const make =
           })
         })
 
-      const handle = (message: Leased) =>
+      /** Gives messages back unprocessed (shutdown), in one operation. */
+      const giveBack = (messages: ReadonlyArray<Leased>) =>
+        Effect.gen(function* () {
+          if (messages.length === 0) return
+          const released = yield* Effect.either(
+            ops.settleEach(name, messages, { _tag: "Release", delayMs: 0, error: null })
+          )
+          if (released._tag === "Left")
+            return yield* log("releasing messages at shutdown failed")(released.left)
+          const lost = new Set(released.right?.lost ?? messages.map((message) => message.id))
+          for (const message of messages) {
+            if (lost.has(message.id)) yield* lostLease(message)
+            else {
+              counts.released++
+              yield* emit({ _tag: "Released", message })
+            }
+          }
+        })
+
+      /**
+       * A worker: takes claimed messages one at a time and runs the handler. Only the wait and the
+       * handler are interruptible; an interrupted handler's message is given back (shutdown) or
+       * given up (lost lease), and the worker ends. A success is queued for the next acknowledgement
+       * batch, so the worker moves on at once.
+       */
+      const work = (slot: number): Effect.Effect<void> =>
         Effect.uninterruptibleMask((restore) =>
           Effect.gen(function* () {
-            const lost = yield* Deferred.make<void>()
-            yield* emit({ _tag: "Leased", message })
-            const keeper = yield* Effect.fork(Effect.interruptible(keepLease(message, lost)))
-            const outcome = yield* restore(
-              Effect.raceFirst(
-                Effect.map(Effect.exit(runHandler(message)), (exit): Outcome => ({ _tag: "Handled", exit })),
-                Effect.as(Deferred.await(lost), { _tag: "LeaseLost" } as const)
-              )
-            ).pipe(Effect.exit)
-            yield* Fiber.interrupt(keeper)
-            yield* settle(message, outcome)
-          }).pipe(
-            Effect.ensuring(
-              Effect.zipRight(
-                Ref.update(inFlight, (n) => n - 1),
-                Queue.offer(slotFreed, undefined)
-              )
-            )
-          )
+            while (true) {
+              const message = yield* restore(Queue.take(ready))
+              if (dropped.delete(message.id)) {
+                yield* lostLease(message)
+                continue
+              }
+              const delivery: Delivery = { message, lost: false }
+              running.set(slot, delivery)
+              startedSinceClaim++
+              yield* emit({ _tag: "Leased", message })
+              const exit = yield* Effect.exit(restore(runHandler(message)))
+              if (running.get(slot) === delivery) running.delete(slot)
+              held.delete(message.id)
+              if (delivery.lost) {
+                yield* lostLease(message)
+              } else if (Exit.isSuccess(exit)) {
+                acks.push(message)
+                Queue.unsafeOffer(ackKick, undefined)
+              } else if (Exit.isInterrupted(exit) && stopping) {
+                yield* giveBack([message])
+              } else {
+                yield* fail(message, exit.cause)
+              }
+              kickClaims()
+              if (Exit.isFailure(exit) && Exit.isInterrupted(exit)) return
+            }
+          })
         )
 
-      const waitFor = (signal: Queue.Queue<void>, timeout: number | undefined) =>
-        Effect.raceAll([
-          Queue.take(signal),
-          Deferred.await(stopping),
-          ...(timeout === undefined ? [] : [Effect.sleep(Duration.millis(timeout))])
-        ])
+      /** The fiber of each worker slot. */
+      const fibers = new Map<number, Fiber.RuntimeFiber<void, never>>()
+      // Forked from uninterruptible regions too, whose status a fork inherits: each worker is made
+      // interruptible, so that its waits and handlers can be interrupted.
+      const startWorker = (slot: number) =>
+        Effect.map(FiberSet.run(workers, Effect.interruptible(work(slot))), (fiber) => {
+          fibers.set(slot, fiber)
+        })
 
-      const loop = Effect.gen(function* () {
-        while (!(yield* Deferred.isDone(stopping))) {
-          const free = concurrency - (yield* Ref.get(inFlight))
-          if (free <= 0) {
-            yield* waitFor(slotFreed, undefined)
+      /** Acknowledges every handled message in one store operation, until none is left. */
+      const acknowledge = Effect.gen(function* () {
+        while (acks.length > 0) {
+          const batch = acks
+          acks = []
+          const settled = yield* Effect.either(
+            ops.settleEach(name, batch, onSuccess === "archive" ? { _tag: "Archive" } : { _tag: "Delete" })
+          )
+          if (settled._tag === "Left") {
+            // Not acknowledged: the messages come back after their visibility timeout (at least once).
+            yield* log("acknowledging failed")(settled.left)
             continue
           }
-          const read = yield* Effect.either(
-            ops.read(name, { qty: free, visibilityTimeout: visibilityMs, workerId: worker.id })
-          )
-          if (read._tag === "Left") {
-            yield* log("reading failed")(read.left)
-            yield* waitFor(wake, pollMs)
-            continue
+          const lost = new Set(settled.right?.lost ?? batch.map((message) => message.id))
+          for (const message of batch) {
+            if (lost.has(message.id)) yield* lostLease(message)
+            else {
+              counts.processed++
+              yield* emit({ _tag: "Acknowledged", message, action: onSuccess })
+            }
           }
-          const messages = read.right
-          // Counted and forked without a gap, so shutdown sees every leased message. Forked fibers
-          // inherit this region's uninterruptibility, so each handler fiber is made interruptible.
-          yield* Effect.uninterruptible(
-            Effect.forEach(
-              messages,
-              (message) =>
-                Effect.zipRight(
-                  Ref.update(inFlight, (n) => n + 1),
-                  FiberSet.run(handlers, Effect.interruptible(handle(message)))
-                ),
-              { discard: true }
-            )
-          )
-          if (messages.length < free) yield* waitFor(wake, pollMs)
+        }
+      })
+      const acknowledger = Effect.forever(Effect.zipRight(Queue.take(ackKick), acknowledge))
+
+      /** Waits for a kick, or at most `timeoutMs`. */
+      const waitForKick = (timeoutMs: number | undefined) =>
+        timeoutMs === undefined
+          ? Queue.take(claimKick)
+          : Effect.asVoid(Effect.timeoutOption(Queue.take(claimKick), Duration.millis(timeoutMs)))
+
+      /** Leases for every free slot plus the prefetch window; the window follows the handlers' pace. */
+      let lastClaim = 0
+      const claim = Effect.gen(function* () {
+        const unstarted = held.size - running.size
+        const wanted = concurrency + window - held.size
+        if (unstarted >= concurrency || wanted <= 0) return yield* waitForKick(undefined)
+        const now = performance.now()
+        if (lastClaim > 0 && startedSinceClaim > 0) {
+          const perSecond = (startedSinceClaim * 1000) / Math.max(0.001, now - lastClaim)
+          window =
+            perSecond >= fastRate ? Math.min(prefetch, Math.max(1, window * 2)) : Math.floor(window / 2)
+        }
+        lastClaim = now
+        startedSinceClaim = 0
+        const read = yield* Effect.either(
+          ops.read(name, { qty: wanted, visibilityTimeout: visibilityMs, workerId: worker.id })
+        )
+        if (read._tag === "Left") {
+          yield* log("reading failed")(read.left)
+          return yield* waitForKick(pollMs)
+        }
+        const messages = read.right
+        for (const message of messages) held.set(message.id, message)
+        if (messages.length > 0) yield* Queue.offerAll(ready, messages)
+        if (messages.length < wanted) {
+          lastClaim = 0
+          yield* waitForKick(held.size === 0 ? pollMs : undefined)
         }
       })
 
+      /** Extends every held lease in one operation; deliveries whose lease is gone are given up. */
+      const extend = Effect.gen(function* () {
+        const leases = [...held.values()]
+        if (leases.length === 0) return
+        const settled = yield* ops.settleEach(name, leases, { _tag: "Extend", visibilityMs })
+        const lost = new Set(settled?.lost ?? leases.map((message) => message.id))
+        for (const message of leases) {
+          if (!lost.has(message.id)) {
+            yield* emit({ _tag: "Extended", message, visibleAt: settled?.visibleAt ?? 0 })
+            continue
+          }
+          if (!held.delete(message.id)) continue
+          const slot = [...running].find(([, delivery]) => delivery.message.id === message.id)
+          if (slot === undefined) {
+            // Not started yet: the worker that takes it skips it.
+            dropped.add(message.id)
+            continue
+          }
+          const [index, delivery] = slot
+          delivery.lost = true
+          // Interrupt that worker's handler; the worker gives the delivery up and ends, and a new
+          // worker takes its slot at once.
+          const fiber = fibers.get(index)
+          if (fiber !== undefined) yield* Fiber.interruptFork(fiber)
+          if (!stopping) yield* startWorker(index)
+        }
+      }).pipe(Effect.catchAll(log("extending leases failed")))
+
+      const loop = Effect.gen(function* () {
+        while (!stopping) yield* claim
+      })
       const listener = Effect.forever(
         Effect.zipRight(
-          Stream.runForEach(ops.wakeups(name), () => Queue.offer(wake, undefined)).pipe(
+          Stream.runForEach(ops.wakeups(name), () => Effect.sync(kickClaims)).pipe(
             Effect.catchAll(log("listening for wake-ups failed; polling only"))
           ),
           Effect.sleep(Duration.millis(Math.max(pollMs, 1_000)))
@@ -431,33 +420,47 @@ export const make =
       )
       const maintenance = Effect.repeat(
         Effect.zipRight(
-          Effect.sleep(Duration.millis(maintenanceMs)),
+          Effect.sleep(Duration.millis(settings.maintenanceMs)),
           Effect.catchAll(ops.maintain, log("maintenance failed"))
         ),
         Schedule.forever
       )
+      const extender = Effect.forever(
+        Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, Math.floor(visibilityMs / 2)))), extend)
+      )
 
+      for (let slot = 0; slot < concurrency; slot++) yield* startWorker(slot)
       yield* Effect.forkScoped(listener)
       yield* Effect.forkScoped(maintenance)
+      yield* Effect.forkScoped(extender)
+      const acker = yield* Effect.forkScoped(acknowledger)
       const reader = yield* Effect.forkScoped(loop)
 
       yield* Effect.addFinalizer(() =>
         Effect.gen(function* () {
-          yield* Deferred.succeed(stopping, undefined)
-          yield* Fiber.await(reader)
+          stopping = true
+          kickClaims()
+          yield* Fiber.interrupt(reader)
+          // Claimed ahead, never started: back to the queue at once.
+          const unstarted = [...(yield* Queue.takeAll(ready))].filter((message) => !dropped.has(message.id))
+          for (const message of unstarted) held.delete(message.id)
+          yield* giveBack(unstarted)
           const idle = Effect.gen(function* () {
-            while ((yield* Ref.get(inFlight)) > 0) yield* Queue.take(slotFreed)
+            while (running.size > 0) yield* Effect.sleep(Duration.millis(5))
           })
           // Finalizers are uninterruptible, and a timeout works by interrupting its effect: the
-          // bounded wait runs in a fiber of its own, where the timeout can cut it short. Handlers
-          // still running after it are interrupted, and release their messages.
+          // bounded wait runs in a fiber of its own, where the timeout can cut it short.
           const grace = yield* Effect.fork(
             Effect.timeoutOption(Effect.interruptible(idle), Duration.millis(shutdownMs))
           )
-          yield* Fiber.join(grace)
-          yield* FiberSet.clear(handlers)
+          yield* grace.await
+          // Workers still running a handler are interrupted and give their message back; then every
+          // handled message is acknowledged before the worker deregisters.
+          yield* FiberSet.clear(workers)
+          yield* Fiber.interrupt(acker)
+          yield* acknowledge
         })
       )
 
-      return { workerId: worker.id, stats: Ref.get(stats) }
+      return { workerId: worker.id, stats: Effect.sync(() => ({ ...counts })) }
     })

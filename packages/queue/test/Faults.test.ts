@@ -155,11 +155,12 @@ TestDatabase.describeEach("Queue faults", (kind) => {
       Effect.gen(function* () {
         const { queues, faults, name, dialect } = yield* prepare("busy-begin")
         yield* faults.inject({ match: /^BEGIN/, timing: "before", error: "busy", times: 3 })
-        // A single send on the PostgreSQL dialect has no BEGIN; a batch still does.
-        if (dialect === "pg") yield* queues.sendBatch(name, [{ payload: "patient" }])
+        // A single unkeyed message on the PostgreSQL dialect is one autocommit statement (no BEGIN);
+        // a batch of several still is a transaction.
+        if (dialect === "pg") yield* queues.sendBatch(name, [{ payload: "patient" }, { payload: "too" }])
         else yield* queues.send(name, "patient")
         expect(yield* faults.fired).toBe(3)
-        expect(yield* messageRows(name)).toBe(1)
+        expect(yield* messageRows(name)).toBe(dialect === "pg" ? 2 : 1)
       })
     )
 
@@ -169,10 +170,13 @@ TestDatabase.describeEach("Queue faults", (kind) => {
         Effect.gen(function* () {
           const { queues, faults, name, dialect } = yield* prepare("lost-insert")
           yield* faults.inject({ match: insertMessage, timing: "after", error: "connection" })
-          // A single send on the PostgreSQL dialect is autocommit (covered above); a batch is a transaction.
+          // A single unkeyed message on the PostgreSQL dialect is autocommit (covered above); a batch
+          // of several is a transaction.
           const error = yield* Effect.flip(
             dialect === "pg"
-              ? Effect.asVoid(queues.sendBatch(name, [{ payload: "never committed" }]))
+              ? Effect.asVoid(
+                  queues.sendBatch(name, [{ payload: "never committed" }, { payload: "nor this" }])
+                )
               : Effect.asVoid(queues.send(name, "never committed"))
           )
           expect(error._tag).toBe("QueueStoreError")

@@ -1,0 +1,260 @@
+/**
+ * The queue's storage seam: one method per storage operation, each atomic, with typed rows. The
+ * queue's semantics (`internal/*.ts`: validation, outcomes, metrics) run over it; `SqlQueueStore`
+ * implements it on the four SQL backends and `layerMemory` in memory, for tests of the semantics
+ * (consumers, CLI, HTTP) that need no database.
+ *
+ * Every operation that names a queue answers `undefined` (or `QueueMissing`) when there is no such
+ * queue, and changes nothing then. Times are epoch milliseconds, durations milliseconds.
+ */
+import { Context, type Effect, type Stream } from "effect"
+import type { QueueStoreError } from "./QueueError.js"
+
+/** A queue and its settings. */
+export interface QueueRow {
+  readonly id: number
+  readonly name: string
+  readonly visibilityTimeoutMs: number
+  readonly maxDeliveries: number
+  readonly retentionMs: number
+  readonly createdAt: number
+  readonly updatedAt: number
+}
+
+/** The settings of a queue. */
+export interface Settings {
+  readonly visibilityTimeoutMs: number
+  readonly maxDeliveries: number
+  readonly retentionMs: number
+}
+
+/** A message to store. */
+export interface NewMessage {
+  /** The payload's JSON text. */
+  readonly payload: string
+  readonly priority: number
+  /** Invisible for this long after `now`. */
+  readonly delayMs: number
+  /** An idempotency key: a message with a key already remembered is not stored again. */
+  readonly dedupKey: string | undefined
+}
+
+/** What a send stored: the queue's id and, per message, its id (an existing key's message for a known key). */
+export interface Sent {
+  readonly queueId: number
+  readonly ids: ReadonlyArray<number>
+}
+
+/** A lease to take. */
+export interface LeaseRequest {
+  readonly qty: number
+  /** Lease length; the queue's visibility timeout when undefined. */
+  readonly visibilityMs: number | undefined
+  readonly workerId: string | null
+  /** The token of every lease taken by this request. */
+  readonly token: string
+  readonly now: number
+}
+
+/** A message as it was leased. */
+export interface LeasedRow {
+  readonly id: number
+  readonly payload: string
+  readonly priority: number
+  readonly enqueuedAt: number
+  /** Deliveries so far, this one included. */
+  readonly deliveries: number
+  readonly visibleAt: number
+  readonly lastError: string | null
+}
+
+/** What a lease request took: messages by priority, then visible-since, then id; and how many it dead-lettered. */
+export interface Leases {
+  readonly leased: ReadonlyArray<LeasedRow>
+  readonly dead: number
+}
+
+/** A lease the caller claims to hold. */
+export interface HeldLease {
+  readonly id: number
+  readonly lease: string
+}
+
+/** What to do with leased messages. */
+export type Settlement =
+  | { readonly _tag: "Delete" }
+  | { readonly _tag: "Archive" }
+  /** The lease lasts `visibilityMs` (default: the queue's visibility timeout) from now. */
+  | { readonly _tag: "Extend"; readonly visibilityMs: number | undefined }
+  /**
+   * The message is visible again after `delayMs`; with an `error`, one that has had its queue's max
+   * deliveries is dead-lettered instead.
+   */
+  | { readonly _tag: "Release"; readonly delayMs: number; readonly error: string | null }
+
+/** A settlement request. */
+export interface SettleRequest {
+  readonly leases: ReadonlyArray<HeldLease>
+  readonly settlement: Settlement
+  /** True: all leases or none (any lost lease changes nothing). False: each held lease alone. */
+  readonly atomic: boolean
+  readonly now: number
+}
+
+/** What a settlement did: the ids of lost leases (none acted on when atomic), the released ones dead-lettered, the new deadline of extended ones. */
+export interface Settled {
+  readonly queueId: number
+  readonly lost: ReadonlyArray<number>
+  readonly dead: ReadonlyArray<number>
+  readonly visibleAt: number
+}
+
+/** A message in the archive. */
+export interface ArchiveRow {
+  readonly id: number
+  readonly payload: string
+  readonly priority: number
+  readonly deliveries: number
+  readonly enqueuedAt: number
+  readonly archivedAt: number
+  readonly dead: boolean
+  readonly lastError: string | null
+}
+
+/** Which archived messages to list: newest first. */
+export interface ArchiveQuery {
+  readonly dead: boolean | undefined
+  readonly limit: number
+  readonly before: number | undefined
+}
+
+/** Counts of one queue. */
+export interface MetricsRow {
+  readonly name: string
+  readonly depth: number
+  readonly inFlight: number
+  readonly delayed: number
+  readonly oldest: number | null
+  readonly archived: number
+  readonly dead: number
+}
+
+/** A worker to register (or to re-register after it was declared stale). */
+export interface WorkerEntry {
+  readonly id: string
+  /** The queue it consumes, by name. */
+  readonly queue: string | null
+  readonly host: string
+  readonly pid: number
+  readonly timeoutMs: number
+  readonly now: number
+}
+
+/** A registered worker. */
+export interface WorkerRow {
+  readonly id: string
+  readonly queue: string | null
+  readonly host: string
+  readonly pid: number
+  readonly startedAt: number
+  readonly heartbeatAt: number
+}
+
+/** What registering did. */
+export type Registered = "registered" | "inUse" | "queueMissing"
+
+/** What one maintenance pass did. */
+export interface Maintained {
+  readonly staleWorkers: ReadonlyArray<string>
+  readonly releasedLeases: number
+  readonly purgedArchived: number
+  readonly purgedKeys: number
+}
+
+/** What deleting a queue did. */
+export type Deleted =
+  | { readonly _tag: "Deleted"; readonly messages: number; readonly archived: number }
+  | { readonly _tag: "InFlight"; readonly inFlight: number }
+
+/** The storage operations. Failures of the database are `QueueStoreError`s naming the operation. */
+export interface Store {
+  /** Creates a queue; the existing one (unchanged) and `created: false` when the name is taken. */
+  readonly createQueue: (
+    name: string,
+    settings: Settings,
+    now: number
+  ) => Effect.Effect<{ readonly queue: QueueRow; readonly created: boolean }, QueueStoreError>
+  readonly findQueue: (name: string) => Effect.Effect<QueueRow | undefined, QueueStoreError>
+  readonly listQueues: Effect.Effect<ReadonlyArray<QueueRow>, QueueStoreError>
+  readonly updateQueue: (
+    name: string,
+    changes: Partial<Settings>,
+    now: number
+  ) => Effect.Effect<QueueRow | undefined, QueueStoreError>
+  /** Deletes a queue with everything it holds; refused (`InFlight`) while leases run, unless `force`. */
+  readonly deleteQueue: (
+    name: string,
+    options: { readonly force: boolean; readonly now: number }
+  ) => Effect.Effect<Deleted | undefined, QueueStoreError>
+  /** Deletes every message (and with `archive`, the archive); how many of each. */
+  readonly purgeQueue: (
+    name: string,
+    options: { readonly archive: boolean }
+  ) => Effect.Effect<{ readonly messages: number; readonly archived: number } | undefined, QueueStoreError>
+
+  /**
+   * Stores messages atomically, in input order. Keyed messages are idempotent: a key already
+   * remembered yields its message's id and stores nothing, so a send whose every message is keyed
+   * may be repeated after any failure. An unkeyed send whose outcome is unknown fails with a
+   * `QueueStoreError` whose cause is `CommitOutcomeUnknown`.
+   */
+  readonly send: (
+    name: string,
+    messages: ReadonlyArray<NewMessage>,
+    now: number
+  ) => Effect.Effect<Sent | undefined, QueueStoreError>
+
+  /** Leases up to `qty` visible messages; exhausted ones (max deliveries reached) are dead-lettered instead. */
+  readonly lease: (name: string, request: LeaseRequest) => Effect.Effect<Leases | undefined, QueueStoreError>
+  /** Acts on leased messages whose lease the caller still holds (see `SettleRequest.atomic`). */
+  readonly settle: (
+    name: string,
+    request: SettleRequest
+  ) => Effect.Effect<Settled | undefined, QueueStoreError>
+
+  readonly listArchive: (
+    name: string,
+    query: ArchiveQuery
+  ) => Effect.Effect<ReadonlyArray<ArchiveRow> | undefined, QueueStoreError>
+  /** Moves dead letters (these ids, or the oldest `limit`) back into the queue, visible now; the ids moved. */
+  readonly requeueDead: (
+    name: string,
+    selection: { readonly ids: ReadonlyArray<number> | undefined; readonly limit: number },
+    now: number
+  ) => Effect.Effect<ReadonlyArray<number> | undefined, QueueStoreError>
+  /** Counts of the named queues (every queue when undefined), by name. */
+  readonly metrics: (
+    names: ReadonlyArray<string> | undefined,
+    now: number
+  ) => Effect.Effect<ReadonlyArray<MetricsRow>, QueueStoreError>
+
+  /** Registers a worker; a stale holder of the id is replaced (its leases released). */
+  readonly registerWorker: (worker: WorkerEntry) => Effect.Effect<Registered, QueueStoreError>
+  /** Records a heartbeat; re-registers a worker that was declared stale meanwhile (true then). */
+  readonly heartbeat: (worker: WorkerEntry) => Effect.Effect<boolean, QueueStoreError>
+  /** Releases a worker's leases and forgets it. */
+  readonly deregisterWorker: (id: string, now: number) => Effect.Effect<void, QueueStoreError>
+  readonly listWorkers: (
+    queue: string | undefined
+  ) => Effect.Effect<ReadonlyArray<WorkerRow>, QueueStoreError>
+  /** Deregisters stale workers (releasing their leases) and purges up to `limit` expired archive rows and keys. */
+  readonly maintain: (now: number, limit: number) => Effect.Effect<Maintained, QueueStoreError>
+
+  /** Signals that a queue has messages to read (sends, releases, requeues signal on their own). */
+  readonly wakeups: (
+    name: string
+  ) => Effect.Effect<Stream.Stream<void, QueueStoreError> | undefined, QueueStoreError>
+}
+
+/** The store the queue service runs on. */
+export class QueueStore extends Context.Tag("@keel/queue/QueueStore")<QueueStore, Store>() {}

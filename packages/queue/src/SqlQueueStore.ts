@@ -1,0 +1,190 @@
+/**
+ * The queue's store on SQL: SQLite, libSQL, PGlite and PostgreSQL. Every statement is here or in
+ * `internal/sqlAdmin.ts`; every value is a bind parameter, and the only SQL text that varies is
+ * chosen once, per dialect, when the store is made.
+ *
+ * How each write runs, and what a failure means:
+ * - Short writes are plans (`@keel/sql` `Plan`): on SQLite (better-sqlite3) BEGIN IMMEDIATE, the
+ *   statements and COMMIT run as one synchronous step of the driver; elsewhere statement by
+ *   statement in one transaction. Inside the caller's transaction every operation joins it (a
+ *   savepoint) and is never retried: only the caller can re-run its transaction.
+ * - A single unkeyed send and a single settlement outside the caller's transaction go through the
+ *   group committer: callers of the same event-loop turn share one transaction, a savepoint each.
+ *   On PostgreSQL they are one autocommit statement each instead (atomic on its own): never re-run,
+ *   and a failure that may come after it ran is `CommitOutcomeUnknown`.
+ * - A transaction is re-run only when its failure proves it rolled back (`Retry.plan`,
+ *   `Retry.grouped`); a send whose every message is keyed is re-run after any failure (`Retry.keyed`).
+ * - Database failures become `QueueStoreError { operation }` here, once (`Failure.refail`).
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Backend, DbError, Failure, GroupCommit, Retry, Transaction } from "@keel/sql"
+import { Effect, Layer, Option, Predicate, type Scope, Stream } from "effect"
+import * as Admin from "./internal/sqlAdmin.js"
+import * as Leases from "./internal/sqlLeases.js"
+import * as Statements from "./internal/sqlStatements.js"
+import { QueueStoreError } from "./QueueError.js"
+import * as QueueStore from "./QueueStore.js"
+
+/** Options of the SQL store. */
+export interface Options {
+  /** Signal consumers on send (LISTEN/NOTIFY on PostgreSQL, in-process elsewhere). Default true. */
+  readonly notify?: boolean | undefined
+}
+
+/** True while the caller has a transaction open: then every statement joins it. */
+const callerTransaction: Effect.Effect<boolean> = Effect.map(
+  Effect.all([
+    Effect.serviceOption(Transaction.Active),
+    Effect.serviceOption(SqlClient.TransactionConnection)
+  ]),
+  ([active, connection]) => Option.isSome(active) || Option.isSome(connection)
+)
+
+/**
+ * Failures of an autocommit write after which it may have taken effect: a lost connection, and
+ * (as DESIGN.md rule 1 assumes) a lock error reported after the write. Its outcome is unknown.
+ */
+const mayHaveRun = (error: DbError.DbError): boolean =>
+  DbError.isTransient(error) || Predicate.isTagged(error, "ConnectionLost")
+
+/** An autocommit statement's failure, typed: `CommitOutcomeUnknown` when it may have run. */
+const autocommitFailure = (error: SqlError): Failure.Cause => {
+  const cause = DbError.classify(error)
+  return mayHaveRun(cause) ? new Transaction.CommitOutcomeUnknown({ reason: cause }) : cause
+}
+
+/** The store boundary: database failures become `QueueStoreError { operation }`. */
+const refail = (operation: string) => Failure.refail((cause) => new QueueStoreError({ operation, cause }))
+
+/** Builds the store over the `SqlClient` and `Backend` in context, for the life of the scope. */
+export const make = (
+  options: Options = {}
+): Effect.Effect<QueueStore.Store, never, SqlClient.SqlClient | Backend.Backend | Scope.Scope> =>
+  Effect.gen(function* () {
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const backend = yield* Backend.Backend
+    const committer = yield* GroupCommit.make(backend)
+    const notify = options.notify ?? true
+    const notifyInSql = notify && backend.kind === "postgres"
+    const statements = Statements.make(sql, backend, { notifyInSql })
+    const admin = Admin.make(sql, backend, statements)
+    const leases = Leases.make(sql, statements)
+    const pg = backend.dialect === "pg"
+    const plan = Transaction.planOn(backend)
+
+    /** In-process wake-up after a write, where the database does not deliver one (all but PostgreSQL). */
+    const signal = (queueId: number, name: string): Effect.Effect<void> =>
+      notify && !notifyInSql
+        ? Effect.ignore(backend.notifications.notify(Statements.channel(queueId), name))
+        : Effect.void
+
+    // ---- sends ------------------------------------------------------------------------------
+
+    const sendAlone = (name: string, message: QueueStore.NewMessage, now: number) =>
+      pg
+        ? Effect.mapError(statements.insertOne(name, message, now), autocommitFailure)
+        : Retry.run(Retry.grouped(committer, statements.sendPlan(name, [message], now)))
+
+    const send: QueueStore.Store["send"] = (name, messages, now) =>
+      Effect.flatMap(callerTransaction, (joined) => {
+        const first = messages[0]
+        if (joined) return plan(statements.sendPlan(name, messages, now))
+        if (messages.length === 1 && first !== undefined && first.dedupKey === undefined) {
+          return sendAlone(name, first, now)
+        }
+        if (messages.length > 0 && messages.every((message) => message.dedupKey !== undefined)) {
+          // Insert-or-ignore on (queue, key), then select by key: re-running it cannot duplicate.
+          return Retry.run(
+            Retry.keyed({
+              key: `${name}:${first?.dedupKey ?? ""}`,
+              write: plan(statements.sendPlan(name, messages, now)),
+              read: plan(statements.keyedPlan(name, messages), { begin: "lazy" })
+            })
+          )
+        }
+        return Retry.run(Retry.plan(statements.sendPlan(name, messages, now), backend))
+      }).pipe(
+        Effect.tap((sent) => (sent === undefined ? Effect.void : signal(sent.queueId, name))),
+        refail("send")
+      )
+
+    // ---- leases -----------------------------------------------------------------------------
+
+    const lease: QueueStore.Store["lease"] = (name, request) =>
+      Effect.flatMap(
+        callerTransaction,
+        (joined): Effect.Effect<QueueStore.Leases | undefined, SqlError | Failure.Cause> =>
+          pg && !joined
+            ? leases.leaseAlone(name, request)
+            : Retry.run(Retry.plan(leases.leasePlan(name, request), backend, { begin: "lazy" }))
+      ).pipe(refail("lease"))
+
+    const settleAlone = (
+      name: string,
+      request: QueueStore.SettleRequest
+    ): Effect.Effect<QueueStore.Settled | undefined, SqlError | Failure.Cause> => {
+      const [held] = request.leases
+      const { settlement } = request
+      if (pg && held !== undefined && (settlement._tag === "Delete" || settlement._tag === "Archive")) {
+        return leases.ackAlone(name, held, settlement._tag, request.now)
+      }
+      return pg
+        ? Retry.run(Retry.plan(leases.settlePlan(name, request), backend))
+        : Retry.run(Retry.grouped(committer, leases.settlePlan(name, request)))
+    }
+
+    const settle: QueueStore.Store["settle"] = (name, request) =>
+      Effect.flatMap(
+        callerTransaction,
+        (joined): Effect.Effect<QueueStore.Settled | undefined, SqlError | Failure.Cause> => {
+          if (joined) return plan(leases.settlePlan(name, request))
+          if (request.leases.length === 1) return settleAlone(name, request)
+          return Retry.run(Retry.plan(leases.settlePlan(name, request), backend))
+        }
+      ).pipe(
+        Effect.tap((settled) => {
+          const { settlement } = request
+          return settled !== undefined &&
+            settlement._tag === "Release" &&
+            settlement.delayMs === 0 &&
+            settled.dead.length < request.leases.length - settled.lost.length
+            ? signal(settled.queueId, name)
+            : Effect.void
+        }),
+        refail(`settle:${request.settlement._tag.toLowerCase()}`)
+      )
+
+    const wakeups: QueueStore.Store["wakeups"] = (name) =>
+      Effect.map(Retry.run(Retry.read(admin.queueId(name))).pipe(refail("listen")), (id) =>
+        id === undefined
+          ? undefined
+          : Stream.mapError(
+              Stream.map(backend.notifications.listen(Statements.channel(id)), () => undefined),
+              (cause) => new QueueStoreError({ operation: "listen", cause })
+            )
+      )
+
+    const requeueDead: QueueStore.Store["requeueDead"] = (name, selection, now) =>
+      Effect.tap(admin.requeueDead(name, selection, now), (moved) =>
+        moved === undefined || moved.ids.length === 0 ? Effect.void : signal(moved.queueId, name)
+      ).pipe(
+        Effect.map((moved) => moved?.ids),
+        refail("requeueDead")
+      )
+
+    return {
+      ...admin.operations,
+      send,
+      lease,
+      settle,
+      requeueDead,
+      wakeups
+    }
+  })
+
+/** The store as a layer over the `SqlClient` and `Backend` in context. */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<QueueStore.QueueStore, never, SqlClient.SqlClient | Backend.Backend> =>
+  Layer.scoped(QueueStore.QueueStore, make(options))

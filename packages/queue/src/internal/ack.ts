@@ -1,0 +1,185 @@
+/**
+ * Acknowledgements — delete, archive, extend, release — of leases the caller holds. Each is one
+ * store operation that checks the leases under the write lock and acts on them: all or none
+ * (`LeaseLost` naming the lost ones, nothing changed), one atomic step.
+ */
+import { Batch } from "@keel/sql"
+import { Clock, DateTime, Effect, Predicate } from "effect"
+import {
+  type Lease,
+  maxBatchSize,
+  maxDelayMs,
+  maxErrorLength,
+  maxVisibilityTimeoutMs,
+  parseQueueName,
+  type QueueName,
+  type ReleaseOutcome
+} from "../Message.js"
+import * as Metrics from "../Metrics.js"
+import type { ExtendOptions, ReleaseOptions } from "../Options.js"
+import {
+  InvalidOption,
+  type InvalidQueueName,
+  LeaseLost,
+  QueueNotFound,
+  type QueueStoreError
+} from "../QueueError.js"
+import type * as QueueStore from "../QueueStore.js"
+import { duration, integer, optionalDuration } from "./validate.js"
+
+/** Errors of lease-checked acknowledgements. */
+export type AckError = InvalidQueueName | QueueNotFound | InvalidOption | LeaseLost | QueueStoreError
+
+const truncate = (text: string): string =>
+  text.length > maxErrorLength ? `${text.slice(0, maxErrorLength - 1)}…` : text
+
+/** Checks leases as given (`lease` for a single one, `leases[i]` in a batch). */
+const validateLeases = (
+  leases: ReadonlyArray<Lease>,
+  single: boolean
+): Effect.Effect<ReadonlyArray<Lease>, InvalidOption> =>
+  Effect.forEach(leases, (lease, index) => {
+    const field = single ? "lease" : `leases[${index}]`
+    if (!Predicate.isRecord(lease)) {
+      return Effect.fail(
+        new InvalidOption({ option: field, value: String(lease), expected: "{ id, lease }" })
+      )
+    }
+    return Effect.zipRight(
+      integer(`${field}.id`, lease.id, { min: 1, max: Number.MAX_SAFE_INTEGER }),
+      typeof lease.lease === "string" && lease.lease.length >= 1 && lease.lease.length <= 64
+        ? Effect.succeed(lease)
+        : Effect.fail(
+            new InvalidOption({
+              option: `${field}.lease`,
+              value: typeof lease.lease === "string" ? JSON.stringify(lease.lease) : String(lease.lease),
+              expected: "the lease token returned by read"
+            })
+          )
+    )
+  })
+
+/** The single-message form of a batch operation: a batch of one is never too large. */
+const single = <A, E, R>(
+  effect: Effect.Effect<A, E | Batch.BatchTooLarge, R>
+): Effect.Effect<A, Exclude<E, Batch.BatchTooLarge>, R> =>
+  Effect.catchIf(
+    effect,
+    (error): error is Batch.BatchTooLarge => Predicate.isTagged(error, "BatchTooLarge"),
+    (error) => Effect.die(error)
+  ) as Effect.Effect<A, Exclude<E, Batch.BatchTooLarge>, R>
+
+/** Acknowledging over `store`. */
+export const make = (store: QueueStore.Store) => {
+  /** Settles `leases` all-or-nothing; `LeaseLost` naming the lost ones (nothing changed). */
+  const settle = (
+    queue: string,
+    leases: ReadonlyArray<Lease>,
+    isSingle: boolean,
+    settlement: QueueStore.Settlement
+  ): Effect.Effect<
+    { readonly queue: QueueName; readonly settled: QueueStore.Settled | undefined },
+    AckError | Batch.BatchTooLarge
+  > =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      if (leases.length === 0) return { queue: valid, settled: undefined }
+      yield* Batch.validate(leases, maxBatchSize)
+      const checked = yield* validateLeases(leases, isSingle)
+      const now = yield* Clock.currentTimeMillis
+      const settled = yield* store.settle(valid, {
+        leases: checked.map((lease) => ({ id: lease.id, lease: lease.lease })),
+        settlement,
+        atomic: true,
+        now
+      })
+      if (settled === undefined) return yield* new QueueNotFound({ queue: valid })
+      if (settled.lost.length > 0) return yield* new LeaseLost({ queue: valid, messageIds: settled.lost })
+      return { queue: valid, settled }
+    })
+
+  const acknowledge =
+    (action: "delete" | "archive") => (queue: string, leases: ReadonlyArray<Lease>, isSingle: boolean) =>
+      Effect.flatMap(
+        settle(queue, leases, isSingle, action === "delete" ? { _tag: "Delete" } : { _tag: "Archive" }),
+        ({ queue: valid }) => Metrics.count(Metrics.acknowledged, valid, leases.length, { action })
+      )
+
+  const deleteLeases = acknowledge("delete")
+  const archiveLeases = acknowledge("archive")
+
+  const extendLeases = (
+    queue: string,
+    leases: ReadonlyArray<Lease>,
+    options: ExtendOptions,
+    isSingle: boolean
+  ) =>
+    Effect.gen(function* () {
+      const visibilityMs =
+        options.visibilityTimeout === undefined
+          ? undefined
+          : yield* duration("visibilityTimeout", options.visibilityTimeout, {
+              min: 1,
+              max: maxVisibilityTimeoutMs
+            })
+      const { settled } = yield* settle(queue, leases, isSingle, { _tag: "Extend", visibilityMs })
+      return DateTime.unsafeMake(settled?.visibleAt ?? (yield* Clock.currentTimeMillis))
+    })
+
+  const releaseLeases = (
+    queue: string,
+    leases: ReadonlyArray<Lease>,
+    options: ReleaseOptions,
+    isSingle: boolean
+  ) =>
+    Effect.gen(function* () {
+      const delayMs = yield* optionalDuration("delay", options.delay, { min: 0, max: maxDelayMs }, 0)
+      if (options.error !== undefined && typeof options.error !== "string") {
+        return yield* new InvalidOption({
+          option: "error",
+          value: String(options.error),
+          expected: "a string"
+        })
+      }
+      const error = options.error === undefined ? null : truncate(options.error)
+      const { queue: valid, settled } = yield* settle(queue, leases, isSingle, {
+        _tag: "Release",
+        delayMs,
+        error
+      })
+      if (settled === undefined) return []
+      const dead = new Set(settled.dead)
+      yield* Metrics.count(Metrics.deadLettered, valid, dead.size)
+      yield* Metrics.count(Metrics.released, valid, leases.length - dead.size)
+      return leases.map((lease): ReleaseOutcome => (dead.has(lease.id) ? "dead" : "released"))
+    })
+
+  /** Settles each lease on its own (the consumer's extender and shutdown): the lost ones are reported, not failed. */
+  const settleEach = (queue: QueueName, leases: ReadonlyArray<Lease>, settlement: QueueStore.Settlement) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      store.settle(queue, {
+        leases: leases.map((lease) => ({ id: lease.id, lease: lease.lease })),
+        settlement,
+        atomic: false,
+        now
+      })
+    )
+
+  return {
+    settleEach,
+    delete: (queue: string, lease: Lease) => single(deleteLeases(queue, [lease], true)),
+    deleteBatch: (queue: string, leases: ReadonlyArray<Lease>) => deleteLeases(queue, leases, false),
+    archive: (queue: string, lease: Lease) => single(archiveLeases(queue, [lease], true)),
+    archiveBatch: (queue: string, leases: ReadonlyArray<Lease>) => archiveLeases(queue, leases, false),
+    extendVisibility: (queue: string, lease: Lease, options: ExtendOptions = {}) =>
+      single(extendLeases(queue, [lease], options, true)),
+    extendVisibilityBatch: (queue: string, leases: ReadonlyArray<Lease>, options: ExtendOptions = {}) =>
+      extendLeases(queue, leases, options, false),
+    release: (queue: string, lease: Lease, options: ReleaseOptions = {}) =>
+      single(
+        Effect.map(releaseLeases(queue, [lease], options, true), (outcomes) => outcomes[0] ?? "released")
+      ),
+    releaseBatch: (queue: string, leases: ReadonlyArray<Lease>, options: ReleaseOptions = {}) =>
+      releaseLeases(queue, leases, options, false)
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Reading: leases up to `qty` visible messages with one store operation (one transaction, or one
+ * statement on PostgreSQL), each with a fresh lease token and the visibility timeout.
+ */
+import { randomUUID } from "node:crypto"
+import { Clock, DateTime, Effect } from "effect"
+import {
+  Leased,
+  LeaseToken,
+  MessageId,
+  maxBatchSize,
+  maxVisibilityTimeoutMs,
+  parseQueueName,
+  validateWorkerId
+} from "../Message.js"
+import * as Metrics from "../Metrics.js"
+import type { ReadOptions } from "../Options.js"
+import {
+  type InvalidOption,
+  type InvalidQueueName,
+  QueueNotFound,
+  type QueueStoreError
+} from "../QueueError.js"
+import type * as QueueStore from "../QueueStore.js"
+import { duration, optionalInteger } from "./validate.js"
+
+/** Reading over `store`. */
+export const make = (store: QueueStore.Store) => {
+  /**
+   * Leases up to `qty` visible messages, by priority, then visible-since, then id; exhausted ones
+   * are dead-lettered instead. May return fewer than `qty`.
+   */
+  const read = (
+    queue: string,
+    options: ReadOptions = {}
+  ): Effect.Effect<
+    ReadonlyArray<Leased>,
+    InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
+  > =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      const qty = yield* optionalInteger("qty", options.qty, { min: 1, max: maxBatchSize }, 1)
+      const visibilityMs =
+        options.visibilityTimeout === undefined
+          ? undefined
+          : yield* duration("visibilityTimeout", options.visibilityTimeout, {
+              min: 1,
+              max: maxVisibilityTimeoutMs
+            })
+      const workerId = options.workerId === undefined ? null : yield* validateWorkerId(options.workerId)
+      const token = LeaseToken.make(randomUUID(), true)
+      const now = yield* Clock.currentTimeMillis
+      const taken = yield* store.lease(valid, { qty, visibilityMs, workerId, token, now })
+      if (taken === undefined) return yield* new QueueNotFound({ queue: valid })
+      yield* Metrics.count(Metrics.leased, valid, taken.leased.length)
+      yield* Metrics.count(Metrics.deadLettered, valid, taken.dead)
+      const leasedAt = DateTime.unsafeMake(now)
+      return taken.leased.map(
+        (row) =>
+          new Leased(
+            {
+              id: MessageId.make(row.id, true),
+              queue: valid,
+              payload: JSON.parse(row.payload),
+              priority: row.priority,
+              deliveries: row.deliveries,
+              enqueuedAt: DateTime.unsafeMake(row.enqueuedAt),
+              leasedAt,
+              visibleAt: DateTime.unsafeMake(row.visibleAt),
+              lease: token,
+              workerId,
+              lastError: row.lastError
+            },
+            true
+          )
+      )
+    })
+
+  return { read }
+}

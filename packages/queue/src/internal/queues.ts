@@ -1,0 +1,215 @@
+/**
+ * Queues, the archive, dead letters and metrics: input checked, one store operation, rows turned
+ * into the package's Schema classes.
+ */
+import { Batch } from "@keel/sql"
+import { Clock, DateTime, Duration, Effect } from "effect"
+import {
+  ArchivedMessage,
+  MessageId,
+  maxBatchSize,
+  maxMaxDeliveries,
+  maxRetentionMs,
+  maxVisibilityTimeoutMs,
+  parseQueueName,
+  QueueInfo,
+  QueueMetrics,
+  QueueName,
+  Removed
+} from "../Message.js"
+import * as Metrics from "../Metrics.js"
+import type { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
+import { type InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
+import type * as QueueStore from "../QueueStore.js"
+import { duration, integer, optionalInteger } from "./validate.js"
+
+/** A name read back from the database (validated on the way in). */
+const storedName = (name: string): QueueName => QueueName.make(name, true)
+
+/** A stored queue as `QueueInfo`. */
+export const toQueueInfo = (row: QueueStore.QueueRow): QueueInfo =>
+  new QueueInfo(
+    {
+      name: storedName(row.name),
+      visibilityTimeout: Duration.millis(row.visibilityTimeoutMs),
+      maxDeliveries: row.maxDeliveries,
+      retention: Duration.millis(row.retentionMs),
+      createdAt: DateTime.unsafeMake(row.createdAt),
+      updatedAt: DateTime.unsafeMake(row.updatedAt)
+    },
+    true
+  )
+
+/** Checks settings; the ones given (absent ones stay undefined). */
+export const validateSettings = (
+  settings: SettingsOptions
+): Effect.Effect<Partial<QueueStore.Settings>, InvalidOption> =>
+  Effect.gen(function* () {
+    const visibilityTimeoutMs =
+      settings.visibilityTimeout === undefined
+        ? undefined
+        : yield* duration("visibilityTimeout", settings.visibilityTimeout, {
+            min: 1,
+            max: maxVisibilityTimeoutMs
+          })
+    const maxDeliveries =
+      settings.maxDeliveries === undefined
+        ? undefined
+        : yield* integer("maxDeliveries", settings.maxDeliveries, { min: 1, max: maxMaxDeliveries })
+    const retentionMs =
+      settings.retention === undefined
+        ? undefined
+        : yield* duration("retention", settings.retention, { min: 0, max: maxRetentionMs })
+    return { visibilityTimeoutMs, maxDeliveries, retentionMs }
+  })
+
+const uniqueNumbers = (values: ReadonlyArray<number>): ReadonlyArray<number> => [...new Set(values)]
+
+/** Queue administration over `store`; queues created without settings get `defaults`. */
+export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => {
+  const existing = (name: QueueName) =>
+    Effect.flatMap(store.findQueue(name), (row) =>
+      row === undefined ? Effect.fail(new QueueNotFound({ queue: name })) : Effect.succeed(row)
+    )
+
+  const createOrEnsure = (name: string, settings: SettingsOptions, ensure: boolean) =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(name)
+      const given = yield* validateSettings(settings)
+      const { queue, created } = yield* store.createQueue(
+        valid,
+        {
+          visibilityTimeoutMs: given.visibilityTimeoutMs ?? defaults.visibilityTimeoutMs,
+          maxDeliveries: given.maxDeliveries ?? defaults.maxDeliveries,
+          retentionMs: given.retentionMs ?? defaults.retentionMs
+        },
+        yield* Clock.currentTimeMillis
+      )
+      if (!created && !ensure) return yield* new QueueAlreadyExists({ queue: valid })
+      return toQueueInfo(queue)
+    })
+
+  const toArchived = (queue: QueueName) => (row: QueueStore.ArchiveRow) =>
+    new ArchivedMessage(
+      {
+        id: MessageId.make(row.id, true),
+        queue,
+        payload: JSON.parse(row.payload),
+        priority: row.priority,
+        deliveries: row.deliveries,
+        enqueuedAt: DateTime.unsafeMake(row.enqueuedAt),
+        archivedAt: DateTime.unsafeMake(row.archivedAt),
+        dead: row.dead,
+        lastError: row.lastError
+      },
+      true
+    )
+
+  const listArchive = (queue: string, query: ArchiveQuery = {}) =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      const limit = yield* optionalInteger("limit", query.limit, { min: 1, max: maxBatchSize }, 100)
+      const before =
+        query.before === undefined
+          ? undefined
+          : yield* integer("before", query.before, { min: 1, max: Number.MAX_SAFE_INTEGER })
+      const rows = yield* store.listArchive(valid, { dead: query.dead, limit, before })
+      if (rows === undefined) return yield* new QueueNotFound({ queue: valid })
+      return rows.map(toArchived(valid))
+    })
+
+  const toMetrics = (at: number) => (row: QueueStore.MetricsRow) =>
+    new QueueMetrics(
+      {
+        queue: storedName(row.name),
+        depth: row.depth,
+        inFlight: row.inFlight,
+        delayed: row.delayed,
+        oldestMessageAgeMs: row.oldest === null ? null : Math.max(0, at - row.oldest),
+        archived: row.archived,
+        dead: row.dead,
+        measuredAt: DateTime.unsafeMake(at)
+      },
+      true
+    )
+
+  return {
+    createQueue: (name: string, settings: SettingsOptions = {}) => createOrEnsure(name, settings, false),
+    ensureQueue: (name: string, settings: SettingsOptions = {}) =>
+      Effect.catchTag(createOrEnsure(name, settings, true), "QueueAlreadyExists", (error) =>
+        Effect.die(error)
+      ),
+    listQueues: Effect.map(store.listQueues, (rows) => rows.map(toQueueInfo)),
+    getQueue: (name: string) =>
+      Effect.flatMap(parseQueueName(name), (valid) => Effect.map(existing(valid), toQueueInfo)),
+    updateQueue: (name: string, settings: SettingsOptions) =>
+      Effect.gen(function* () {
+        const valid = yield* parseQueueName(name)
+        const changes = yield* validateSettings(settings)
+        const row = yield* store.updateQueue(valid, changes, yield* Clock.currentTimeMillis)
+        if (row === undefined) return yield* new QueueNotFound({ queue: valid })
+        return toQueueInfo(row)
+      }),
+    deleteQueue: (name: string, options: { readonly force?: boolean | undefined } = {}) =>
+      Effect.gen(function* () {
+        const valid = yield* parseQueueName(name)
+        const now = yield* Clock.currentTimeMillis
+        const deleted = yield* store.deleteQueue(valid, { force: options.force === true, now })
+        if (deleted === undefined) return yield* new QueueNotFound({ queue: valid })
+        if (deleted._tag === "InFlight")
+          return yield* new QueueInFlight({ queue: valid, inFlight: deleted.inFlight })
+        return new Removed({ messages: deleted.messages, archived: deleted.archived })
+      }),
+    purgeQueue: (name: string, options: { readonly archive?: boolean | undefined } = {}) =>
+      Effect.gen(function* () {
+        const valid = yield* parseQueueName(name)
+        const purged = yield* store.purgeQueue(valid, { archive: options.archive === true })
+        if (purged === undefined) return yield* new QueueNotFound({ queue: valid })
+        return new Removed(purged)
+      }),
+    listArchive,
+    deadLetters: (queue: string, query: Omit<ArchiveQuery, "dead"> = {}) =>
+      listArchive(queue, { ...query, dead: true }),
+    requeueDead: (queue: string, options: RequeueOptions = {}) =>
+      Effect.gen(function* () {
+        const valid = yield* parseQueueName(queue)
+        const limit = yield* optionalInteger(
+          "limit",
+          options.limit,
+          { min: 1, max: maxBatchSize },
+          maxBatchSize
+        )
+        const ids =
+          options.ids === undefined
+            ? undefined
+            : yield* Effect.flatMap(Batch.validate(options.ids, maxBatchSize), (given) =>
+                Effect.forEach(given, (id, index) =>
+                  integer(`ids[${index}]`, id, { min: 1, max: Number.MAX_SAFE_INTEGER })
+                )
+              )
+        const moved = yield* store.requeueDead(
+          valid,
+          { ids: ids === undefined ? undefined : uniqueNumbers(ids), limit },
+          yield* Clock.currentTimeMillis
+        )
+        if (moved === undefined) return yield* new QueueNotFound({ queue: valid })
+        return moved.map((id) => MessageId.make(id, true))
+      }),
+    metrics: (queue: string) =>
+      Effect.gen(function* () {
+        const valid = yield* parseQueueName(queue)
+        const at = yield* Clock.currentTimeMillis
+        const row = (yield* store.metrics([valid], at))[0]
+        if (row === undefined) return yield* new QueueNotFound({ queue: valid })
+        const result = toMetrics(at)(row)
+        yield* Metrics.record(result)
+        return result
+      }),
+    metricsAll: Effect.gen(function* () {
+      const at = yield* Clock.currentTimeMillis
+      const result = (yield* store.metrics(undefined, at)).map(toMetrics(at))
+      yield* Effect.forEach(result, Metrics.record, { discard: true })
+      return result
+    })
+  }
+}

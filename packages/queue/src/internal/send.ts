@@ -1,0 +1,128 @@
+/**
+ * Sends: input checked synchronously (a send should not pay for an effect per check), then one
+ * store operation. What is retried, grouped or run as one statement is the store's decision (see
+ * `SqlQueueStore.ts`); here a send whose outcome the store could not confirm becomes
+ * `SendOutcomeUnknown`, and a missing queue `QueueNotFound`.
+ */
+import { Batch } from "@keel/sql"
+import { Clock, Effect, Either, Predicate } from "effect"
+import {
+  encodePayload,
+  MessageId,
+  maxBatchSize,
+  maxDelayMs,
+  parseQueueName,
+  priorityRange,
+  type QueueName,
+  validateDedupKey
+} from "../Message.js"
+import * as Metrics from "../Metrics.js"
+import type { OutgoingMessage, SendOptions } from "../Options.js"
+import {
+  type InvalidOption,
+  InvalidPayload,
+  type InvalidQueueName,
+  type PayloadTooLarge,
+  QueueNotFound,
+  type QueueStoreError,
+  SendOutcomeUnknown
+} from "../QueueError.js"
+import type * as QueueStore from "../QueueStore.js"
+import { optionalDuration, optionalInteger } from "./validate.js"
+
+/** Errors of sends. */
+export type SendError =
+  | InvalidQueueName
+  | QueueNotFound
+  | InvalidPayload
+  | PayloadTooLarge
+  | InvalidOption
+  | SendOutcomeUnknown
+  | QueueStoreError
+
+/** The prefix of option names inside `field` (`messages[3].`), none for a single send. */
+const prefixOf = (field: string): string => (field === "" ? "" : `${field}.`)
+
+/** A store failure whose cause says the outcome is unknown: the send may or may not have been written. */
+const unknownOutcome =
+  (queue: QueueName, messages: number) =>
+  <A, R>(
+    effect: Effect.Effect<A, QueueStoreError, R>
+  ): Effect.Effect<A, QueueStoreError | SendOutcomeUnknown, R> =>
+    Effect.catchIf(
+      effect,
+      (error) => Predicate.isTagged(error.cause, "CommitOutcomeUnknown"),
+      (error) => Effect.fail(new SendOutcomeUnknown({ queue, messages, reason: error.cause.message }))
+    )
+
+/** Sending over `store`: payloads up to `maxPayloadBytes`. */
+export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
+  /** Checks one message; the first failure in field order is the one reported. */
+  const prepare = (
+    message: OutgoingMessage,
+    field: string
+  ): Either.Either<QueueStore.NewMessage, InvalidPayload | PayloadTooLarge | InvalidOption> =>
+    Either.all({
+      payload: Either.mapLeft(encodePayload(message.payload, maxPayloadBytes), (error) =>
+        error._tag === "InvalidPayload" && field !== ""
+          ? new InvalidPayload({ reason: `${field}: ${error.reason}` })
+          : error
+      ),
+      delayMs: optionalDuration(`${prefixOf(field)}delay`, message.delay, { min: 0, max: maxDelayMs }, 0),
+      priority: optionalInteger(`${prefixOf(field)}priority`, message.priority, priorityRange, 0),
+      dedupKey:
+        message.dedupKey === undefined
+          ? Either.right(undefined)
+          : validateDedupKey(message.dedupKey, `${prefixOf(field)}dedupKey`)
+    })
+
+  const store_ = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => store.send(queue, messages, now)).pipe(
+      unknownOutcome(queue, messages.length),
+      Effect.flatMap((sent) =>
+        sent === undefined
+          ? Effect.fail(new QueueNotFound({ queue }))
+          : Effect.as(Metrics.count(Metrics.sent, queue, messages.length), sent.ids)
+      )
+    )
+
+  /** Sends one message; its id. */
+  const send = (
+    queue: string,
+    payload: unknown,
+    options: SendOptions = {}
+  ): Effect.Effect<MessageId, SendError> =>
+    Effect.suspend((): Effect.Effect<MessageId, SendError> => {
+      const valid = parseQueueName(queue)
+      if (Either.isLeft(valid)) return Effect.fail(valid.left)
+      const message = prepare({ ...options, payload }, "")
+      if (Either.isLeft(message)) return Effect.fail(message.left)
+      return Effect.flatMap(store_(valid.right, [message.right]), (ids): Effect.Effect<MessageId> => {
+        const id = ids[0]
+        return id === undefined
+          ? Effect.dieMessage("a send returned no id")
+          : Effect.succeed(MessageId.make(id, true))
+      })
+    })
+
+  /** Sends up to 10,000 messages atomically; their ids in input order. */
+  const sendBatch = (
+    queue: string,
+    messages: ReadonlyArray<OutgoingMessage>
+  ): Effect.Effect<ReadonlyArray<MessageId>, SendError | Batch.BatchTooLarge> =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      yield* Batch.validate(messages, maxBatchSize)
+      const prepared = yield* Effect.forEach(messages, (message, index) =>
+        prepare(message, `messages[${index}]`)
+      )
+      if (prepared.length === 0) {
+        if ((yield* store.findQueue(valid)) === undefined) return yield* new QueueNotFound({ queue: valid })
+        return []
+      }
+      const ids = yield* store_(valid, prepared)
+      return ids.map((id) => MessageId.make(id, true))
+    })
+
+  return { send, sendBatch }
+}

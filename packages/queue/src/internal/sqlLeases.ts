@@ -1,0 +1,324 @@
+/**
+ * The queue's lease statements: taking leases (`read`) and settling them (delete, archive,
+ * extend, release), as plans and, on the PostgreSQL dialect, as single autocommit statements.
+ * Every settlement checks the lease under the write lock (rows locked on PostgreSQL) first.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Plan } from "@keel/sql"
+import { Effect } from "effect"
+import type * as QueueStore from "../QueueStore.js"
+import { exhausted, exhaustedError, type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
+
+interface ReadyRow {
+  readonly id: number
+  readonly visibility_timeout_ms: number
+  readonly max_deliveries: number
+  readonly ready: unknown
+}
+interface CandidateRow {
+  readonly id: number
+  readonly payload: string
+  readonly priority: number
+  readonly enqueued_at: number
+  readonly deliveries: number
+  readonly last_error: string | null
+}
+interface LeaseStateRow {
+  readonly id: number
+  readonly queue_id: number
+  readonly lease_token: string | null
+  readonly deliveries: number
+  readonly visibility_timeout_ms: number
+  readonly max_deliveries: number
+}
+interface LeaseNextRow {
+  readonly queue_id: number
+  readonly dead: number
+  readonly id: number | null
+  readonly payload: string | null
+  readonly priority: number | null
+  readonly enqueued_at: number | null
+  readonly deliveries: number | null
+  readonly last_error: string | null
+  readonly visible_at: number | null
+}
+
+/** The lease statements of one database, over its shared statements. */
+export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
+  const { archive, remove, forUpdateOfMessages, forUpdateSkipLocked, isFalse, limits, queueIdOf } = statements
+  // ---- leases -------------------------------------------------------------------------------
+
+  const readyCheck = (name: string, now: number) =>
+    sql<ReadyRow>`SELECT q.id, q.visibility_timeout_ms, q.max_deliveries, EXISTS (
+        SELECT 1 FROM keel_queue_messages m WHERE m.queue_id = q.id AND m.available_at <= ${now}
+      ) AS ready
+      FROM keel_queue_queues q WHERE q.name = ${name}`
+
+  const toLeased = (row: CandidateRow, until: number): QueueStore.LeasedRow => ({
+    id: Number(row.id),
+    payload: row.payload,
+    priority: Number(row.priority),
+    enqueuedAt: Number(row.enqueued_at),
+    deliveries: Number(row.deliveries) + 1,
+    visibleAt: until,
+    lastError: row.last_error
+  })
+
+  /**
+   * Leases in one write transaction, begun only once a no-lock check found something visible (an
+   * idle read takes no write lock, so idle consumers never block producers on SQLite): candidates
+   * in delivery order (locked, skipping rows others hold, on PostgreSQL), the exhausted ones
+   * dead-lettered, the rest leased. Undefined when the queue does not exist. Run it with
+   * `{ begin: "lazy" }`.
+   */
+  const leasePlan = (
+    name: string,
+    request: QueueStore.LeaseRequest
+  ): Plan.Make<QueueStore.Leases | undefined> =>
+    function* () {
+      const [queue] = yield* Plan.rows(readyCheck(name, request.now))
+      if (queue === undefined) return undefined
+      if (!truthy(queue.ready)) return { leased: [], dead: 0 }
+      yield* Plan.begin()
+      const { now } = request
+      const maxDeliveries = Number(queue.max_deliveries)
+      const until = now + (request.visibilityMs ?? Number(queue.visibility_timeout_ms))
+      const leased: Array<QueueStore.LeasedRow> = []
+      let dead = 0
+      while (leased.length < request.qty) {
+        const candidates =
+          yield* Plan.rows(sql<CandidateRow>`SELECT id, payload, priority, enqueued_at, deliveries, last_error
+          FROM keel_queue_messages
+          WHERE queue_id = ${queue.id} AND available_at <= ${now}
+          ORDER BY priority, available_at, id
+          LIMIT ${request.qty - leased.length} ${forUpdateSkipLocked}`)
+        if (candidates.length === 0) break
+        const spent = candidates.filter((c) => Number(c.deliveries) >= maxDeliveries)
+        const fresh = candidates.filter((c) => Number(c.deliveries) < maxDeliveries)
+        if (spent.length > 0) {
+          yield* archive(
+            spent.map((c) => Number(c.id)),
+            { dead: true, now, error: null, fallbackError: exhaustedError(maxDeliveries), undo: 0 }
+          )
+          dead += spent.length
+        }
+        if (fresh.length > 0) {
+          yield* Plan.chunked(
+            fresh.map((c) => Number(c.id)),
+            limits(1),
+            (chunk) => sql`UPDATE keel_queue_messages
+              SET lease_token = ${request.token}, leased_by = ${request.workerId}, leased_at = ${now},
+                  available_at = ${until}, deliveries = deliveries + 1
+              WHERE ${sql.in("id", chunk)}`
+          )
+          for (const candidate of fresh) leased.push(toLeased(candidate, until))
+        }
+        if (spent.length === 0) break
+      }
+      return { leased, dead }
+    }
+
+  /**
+   * PostgreSQL dialect, one autocommit statement: takes up to `limit` visible messages in delivery
+   * order, skipping rows other transactions hold; dead-letters the exhausted ones and leases the
+   * rest. One row per leased message, or one row with null message columns, or none (no queue).
+   */
+  const leaseNext = (name: string, limit: number, request: QueueStore.LeaseRequest) =>
+    sql<LeaseNextRow>`WITH q AS (
+        SELECT id, visibility_timeout_ms, max_deliveries FROM keel_queue_queues WHERE name = ${name}
+      ),
+      c AS (
+        SELECT m.id, m.priority, m.available_at, m.deliveries >= q.max_deliveries AS exhausted
+        FROM keel_queue_messages m JOIN q ON m.queue_id = q.id
+        WHERE m.available_at <= ${request.now}
+        ORDER BY m.priority, m.available_at, m.id
+        LIMIT ${limit}
+        FOR UPDATE OF m SKIP LOCKED
+      ),
+      d AS (
+        DELETE FROM keel_queue_messages m USING c
+        WHERE m.id = c.id AND c.exhausted
+        RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error
+      ),
+      a AS (
+        INSERT INTO keel_queue_archive
+          (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+        SELECT d.id, d.queue_id, d.payload, d.priority, d.enqueued_at, d.deliveries, TRUE,
+               COALESCE(d.last_error, CAST(${exhausted.prefix} AS TEXT) || q.max_deliveries
+                        || CAST(${exhausted.suffix} AS TEXT)),
+               CAST(${request.now} AS BIGINT)
+        FROM d CROSS JOIN q
+        RETURNING id
+      ),
+      u AS (
+        UPDATE keel_queue_messages m
+        SET lease_token = ${request.token}, leased_by = ${request.workerId},
+            leased_at = CAST(${request.now} AS BIGINT),
+            available_at = CAST(${request.now} AS BIGINT)
+              + COALESCE(CAST(${request.visibilityMs ?? null} AS BIGINT), q.visibility_timeout_ms),
+            deliveries = m.deliveries + 1
+        FROM c, q
+        WHERE m.id = c.id AND NOT c.exhausted
+        RETURNING m.id, m.payload, m.priority, m.enqueued_at, m.deliveries - 1 AS deliveries,
+                  m.last_error, m.available_at AS visible_at, c.available_at AS candidate_at
+      )
+      SELECT q.id AS queue_id, (SELECT COUNT(*) FROM a) AS dead,
+             u.id, u.payload, u.priority, u.enqueued_at, u.deliveries, u.last_error, u.visible_at
+      FROM q LEFT JOIN u ON TRUE
+      ORDER BY u.priority, u.candidate_at, u.id`
+
+  /**
+   * PostgreSQL dialect: `leaseNext` repeated only while it dead-lettered some and more are wanted,
+   * as the plan's loop does. Not re-run after a failure: it may have leased messages already (they
+   * come back when their visibility timeout passes, as after a consumer crash).
+   */
+  const leaseAlone = (name: string, request: QueueStore.LeaseRequest) =>
+    Effect.gen(function* () {
+      const leased: Array<QueueStore.LeasedRow> = []
+      let dead = 0
+      while (leased.length < request.qty) {
+        const rows = yield* leaseNext(name, request.qty - leased.length, request)
+        const first = rows[0]
+        if (first === undefined) return undefined
+        for (const row of rows) {
+          if (row.id === null) continue
+          if (
+            row.payload === null ||
+            row.priority === null ||
+            row.enqueued_at === null ||
+            row.deliveries === null
+          ) {
+            return yield* Effect.dieMessage(`queue ${name}: a leased message row has null columns`)
+          }
+          leased.push(
+            toLeased(
+              {
+                id: row.id,
+                payload: row.payload,
+                priority: row.priority,
+                enqueued_at: row.enqueued_at,
+                deliveries: row.deliveries,
+                last_error: row.last_error
+              },
+              Number(row.visible_at)
+            )
+          )
+        }
+        dead += Number(first.dead)
+        if (Number(first.dead) === 0) break
+      }
+      return { leased, dead }
+    })
+
+  // ---- settlements --------------------------------------------------------------------------
+
+  /**
+   * Checks, under the write lock (rows locked on PostgreSQL), which of the leases the caller still
+   * holds, then acts on those — all or none when `atomic`. Undefined when the queue does not exist.
+   */
+  const settlePlan = (
+    name: string,
+    request: QueueStore.SettleRequest
+  ): Plan.Make<QueueStore.Settled | undefined> =>
+    function* () {
+      const { now, settlement } = request
+      const rows = yield* Plan.chunked(
+        unique(request.leases.map((lease) => lease.id)),
+        limits(1),
+        (chunk) => sql<LeaseStateRow>`SELECT m.id, m.queue_id, m.lease_token, m.deliveries,
+            q.visibility_timeout_ms, q.max_deliveries
+          FROM keel_queue_messages m JOIN keel_queue_queues q ON q.id = m.queue_id
+          WHERE q.name = ${name} AND ${sql.in("m.id", chunk)} ${forUpdateOfMessages}`
+      )
+      const byId = new Map(rows.map((row) => [Number(row.id), row]))
+      const lost = unique(
+        request.leases
+          .filter((lease) => byId.get(lease.id)?.lease_token !== lease.lease)
+          .map((lease) => lease.id)
+      )
+      const first = rows[0]
+      let queueId: number
+      if (first === undefined) {
+        const [queue] = yield* Plan.rows(queueIdOf(name))
+        if (queue === undefined) return undefined
+        queueId = Number(queue.id)
+      } else {
+        queueId = Number(first.queue_id)
+      }
+      const settled = { queueId, lost, dead: [] as ReadonlyArray<number>, visibleAt: now }
+      if (first === undefined || (request.atomic && lost.length > 0)) return settled
+      const lostIds = new Set(lost)
+      const held = rows.filter((row) => !lostIds.has(Number(row.id)))
+      const heldIds = held.map((row) => Number(row.id))
+      switch (settlement._tag) {
+        case "Delete":
+          yield* remove(heldIds)
+          return settled
+        case "Archive":
+          yield* archive(heldIds, { dead: false, now, error: null, fallbackError: null, undo: 0 })
+          return settled
+        case "Extend": {
+          const visibleAt = now + (settlement.visibilityMs ?? Number(first.visibility_timeout_ms))
+          yield* Plan.chunked(
+            heldIds,
+            limits(1),
+            (chunk) =>
+              sql`UPDATE keel_queue_messages SET available_at = ${visibleAt} WHERE ${sql.in("id", chunk)}`
+          )
+          return { ...settled, visibleAt }
+        }
+        case "Release": {
+          const max = settlement.error === null ? Number.POSITIVE_INFINITY : Number(first.max_deliveries)
+          const dead = held.filter((row) => Number(row.deliveries) >= max).map((row) => Number(row.id))
+          const alive = held.filter((row) => Number(row.deliveries) < max).map((row) => Number(row.id))
+          if (dead.length > 0) {
+            yield* archive(dead, { dead: true, now, error: settlement.error, fallbackError: null, undo: 0 })
+          }
+          yield* Plan.chunked(
+            alive,
+            limits(1),
+            (chunk) => sql`UPDATE keel_queue_messages
+              SET lease_token = NULL, leased_by = NULL, leased_at = NULL,
+                  available_at = ${now + settlement.delayMs},
+                  last_error = COALESCE(${settlement.error}, last_error)
+              WHERE ${sql.in("id", chunk)}`
+          )
+          return { ...settled, dead }
+        }
+      }
+    }
+
+  /**
+   * PostgreSQL dialect, one autocommit statement: deletes or archives message `held.id` of the
+   * named queue if its lease token is still `held.lease` (the row is locked and the condition
+   * re-checked on its newest version, so a lease that moved on concurrently is never acted on).
+   * No row: the lease is lost, or the queue is gone (then undefined).
+   */
+  const ackAlone = (name: string, held: QueueStore.HeldLease, action: "Delete" | "Archive", now: number) =>
+    Effect.gen(function* () {
+      const matched = sql`DELETE FROM keel_queue_messages
+        WHERE id = ${held.id} AND lease_token = ${held.lease}
+          AND queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})`
+      const rows =
+        action === "Delete"
+          ? yield* sql<IdRow>`${matched} RETURNING id, queue_id`
+          : yield* sql<IdRow>`WITH moved AS (
+                ${matched}
+                RETURNING id, queue_id, payload, priority, enqueued_at, deliveries, last_error
+              )
+              INSERT INTO keel_queue_archive
+                (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+              SELECT id, queue_id, payload, priority, enqueued_at, deliveries, ${isFalse}, last_error,
+                     CAST(${now} AS BIGINT)
+              FROM moved
+              RETURNING id, queue_id`
+      const row = rows[0]
+      if (row !== undefined) return { queueId: Number(row.queue_id), lost: [], dead: [], visibleAt: now }
+      const [queue] = yield* queueIdOf(name)
+      return queue === undefined
+        ? undefined
+        : { queueId: Number(queue.id), lost: [held.id], dead: [], visibleAt: now }
+    })
+
+  return { leasePlan, leaseAlone, settlePlan, ackAlone }
+}

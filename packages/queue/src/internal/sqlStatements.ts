@@ -1,0 +1,255 @@
+/**
+ * The queue's hot statements — send, lease, settle — as plans (`@keel/sql` `Plan`) and, on the
+ * PostgreSQL dialect, as single autocommit statements. Rows are the tables' own, mapped by plain
+ * functions (no decoding on the hot path). Callers choose the transaction each plan runs in.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
+import { type Backend, Plan } from "@keel/sql"
+import { Effect } from "effect"
+import type * as QueueStore from "../QueueStore.js"
+
+/** The PostgreSQL channel a queue's producers notify and its consumers listen on. */
+export const channel = (queueId: number): string => `keel_queue_${queueId}`
+
+/** The last error of a message dead-lettered without one: it was never acknowledged in time. */
+export const exhausted = { prefix: "not acknowledged after ", suffix: " deliveries" } as const
+
+/** The error recorded for a message dead-lettered after `maxDeliveries` unacknowledged deliveries. */
+export const exhaustedError = (maxDeliveries: number): string =>
+  `${exhausted.prefix}${maxDeliveries}${exhausted.suffix}`
+
+/** A boolean as SQLite (0/1) or PostgreSQL (true/false) returns it. */
+export const truthy = (value: unknown): boolean =>
+  value === true || (typeof value === "number" && value !== 0)
+
+export const unique = (values: ReadonlyArray<number>): ReadonlyArray<number> => [...new Set(values)]
+
+export interface IdRow {
+  readonly id: number
+  readonly queue_id: number
+}
+/** How an archived copy of a message is written. */
+export interface Archiving {
+  readonly dead: boolean
+  readonly now: number
+  /** Replaces the message's last error when given. */
+  readonly error: string | null
+  /** Recorded when the message has no last error. */
+  readonly fallbackError: string | null
+  /** Deliveries that never happened, subtracted. */
+  readonly undo: number
+}
+
+/** The statements of one database. */
+export const make = (
+  sql: SqlClient.SqlClient,
+  backend: Backend.Backend,
+  options: { readonly notifyInSql: boolean }
+) => {
+  const pg = backend.dialect === "pg"
+  const forUpdate: Statement.Fragment = sql.literal(pg ? "FOR UPDATE" : "")
+  const forUpdateOfMessages: Statement.Fragment = sql.literal(pg ? "FOR UPDATE OF m" : "")
+  const forUpdateSkipLocked: Statement.Fragment = sql.literal(pg ? "FOR UPDATE SKIP LOCKED" : "")
+  const isTrue: Statement.Fragment = sql.literal(pg ? "TRUE" : "1")
+  const isFalse: Statement.Fragment = sql.literal(pg ? "FALSE" : "0")
+  const limits = (parametersPerItem: number) => ({
+    parameterLimit: backend.parameterLimit,
+    parametersPerItem,
+    fixedParameters: 8
+  })
+
+  const queueIdOf = (name: string) =>
+    sql<{ id: number }>`SELECT id FROM keel_queue_queues WHERE name = ${name}`
+
+  // ---- sends --------------------------------------------------------------------------------
+
+  /** One message into the queue named `name`, in one statement that also resolves the queue (and notifies on pg). */
+  const insertOneStatement = (name: string, message: QueueStore.NewMessage, now: number) => {
+    const insert = sql<IdRow>`INSERT INTO keel_queue_messages (queue_id, payload, priority, enqueued_at, available_at)
+      SELECT id, CAST(${message.payload} AS TEXT), CAST(${message.priority} AS INTEGER),
+             CAST(${now} AS BIGINT), CAST(${now + message.delayMs} AS BIGINT)
+      FROM keel_queue_queues WHERE name = ${name}
+      RETURNING id, queue_id`
+    return options.notifyInSql
+      ? sql<IdRow>`WITH m AS (${insert}) SELECT id, queue_id, pg_notify('keel_queue_' || queue_id, ${name}) FROM m`
+      : insert
+  }
+
+  const toSent = (rows: ReadonlyArray<IdRow>): QueueStore.Sent | undefined => {
+    const row = rows[0]
+    return row === undefined ? undefined : { queueId: Number(row.queue_id), ids: [Number(row.id)] }
+  }
+
+  /** One unkeyed message as one autocommit statement (the PostgreSQL dialect's single send). */
+  const insertOne = (name: string, message: QueueStore.NewMessage, now: number) =>
+    Effect.map(insertOneStatement(name, message, now), toSent)
+
+  /** The ids of `keys` in queue `queueId`, chunked. */
+  function* selectKeys(queueId: number, keys: ReadonlyArray<string>) {
+    const rows = yield* Plan.chunked(
+      keys,
+      limits(1),
+      (chunk) => sql<{ dedup_key: string; message_id: number | null }>`SELECT dedup_key, message_id
+        FROM keel_queue_dedup_keys WHERE queue_id = ${queueId} AND ${sql.in("dedup_key", chunk)}`
+    )
+    return new Map(
+      rows.map((row) => [String(row.dedup_key), row.message_id === null ? null : Number(row.message_id)])
+    )
+  }
+
+  /** The ids of messages sent, from their keys or what was inserted; a missing one is a broken invariant. */
+  const idsOf = (
+    messages: ReadonlyArray<QueueStore.NewMessage>,
+    inserted: ReadonlyArray<number | undefined>,
+    known: ReadonlyMap<string, number | null>
+  ): ReadonlyArray<number> =>
+    messages.map((message, index) => {
+      const id = inserted[index] ?? (message.dedupKey === undefined ? undefined : known.get(message.dedupKey))
+      if (id === undefined || id === null) throw new Error("a sent message has no id (invariant broken)")
+      return id
+    })
+
+  /**
+   * Sends messages in input order: new keys first (insert-or-ignore, sorted so two batches never
+   * deadlock), then every unkeyed message and the first message of each new key; the ids of known
+   * keys are read back. Undefined when the queue does not exist.
+   */
+  const sendPlan = (
+    name: string,
+    messages: ReadonlyArray<QueueStore.NewMessage>,
+    now: number
+  ): Plan.Make<QueueStore.Sent | undefined> =>
+    function* () {
+      const first = messages[0]
+      if (messages.length === 1 && first !== undefined && first.dedupKey === undefined) {
+        return toSent(yield* Plan.rows(insertOneStatement(name, first, now)))
+      }
+      const [queue] = yield* Plan.rows(queueIdOf(name))
+      if (queue === undefined) return undefined
+      const queueId = Number(queue.id)
+      const keys = [
+        ...new Set(messages.flatMap((m) => (m.dedupKey === undefined ? [] : [m.dedupKey])))
+      ].sort()
+      const fresh = new Set(
+        (yield* Plan.chunked(
+          keys,
+          limits(3),
+          (chunk) =>
+            sql<{ dedup_key: string }>`INSERT INTO keel_queue_dedup_keys ${sql.insert(
+              chunk.map((key) => ({ queue_id: queueId, dedup_key: key, created_at: now }))
+            )} ON CONFLICT (queue_id, dedup_key) DO NOTHING RETURNING dedup_key`
+        )).map((row) => String(row.dedup_key))
+      )
+      const claimed = new Set<string>()
+      const toInsert: Array<number> = []
+      messages.forEach((message, index) => {
+        if (message.dedupKey === undefined) toInsert.push(index)
+        else if (fresh.has(message.dedupKey) && !claimed.has(message.dedupKey)) {
+          claimed.add(message.dedupKey)
+          toInsert.push(index)
+        }
+      })
+      const rows = yield* Plan.chunked(
+        toInsert,
+        limits(5),
+        (chunk) =>
+          sql<{ id: number }>`INSERT INTO keel_queue_messages ${sql.insert(
+            chunk.map((index) => {
+              const message = messages[index] as QueueStore.NewMessage
+              return {
+                queue_id: queueId,
+                payload: message.payload,
+                priority: message.priority,
+                enqueued_at: now,
+                available_at: now + message.delayMs
+              }
+            })
+          )} RETURNING id`
+      )
+      // Ids ascend in insertion order.
+      const ids = rows.map((row) => Number(row.id)).sort((a, b) => a - b)
+      if (options.notifyInSql && ids.length > 0)
+        yield* Plan.run(sql`SELECT pg_notify(${channel(queueId)}, ${name})`)
+      const inserted: Array<number | undefined> = messages.map(() => undefined)
+      const keyed: Array<readonly [string, number]> = []
+      toInsert.forEach((index, position) => {
+        const id = ids[position]
+        inserted[index] = id
+        const key = messages[index]?.dedupKey
+        if (key !== undefined && id !== undefined) keyed.push([key, id])
+      })
+      yield* Plan.chunked(
+        keyed,
+        limits(3),
+        (chunk) => sql`UPDATE keel_queue_dedup_keys
+          SET message_id = CASE dedup_key ${sql.join(" ", false)(chunk.map(([key, id]) => sql`WHEN ${key} THEN CAST(${id} AS BIGINT)`))} END
+          WHERE queue_id = ${queueId} AND ${sql.in(
+            "dedup_key",
+            chunk.map(([key]) => key)
+          )}`
+      )
+      const missing = messages.flatMap((m, index) =>
+        inserted[index] === undefined && m.dedupKey !== undefined ? [m.dedupKey] : []
+      )
+      const known =
+        missing.length === 0 ? new Map<string, number | null>() : yield* selectKeys(queueId, missing)
+      return { queueId, ids: idsOf(messages, inserted, known) }
+    }
+
+  /** Reads back the ids of a fully keyed send (`Retry.keyed`'s read). Undefined when the queue does not exist. */
+  const keyedPlan = (
+    name: string,
+    messages: ReadonlyArray<QueueStore.NewMessage>
+  ): Plan.Make<QueueStore.Sent | undefined> =>
+    function* () {
+      const [queue] = yield* Plan.rows(queueIdOf(name))
+      if (queue === undefined) return undefined
+      const queueId = Number(queue.id)
+      const keys = [...new Set(messages.flatMap((m) => (m.dedupKey === undefined ? [] : [m.dedupKey])))]
+      const known = yield* selectKeys(queueId, keys)
+      return { queueId, ids: idsOf(messages, [], known) }
+    }
+
+  // ---- moving messages ------------------------------------------------------------------------
+
+  /** Moves messages to the archive (dead or not) and deletes them from the queue. */
+  function* archive(messageIds: ReadonlyArray<number>, how: Archiving) {
+    yield* Plan.chunked(
+      messageIds,
+      limits(1),
+      (chunk) => sql`INSERT INTO keel_queue_archive
+        (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+      SELECT id, queue_id, payload, priority, enqueued_at, deliveries - ${how.undo},
+             ${how.dead ? isTrue : isFalse}, COALESCE(${how.error}, last_error, ${how.fallbackError}), ${how.now}
+      FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`
+    )
+    yield* remove(messageIds)
+  }
+
+  function* remove(messageIds: ReadonlyArray<number>) {
+    yield* Plan.chunked(
+      messageIds,
+      limits(1),
+      (chunk) => sql`DELETE FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`
+    )
+  }
+
+  return {
+    forUpdate,
+    isTrue,
+    isFalse,
+    limits,
+    queueIdOf,
+    archive,
+    remove,
+    insertOne,
+    sendPlan,
+    keyedPlan,
+    forUpdateOfMessages,
+    forUpdateSkipLocked
+  }
+}
+
+/** The statements of one database. */
+export type Statements = ReturnType<typeof make>

@@ -1,0 +1,131 @@
+/**
+ * Workers and maintenance: a registered worker heartbeats while its scope lasts and deregisters
+ * (releasing its leases) when it closes; a maintenance pass deregisters stale workers (so their
+ * leases come back before their visibility timeout) and purges what retention allows.
+ */
+import { randomUUID } from "node:crypto"
+import { hostname } from "node:os"
+import { Clock, DateTime, Duration, Effect, Schedule, type Scope } from "effect"
+import {
+  MaintenanceReport,
+  maxVisibilityTimeoutMs,
+  parseQueueName,
+  type QueueName,
+  QueueName as QueueNameSchema,
+  validateWorkerId,
+  Worker
+} from "../Message.js"
+import type { RegisteredWorker, WorkerOptions } from "../Options.js"
+import {
+  InvalidOption,
+  type InvalidQueueName,
+  QueueNotFound,
+  type QueueStoreError,
+  WorkerIdInUse
+} from "../QueueError.js"
+import type * as QueueStore from "../QueueStore.js"
+import { optionalDuration } from "./validate.js"
+
+/** The most archived messages (and keys) one maintenance pass purges; later passes take the rest. */
+const maintenanceBatch = 10_000
+
+/** Workers and maintenance over `store`. */
+export const make = (store: QueueStore.Store) => {
+  const registerWorker = (
+    options: WorkerOptions = {}
+  ): Effect.Effect<
+    RegisteredWorker,
+    InvalidQueueName | QueueNotFound | InvalidOption | WorkerIdInUse | QueueStoreError,
+    Scope.Scope
+  > =>
+    Effect.gen(function* () {
+      const id = options.workerId === undefined ? randomUUID() : yield* validateWorkerId(options.workerId)
+      const queue = options.queue === undefined ? undefined : yield* parseQueueName(options.queue)
+      const heartbeatMs = yield* optionalDuration(
+        "heartbeatInterval",
+        options.heartbeatInterval,
+        { min: 10, max: 10 * 60_000 },
+        5_000
+      )
+      const timeoutMs = yield* optionalDuration(
+        "workerTimeout",
+        options.workerTimeout,
+        { min: 20, max: maxVisibilityTimeoutMs },
+        Math.max(30_000, heartbeatMs * 3)
+      )
+      if (timeoutMs <= heartbeatMs) {
+        return yield* new InvalidOption({
+          option: "workerTimeout",
+          value: `${timeoutMs} ms`,
+          expected: `longer than heartbeatInterval (${heartbeatMs} ms)`
+        })
+      }
+      const host = hostname()
+      const entry = (now: number): QueueStore.WorkerEntry => ({
+        id,
+        queue: queue ?? null,
+        host,
+        pid: process.pid,
+        timeoutMs,
+        now
+      })
+      const register = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        store.registerWorker(entry(now))
+      ).pipe(
+        Effect.flatMap((registered): Effect.Effect<void, WorkerIdInUse | QueueNotFound> => {
+          if (registered === "inUse") return Effect.fail(new WorkerIdInUse({ workerId: id }))
+          if (registered === "queueMissing" && queue !== undefined)
+            return Effect.fail(new QueueNotFound({ queue }))
+          return Effect.void
+        })
+      )
+      const deregister = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        store.deregisterWorker(id, now)
+      ).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`deregistering worker ${id} failed`, error.message))
+      )
+      yield* Effect.acquireRelease(register, () => deregister)
+      const beat = Effect.flatMap(Clock.currentTimeMillis, (now) => store.heartbeat(entry(now))).pipe(
+        Effect.tap((rejoined) =>
+          rejoined ? Effect.logWarning(`worker ${id} was declared stale and re-registered`) : Effect.void
+        ),
+        Effect.catchAll((error) => Effect.logWarning(`heartbeat of worker ${id} failed`, error.message))
+      )
+      yield* Effect.forkScoped(
+        Effect.repeat(Effect.zipRight(Effect.sleep(Duration.millis(heartbeatMs)), beat), Schedule.forever)
+      )
+      return { id, queue: queue ?? null }
+    })
+
+  const listWorkers = (queue?: string) =>
+    Effect.gen(function* () {
+      const valid = queue === undefined ? undefined : yield* parseQueueName(queue)
+      const rows = yield* store.listWorkers(valid)
+      return rows.map(
+        (row) =>
+          new Worker(
+            {
+              id: row.id,
+              queue: row.queue === null ? null : QueueNameSchema.make(row.queue, true),
+              host: row.host,
+              pid: row.pid,
+              startedAt: DateTime.unsafeMake(row.startedAt),
+              heartbeatAt: DateTime.unsafeMake(row.heartbeatAt)
+            },
+            true
+          )
+      )
+    })
+
+  const maintain = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    store.maintain(now, maintenanceBatch)
+  ).pipe(Effect.map((report) => new MaintenanceReport(report)))
+
+  /** Signals that `queue` has messages to read; `QueueNotFound` when it does not exist. */
+  const wakeups = (queue: QueueName) =>
+    Effect.flatMap(store.wakeups(queue), (stream) =>
+      stream === undefined ? Effect.fail(new QueueNotFound({ queue })) : Effect.succeed(stream)
+    )
+
+  return { registerWorker, listWorkers, maintain, wakeups }
+}
