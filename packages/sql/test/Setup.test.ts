@@ -13,7 +13,7 @@ const firstValue = (rows: ReadonlyArray<Record<string, unknown>>): string => {
   return Predicate.isRecord(row) ? String(Object.values(row)[0]).toLowerCase() : "no row"
 }
 
-/** The settings Keel's guarantees rest on, as the connection reports them. */
+/** The settings Keel's guarantees rest on, and its page cache bound, as the connection reports them. */
 const pragmas = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const read = (statement: Effect.Effect<ReadonlyArray<Record<string, unknown>>, unknown>) =>
@@ -22,12 +22,19 @@ const pragmas = Effect.gen(function* () {
     journal_mode: read(sql`PRAGMA journal_mode`),
     foreign_keys: read(sql`PRAGMA foreign_keys`),
     busy_timeout: read(sql`PRAGMA busy_timeout`),
-    synchronous: read(sql`PRAGMA synchronous`)
+    synchronous: read(sql`PRAGMA synchronous`),
+    cache_size: read(sql`PRAGMA cache_size`)
   })
 })
 
-/** Keel's settings on every SQLite and local libSQL connection. */
-const expected = { journal_mode: "wal", foreign_keys: "1", busy_timeout: "20", synchronous: "1" }
+/** Keel's settings on every SQLite and local libSQL connection (a 2,000 KiB page cache, not 16 MB). */
+const expected = {
+  journal_mode: "wal",
+  foreign_keys: "1",
+  busy_timeout: "20",
+  synchronous: "1",
+  cache_size: "-2000"
+}
 
 /** The file the client's `main` database lives in, as SQLite reports it. */
 const databaseFile = Effect.gen(function* () {
@@ -98,10 +105,12 @@ const sqliteKinds = TestDatabase.kinds.filter(
 for (const kind of sqliteKinds) {
   describe(`Setup [${kind}]`, () => {
     layer(TestDatabase.layer(kind), { timeout: 60_000, excludeTestServices: true })((it) => {
-      it.effect("the connection runs with WAL, foreign keys on, busy_timeout=20 and synchronous=NORMAL", () =>
-        Effect.gen(function* () {
-          expect(yield* pragmas).toEqual(expected)
-        })
+      it.effect(
+        "the connection runs with WAL, foreign keys on, busy_timeout=20, synchronous=NORMAL and a 2 MB page cache",
+        () =>
+          Effect.gen(function* () {
+            expect(yield* pragmas).toEqual(expected)
+          })
       )
 
       it.effect("the pragmas still hold inside and after several transactions", () =>

@@ -4,10 +4,15 @@
  * in a fraction of the time tsx needs. Used by the tests' child processes (`Processes.ts`) and the
  * benchmarks' per-system processes.
  *
+ * A bundle is a directory: the entry file and, for every dynamic `import()`, a chunk that loads
+ * only when that import runs (code splitting). Without it esbuild inlines the imported module and
+ * hoists its external imports to the top of the one file, so `@keel/sql`'s on-demand drivers (pg,
+ * libSQL's native library, PGlite) would all load at start-up: 15 MiB of RSS in a SQLite process.
+ *
  * Bundles are named by the building process's pid and removed when it exits; bundles of processes
  * that are gone (killed workers never run their exit hook) are removed by the next build.
  */
-import { mkdirSync, readdirSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import type { Plugin } from "esbuild"
 
@@ -63,15 +68,32 @@ const isAlive = (pid: number): boolean => {
 }
 
 const removeOrphanBundles = (dir: string): void => {
-  for (const file of readdirSync(dir)) {
-    const pid = /\.(\d+)\.mjs$/.exec(file)?.[1]
+  // A bundle directory `<name>.<externals>.<pid>` (or a single file `….<pid>.mjs` of older builds).
+  for (const entry of readdirSync(dir)) {
+    const pid = /\.(\d+)(\.mjs)?$/.exec(entry)?.[1]
     if (pid !== undefined && Number(pid) !== process.pid && !isAlive(Number(pid))) {
-      rmSync(join(dir, file), { force: true })
+      rmSync(join(dir, entry), { recursive: true, force: true })
     }
   }
 }
 
 const bundles = new Map<string, Promise<string>>()
+
+/**
+ * Every file of the bundle whose entry file `runnable` returned: the entry and its chunks (a CPU
+ * profile's frames point into all of them).
+ */
+export const outputs = (entry: string): ReadonlyArray<string> => {
+  const chunks = join(dirname(entry), "chunks")
+  return [
+    entry,
+    ...(existsSync(chunks)
+      ? readdirSync(chunks)
+          .filter((file) => file.endsWith(".mjs"))
+          .map((file) => join(chunks, file))
+      : [])
+  ]
+}
 
 /**
  * The runnable file for `script`: a `.ts` entry point is bundled once per process and options
@@ -84,28 +106,31 @@ export const runnable = (script: string, options: Options): Promise<string> => {
   if (cached !== undefined) return cached
   const dir = join(dirname(script), ".bundle")
   const name = basename(script).replace(/\.(m|c)?ts$/, "")
-  const outfile = join(dir, `${name}.${options.externals}.${process.pid}.mjs`)
+  const outdir = join(dir, `${name}.${options.externals}.${process.pid}`)
   const built = (async () => {
     mkdirSync(dir, { recursive: true })
     removeOrphanBundles(dir)
     // Loaded here, not at the top: children import this module's package too, and never bundle.
     const esbuild = await import("esbuild")
     await esbuild.build({
-      entryPoints: [script],
-      outfile,
+      entryPoints: { [name]: script },
+      outdir,
+      outExtension: { ".js": ".mjs" },
+      chunkNames: "chunks/[name]-[hash]",
       bundle: true,
+      splitting: true,
       platform: "node",
       format: "esm",
       target: "node20",
       plugins: [externalByAbsolutePath(options.externals)],
       logLevel: "error",
-      // Bundled CommonJS dependencies call require(): give the ES module one.
+      // Bundled CommonJS dependencies call require(): give every output file one.
       banner: {
         js: "import { createRequire as __keelRequire } from 'node:module'; const require = __keelRequire(import.meta.url);"
       }
     })
-    process.once("exit", () => rmSync(outfile, { force: true }))
-    return outfile
+    process.once("exit", () => rmSync(outdir, { recursive: true, force: true }))
+    return join(outdir, `${name}.mjs`)
   })()
   bundles.set(key, built)
   return built
