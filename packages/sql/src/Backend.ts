@@ -70,6 +70,11 @@ export interface Backend {
 /** A best-effort signal channel. A lost signal costs latency, never correctness: pollers remain. */
 export interface Notifications {
   readonly notify: (channel: string, payload: string) => Effect.Effect<void, DbError>
+  /**
+   * False when a signal on `channel` would reach nobody (in-process: no listener in this process),
+   * so a sender can skip building it. Always true where listeners may be elsewhere (PostgreSQL).
+   */
+  readonly listening: (channel: string) => boolean
   readonly listen: (channel: string) => Stream.Stream<string, DbError>
 }
 
@@ -155,6 +160,7 @@ export const localNotifications: Effect.Effect<Notifications> = Effect.map(
         else listeners.set(channel, next)
       })
     return {
+      listening: (channel) => listeners.has(channel),
       notify: (channel, payload) =>
         Effect.suspend(() =>
           listeners.has(channel)

@@ -48,6 +48,7 @@ export const make = (options: {
  * (NOTIFY takes no bind parameters). Inside a transaction the notification is delivered at COMMIT.
  */
 export const notifications = (client: PgClient.PgClient): Notifications => ({
+  listening: () => true,
   notify: (channel, payload) =>
     Effect.asVoid(
       Effect.mapError(client`SELECT pg_notify(${channel}, ${payload})`, (error) => classify(error))
