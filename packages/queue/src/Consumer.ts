@@ -4,9 +4,9 @@
  * and lets the queue dead-letter a message past its max deliveries.
  *
  * - Batched claims: one read leases every free slot at once, plus up to `prefetch` messages ahead
- *   while handlers are fast (the window doubles while a claimed batch is started at over 1,000
- *   messages a second, and closes when they are slower), so quick jobs cost a fraction of a read
- *   each and slow jobs are never held back from other consumers.
+ *   while handlers are fast (the window doubles at each claim while handlers take under 5 ms on
+ *   average, and halves when they are slower), so quick jobs cost a fraction of a read each and a
+ *   message waits at most about `prefetch` × 5 ms / `concurrency` behind the running ones.
  * - Batched acknowledgements: a slot frees as soon as its handler ends; the acknowledgement goes
  *   on in that message's fiber, and acknowledgements of the same event-loop turn share one
  *   transaction (the store's group commit). One fiber per message, no per-message race.
@@ -150,8 +150,8 @@ export const describeFailure = (cause: Cause.Cause<unknown>): string => {
   }
 }
 
-/** A claimed batch started at this many messages a second or more widens the prefetch window. */
-const fastRate = 1_000
+/** Handlers that take less than this on average (ms) widen the prefetch window; slower ones close it. */
+const fastHandlerMs = 5
 
 /** The message a worker is running, and why it may have been interrupted. */
 interface Delivery {
@@ -204,7 +204,9 @@ export const make =
       const counts = { processed: 0, failed: 0, deadLettered: 0, released: 0, leaseLost: 0 }
       let stopping = false
       let window = 0
-      let startedSinceClaim = 0
+      /** Handlers ended since the last claim, and their total time (ms): the pace the window follows. */
+      let handled = 0
+      let handlingMs = 0
 
       const kickClaims = () => {
         Queue.unsafeOffer(claimKick, undefined)
@@ -288,9 +290,11 @@ export const make =
               }
               const delivery: Delivery = { message, lost: false }
               running.set(slot, delivery)
-              startedSinceClaim++
               yield* emit({ _tag: "Leased", message })
+              const startedAt = performance.now()
               const exit = yield* Effect.exit(restore(runHandler(message)))
+              handled++
+              handlingMs += performance.now() - startedAt
               if (running.get(slot) === delivery) running.delete(slot)
               held.delete(message.id)
               if (delivery.lost) {
@@ -350,19 +354,18 @@ export const make =
           : Effect.asVoid(Effect.timeoutOption(Queue.take(claimKick), Duration.millis(timeoutMs)))
 
       /** Leases for every free slot plus the prefetch window; the window follows the handlers' pace. */
-      let lastClaim = 0
       const claim = Effect.gen(function* () {
         const unstarted = held.size - running.size
         const wanted = concurrency + window - held.size
         if (unstarted >= concurrency || wanted <= 0) return yield* waitForKick(undefined)
-        const now = performance.now()
-        if (lastClaim > 0 && startedSinceClaim > 0) {
-          const perSecond = (startedSinceClaim * 1000) / Math.max(0.001, now - lastClaim)
+        if (handled > 0) {
           window =
-            perSecond >= fastRate ? Math.min(prefetch, Math.max(1, window * 2)) : Math.floor(window / 2)
+            handlingMs / handled < fastHandlerMs
+              ? Math.min(prefetch, Math.max(1, window * 2))
+              : Math.floor(window / 2)
+          handled = 0
+          handlingMs = 0
         }
-        lastClaim = now
-        startedSinceClaim = 0
         const read = yield* Effect.either(
           ops.read(name, { qty: wanted, visibilityTimeout: visibilityMs, workerId: worker.id })
         )
@@ -373,10 +376,7 @@ export const make =
         const messages = read.right
         for (const message of messages) held.set(message.id, message)
         if (messages.length > 0) yield* Queue.offerAll(ready, messages)
-        if (messages.length < wanted) {
-          lastClaim = 0
-          yield* waitForKick(held.size === 0 ? pollMs : undefined)
-        }
+        if (messages.length < wanted) yield* waitForKick(held.size === 0 ? pollMs : undefined)
       })
 
       /** Extends every held lease in one operation; deliveries whose lease is gone are given up. */

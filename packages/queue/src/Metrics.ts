@@ -51,7 +51,8 @@ export const count = (
 ): Effect.Effect<void> => {
   if (amount === 0) return Effect.void
   const extra = Object.entries(tags)
-  const key = [queue, ...extra.map(([name, value]) => `${name}=${value}`)].join("\u0000")
+  const key =
+    extra.length === 0 ? queue : [queue, ...extra.map(([name, value]) => `${name}=${value}`)].join("\u0000")
   let byKey = tagged.get(counter)
   if (byKey === undefined) {
     byKey = new Map()

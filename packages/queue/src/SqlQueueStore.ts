@@ -19,7 +19,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Backend, DbError, Failure, GroupCommit, Retry, Transaction } from "@keel/sql"
-import { Effect, Layer, Option, Predicate, type Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Option, Predicate, type Scope, Stream } from "effect"
 import * as Admin from "./internal/sqlAdmin.js"
 import * as Leases from "./internal/sqlLeases.js"
 import * as Statements from "./internal/sqlStatements.js"
@@ -33,12 +33,10 @@ export interface Options {
 }
 
 /** True while the caller has a transaction open: then every statement joins it. */
-const callerTransaction: Effect.Effect<boolean> = Effect.map(
-  Effect.all([
-    Effect.serviceOption(Transaction.Active),
-    Effect.serviceOption(SqlClient.TransactionConnection)
-  ]),
-  ([active, connection]) => Option.isSome(active) || Option.isSome(connection)
+const callerTransaction: Effect.Effect<boolean> = Effect.contextWith(
+  (context: Context.Context<never>) =>
+    Option.isSome(Context.getOption(context, Transaction.Active)) ||
+    Option.isSome(Context.getOption(context, SqlClient.TransactionConnection))
 )
 
 /**
@@ -74,16 +72,67 @@ export const make = (
     const plan = Transaction.planOn(backend)
 
     /** In-process wake-up after a write, where the database does not deliver one (all but PostgreSQL). */
-    const signal = (queueId: number, name: string): Effect.Effect<void> =>
-      notify && !notifyInSql
-        ? Effect.ignore(backend.notifications.notify(Statements.channel(queueId), name))
+    const channels = new Map<number, string>()
+    const signal = (queueId: number, name: string): Effect.Effect<void> => {
+      if (!notify || notifyInSql) return Effect.void
+      let channel = channels.get(queueId)
+      if (channel === undefined) {
+        channel = Statements.channel(queueId)
+        if (channels.size > 10_000) channels.clear()
+        channels.set(queueId, channel)
+      }
+      return backend.notifications.listening(channel)
+        ? Effect.ignore(backend.notifications.notify(channel, name))
         : Effect.void
+    }
 
     // ---- sends ------------------------------------------------------------------------------
 
+    // PostgreSQL dialect: single sends and single acknowledgements of one event-loop turn are one
+    // autocommit statement per group (a group of one is the plain single statement).
+    const sendBatch = yield* GroupCommit.batcher(
+      (
+        items: ReadonlyArray<{
+          readonly name: string
+          readonly message: QueueStore.NewMessage
+          readonly now: number
+        }>
+      ) =>
+        Effect.mapError(
+          items.length === 1 && items[0] !== undefined
+            ? Effect.map(statements.insertOne(items[0].name, items[0].message, items[0].now), (sent) => [
+                Exit.succeed(sent)
+              ])
+            : Effect.map(statements.insertMany(items), (sents) => sents.map((sent) => Exit.succeed(sent))),
+          autocommitFailure
+        )
+    )
+    const ackBatch = (action: "Delete" | "Archive") =>
+      GroupCommit.batcher(
+        (
+          items: ReadonlyArray<{
+            readonly name: string
+            readonly held: QueueStore.HeldLease
+            readonly now: number
+          }>
+        ) =>
+          Effect.mapError(
+            items.length === 1 && items[0] !== undefined
+              ? Effect.map(leases.ackAlone(items[0].name, items[0].held, action, items[0].now), (settled) => [
+                  Exit.succeed(settled)
+                ])
+              : Effect.map(leases.ackMany(action, items), (settled) =>
+                  settled.map((one) => Exit.succeed(one))
+                ),
+            DbError.classify
+          )
+      )
+    const deleteBatch = yield* ackBatch("Delete")
+    const archiveBatch = yield* ackBatch("Archive")
+
     const sendAlone = (name: string, message: QueueStore.NewMessage, now: number) =>
       pg
-        ? Effect.mapError(statements.insertOne(name, message, now), autocommitFailure)
+        ? sendBatch({ name, message, now })
         : Retry.run(Retry.grouped(committer, statements.sendPlan(name, [message], now)))
 
     const send: QueueStore.Store["send"] = (name, messages, now) =>
@@ -127,7 +176,7 @@ export const make = (
       const [held] = request.leases
       const { settlement } = request
       if (pg && held !== undefined && (settlement._tag === "Delete" || settlement._tag === "Archive")) {
-        return leases.ackAlone(name, held, settlement._tag, request.now)
+        return (settlement._tag === "Delete" ? deleteBatch : archiveBatch)({ name, held, now: request.now })
       }
       return pg
         ? Retry.run(Retry.plan(leases.settlePlan(name, request), backend))

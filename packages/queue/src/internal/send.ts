@@ -43,47 +43,63 @@ export type SendError =
 /** The prefix of option names inside `field` (`messages[3].`), none for a single send. */
 const prefixOf = (field: string): string => (field === "" ? "" : `${field}.`)
 
-/** A store failure whose cause says the outcome is unknown: the send may or may not have been written. */
-const unknownOutcome =
-  (queue: QueueName, messages: number) =>
-  <A, R>(
-    effect: Effect.Effect<A, QueueStoreError, R>
-  ): Effect.Effect<A, QueueStoreError | SendOutcomeUnknown, R> =>
-    Effect.catchIf(
-      effect,
-      (error) => Predicate.isTagged(error.cause, "CommitOutcomeUnknown"),
-      (error) => Effect.fail(new SendOutcomeUnknown({ queue, messages, reason: error.cause.message }))
-    )
-
 /** Sending over `store`: payloads up to `maxPayloadBytes`. */
 export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
-  /** Checks one message; the first failure in field order is the one reported. */
+  /**
+   * Checks one message; the first failure in field order is the one reported. Plain code, no
+   * combinators: it runs on every send.
+   */
   const prepare = (
     message: OutgoingMessage,
     field: string
-  ): Either.Either<QueueStore.NewMessage, InvalidPayload | PayloadTooLarge | InvalidOption> =>
-    Either.all({
-      payload: Either.mapLeft(encodePayload(message.payload, maxPayloadBytes), (error) =>
+  ): Either.Either<QueueStore.NewMessage, InvalidPayload | PayloadTooLarge | InvalidOption> => {
+    const payload = encodePayload(message.payload, maxPayloadBytes)
+    if (Either.isLeft(payload)) {
+      const error = payload.left
+      return Either.left(
         error._tag === "InvalidPayload" && field !== ""
           ? new InvalidPayload({ reason: `${field}: ${error.reason}` })
           : error
-      ),
-      delayMs: optionalDuration(`${prefixOf(field)}delay`, message.delay, { min: 0, max: maxDelayMs }, 0),
-      priority: optionalInteger(`${prefixOf(field)}priority`, message.priority, priorityRange, 0),
-      dedupKey:
-        message.dedupKey === undefined
-          ? Either.right(undefined)
-          : validateDedupKey(message.dedupKey, `${prefixOf(field)}dedupKey`)
-    })
-
-  const store_ = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => store.send(queue, messages, now)).pipe(
-      unknownOutcome(queue, messages.length),
-      Effect.flatMap((sent) =>
-        sent === undefined
-          ? Effect.fail(new QueueNotFound({ queue }))
-          : Effect.as(Metrics.count(Metrics.sent, queue, messages.length), sent.ids)
       )
+    }
+    const delayMs =
+      message.delay === undefined
+        ? Either.right(0)
+        : optionalDuration(`${prefixOf(field)}delay`, message.delay, { min: 0, max: maxDelayMs }, 0)
+    if (Either.isLeft(delayMs)) return Either.left(delayMs.left)
+    const priority =
+      message.priority === undefined
+        ? Either.right(0)
+        : optionalInteger(`${prefixOf(field)}priority`, message.priority, priorityRange, 0)
+    if (Either.isLeft(priority)) return Either.left(priority.left)
+    const dedupKey =
+      message.dedupKey === undefined
+        ? Either.right(undefined)
+        : validateDedupKey(message.dedupKey, `${prefixOf(field)}dedupKey`)
+    if (Either.isLeft(dedupKey)) return Either.left(dedupKey.left)
+    return Either.right({
+      payload: payload.right,
+      delayMs: delayMs.right,
+      priority: priority.right,
+      dedupKey: dedupKey.right
+    })
+  }
+
+  /** Stores checked messages: their ids, `QueueNotFound`, or `SendOutcomeUnknown` when the store cannot tell. */
+  const store_ = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.matchEffect(store.send(queue, messages, now), {
+        onFailure: (error): Effect.Effect<never, QueueStoreError | SendOutcomeUnknown> =>
+          Predicate.isTagged(error.cause, "CommitOutcomeUnknown")
+            ? Effect.fail(
+                new SendOutcomeUnknown({ queue, messages: messages.length, reason: error.cause.message })
+              )
+            : Effect.fail(error),
+        onSuccess: (sent) =>
+          sent === undefined
+            ? Effect.fail(new QueueNotFound({ queue }))
+            : Effect.as(Metrics.count(Metrics.sent, queue, messages.length), sent.ids)
+      })
     )
 
   /** Sends one message; its id. */

@@ -45,7 +45,8 @@ interface LeaseNextRow {
 
 /** The lease statements of one database, over its shared statements. */
 export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
-  const { archive, remove, forUpdateOfMessages, forUpdateSkipLocked, isFalse, limits, queueIdOf } = statements
+  const { archive, remove, forUpdateOfMessages, forUpdateSkipLocked, isTrue, isFalse, limits, queueIdOf } =
+    statements
   // ---- leases -------------------------------------------------------------------------------
 
   const readyCheck = (name: string, now: number) =>
@@ -128,9 +129,10 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         SELECT id, visibility_timeout_ms, max_deliveries FROM keel_queue_queues WHERE name = ${name}
       ),
       c AS (
-        SELECT m.id, m.priority, m.available_at, m.deliveries >= q.max_deliveries AS exhausted
-        FROM keel_queue_messages m JOIN q ON m.queue_id = q.id
-        WHERE m.available_at <= ${request.now}
+        SELECT m.id, m.priority, m.available_at, m.deliveries >= (SELECT max_deliveries FROM q) AS exhausted
+        FROM keel_queue_messages m
+        WHERE m.queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})
+          AND m.available_at <= ${request.now}
         ORDER BY m.priority, m.available_at, m.id
         LIMIT ${limit}
         FOR UPDATE OF m SKIP LOCKED
@@ -320,5 +322,60 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         : { queueId: Number(queue.id), lost: [held.id], dead: [], visibleAt: now }
     })
 
-  return { leasePlan, leaseAlone, settlePlan, ackAlone }
+  /**
+   * PostgreSQL dialect, one autocommit statement for many single-lease deletes or archives (a
+   * group of one event-loop turn): each message is acted on if its lease token is still the one
+   * given, exactly as `ackAlone` does for one. One answer per lease, in order: settled, lost, or
+   * undefined (no such queue).
+   */
+  const ackMany = (
+    action: "Delete" | "Archive",
+    items: ReadonlyArray<{ readonly name: string; readonly held: QueueStore.HeldLease; readonly now: number }>
+  ) =>
+    Effect.gen(function* () {
+      const input = JSON.stringify(
+        items.map((item, ord) => ({
+          ord,
+          queue: item.name,
+          id: item.held.id,
+          lease: item.held.lease,
+          now: item.now
+        }))
+      )
+      const moved = sql`DELETE FROM keel_queue_messages m USING i, keel_queue_queues q
+        WHERE m.id = i.id AND m.lease_token = i.lease AND q.name = i.queue AND m.queue_id = q.id
+        RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error, i.now`
+      const rows = yield* sql<{
+        ord: number
+        acted: number | null
+        queue_id: number | null
+      }>`WITH i AS MATERIALIZED (
+          SELECT * FROM json_to_recordset(CAST(${input} AS json))
+            AS t(ord INTEGER, queue TEXT, id BIGINT, lease TEXT, now BIGINT)
+        ),
+        moved AS (${moved}),
+        archived AS (
+          INSERT INTO keel_queue_archive
+            (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+          SELECT id, queue_id, payload, priority, enqueued_at, deliveries, ${isFalse}, last_error, now
+          FROM moved WHERE ${action === "Archive" ? isTrue : isFalse}
+          RETURNING id
+        )
+        SELECT i.ord, moved.id AS acted, q.id AS queue_id
+        FROM i LEFT JOIN moved ON moved.id = i.id LEFT JOIN keel_queue_queues q ON q.name = i.queue
+        ORDER BY i.ord`
+      const byOrd = new Map(rows.map((row) => [Number(row.ord), row]))
+      return items.map((item, ord): QueueStore.Settled | undefined => {
+        const row = byOrd.get(ord)
+        if (row === undefined || row.queue_id === null) return undefined
+        return {
+          queueId: Number(row.queue_id),
+          lost: row.acted === null ? [item.held.id] : [],
+          dead: [],
+          visibleAt: item.now
+        }
+      })
+    })
+
+  return { leasePlan, leaseAlone, settlePlan, ackAlone, ackMany }
 }

@@ -85,6 +85,54 @@ export const make = (
   const insertOne = (name: string, message: QueueStore.NewMessage, now: number) =>
     Effect.map(insertOneStatement(name, message, now), toSent)
 
+  /**
+   * PostgreSQL dialect, one autocommit statement for many single unkeyed sends (a group of one
+   * event-loop turn), to any queues: ids are drawn from the messages' identity first, so each
+   * answer is matched to its send. One answer per send, in order (undefined: no such queue).
+   */
+  const insertMany = (
+    items: ReadonlyArray<{
+      readonly name: string
+      readonly message: QueueStore.NewMessage
+      readonly now: number
+    }>
+  ) =>
+    Effect.gen(function* () {
+      const input = JSON.stringify(
+        items.map(({ name, message, now }, ord) => ({
+          ord,
+          queue: name,
+          payload: message.payload,
+          priority: message.priority,
+          enqueued_at: now,
+          available_at: now + message.delayMs
+        }))
+      )
+      const notified = options.notifyInSql
+        ? sql`, (SELECT COUNT(pg_notify('keel_queue_' || d.queue_id, d.name))
+              FROM (SELECT DISTINCT queue_id, name FROM i) d) AS notified`
+        : sql``
+      const rows = yield* sql<{ ord: number; id: number; queue_id: number }>`WITH i AS MATERIALIZED (
+          SELECT nextval(pg_get_serial_sequence('keel_queue_messages', 'id')) AS id,
+                 t.ord, t.payload, t.priority, t.enqueued_at, t.available_at, q.id AS queue_id, q.name
+          FROM json_to_recordset(CAST(${input} AS json))
+            AS t(ord INTEGER, queue TEXT, payload TEXT, priority INTEGER, enqueued_at BIGINT, available_at BIGINT)
+          JOIN keel_queue_queues q ON q.name = t.queue
+          ORDER BY t.ord
+        ),
+        inserted AS (
+          INSERT INTO keel_queue_messages (id, queue_id, payload, priority, enqueued_at, available_at)
+          SELECT id, queue_id, payload, priority, enqueued_at, available_at FROM i
+          RETURNING id
+        )
+        SELECT i.ord, i.id, i.queue_id ${notified} FROM i JOIN inserted ON inserted.id = i.id`
+      const byOrd = new Map(rows.map((row) => [Number(row.ord), row]))
+      return items.map((_, ord): QueueStore.Sent | undefined => {
+        const row = byOrd.get(ord)
+        return row === undefined ? undefined : { queueId: Number(row.queue_id), ids: [Number(row.id)] }
+      })
+    })
+
   /** The ids of `keys` in queue `queueId`, chunked. */
   function* selectKeys(queueId: number, keys: ReadonlyArray<string>) {
     const rows = yield* Plan.chunked(
@@ -244,6 +292,7 @@ export const make = (
     archive,
     remove,
     insertOne,
+    insertMany,
     sendPlan,
     keyedPlan,
     forUpdateOfMessages,
