@@ -4,7 +4,7 @@
  * at once, responses carry `Connection: close`) and waits until no request is left or the grace
  * period ends.
  */
-import { Context, Deferred, type Duration, Effect, Layer, Stream, SubscriptionRef } from "effect"
+import { Context, Deferred, type Duration, Effect, Layer } from "effect"
 
 /** The service. */
 export interface Service {
@@ -26,29 +26,41 @@ export interface Service {
 /** The lifecycle of one server. */
 export class Lifecycle extends Context.Tag("@keel/server/Lifecycle")<Lifecycle, Service>() {}
 
-/** A fresh lifecycle: nothing in flight, not stopping. */
+/**
+ * A fresh lifecycle: nothing in flight, not stopping. The count is a plain number, changed only
+ * by the fibers of this server (one thread), and `idle` is completed when it drops to zero while
+ * the server stops: every request pays two increments, not two `SubscriptionRef` updates.
+ */
 export const make: Effect.Effect<Service> = Effect.gen(function* () {
-  const count = yield* SubscriptionRef.make(0)
+  let count = 0
   const stop = yield* Deferred.make<void>()
+  const idle = yield* Deferred.make<void>()
+  let stopping = false
+  const leave = Effect.sync(() => {
+    count--
+    if (stopping && count === 0) Deferred.unsafeDone(idle, Effect.void)
+  })
   const track = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.acquireUseRelease(
-      SubscriptionRef.update(count, (n) => n + 1),
-      () => effect,
-      () => SubscriptionRef.update(count, (n) => n - 1)
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        count++
+        return Effect.ensuring(restore(effect), leave)
+      })
     )
-  const idle = Stream.runDrain(Stream.takeUntil(count.changes, (n) => n === 0))
   const drain = (grace: Duration.DurationInput) =>
     Effect.gen(function* () {
+      stopping = true
       yield* Deferred.succeed(stop, undefined)
+      if (count === 0) return 0
       // `drain` runs in a finalizer, which is uninterruptible: without `interruptible` the timeout
       // could not stop the wait and a stuck request would hold the shutdown forever.
-      yield* Effect.timeoutOption(Effect.interruptible(idle), grace)
-      return yield* SubscriptionRef.get(count)
+      yield* Effect.timeoutOption(Effect.interruptible(Deferred.await(idle)), grace)
+      return count
     })
   return {
     track,
-    inFlight: SubscriptionRef.get(count),
-    stopping: Deferred.isDone(stop),
+    inFlight: Effect.sync(() => count),
+    stopping: Effect.sync(() => stopping),
     whenStopping: Deferred.await(stop),
     drain
   }
