@@ -128,12 +128,13 @@ export const batcher = <I, A, E>(
           onFailure: (cause) => {
             for (const entry of entries) entry.resume(Exit.failCause(cause))
           },
-          onSuccess: (exits) =>
-            entries.forEach((entry, index) =>
+          onSuccess: (exits) => {
+            entries.forEach((entry, index) => {
               entry.resume(
                 exits[index] ?? Exit.die(new Error("a batch answered fewer items than it was given"))
               )
-            )
+            })
+          }
         }),
       options
     ),
