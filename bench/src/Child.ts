@@ -24,13 +24,22 @@ export interface Started {
   readonly printed: (line: string) => Promise<void>
 }
 
-/** Starts the bundle of `script` with plain node; stderr is passed through. */
-export const start = async (script: string, args: ReadonlyArray<string>): Promise<Started> => {
+/**
+ * Starts the bundle of `script` with plain node (and `nodeFlags`, e.g. `--expose-gc`); stderr is
+ * passed through.
+ */
+export const start = async (
+  script: string,
+  args: ReadonlyArray<string>,
+  nodeFlags: ReadonlyArray<string> = []
+): Promise<Started> => {
   const file = await runnable(script)
   // BENCH_CPU_PROF=DIR writes a V8 CPU profile of every child into DIR (`node --cpu-prof`).
   const profile = process.env.BENCH_CPU_PROF
   const flags = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]
-  const child = spawn(process.execPath, [...flags, file, ...args], { stdio: ["pipe", "pipe", "inherit"] })
+  const child = spawn(process.execPath, [...flags, ...nodeFlags, file, ...args], {
+    stdio: ["pipe", "pipe", "inherit"]
+  })
   let output = ""
   const waiting: Array<{ readonly line: string; readonly resolve: () => void }> = []
   child.stdout?.setEncoding("utf8")
@@ -58,8 +67,12 @@ export const start = async (script: string, args: ReadonlyArray<string>): Promis
 }
 
 /** Runs `script` to completion and parses the last line of its stdout that is a JSON value. */
-export const runJson = async (script: string, args: ReadonlyArray<string>): Promise<unknown> => {
-  const output = await (await start(script, args)).done
+export const runJson = async (
+  script: string,
+  args: ReadonlyArray<string>,
+  nodeFlags: ReadonlyArray<string> = []
+): Promise<unknown> => {
+  const output = await (await start(script, args, nodeFlags)).done
   const line = output
     .split("\n")
     .filter((text) => text.startsWith("{") || text.startsWith("["))

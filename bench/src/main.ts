@@ -8,7 +8,9 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const here = dirname(fileURLToPath(import.meta.url))
-const suites = ["queue", "reservation", "cursor"].filter((suite) => existsSync(join(here, suite, "main.ts")))
+const suites = ["queue", "reservation", "cursor", "http"].filter((suite) =>
+  existsSync(join(here, suite, "main.ts"))
+)
 const only = process.argv.find((arg) => arg.startsWith("--suite="))?.slice("--suite=".length)
 const flags = process.argv.slice(2).filter((arg) => !arg.startsWith("--suite="))
 

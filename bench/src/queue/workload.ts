@@ -2,15 +2,19 @@
  * The queue workload, the same for every system. Each system runs it in a child process of its own
  * (`systems/<name>.ts`), so the peak RSS of its rows is its own:
  *
- * 1. warm-up (untimed): `warmup` jobs enqueued one by one, as many in batches, all drained (as many
- *    as each timed phase, so JIT and statement caches are hot for every system alike);
+ * 1. warm-up (untimed): `warmup` jobs enqueued one by one, as many by 8 concurrent producers, as many
+ *    in batches, all drained (as many as each timed phase, so JIT and statement caches are hot for
+ *    every system alike);
  * 2. `enqueue 1`: `jobs` sequential single enqueues; p50/p99 per enqueue;
  * 3. `drain, concurrency 1`: a consumer with one handler slot drains those jobs; the handler does
  *    nothing. The clock runs from starting the consumer until the system's own count of waiting and
  *    in-flight jobs is 0 (so the last acknowledgements are in); p50/p99 are the gaps between
  *    consecutive handler calls (the per-job cycle at concurrency 1, stalls in p99);
  * 4. `enqueue batch 100`: `jobs` enqueued 100 per call with the system's batch API; p50/p99 per call;
- * 5. `drain, concurrency 8`: the same drain with eight handler slots.
+ * 5. `drain, concurrency 8`: the same drain with eight handler slots;
+ * 6. `enqueue 1, 8 producers`: `jobs` single enqueues by 8 concurrent producers in this process, each
+ *    awaiting its enqueue before the next; ops/s over the whole phase, p50/p99 per enqueue. The jobs
+ *    are then drained untimed at the second concurrency, so the variants start from an empty queue.
  *
  * A system may add consumer variants (another documented way to consume): each drains `jobs`
  * freshly batch-enqueued jobs at each concurrency, as its own row.
@@ -48,12 +52,31 @@ export interface Consumer {
 /** Starts a consumer with `concurrency` handler slots whose handler only calls `handled()`. */
 export type Consume = (concurrency: number, handled: () => void) => Promise<Consumer>
 
+/**
+ * `producers` concurrent producers enqueue `count` jobs in all (payloads `from`, `from + 1`, …), each
+ * producer one at a time, awaiting each enqueue; `timed` receives every enqueue's duration in ms.
+ */
+export type Produce = (
+  producers: number,
+  count: number,
+  from: number,
+  timed: (ms: number) => void
+) => Promise<void>
+
+/** How many concurrent producers `enqueue 1, N producers` runs. */
+export const producers = 8
+
 /** One system under test, opened on its own database (or key prefix). */
 export interface System {
   readonly enqueue: (job: Payload) => Promise<unknown>
   /** Enqueues the jobs in one call; absent when the system has no batch API. */
   readonly enqueueBatch: ((jobs: ReadonlyArray<Payload>) => Promise<unknown>) | undefined
   readonly consume: Consume
+  /**
+   * Concurrent producers as this system's users would run them, with a note saying how. Default:
+   * `asyncProducers` over `enqueue` (N async loops, each awaiting its enqueue).
+   */
+  readonly produce?: { readonly run: Produce; readonly note: string }
   /** Jobs waiting or in flight (not yet acknowledged). */
   readonly pending: () => Promise<number>
   readonly close: () => Promise<void>
@@ -125,6 +148,25 @@ const drain = async (
   return { seconds, gaps, extra: stamps.length - count }
 }
 
+/**
+ * `producers` async loops, each awaiting `enqueue` before taking the next job from a shared counter,
+ * until `count` jobs are taken.
+ */
+export const asyncProducers =
+  (enqueue: (job: Payload) => Promise<unknown>): Produce =>
+  async (producers, count, from, timed) => {
+    let next = 0
+    const producer = async () => {
+      while (next < count) {
+        const index = next++
+        const t0 = performance.now()
+        await enqueue(payload(from + index))
+        timed(performance.now() - t0)
+      }
+    }
+    await Promise.all(Array.from({ length: producers }, producer))
+  }
+
 const enqueueAll = async (system: System, from: number, count: number) => {
   if (system.enqueueBatch === undefined) {
     for (let i = 0; i < count; i++) await system.enqueue(payload(from + i))
@@ -166,11 +208,13 @@ export const measure = async (job: Job, system: System): Promise<ReadonlyArray<R
     })
   }
   const [first = 1, second = first] = job.concurrency
+  const produce = system.produce?.run ?? asyncProducers(system.enqueue)
 
   // 1. warm-up
   for (let i = 0; i < job.warmup; i++) await system.enqueue(payload(-1 - i))
+  await produce(producers, job.warmup, -5_000_000, () => undefined)
   await enqueueAll(system, -10_000_000, job.warmup)
-  await drain(system, system.consume, first, 2 * job.warmup)
+  await drain(system, system.consume, first, 3 * job.warmup)
 
   // 2–3. single enqueues, then a drain at the first concurrency
   rows.push(await Report.latency(label("enqueue 1"), job.jobs, (i) => system.enqueue(payload(i))))
@@ -198,6 +242,26 @@ export const measure = async (job: Job, system: System): Promise<ReadonlyArray<R
     if (jobs !== job.jobs) throw new Error(`jobs (${job.jobs}) must be a multiple of ${batchSize}`)
   }
   await drainRow(`drain, concurrency ${second}`, system.consume, second)
+
+  // 6. concurrent producers in one process, then an untimed drain (the variants expect an empty queue)
+  const samples: Array<number> = []
+  const produced = await Report.throughput(
+    // The default producers (async loops) are described in the README; a system's own say how.
+    label(
+      `enqueue 1, ${producers} producers`,
+      job.system,
+      [job.note, system.produce?.note].filter(Boolean).join("; ") || undefined
+    ),
+    job.jobs,
+    () => produce(producers, job.jobs, 3 * job.jobs, (ms) => samples.push(ms))
+  )
+  if (samples.length !== job.jobs) throw new Error(`${samples.length} of ${job.jobs} enqueues were timed`)
+  rows.push({
+    ...produced,
+    p50Ms: Report.percentile(samples, 50),
+    p99Ms: Report.percentile(samples, 99)
+  })
+  await drain(system, system.consume, second, job.jobs)
 
   // Variants: other documented ways to consume.
   for (const variant of system.variants ?? []) {

@@ -2,12 +2,13 @@
  * Keel's queue (`@keel/queue`) on SQLite or PostgreSQL, used as its README shows: `send`,
  * `sendBatch`, and `consume` with default options (archive on success, LISTEN/NOTIFY or in-process
  * wake-ups, 1 s poll fallback). Called from plain async code through a `ManagedRuntime`, as an
- * application that is not written with Effect would.
+ * application that is not written with Effect would — except concurrent producers, which are fibers
+ * of one `runPromise`, as an Effect application runs them.
  */
 import { Queue } from "@keel/queue"
 import { Database } from "@keel/sql"
 import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
-import { main, queueName } from "../workload.js"
+import { main, payload, queueName } from "../workload.js"
 
 await main(async (job) => {
   const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(job.target))))
@@ -22,6 +23,26 @@ await main(async (job) => {
           payloads.map((payload) => ({ payload }))
         )
       ),
+    produce: {
+      note: "8 producers = 8 fibers in one runPromise (Effect.forEach, concurrency 8), each a loop of send",
+      run: (producers, count, from, timed) => {
+        let next = 0
+        const producer = Effect.gen(function* () {
+          while (next < count) {
+            const index = next++
+            const t0 = performance.now()
+            yield* queues.send(queueName, payload(from + index))
+            timed(performance.now() - t0)
+          }
+        })
+        return runtime.runPromise(
+          Effect.forEach(Array.from({ length: producers }), () => producer, {
+            concurrency: producers,
+            discard: true
+          })
+        )
+      }
+    },
     consume: async (concurrency, handled) => {
       const scope = await runtime.runPromise(Scope.make())
       await runtime.runPromise(

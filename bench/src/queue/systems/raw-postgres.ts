@@ -1,13 +1,14 @@
 /**
  * The limit on PostgreSQL: node-postgres doing the work by hand on Keel's own tables (migrated by
  * the coordinator), in the fewest round trips a hand-written queue needs (as pgmq does) —
- * - enqueue: one autocommit `INSERT … RETURNING id`; batch: one multi-row `INSERT`;
+ * - enqueue: one autocommit `INSERT … RETURNING id`; batch: one multi-row `INSERT`; concurrent
+ *   producers: each on its own connection (one client would queue their statements one by one);
  * - consume: `concurrency` loops, each on its own connection: one `FOR UPDATE SKIP LOCKED` CTE
  *   leases a message, the handler runs, one CTE moves it to the archive if the lease still holds.
  */
 import { randomUUID } from "node:crypto"
 import pg from "pg"
-import { main } from "../workload.js"
+import { main, payload } from "../workload.js"
 
 const visibilityMs = 30_000
 const columns = "(queue_id, payload, priority, enqueued_at, available_at)"
@@ -36,13 +37,37 @@ await main(async (job) => {
       { length: count },
       (_, i) => `($1, $${3 * i + 2}, 0, $${3 * i + 3}, $${3 * i + 4})`
     ).join(", ")} RETURNING id`
+  const insertOne = async (on: pg.Client, message: unknown) => {
+    const now = Date.now()
+    await on.query(`INSERT INTO keel_queue_messages ${columns} VALUES ($1, $2, 0, $3, $4) RETURNING id`, [
+      queueId,
+      JSON.stringify(message),
+      now,
+      now
+    ])
+  }
   return {
-    enqueue: async (payload) => {
-      const now = Date.now()
-      await client.query(
-        `INSERT INTO keel_queue_messages ${columns} VALUES ($1, $2, 0, $3, $4) RETURNING id`,
-        [queueId, JSON.stringify(payload), now, now]
-      )
+    enqueue: (message) => insertOne(client, message),
+    produce: {
+      note: "8 async loops, each on its own connection, awaiting its enqueue",
+      run: async (producers, count, from, timed) => {
+        const connections = await Promise.all(Array.from({ length: producers }, () => connect(job.target)))
+        let next = 0
+        try {
+          await Promise.all(
+            connections.map(async (connection) => {
+              while (next < count) {
+                const index = next++
+                const t0 = performance.now()
+                await insertOne(connection, payload(from + index))
+                timed(performance.now() - t0)
+              }
+            })
+          )
+        } finally {
+          await Promise.all(connections.map((connection) => connection.end()))
+        }
+      }
     },
     enqueueBatch: async (payloads) => {
       const now = Date.now()
