@@ -1,0 +1,187 @@
+/**
+ * Group commit on every backend: plans submitted in one event-loop turn share one transaction, a
+ * savepoint each; a plan that fails or aborts fails only its caller; the rest share the COMMIT's
+ * typed outcome. Statements are counted through the fault injector (which sees the synchronous
+ * driver on SQLite too).
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { expect, layer } from "@effect/vitest"
+import { Backend, GroupCommit, Plan, Transaction } from "@keel/sql"
+import { Faults, TestDatabase } from "@keel/testkit"
+import { Cause, Effect, Exit, Layer, Option } from "effect"
+
+const tables = Layer.effectDiscard(
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql`CREATE TABLE grouped (id INTEGER PRIMARY KEY, tag TEXT NOT NULL)`
+  )
+)
+
+/** A plan inserting one row; its id back. */
+const insert = (sql: SqlClient.SqlClient, id: number, tag: string): Plan.Make<number> =>
+  function* () {
+    const rows = yield* Plan.rows(
+      sql<{ id: number }>`INSERT INTO grouped (id, tag) VALUES (${id}, ${tag}) RETURNING id`
+    )
+    return Number(rows[0]?.id)
+  }
+
+/** A plan inserting one row, then refusing: nothing it wrote may persist. */
+const insertThenAbort = (sql: SqlClient.SqlClient, id: number, tag: string): Plan.Make<number, "declined"> =>
+  function* () {
+    yield* Plan.run(sql`INSERT INTO grouped (id, tag) VALUES (${id}, ${tag})`)
+    return yield* Plan.abort("declined" as const)
+  }
+
+const tagged = (tag: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(sql<{ id: number }>`SELECT id FROM grouped WHERE tag = ${tag} ORDER BY id`, (rows) =>
+      rows.map((row) => Number(row.id))
+    )
+  )
+
+const count = (prefix: string, statements: ReadonlyArray<string>) =>
+  statements.filter((statement) => statement.startsWith(prefix)).length
+
+/** The failure of an exit (its tag), or "ok". */
+const outcome = <A, E>(exit: Exit.Exit<A, E>): string => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return "defect"
+  const error = failure.value
+  return typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : String(error)
+}
+
+/** The realistic "COMMIT took effect, then failed" fault of each dialect. */
+const commitUnknown = (dialect: "sqlite" | "pg"): Faults.Fault =>
+  dialect === "sqlite"
+    ? { match: /^COMMIT/, timing: "after", error: "busy" }
+    : { match: /^COMMIT/, timing: "after", error: "connection", breakConnection: true }
+
+TestDatabase.describeEach("GroupCommit", (kind) => {
+  const database = Layer.provideMerge(Faults.layer, TestDatabase.layer(kind))
+  layer(Layer.provideMerge(tables, database), { timeout: 120_000, excludeTestServices: true })((it) => {
+    /** A committer, the faults (cleared) and a submit of many plans at once (their exits, in order). */
+    const prepare = Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const backend = yield* Backend.Backend
+      const faults = yield* Faults.Faults
+      const committer = yield* GroupCommit.make(backend)
+      yield* faults.clear
+      const together = <A, E>(plans: ReadonlyArray<Plan.Make<A, E>>) =>
+        Effect.forEach(plans, (plan) => Effect.exit(committer.submit(plan)), { concurrency: "unbounded" })
+      return { sql, backend, faults, committer, together }
+    })
+
+    it.scoped("plans submitted together commit in one transaction: one BEGIN, one COMMIT", () =>
+      Effect.gen(function* () {
+        const { sql, faults, together } = yield* prepare
+        const exits = yield* together([1, 2, 3, 4, 5].map((id) => insert(sql, id, "together")))
+        expect(exits.map((exit) => (Exit.isSuccess(exit) ? exit.value : undefined))).toEqual([1, 2, 3, 4, 5])
+        const statements = yield* faults.statements
+        expect(count("BEGIN", statements)).toBe(1)
+        expect(count("COMMIT", statements)).toBe(1)
+        expect(yield* tagged("together")).toEqual([1, 2, 3, 4, 5])
+      })
+    )
+
+    it.scoped("a plan whose statement fails fails only its caller, typed; the others commit", () =>
+      Effect.gen(function* () {
+        const { sql, together } = yield* prepare
+        const exits = yield* together([
+          insert(sql, 10, "one-fails"),
+          insert(sql, 11, "one-fails"),
+          insert(sql, 10, "one-fails"),
+          insert(sql, 12, "one-fails")
+        ])
+        expect(exits.map(outcome)).toEqual(["ok", "ok", "UniqueViolation", "ok"])
+        expect(yield* tagged("one-fails")).toEqual([10, 11, 12])
+      })
+    )
+
+    it.scoped("a plan that aborts keeps none of its writes; the plans around it commit", () =>
+      Effect.gen(function* () {
+        const { sql, together } = yield* prepare
+        const exits = yield* together<number, "declined">([
+          insert(sql, 20, "aborts"),
+          insertThenAbort(sql, 21, "aborts"),
+          insert(sql, 22, "aborts")
+        ])
+        expect(exits.map(outcome)).toEqual(["ok", "declined", "ok"])
+        expect(yield* tagged("aborts")).toEqual([20, 22])
+      })
+    )
+
+    it.scoped("a rejected COMMIT fails every member with CommitRejected and keeps nothing", () =>
+      Effect.gen(function* () {
+        const { sql, faults, together } = yield* prepare
+        yield* faults.inject({ match: /^COMMIT/, timing: "before", error: "busy" })
+        const exits = yield* together([30, 31, 32].map((id) => insert(sql, id, "rejected")))
+        expect(exits.map(outcome)).toEqual(["CommitRejected", "CommitRejected", "CommitRejected"])
+        expect(yield* tagged("rejected")).toEqual([])
+      })
+    )
+
+    it.scoped("a COMMIT whose outcome is unknown is CommitOutcomeUnknown for every member", () =>
+      Effect.gen(function* () {
+        const { sql, backend, faults, together } = yield* prepare
+        yield* faults.inject(commitUnknown(backend.dialect))
+        const exits = yield* together([40, 41].map((id) => insert(sql, id, "unknown")))
+        expect(exits.map(outcome)).toEqual(["CommitOutcomeUnknown", "CommitOutcomeUnknown"])
+        // It did commit: the outcome was unknown to the callers, not lost.
+        expect(yield* tagged("unknown")).toEqual([40, 41])
+      })
+    )
+
+    it.scoped("a busy BEGIN fails every member with a rolled-back, retryable error and runs none", () =>
+      Effect.gen(function* () {
+        const { sql, faults, together } = yield* prepare
+        yield* faults.inject({ match: /^BEGIN/, timing: "before", error: "busy" })
+        const exits = yield* together([50, 51].map((id) => insert(sql, id, "busy")))
+        const expected = kind === "postgres" || kind === "pglite" ? "SerializationFailure" : "Busy"
+        expect(exits.map(outcome)).toEqual([expected, expected])
+        expect(yield* tagged("busy")).toEqual([])
+      })
+    )
+
+    it.scoped(
+      "inside the caller's transaction a plan joins it instead of a group, and rolls back with it",
+      () =>
+        Effect.gen(function* () {
+          const { sql, committer } = yield* prepare
+          const failed = yield* Transaction.immediate(
+            Effect.zipRight(
+              committer.submit(insert(sql, 60, "joined")),
+              Effect.fail("caller failed" as const)
+            )
+          ).pipe(Effect.flip)
+          expect(failed).toBe("caller failed")
+          expect(yield* tagged("joined")).toEqual([])
+          yield* Transaction.immediate(committer.submit(insert(sql, 61, "joined")))
+          expect(yield* tagged("joined")).toEqual([61])
+        })
+    )
+
+    it.scoped("a batcher answers the items of one turn with one call, each its own answer, in order", () =>
+      Effect.gen(function* () {
+        const calls: Array<ReadonlyArray<number>> = []
+        const square = yield* GroupCommit.batcher((items: ReadonlyArray<number>) =>
+          Effect.sync(() => {
+            calls.push(items)
+            return items.map((n) => (n < 0 ? Exit.fail(`negative ${n}`) : Exit.succeed(n * n)))
+          })
+        )
+        const exits = yield* Effect.forEach([1, 2, -3, 4], (n) => Effect.exit(square(n)), {
+          concurrency: "unbounded"
+        })
+        expect(exits.map((exit) => (Exit.isSuccess(exit) ? exit.value : outcome(exit)))).toEqual([
+          1,
+          4,
+          "negative -3",
+          16
+        ])
+        expect(calls).toEqual([[1, 2, -3, 4]])
+      })
+    )
+  })
+})
