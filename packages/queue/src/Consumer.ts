@@ -345,7 +345,10 @@ export const make =
           }
         }
       })
-      const acknowledger = Effect.forever(Effect.zipRight(Queue.take(ackKick), acknowledge))
+      // Only the wait is interruptible: a batch under way is always settled and counted.
+      const acknowledger = Effect.forever(
+        Effect.zipRight(Queue.take(ackKick), Effect.uninterruptible(acknowledge))
+      )
 
       /** Waits for a kick, or at most `timeoutMs`. */
       const waitForKick = (timeoutMs: number | undefined) =>

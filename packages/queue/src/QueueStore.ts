@@ -7,7 +7,8 @@
  * Every operation that names a queue answers `undefined` (or `QueueMissing`) when there is no such
  * queue, and changes nothing then. Times are epoch milliseconds, durations milliseconds.
  */
-import { Context, type Effect, type Stream } from "effect"
+import { Context, type Effect, Layer, type Stream } from "effect"
+import * as Memory from "./internal/memory.js"
 import type { QueueStoreError } from "./QueueError.js"
 
 /** A queue and its settings. */
@@ -258,3 +259,9 @@ export interface Store {
 
 /** The store the queue service runs on. */
 export class QueueStore extends Context.Tag("@keel/queue/QueueStore")<QueueStore, Store>() {}
+
+/**
+ * A store in memory: every operation and outcome of the SQL store, nothing persisted. For tests of
+ * the queue's semantics (consumers, CLI, HTTP) and for queues between the fibers of one process.
+ */
+export const layerMemory: Layer.Layer<QueueStore> = Layer.effect(QueueStore, Memory.make)
