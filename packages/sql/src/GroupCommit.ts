@@ -16,8 +16,11 @@
  * - Even on better-sqlite3, where BEGIN IMMEDIATE + COMMIT cost only ~1.2 µs in a tight loop (WAL,
  *   synchronous NORMAL), grouping pays under concurrency: measured on `keel serve` (SQLite, 32
  *   connections sending), one transaction per request gave ~2,600 req/s and grouped ~5,400 req/s
- *   (a lone transaction between requests runs on cold caches). A lone caller pays one event-loop
- *   turn for it (~10% on a loop of sequential sends); `defer: false` runs each plan at once.
+ *   (a lone transaction between requests runs on cold caches). A lone caller would pay one
+ *   event-loop turn for nothing (~15% on a loop of sequential sends), so by default the committer
+ *   adapts: after 8 groups of one in a row it runs plans at once, except one in 32, which waits
+ *   for the turn again to notice callers coming together (a group of two or more switches grouping
+ *   back on). `defer: "always" | "never"` fixes the choice.
  *
  * `batcher` is the same collection for work that is not a plan: items of one turn are handed to
  * one function that answers each (on PostgreSQL, many sends or acknowledgements as one statement).
@@ -41,10 +44,11 @@ export interface Options {
   /** The most items one group takes; later ones form the next group. Default 256. */
   readonly maxMembers?: number | undefined
   /**
-   * `make` only: wait for the event loop to turn and group (true, the default), or run each plan
-   * at once as its own transaction (false).
+   * `make` only: `"always"` wait for the event loop to turn and group; `"never"` run each plan at
+   * once as its own transaction; `"adaptive"` (the default) group while callers come together, and
+   * run at once while they do not (see the module comment).
    */
-  readonly defer?: boolean | undefined
+  readonly defer?: "always" | "never" | "adaptive" | undefined
 }
 
 /**
@@ -55,7 +59,7 @@ export interface Options {
 const collector = <T>(
   flush: (items: ReadonlyArray<T>) => Effect.Effect<void>,
   options: Options
-): Effect.Effect<(item: T) => void, never, Scope.Scope> =>
+): Effect.Effect<{ readonly add: (item: T) => void; readonly idle: () => boolean }, never, Scope.Scope> =>
   Effect.gen(function* () {
     const maxMembers = Math.max(1, Math.floor(options.maxMembers ?? 256))
     const fork = Runtime.runFork(yield* Effect.runtime<never>())
@@ -84,13 +88,19 @@ const collector = <T>(
       })
     )
 
-    return (item: T) => {
-      pending.push(item)
-      scheduled ??= setImmediate(run)
+    return {
+      add: (item: T) => {
+        pending.push(item)
+        scheduled ??= setImmediate(run)
+      },
+      idle: () => pending.length === 0
     }
   })
 
-const defers = (options: Options): boolean => options.defer ?? true
+/** Groups of one in a row after which an adaptive committer runs plans at once. */
+const lonelyGroups = 8
+/** Plans run at once between two that wait for the turn, to notice callers coming together again. */
+const probeEvery = 32
 
 /**
  * A group committer over `backend`, for the life of the scope. Closing the scope runs the plans
@@ -100,18 +110,37 @@ export const make = (
   backend: Backend,
   options: Options = {}
 ): Effect.Effect<GroupCommit, never, Scope.Scope> =>
-  Effect.map(collector(Transaction.groupOn(backend), options), (add) => ({
-    submit: <A, E>(make: Plan.Make<A, E>): Effect.Effect<A, E | Transaction.TransactionError> =>
-      Effect.flatMap(Effect.serviceOption(Transaction.Active), (active) => {
-        if (!defers(options) || (Option.isSome(active) && active.value.backend === backend)) {
-          return Transaction.planOn(backend)(make)
-        }
-        return Effect.async<A, E | Transaction.TransactionError>((resume) => {
-          const member: Transaction.GroupMember<A, E> = { make, own: undefined, resume }
-          add(member)
-        })
-      })
-  }))
+  Effect.suspend(() => {
+    const mode = options.defer ?? "adaptive"
+    const group = Transaction.groupOn(backend)
+    // Adaptive: the size of the groups that formed says whether callers come together.
+    let alone = 0
+    let sinceProbe = 0
+    const observed = (members: ReadonlyArray<Transaction.GroupMember>) => {
+      alone = members.length === 1 ? alone + 1 : 0
+      return group(members)
+    }
+    return Effect.map(collector(observed, options), ({ add, idle }) => {
+      const atOnce = (): boolean => {
+        if (mode !== "adaptive") return mode === "never"
+        if (alone < lonelyGroups || !idle()) return false
+        sinceProbe = (sinceProbe + 1) % probeEvery
+        return sinceProbe !== 0
+      }
+      return {
+        submit: <A, E>(make: Plan.Make<A, E>): Effect.Effect<A, E | Transaction.TransactionError> =>
+          Effect.flatMap(Effect.serviceOption(Transaction.Active), (active) => {
+            if ((Option.isSome(active) && active.value.backend === backend) || atOnce()) {
+              return Transaction.planOn(backend)(make)
+            }
+            return Effect.async<A, E | Transaction.TransactionError>((resume) => {
+              const member: Transaction.GroupMember<A, E> = { make, own: undefined, resume }
+              add(member)
+            })
+          })
+      }
+    })
+  })
 
 /**
  * Items submitted in the same event-loop turn are answered together by `run`, which must return
@@ -138,5 +167,7 @@ export const batcher = <I, A, E>(
         }),
       options
     ),
-    (add) => (item) => Effect.async<A, E>((resume) => add({ item, resume }))
+    ({ add }) =>
+      (item) =>
+        Effect.async<A, E>((resume) => add({ item, resume }))
   )

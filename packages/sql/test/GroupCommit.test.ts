@@ -66,7 +66,7 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
       const sql = yield* SqlClient.SqlClient
       const backend = yield* Backend.Backend
       const faults = yield* Faults.Faults
-      const committer = yield* GroupCommit.make(backend)
+      const committer = yield* GroupCommit.make(backend, { defer: "always" })
       yield* faults.clear
       const together = <A, E>(plans: ReadonlyArray<Plan.Make<A, E>>) =>
         Effect.forEach(plans, (plan) => Effect.exit(committer.submit(plan)), { concurrency: "unbounded" })
@@ -159,6 +159,32 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
           expect(yield* tagged("joined")).toEqual([])
           yield* Transaction.immediate(committer.submit(insert(sql, 61, "joined")))
           expect(yield* tagged("joined")).toEqual([61])
+        })
+    )
+
+    it.scoped(
+      "adaptive: lone callers stop waiting for the turn; callers coming together are grouped again",
+      () =>
+        Effect.gen(function* () {
+          const { sql, backend, faults } = yield* prepare
+          const committer = yield* GroupCommit.make(backend)
+          // Sequential callers: every group has one member, then plans run at once.
+          for (let id = 100; id < 140; id++) yield* committer.submit(insert(sql, id, "adaptive"))
+          // A burst: the occasional plan that still waits for the turn gathers the callers behind it,
+          // and a group of several switches grouping back on.
+          yield* Effect.forEach(
+            Array.from({ length: 40 }, (_, i) => 200 + i),
+            (id) => committer.submit(insert(sql, id, "adaptive")),
+            { concurrency: "unbounded", discard: true }
+          )
+          yield* faults.clear
+          yield* Effect.forEach(
+            Array.from({ length: 10 }, (_, i) => 300 + i),
+            (id) => committer.submit(insert(sql, id, "adaptive")),
+            { concurrency: "unbounded", discard: true }
+          )
+          expect(count("BEGIN", yield* faults.statements)).toBe(1)
+          expect((yield* tagged("adaptive")).length).toBe(90)
         })
     )
 
