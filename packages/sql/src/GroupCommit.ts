@@ -25,7 +25,7 @@
  * `batcher` is the same collection for work that is not a plan: items of one turn are handed to
  * one function that answers each (on PostgreSQL, many sends or acknowledgements as one statement).
  */
-import { Effect, Exit, type Fiber, Option, Runtime, type Scope } from "effect"
+import { Context, Effect, Exit, type Fiber, Option, Runtime, type Scope } from "effect"
 import type { Backend } from "./Backend.js"
 import type * as Plan from "./Plan.js"
 import * as Transaction from "./Transaction.js"
@@ -129,7 +129,8 @@ export const make = (
       }
       return {
         submit: <A, E>(make: Plan.Make<A, E>): Effect.Effect<A, E | Transaction.TransactionError> =>
-          Effect.flatMap(Effect.serviceOption(Transaction.Active), (active) => {
+          Effect.contextWithEffect((context: Context.Context<never>) => {
+            const active = Context.getOption(context, Transaction.Active)
             if ((Option.isSome(active) && active.value.backend === backend) || atOnce()) {
               return Transaction.planOn(backend)(make)
             }

@@ -252,12 +252,11 @@ const retriesByProof: Record<Proof, Metric.Metric.Counter<number>> = {
  * Work that succeeds at once never touches the retry machinery (this is the hot path).
  */
 export const run = <A, E, R>(work: Idempotent<A, E, R>, policy?: Policy): Effect.Effect<A, E, R> => {
-  const counted = retriesByProof[work.proof]
-  const again = Effect.zipRight(Metric.increment(counted), work.effect)
   const retrying = (first: E): Effect.Effect<A, E, R> =>
     Effect.flatMap(policy === undefined ? CurrentPolicy : Effect.succeed(policy), (schedule) => {
       // The first failure already happened: replay it once so the schedule sees it (and waits its
       // first delay) before the first re-run.
+      const again = Effect.zipRight(Metric.increment(retriesByProof[work.proof]), work.effect)
       let replayed = false
       const attempt = Effect.suspend(() => {
         if (replayed) return again
@@ -269,7 +268,7 @@ export const run = <A, E, R>(work: Idempotent<A, E, R>, policy?: Policy): Effect
   const once = Effect.catchIf(work.effect, work.retryable, retrying)
   if (work.proof !== "transaction") return once
   // Only the outermost transaction can be re-run as a whole: inside one, run once.
-  return Effect.flatMap(Effect.serviceOption(Transaction.Active), (active) =>
-    Option.isSome(active) ? work.effect : once
+  return Effect.contextWithEffect((context: Context.Context<R>) =>
+    Option.isSome(Context.getOption(context, Transaction.Active)) ? work.effect : once
   )
 }

@@ -158,10 +158,9 @@ const runSavepoint = <A, E, R, E2>(
     })
   )
 
-const currentOn = (backend: Backend) =>
-  Effect.map(
-    Effect.serviceOption(Active),
-    Option.filter((active) => active.backend === backend)
+const currentOn = (backend: Backend): Effect.Effect<Option.Option<ActiveTransaction>> =>
+  Effect.contextWith((context: Context.Context<never>) =>
+    Option.filter(Context.getOption(context, Active), (active) => active.backend === backend)
   )
 
 /**
