@@ -56,18 +56,7 @@ import {
   type Worker
 } from "./Message.js"
 import { migrations } from "./migrations/index.js"
-import type {
-  ArchiveQuery,
-  ExtendOptions,
-  OutgoingMessage,
-  ReadOptions,
-  RegisteredWorker,
-  ReleaseOptions,
-  RequeueOptions,
-  SendOptions,
-  SettingsOptions,
-  WorkerOptions
-} from "./Options.js"
+import type * as Options from "./Options.js"
 import type {
   InvalidOption,
   InvalidQueueName,
@@ -80,18 +69,8 @@ import type {
 import * as QueueStore from "./QueueStore.js"
 import * as SqlQueueStore from "./SqlQueueStore.js"
 
-export type {
-  ArchiveQuery,
-  ExtendOptions,
-  OutgoingMessage,
-  ReadOptions,
-  RegisteredWorker,
-  ReleaseOptions,
-  RequeueOptions,
-  SendOptions,
-  SettingsOptions,
-  WorkerOptions
-}
+/** The option types of the operations below (also the `Options` module). */
+export type * from "./Options.js"
 
 /** The queue's schema, for `keel db migrate`. */
 export { migrations }
@@ -107,12 +86,12 @@ export interface Service {
   /** Creates a queue; `QueueAlreadyExists` when the name is taken. */
   readonly createQueue: (
     name: string,
-    settings?: SettingsOptions
+    settings?: Options.SettingsOptions
   ) => Effect.Effect<QueueInfo, InvalidQueueName | InvalidOption | QueueAlreadyExists | QueueStoreError>
   /** Creates a queue unless one of that name exists; either way returns it (an existing one unchanged). */
   readonly ensureQueue: (
     name: string,
-    settings?: SettingsOptions
+    settings?: Options.SettingsOptions
   ) => Effect.Effect<QueueInfo, InvalidQueueName | InvalidOption | QueueStoreError>
   /** Every queue, by name. */
   readonly listQueues: Effect.Effect<ReadonlyArray<QueueInfo>, QueueStoreError>
@@ -123,7 +102,7 @@ export interface Service {
   /** Changes the given settings of a queue. */
   readonly updateQueue: (
     name: string,
-    settings: SettingsOptions
+    settings: Options.SettingsOptions
   ) => Effect.Effect<QueueInfo, InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError>
   /**
    * Deletes a queue with its messages, archive, keys and workers. Refused with `QueueInFlight` while
@@ -143,7 +122,7 @@ export interface Service {
   readonly send: (
     queue: string,
     payload: unknown,
-    options?: SendOptions
+    options?: Options.SendOptions
   ) => Effect.Effect<MessageId, SendError>
   /**
    * Sends up to 10,000 messages in one transaction (chunked under the parameter limit); their ids in
@@ -151,7 +130,7 @@ export interface Service {
    */
   readonly sendBatch: (
     queue: string,
-    messages: ReadonlyArray<OutgoingMessage>
+    messages: ReadonlyArray<Options.OutgoingMessage>
   ) => Effect.Effect<ReadonlyArray<MessageId>, SendError | Batch.BatchTooLarge>
 
   /**
@@ -161,7 +140,7 @@ export interface Service {
    */
   readonly read: (
     queue: string,
-    options?: ReadOptions
+    options?: Options.ReadOptions
   ) => Effect.Effect<
     ReadonlyArray<Leased>,
     InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
@@ -184,31 +163,31 @@ export interface Service {
   readonly extendVisibility: (
     queue: string,
     lease: HeldLease,
-    options?: ExtendOptions
+    options?: Options.ExtendOptions
   ) => Effect.Effect<DateTime.Utc, AckError>
   /** Extends leases: all of them, or none. */
   readonly extendVisibilityBatch: (
     queue: string,
     leases: ReadonlyArray<HeldLease>,
-    options?: ExtendOptions
+    options?: Options.ExtendOptions
   ) => Effect.Effect<DateTime.Utc, AckError | Batch.BatchTooLarge>
-  /** Ends a lease: the message is visible again after `delay`, or dead-lettered (see `ReleaseOptions`). */
+  /** Ends a lease: the message is visible again after `delay`, or dead-lettered (see `Options.ReleaseOptions`). */
   readonly release: (
     queue: string,
     lease: HeldLease,
-    options?: ReleaseOptions
+    options?: Options.ReleaseOptions
   ) => Effect.Effect<ReleaseOutcome, AckError>
   /** Ends leases: all of them, or none; the outcome of each, in input order. */
   readonly releaseBatch: (
     queue: string,
     leases: ReadonlyArray<HeldLease>,
-    options?: ReleaseOptions
+    options?: Options.ReleaseOptions
   ) => Effect.Effect<ReadonlyArray<ReleaseOutcome>, AckError | Batch.BatchTooLarge>
 
   /** Archived messages and dead letters, newest first. */
   readonly listArchive: (
     queue: string,
-    query?: ArchiveQuery
+    query?: Options.ArchiveQuery
   ) => Effect.Effect<
     ReadonlyArray<ArchivedMessage>,
     InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
@@ -216,7 +195,7 @@ export interface Service {
   /** Dead letters, newest first. */
   readonly deadLetters: (
     queue: string,
-    query?: Omit<ArchiveQuery, "dead">
+    query?: Omit<Options.ArchiveQuery, "dead">
   ) => Effect.Effect<
     ReadonlyArray<ArchivedMessage>,
     InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
@@ -224,7 +203,7 @@ export interface Service {
   /** Moves dead letters back into the queue, visible now, deliveries reset; the ids moved. */
   readonly requeueDead: (
     queue: string,
-    options?: RequeueOptions
+    options?: Options.RequeueOptions
   ) => Effect.Effect<
     ReadonlyArray<MessageId>,
     InvalidQueueName | QueueNotFound | InvalidOption | Batch.BatchTooLarge | QueueStoreError
@@ -239,9 +218,9 @@ export interface Service {
 
   /** Registers a worker for the scope: heartbeats while it lasts, deregisters (releasing its leases) at its end. */
   readonly registerWorker: (
-    options?: WorkerOptions
+    options?: Options.WorkerOptions
   ) => Effect.Effect<
-    RegisteredWorker,
+    Options.RegisteredWorker,
     InvalidQueueName | QueueNotFound | InvalidOption | WorkerIdInUse | QueueStoreError,
     Scope.Scope
   >
@@ -280,7 +259,7 @@ export interface QueueConfig {
   /** The largest payload accepted, in UTF-8 bytes of its JSON text. Default 256 KiB; at most 64 MiB. */
   readonly maxPayloadBytes?: number | undefined
   /** Settings of queues created without them. */
-  readonly defaults?: SettingsOptions | undefined
+  readonly defaults?: Options.SettingsOptions | undefined
   /** Signal consumers on send (LISTEN/NOTIFY on PostgreSQL, in-process elsewhere). Default true. */
   readonly notify?: boolean | undefined
 }

@@ -10,7 +10,6 @@ import {
   maxBatchSize,
   maxDelayMs,
   maxErrorLength,
-  maxVisibilityTimeoutMs,
   parseQueueName,
   type QueueName,
   type ReleaseOutcome
@@ -25,7 +24,7 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { duration, integer, optionalDuration } from "./validate.js"
+import { integer, optionalDuration, visibilityTimeout } from "./validate.js"
 
 /** Errors of lease-checked acknowledgements. */
 export type AckError = InvalidQueueName | QueueNotFound | InvalidOption | LeaseLost | QueueStoreError
@@ -115,13 +114,7 @@ export const make = (store: QueueStore.Store) => {
     isSingle: boolean
   ) =>
     Effect.gen(function* () {
-      const visibilityMs =
-        options.visibilityTimeout === undefined
-          ? undefined
-          : yield* duration("visibilityTimeout", options.visibilityTimeout, {
-              min: 1,
-              max: maxVisibilityTimeoutMs
-            })
+      const visibilityMs = yield* visibilityTimeout(options.visibilityTimeout)
       const { settled } = yield* settle(queue, leases, isSingle, { _tag: "Extend", visibilityMs })
       return DateTime.unsafeMake(settled?.visibleAt ?? (yield* Clock.currentTimeMillis))
     })

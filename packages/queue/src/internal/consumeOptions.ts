@@ -3,10 +3,9 @@
  * `InvalidOption` naming it, before anything is read or registered.
  */
 import { Effect } from "effect"
-import { maxVisibilityTimeoutMs } from "../Message.js"
 import type { ConsumeOptions } from "../Options.js"
 import { InvalidOption } from "../QueueError.js"
-import { duration, optionalDuration, optionalInteger } from "./validate.js"
+import { duration, optionalDuration, optionalInteger, visibilityTimeout } from "./validate.js"
 
 /** The options of one consumer, checked. */
 export const checkOptions = (options: ConsumeOptions) =>
@@ -55,13 +54,7 @@ export const checkOptions = (options: ConsumeOptions) =>
         expected: '"archive" or "delete"'
       })
     }
-    const visibilityMs =
-      options.visibilityTimeout === undefined
-        ? undefined
-        : yield* duration("visibilityTimeout", options.visibilityTimeout, {
-            min: 1,
-            max: maxVisibilityTimeoutMs
-          })
+    const visibilityMs = yield* visibilityTimeout(options.visibilityTimeout)
     return {
       concurrency,
       prefetch,

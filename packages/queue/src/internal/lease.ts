@@ -4,15 +4,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Clock, DateTime, Effect } from "effect"
-import {
-  Leased,
-  LeaseToken,
-  MessageId,
-  maxBatchSize,
-  maxVisibilityTimeoutMs,
-  parseQueueName,
-  validateWorkerId
-} from "../Message.js"
+import { Leased, LeaseToken, MessageId, maxBatchSize, parseQueueName, validateWorkerId } from "../Message.js"
 import * as Metrics from "../Metrics.js"
 import type { ReadOptions } from "../Options.js"
 import {
@@ -22,7 +14,7 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { duration, optionalInteger } from "./validate.js"
+import { optionalInteger, visibilityTimeout } from "./validate.js"
 
 /** Reading over `store`. */
 export const make = (store: QueueStore.Store) => {
@@ -40,13 +32,7 @@ export const make = (store: QueueStore.Store) => {
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
       const qty = yield* optionalInteger("qty", options.qty, { min: 1, max: maxBatchSize }, 1)
-      const visibilityMs =
-        options.visibilityTimeout === undefined
-          ? undefined
-          : yield* duration("visibilityTimeout", options.visibilityTimeout, {
-              min: 1,
-              max: maxVisibilityTimeoutMs
-            })
+      const visibilityMs = yield* visibilityTimeout(options.visibilityTimeout)
       const workerId = options.workerId === undefined ? null : yield* validateWorkerId(options.workerId)
       const token = LeaseToken.make(randomUUID(), true)
       const now = yield* Clock.currentTimeMillis

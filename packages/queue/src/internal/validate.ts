@@ -5,7 +5,7 @@
  * `Either`s (yieldable in `Effect.gen`): checking input costs no effect steps on the hot path.
  */
 import { Duration, Either, Option } from "effect"
-import { describeInput } from "../Message.js"
+import { describeInput, maxVisibilityTimeoutMs } from "../Message.js"
 import { InvalidOption } from "../QueueError.js"
 
 /** Renders a millisecond bound for an error message. */
@@ -78,3 +78,9 @@ export const optionalInteger = (
   fallback: number
 ): Either.Either<number, InvalidOption> =>
   input === undefined ? Either.right(fallback) : integer(option, input, bounds)
+
+/** The `visibilityTimeout` option (1 ms to 12 hours) when given; undefined when absent (the queue's setting). */
+export const visibilityTimeout = (input: unknown): Either.Either<number | undefined, InvalidOption> =>
+  input === undefined
+    ? Either.right(undefined)
+    : duration("visibilityTimeout", input, { min: 1, max: maxVisibilityTimeoutMs })
