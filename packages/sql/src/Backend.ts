@@ -39,6 +39,19 @@ export interface SyncDriver {
  */
 export type WithDriver = <A>(use: (driver: SyncDriver) => A) => Effect.Effect<A>
 
+/** `Effect.uninterruptibleMask`'s `restore`: runs an effect as interruptible as the caller was. */
+export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
+ * Opens a write transaction. It runs inside its caller's uninterruptible region, and only the wait
+ * for the connection runs under that region's `restore`: an interruption either ends the wait with
+ * nothing held or waits until the session is in the caller's hands. Run under `restore` as a whole,
+ * an interruption that arrives during BEGIN would be delivered as BEGIN's own uninterruptible step
+ * ends, dropping the open session: its connection (the one session of PGlite or local libSQL, a
+ * pool connection on PostgreSQL) never given back, its transaction never ended.
+ */
+export type OpenTransaction = (restore: Restore) => Effect.Effect<Session, DbError>
+
 /** The backend behind the SqlClient in the same context. */
 export interface Backend {
   readonly kind: Kind
@@ -53,10 +66,10 @@ export interface Backend {
   /**
    * Opens a write transaction: takes an exclusive connection and issues BEGIN while acquiring it
    * (BEGIN IMMEDIATE on SQLite and libSQL), so a busy BEGIN fails here, typed, and gives the
-   * connection back. Waiting for the connection may be interrupted; then nothing is held. Ending
-   * the transaction and calling `release` are the caller's job.
+   * connection back. Only the wait for the connection may be interrupted; then nothing is held.
+   * Ending the transaction and calling `release` are the caller's job.
    */
-  readonly openTransaction: Effect.Effect<Session, DbError>
+  readonly openTransaction: OpenTransaction
   /**
    * Synchronous access to the session, where the driver allows it (better-sqlite3 only):
    * `Transaction.single` runs BEGIN, one statement and COMMIT through it in one step, without the
@@ -99,15 +112,16 @@ const beginStatement = (dialect: "sqlite" | "pg") => (dialect === "sqlite" ? "BE
  * Opens a transaction on the connection `acquire` yields exclusively and `release` gives back:
  * BEGIN (IMMEDIATE on the SQLite dialect, so the write lock is taken up front) runs right after
  * the connection is acquired; if it fails the connection is given back and the error is typed.
- * The wait in `acquire` stays interruptible; from the moment it succeeds nothing can interrupt
- * until the session is handed over. BEGIN/COMMIT/ROLLBACK go through the prepared-statement path.
+ * Only the wait in `acquire` runs under `restore` (see `OpenTransaction`): `acquire` must hold
+ * nothing when it is interrupted. BEGIN/COMMIT/ROLLBACK go through the prepared-statement path.
  */
-export const acquireAndBegin = (
-  acquire: Effect.Effect<Connection, SqlError>,
-  release: Effect.Effect<void>,
-  dialect: "sqlite" | "pg"
-): Effect.Effect<Session, DbError> =>
-  Effect.uninterruptibleMask((restore) =>
+export const acquireAndBegin =
+  (
+    acquire: Effect.Effect<Connection, SqlError>,
+    release: Effect.Effect<void>,
+    dialect: "sqlite" | "pg"
+  ): OpenTransaction =>
+  (restore) =>
     Effect.flatMap(
       Effect.mapError(restore(acquire), (error) => classify(error)),
       (connection) =>
@@ -122,27 +136,22 @@ export const acquireAndBegin = (
           })
         )
     )
-  )
 
 /**
  * `acquireAndBegin` over a scoped `reserve` (a pool connection, or a connection the fault injector
- * wraps): the reservation lives in a scope of its own that `release` closes.
+ * wraps): the reservation lives in a scope of its own that `release` closes, and that an
+ * interrupted or failed wait closes at once.
  */
-export const reserveAndBegin = (
-  reserve: Effect.Effect<Connection, SqlError, Scope.Scope>,
-  dialect: "sqlite" | "pg"
-): Effect.Effect<Session, DbError> =>
-  Effect.uninterruptibleMask((restore) =>
+export const reserveAndBegin =
+  (reserve: Effect.Effect<Connection, SqlError, Scope.Scope>, dialect: "sqlite" | "pg"): OpenTransaction =>
+  (restore) =>
     Effect.flatMap(Scope.make(), (scope) =>
-      restore(
-        acquireAndBegin(
-          Effect.onError(Scope.extend(reserve, scope), (cause) => Scope.close(scope, Exit.failCause(cause))),
-          Scope.close(scope, Exit.void),
-          dialect
-        )
-      )
+      acquireAndBegin(
+        Effect.onError(Scope.extend(reserve, scope), (cause) => Scope.close(scope, Exit.failCause(cause))),
+        Scope.close(scope, Exit.void),
+        dialect
+      )(restore)
     )
-  )
 
 /**
  * In-process notifications, for backends where every producer and consumer share one process. A
@@ -190,7 +199,7 @@ export const make = (options: {
   readonly client: SqlClient.SqlClient
   readonly dsn: string
   readonly singleSession: boolean
-  readonly openTransaction?: Effect.Effect<Session, DbError>
+  readonly openTransaction?: OpenTransaction
   readonly withDriver?: WithDriver | undefined
   readonly notifications: Notifications
 }): Backend => {

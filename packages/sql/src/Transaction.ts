@@ -116,9 +116,9 @@ const runTopLevel = <A, E, R, E2>(
   onError: (error: TransactionError) => E2
 ): Effect.Effect<A, E | E2, Exclude<R, Provided>> =>
   Effect.uninterruptibleMask((restore) =>
-    // Waiting for the session stays interruptible (a timeout on it fires on time); from the moment
-    // it is acquired, the session is always ended and released, whatever happens to the body.
-    Effect.flatMap(Effect.mapError(restore(backend.openTransaction), onError), (session) =>
+    // Only the wait for the session is interruptible (a timeout on it fires on time); from the
+    // moment it is acquired, the session is always ended and released, whatever happens to the body.
+    Effect.flatMap(Effect.mapError(backend.openTransaction(restore), onError), (session) =>
       Effect.gen(function* () {
         const exit = yield* Effect.exit(
           within(restore(body), { backend, connection: session.connection, depth: 0 })

@@ -22,7 +22,7 @@ import * as Statement from "@effect/sql/Statement"
 import * as LibsqlClient from "@effect/sql-libsql/LibsqlClient"
 import * as Libsql from "@libsql/client"
 import { Effect, Predicate, Redacted, type Scope, Stream } from "effect"
-import type { Session as TransactionSession } from "../Backend.js"
+import type { OpenTransaction } from "../Backend.js"
 import { classify, type DbError } from "../DbError.js"
 import * as Session from "./session.js"
 
@@ -105,23 +105,27 @@ const localConnection = (options: {
 
 /**
  * Opens a write transaction with the SDK (`BEGIN IMMEDIATE` on the server), as a session whose
- * `release` closes the SDK transaction whatever happened.
+ * `release` closes the SDK transaction whatever happened. Not interruptible (no `restore`): the SDK
+ * cannot cancel a BEGIN under way, and a transaction it opened for a caller that had left would
+ * never be closed.
  */
-export const sdkTransaction = (sdk: Libsql.Client): Effect.Effect<TransactionSession, DbError> =>
-  Effect.map(
-    Effect.mapError(
-      attempt("Failed to begin transaction", () => sdk.transaction("write")),
-      (error) => classify(error)
-    ),
-    (tx) => ({
-      connection: connectionOver((sql, params) =>
-        attempt("Failed to execute statement", () => tx.execute({ sql, args: params as Array<InValue> }))
+export const sdkTransaction =
+  (sdk: Libsql.Client): OpenTransaction =>
+  () =>
+    Effect.map(
+      Effect.mapError(
+        attempt("Failed to begin transaction", () => sdk.transaction("write")),
+        (error) => classify(error)
       ),
-      commit: attempt("Failed to commit transaction", () => tx.commit()),
-      rollback: attempt("Failed to roll back transaction", () => tx.rollback()),
-      release: Effect.sync(() => tx.close())
-    })
-  )
+      (tx) => ({
+        connection: connectionOver((sql, params) =>
+          attempt("Failed to execute statement", () => tx.execute({ sql, args: params as Array<InValue> }))
+        ),
+        commit: attempt("Failed to commit transaction", () => tx.commit()),
+        rollback: attempt("Failed to roll back transaction", () => tx.rollback()),
+        release: Effect.sync(() => tx.close())
+      })
+    )
 
 export type Opened =
   /** Local: a session client. */
