@@ -292,17 +292,8 @@ export interface GroupMember<A = unknown, E = unknown> {
 const members: Driver.Members<GroupMember> = {
   drive: (member, driver) => {
     const stepped = Driver.drive(driver, member.make())
-    switch (stepped._tag) {
-      case "Done":
-        member.own = Exit.succeed(stepped.value)
-        return stepped
-      case "Aborted":
-        member.own = Exit.fail(stepped.error)
-        return stepped
-      case "Failed":
-        member.own = Exit.fail(stepped.error)
-        return stepped
-    }
+    member.own = stepped._tag === "Done" ? Exit.succeed(stepped.value) : Exit.fail(stepped.error)
+    return stepped
   },
   settle: (member, ended) => {
     const own = member.own

@@ -112,6 +112,19 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
       })
     )
 
+    it.scoped("a plan that throws is a defect for its caller only; the plans around it commit", () =>
+      Effect.gen(function* () {
+        const { sql, together } = yield* prepare
+        const throws: Plan.Make<number> = function* () {
+          yield* Plan.run(sql`INSERT INTO grouped (id, tag) VALUES (${71}, ${"throws"})`)
+          throw new Error("a bug in the plan")
+        }
+        const exits = yield* together([insert(sql, 70, "throws"), throws, insert(sql, 72, "throws")])
+        expect(exits.map(outcome)).toEqual(["ok", "defect", "ok"])
+        expect(yield* tagged("throws")).toEqual([70, 72])
+      })
+    )
+
     it.scoped("a rejected COMMIT fails every member with CommitRejected and keeps nothing", () =>
       Effect.gen(function* () {
         const { sql, faults, together } = yield* prepare

@@ -126,16 +126,10 @@ export const transaction = <A, E>(driver: SyncDriver, make: Make<A, E>, lazy = f
     : { _tag: "Failed", error: ended, rollbackFailed: false }
 }
 
-/** How a member's plan ended, as the group needs to know it. */
-export type Step =
-  | { readonly _tag: "Done" }
-  | { readonly _tag: "Aborted" }
-  | { readonly _tag: "Failed"; readonly error: DbError }
-
 /** How the group drives and settles its members (one object for all of them: no closure per member). */
 export interface Members<M> {
   /** Runs the member's plan and remembers how it ended. Throws what the plan throws. */
-  readonly drive: (member: M, driver: SyncDriver) => Step
+  readonly drive: (member: M, driver: SyncDriver) => Stepped<unknown, unknown>
   /**
    * Settles the caller once the transaction has ended: with its own failure if its plan failed,
    * else committed (`ended` undefined) or with the transaction's failure.
@@ -176,7 +170,7 @@ export const group = <M>(driver: SyncDriver, members: ReadonlyArray<M>, how: Mem
   if (members.length === 1 && members[0] !== undefined) {
     // Alone: the transaction is its own; no savepoint needed.
     const [member] = members
-    let step: Step
+    let step: Stepped<unknown, unknown>
     try {
       step = how.drive(member, driver)
     } catch (defect) {
@@ -203,30 +197,30 @@ export const group = <M>(driver: SyncDriver, members: ReadonlyArray<M>, how: Mem
       if (!driver.inTransaction()) ended = opened
       continue
     }
-    let step: Step
+    // A member whose plan threw is settled at once (a defect) and never again.
+    let step: Stepped<unknown, unknown> | undefined
     try {
       step = how.drive(member, driver)
     } catch (defect) {
-      step = { _tag: "Aborted" }
       how.die(member, defect)
     }
     if (!driver.inTransaction()) {
       // The plan's failure ended the whole transaction: everything before it was rolled back.
       ended =
-        step._tag === "Failed"
+        step?._tag === "Failed"
           ? step.error
           : classify(new Error("the transaction ended inside a plan that did not fail"))
-      ran.push(member)
+      if (step !== undefined) ran.push(member)
       continue
     }
-    if (step._tag === "Done") {
+    if (step?._tag === "Done") {
       const released = statement(driver, `RELEASE ${savepoint}`)
       if (released === undefined) ran.push(member)
       else how.settle(member, released)
     } else {
       statement(driver, `ROLLBACK TO ${savepoint}`)
       statement(driver, `RELEASE ${savepoint}`)
-      ran.push(member)
+      if (step !== undefined) ran.push(member)
     }
   }
   if (ended !== undefined || !driver.inTransaction()) {
