@@ -52,6 +52,12 @@ const autocommitFailure = (error: SqlError): Failure.Cause => {
   return mayHaveRun(cause) ? new Transaction.CommitOutcomeUnknown({ reason: cause }) : cause
 }
 
+/** A batch's answers, one success per item (a failure of the whole statement fails every item). */
+const answers = <A, E>(
+  effect: Effect.Effect<ReadonlyArray<A>, E>
+): Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, E> =>
+  Effect.map(effect, (each) => each.map((one) => Exit.succeed(one)))
+
 /** The store boundary: database failures become `QueueStoreError { operation }`. */
 const refail = (operation: string) => Failure.refail((cause) => new QueueStoreError({ operation, cause }))
 
@@ -90,24 +96,16 @@ export const make = (
 
     // PostgreSQL dialect: single sends and single acknowledgements of one event-loop turn are one
     // autocommit statement per group (a group of one is the plain single statement).
-    const sendBatch = yield* GroupCommit.batcher(
+    const sendTurn = yield* GroupCommit.batcher(
       (
         items: ReadonlyArray<{
           readonly name: string
           readonly message: QueueStore.NewMessage
           readonly now: number
         }>
-      ) =>
-        Effect.mapError(
-          items.length === 1 && items[0] !== undefined
-            ? Effect.map(statements.insertOne(items[0].name, items[0].message, items[0].now), (sent) => [
-                Exit.succeed(sent)
-              ])
-            : Effect.map(statements.insertMany(items), (sents) => sents.map((sent) => Exit.succeed(sent))),
-          autocommitFailure
-        )
+      ) => answers(Effect.mapError(statements.insertMany(items), autocommitFailure))
     )
-    const ackBatch = (action: "Delete" | "Archive") =>
+    const ackTurn = (action: "Delete" | "Archive") =>
       GroupCommit.batcher(
         (
           items: ReadonlyArray<{
@@ -115,24 +113,14 @@ export const make = (
             readonly held: QueueStore.HeldLease
             readonly now: number
           }>
-        ) =>
-          Effect.mapError(
-            items.length === 1 && items[0] !== undefined
-              ? Effect.map(leases.ackAlone(items[0].name, items[0].held, action, items[0].now), (settled) => [
-                  Exit.succeed(settled)
-                ])
-              : Effect.map(leases.ackMany(action, items), (settled) =>
-                  settled.map((one) => Exit.succeed(one))
-                ),
-            DbError.classify
-          )
+        ) => answers(Effect.mapError(leases.ackMany(action, items), DbError.classify))
       )
-    const deleteBatch = yield* ackBatch("Delete")
-    const archiveBatch = yield* ackBatch("Archive")
+    const deleteTurn = yield* ackTurn("Delete")
+    const archiveTurn = yield* ackTurn("Archive")
 
     const sendAlone = (name: string, message: QueueStore.NewMessage, now: number) =>
       pg
-        ? sendBatch({ name, message, now })
+        ? sendTurn({ name, message, now })
         : Retry.run(Retry.grouped(committer, statements.sendPlan(name, [message], now)))
 
     const send: QueueStore.Store["send"] = (name, messages, now) =>
@@ -176,7 +164,7 @@ export const make = (
       const [held] = request.leases
       const { settlement } = request
       if (pg && held !== undefined && (settlement._tag === "Delete" || settlement._tag === "Archive")) {
-        return (settlement._tag === "Delete" ? deleteBatch : archiveBatch)({ name, held, now: request.now })
+        return (settlement._tag === "Delete" ? deleteTurn : archiveTurn)({ name, held, now: request.now })
       }
       return pg
         ? Retry.run(Retry.plan(leases.settlePlan(name, request), backend))

@@ -86,7 +86,7 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
   }
 
   /** Stores checked messages: their ids, `QueueNotFound`, or `SendOutcomeUnknown` when the store cannot tell. */
-  const store_ = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
+  const stored = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.matchEffect(store.send(queue, messages, now), {
         onFailure: (error): Effect.Effect<never, QueueStoreError | SendOutcomeUnknown> =>
@@ -113,7 +113,7 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
       if (Either.isLeft(valid)) return Effect.fail(valid.left)
       const message = prepare({ ...options, payload }, "")
       if (Either.isLeft(message)) return Effect.fail(message.left)
-      return Effect.flatMap(store_(valid.right, [message.right]), (ids): Effect.Effect<MessageId> => {
+      return Effect.flatMap(stored(valid.right, [message.right]), (ids): Effect.Effect<MessageId> => {
         const id = ids[0]
         return id === undefined
           ? Effect.dieMessage("a send returned no id")
@@ -136,7 +136,7 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
         if ((yield* store.findQueue(valid)) === undefined) return yield* new QueueNotFound({ queue: valid })
         return []
       }
-      const ids = yield* store_(valid, prepared)
+      const ids = yield* stored(valid, prepared)
       return ids.map((id) => MessageId.make(id, true))
     })
 

@@ -326,13 +326,16 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
    * PostgreSQL dialect, one autocommit statement for many single-lease deletes or archives (a
    * group of one event-loop turn): each message is acted on if its lease token is still the one
    * given, exactly as `ackAlone` does for one. One answer per lease, in order: settled, lost, or
-   * undefined (no such queue).
+   * undefined (no such queue). A group of one is the plain single statement (`ackAlone`).
    */
   const ackMany = (
     action: "Delete" | "Archive",
     items: ReadonlyArray<{ readonly name: string; readonly held: QueueStore.HeldLease; readonly now: number }>
   ) =>
     Effect.gen(function* () {
+      const [only] = items
+      if (items.length === 1 && only !== undefined)
+        return [yield* ackAlone(only.name, only.held, action, only.now)]
       const input = JSON.stringify(
         items.map((item, ord) => ({
           ord,
@@ -377,5 +380,5 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
       })
     })
 
-  return { leasePlan, leaseAlone, settlePlan, ackAlone, ackMany }
+  return { leasePlan, leaseAlone, settlePlan, ackMany }
 }

@@ -88,7 +88,8 @@ export const make = (
   /**
    * PostgreSQL dialect, one autocommit statement for many single unkeyed sends (a group of one
    * event-loop turn), to any queues: ids are drawn from the messages' identity first, so each
-   * answer is matched to its send. One answer per send, in order (undefined: no such queue).
+   * answer is matched to its send. One answer per send, in order (undefined: no such queue). A
+   * group of one is the plain single statement (`insertOne`).
    */
   const insertMany = (
     items: ReadonlyArray<{
@@ -98,6 +99,9 @@ export const make = (
     }>
   ) =>
     Effect.gen(function* () {
+      const [only] = items
+      if (items.length === 1 && only !== undefined)
+        return [yield* insertOne(only.name, only.message, only.now)]
       const input = JSON.stringify(
         items.map(({ name, message, now }, ord) => ({
           ord,
@@ -291,7 +295,6 @@ export const make = (
     queueIdOf,
     archive,
     remove,
-    insertOne,
     insertMany,
     sendPlan,
     keyedPlan,
