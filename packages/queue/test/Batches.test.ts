@@ -7,8 +7,14 @@
 import { expect, layer } from "@effect/vitest"
 import { type Message, Queue, SqlQueueStore } from "@keel/queue"
 import { TestDatabase } from "@keel/testkit"
-import { Cause, Deferred, Effect, Exit, Option, Ref } from "effect"
-import { archiveRows, messageRows, layer as queueLayer, uniqueName } from "./support/QueueTest.js"
+import { Cause, Effect, Exit, Option } from "effect"
+import {
+  archiveRows,
+  consumeUntil,
+  messageRows,
+  layer as queueLayer,
+  uniqueName
+} from "./support/QueueTest.js"
 
 /** The failure tag of an exit, or "ok". */
 const outcome = <A, E>(exit: Exit.Exit<A, E>): string => {
@@ -59,27 +65,14 @@ TestDatabase.describeEach("Queue batches", (kind) => {
           name,
           Array.from({ length: 300 }, (_, i) => ({ payload: i }))
         )
-        const seen = yield* Ref.make<ReadonlyArray<number>>([])
-        const done = yield* Deferred.make<void>()
-        const stats = yield* Effect.scoped(
-          Effect.gen(function* () {
-            const consumer = yield* queues.consume(
-              name,
-              (message) =>
-                Effect.flatMap(
-                  Ref.updateAndGet(seen, (all) => [...all, message.id]),
-                  (all) => (all.length === sent.length ? Deferred.succeed(done, undefined) : Effect.void)
-                ),
-              { concurrency: 4, prefetch: 32, pollInterval: "50 millis" }
-            )
-            yield* Deferred.await(done)
-            return consumer.stats
-          })
-        )
-        const ids = yield* Ref.get(seen)
+        const { seen: ids, stats } = yield* consumeUntil(queues, name, sent.length, {
+          concurrency: 4,
+          prefetch: 32,
+          pollInterval: "50 millis"
+        })
         expect(duplicates(ids)).toEqual([])
         expect([...ids].sort((a, b) => a - b)).toEqual([...sent].sort((a, b) => a - b))
-        expect(yield* stats).toMatchObject({ processed: sent.length, leaseLost: 0 })
+        expect(stats).toMatchObject({ processed: sent.length, leaseLost: 0 })
         expect(yield* messageRows(name)).toBe(0)
         expect(yield* archiveRows(name)).toBe(sent.length)
       })
@@ -128,30 +121,19 @@ TestDatabase.describeEach("Queue batches", (kind) => {
           name,
           Array.from({ length: 20 }, (_, i) => ({ payload: i }))
         )
-        const done = yield* Deferred.make<void>()
-        const handled = yield* Ref.make(0)
-        const stats = yield* Effect.scoped(
-          Effect.gen(function* () {
-            const consumer = yield* queues.consume(
-              name,
-              (message) =>
-                Effect.gen(function* () {
-                  // Message 5 loses its lease while its handler runs (as if another process's
-                  // maintenance had released it), but the handler still succeeds.
-                  if (message.payload === 5) {
-                    yield* queues.release(name, message, { delay: "1 hour" })
-                  }
-                  if ((yield* Ref.updateAndGet(handled, (n) => n + 1)) === 20) {
-                    yield* Deferred.succeed(done, undefined)
-                  }
-                }),
-              { concurrency: 4, pollInterval: "50 millis" }
-            )
-            yield* Deferred.await(done)
-            return consumer.stats
-          })
+        // Message 5 loses its lease while its handler runs (as if another process's maintenance
+        // had released it), but the handler still succeeds.
+        const { stats } = yield* consumeUntil(
+          queues,
+          name,
+          20,
+          { concurrency: 4, pollInterval: "50 millis" },
+          (message) =>
+            message.payload === 5
+              ? Effect.asVoid(queues.release(name, message, { delay: "1 hour" }))
+              : Effect.void
         )
-        expect(yield* stats).toMatchObject({ processed: 19, leaseLost: 1 })
+        expect(stats).toMatchObject({ processed: 19, leaseLost: 1 })
         expect(yield* archiveRows(name)).toBe(19)
         expect((yield* queues.metrics(name)).delayed).toBe(1)
       })

@@ -6,8 +6,8 @@
 import { expect, layer } from "@effect/vitest"
 import { Queue, QueueStore } from "@keel/queue"
 import { Database } from "@keel/sql"
-import { Deferred, Effect, Layer, Ref } from "effect"
-import { uniqueName } from "./support/QueueTest.js"
+import { Effect, Layer } from "effect"
+import { consumeUntil, uniqueName } from "./support/QueueTest.js"
 
 const stores = {
   memory: Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory)),
@@ -97,25 +97,14 @@ for (const [store, queueLayer] of Object.entries(stores)) {
           name,
           Array.from({ length: 30 }, (_, i) => ({ payload: i }))
         )
-        const handled = yield* Ref.make(0)
-        const done = yield* Deferred.make<void>()
-        const stats = yield* Effect.scoped(
-          Effect.gen(function* () {
-            const consumer = yield* queues.consume(
-              name,
-              (message) =>
-                Effect.gen(function* () {
-                  const n = yield* Ref.updateAndGet(handled, (count) => count + 1)
-                  if (n === 31) yield* Deferred.succeed(done, undefined)
-                  if (message.payload === 7) return yield* Effect.fail(new Error("always fails"))
-                }),
-              { concurrency: 3, pollInterval: "20 millis", backoff: { initial: "1 millis", max: "2 millis" } }
-            )
-            yield* Deferred.await(done)
-            return consumer.stats
-          })
+        const { stats } = yield* consumeUntil(
+          queues,
+          name,
+          31,
+          { concurrency: 3, pollInterval: "20 millis", backoff: { initial: "1 millis", max: "2 millis" } },
+          (message) => (message.payload === 7 ? Effect.fail(new Error("always fails")) : Effect.void)
         )
-        expect(yield* stats).toMatchObject({ processed: 29, failed: 2, deadLettered: 1 })
+        expect(stats).toMatchObject({ processed: 29, failed: 2, deadLettered: 1 })
         expect(yield* queues.metrics(name)).toMatchObject({ depth: 0, inFlight: 0, archived: 29, dead: 1 })
         expect(yield* queues.listWorkers(name)).toEqual([])
       })

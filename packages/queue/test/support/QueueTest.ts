@@ -6,10 +6,10 @@
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Queue } from "@keel/queue"
+import { type Consumer, type Message, Queue } from "@keel/queue"
 import type { Backend, Database } from "@keel/sql"
 import { TestDatabase } from "@keel/testkit"
-import { type Duration, Effect, Layer, TestClock, TestContext } from "effect"
+import { Deferred, type Duration, Effect, Layer, Ref, TestClock, TestContext } from "effect"
 
 /** The queue service, its database and the test database info, for `kind`. */
 export const layer = (
@@ -87,3 +87,37 @@ export const eventually = <E, R>(
     }),
     { duration: within, onTimeout: () => new Error(`timed out waiting for: ${what}`) }
   )
+
+/**
+ * Runs a consumer of `queue` until its handler has been called `calls` times (after each call
+ * `handler` made, whatever its outcome), then closes it (a graceful shutdown): the ids the handler
+ * saw, in call order, and the consumer's stats after the shutdown.
+ */
+export const consumeUntil = <E>(
+  queues: Queue.Service,
+  queue: string,
+  calls: number,
+  options: Consumer.ConsumeOptions,
+  handler: (message: Message.Leased) => Effect.Effect<void, E> = () => Effect.void
+) =>
+  Effect.gen(function* () {
+    const seen = yield* Ref.make<ReadonlyArray<number>>([])
+    const done = yield* Deferred.make<void>()
+    const record = (message: Message.Leased) =>
+      Effect.flatMap(
+        Ref.updateAndGet(seen, (ids) => [...ids, message.id]),
+        (ids) => (ids.length === calls ? Deferred.succeed(done, undefined) : Effect.void)
+      )
+    const stats = yield* Effect.scoped(
+      Effect.gen(function* () {
+        const consumer = yield* queues.consume(
+          queue,
+          (message) => Effect.ensuring(handler(message), record(message)),
+          options
+        )
+        yield* Deferred.await(done)
+        return consumer.stats
+      })
+    )
+    return { seen: yield* Ref.get(seen), stats: yield* stats }
+  })
