@@ -10,13 +10,12 @@ import { fileURLToPath } from "node:url"
 import { Cursor } from "@keel/cursor"
 import { Database } from "@keel/sql"
 import { Duration, Effect, Layer, ManagedRuntime } from "effect"
-import pg from "pg"
 import * as Child from "../Child.js"
+import * as Postgres from "../Postgres.js"
 import * as Report from "../Report.js"
 import { type Job, namespace } from "./workload.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
-const adminUrl = process.env.KEEL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const root = mkdtempSync(join(tmpdir(), "keel-bench-cursor-"))
 const setOps = Report.quick ? 50_000 : 500_000
 const flushSizes: ReadonlyArray<readonly [size: number, rounds: number]> = Report.quick
@@ -30,16 +29,6 @@ const flushSizes: ReadonlyArray<readonly [size: number, rounds: number]> = Repor
       [100, 100],
       [10_000, 15]
     ]
-
-const admin = async (statement: string) => {
-  const client = new pg.Client({ connectionString: adminUrl })
-  await client.connect()
-  try {
-    await client.query(statement)
-  } finally {
-    await client.end()
-  }
-}
 
 /** Migrates Keel's cursor table at `dsn` (the raw writer needs it). */
 const migrate = async (dsn: string) => {
@@ -56,15 +45,9 @@ const migrate = async (dsn: string) => {
 const rows: Array<Report.Row> = []
 try {
   for (const backend of ["sqlite", "postgres"] as const) {
-    const name = `keel_bench_cursor_${process.pid}`
-    let dsn = `sqlite:${join(root, "bench.db")}`
-    if (backend === "postgres") {
-      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await admin(`CREATE DATABASE ${name}`)
-      const url = new URL(adminUrl)
-      url.pathname = `/${name}`
-      dsn = url.toString()
-    }
+    const database =
+      backend === "postgres" ? await Postgres.fresh(`keel_bench_cursor_${process.pid}`) : undefined
+    const dsn = database?.url ?? `sqlite:${join(root, "bench.db")}`
     try {
       await migrate(dsn)
       for (const system of ["keel", "raw"] as const) {
@@ -79,7 +62,7 @@ try {
         )
       }
     } finally {
-      if (backend === "postgres") await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await database?.drop()
     }
   }
   Report.report("cursor", rows)

@@ -64,6 +64,23 @@ const base = (url: string, load: Load): autocannon.Options => ({
   headers: json
 })
 
+/** What a workload measured, from autocannon's result and the workload's own samples. */
+const measured = (
+  result: autocannon.Result,
+  seconds: number,
+  samples: ReadonlyArray<number>,
+  emptyReads: number
+): Measured => ({
+  operations: samples.length,
+  seconds,
+  requests: result.requests.total,
+  samples,
+  non2xx: result.non2xx,
+  errors: result.errors,
+  timeouts: result.timeouts,
+  emptyReads
+})
+
 /** `POST /queues/bench/messages` for `load.seconds`. */
 export const send = async (url: string, load: Load): Promise<Measured> => {
   const samples: Array<number> = []
@@ -77,16 +94,7 @@ export const send = async (url: string, load: Load): Promise<Measured> => {
       if (status >= 200 && status < 300) samples.push(ms)
     }
   )
-  return {
-    operations: samples.length,
-    seconds,
-    requests: result.requests.total,
-    samples,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    emptyReads: 0
-  }
+  return measured(result, seconds, samples, 0)
 }
 
 /** The lease a connection holds between its read and its archive, and when its read was written. */
@@ -142,16 +150,7 @@ export const readAck = async (url: string, load: Load): Promise<Measured> => {
     }
   }
   const { result, seconds } = await run({ ...base(url, load), requests: [read, archive] }, () => undefined)
-  return {
-    operations: samples.length,
-    seconds,
-    requests: result.requests.total,
-    samples,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    emptyReads
-  }
+  return measured(result, seconds, samples, emptyReads)
 }
 
 const post = async (url: string, body: unknown): Promise<unknown> => {

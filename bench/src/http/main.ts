@@ -14,12 +14,11 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import pg from "pg"
+import * as Postgres from "../Postgres.js"
 import * as Report from "../Report.js"
 import * as Load from "./load.js"
 import * as Server from "./server.js"
 
-const adminUrl = process.env.KEEL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const connections = 32
 const timing = Report.quick ? { warmup: 1, seconds: 2 } : { warmup: 3, seconds: 10 }
 const root = mkdtempSync(join(tmpdir(), "keel-bench-http-"))
@@ -30,16 +29,6 @@ interface Backend {
   readonly drop: () => Promise<void>
 }
 
-const admin = async <A>(use: (client: pg.Client) => Promise<A>): Promise<A> => {
-  const client = new pg.Client({ connectionString: adminUrl })
-  await client.connect()
-  try {
-    return await use(client)
-  } finally {
-    await client.end()
-  }
-}
-
 const sqlite = async (): Promise<Backend> => ({
   name: "sqlite",
   dsn: `sqlite:${join(root, "sqlite", "keel.db")}`,
@@ -48,14 +37,8 @@ const sqlite = async (): Promise<Backend> => ({
 
 /** A fresh database, dropped afterwards. */
 const postgres = async (): Promise<Backend> => {
-  const name = `keel_bench_http_${process.pid}`
-  const drop = () =>
-    admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {})
-  await drop()
-  await admin((client) => client.query(`CREATE DATABASE ${name}`))
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  return { name: "postgres", dsn: url.toString(), drop }
+  const database = await Postgres.fresh(`keel_bench_http_${process.pid}`)
+  return { name: "postgres", dsn: database.url, drop: database.drop }
 }
 
 /** The row of one measured workload. */

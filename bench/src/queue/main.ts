@@ -17,13 +17,12 @@ import { fileURLToPath } from "node:url"
 import { Queue } from "@keel/queue"
 import { Database } from "@keel/sql"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import pg from "pg"
 import * as Child from "../Child.js"
+import * as Postgres from "../Postgres.js"
 import * as Report from "../Report.js"
 import { type Job, queueName } from "./workload.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
-const adminUrl = process.env.KEEL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const root = mkdtempSync(join(tmpdir(), "keel-bench-queue-"))
 const sizes = Report.quick
   ? { sqlite: 200, postgres: 100, redis: 200 }
@@ -76,16 +75,6 @@ const entries: ReadonlyArray<Entry> = [
   { script: "bullmq.ts", system: "bullmq", backend: "redis", versus: "postgres" }
 ]
 
-const admin = async <A>(use: (client: pg.Client) => Promise<A>): Promise<A> => {
-  const client = new pg.Client({ connectionString: adminUrl })
-  await client.connect()
-  try {
-    return await use(client)
-  } finally {
-    await client.end()
-  }
-}
-
 /** Migrates Keel's queue tables at `dsn` and creates the benchmark queue, for the raw clients. */
 const keelSchema = async (dsn: string) => {
   const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(dsn))))
@@ -112,18 +101,8 @@ const prepare = async (
   if (entry.backend === "redis") {
     return { target: `keel-bench-${process.pid}-${slug}`, dsn: "", drop: async () => {} }
   }
-  const name = `keel_bench_queue_${slug.replace(/[^a-z0-9]/g, "_")}_${process.pid}`
-  await admin(async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await client.query(`CREATE DATABASE ${name}`)
-  })
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  return {
-    target: url.toString(),
-    dsn: url.toString(),
-    drop: () => admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {})
-  }
+  const database = await Postgres.fresh(`keel_bench_queue_${slug.replace(/[^a-z0-9]/g, "_")}_${process.pid}`)
+  return { target: database.url, dsn: database.url, drop: database.drop }
 }
 
 const rows: Array<Report.Row> = []

@@ -13,9 +13,9 @@ import { Database } from "@keel/sql"
 import Sqlite from "better-sqlite3"
 import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
 import pg from "pg"
+import * as Postgres from "../Postgres.js"
 import { payload, queueName } from "./workload.js"
 
-const adminUrl = process.env.KEEL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const messages = 200
 
 const counts = new Map<string, number>()
@@ -118,20 +118,12 @@ const profile = async (backend: string, dsn: string) => {
 }
 
 const root = mkdtempSync(join(tmpdir(), "keel-bench-profile-"))
-const name = `keel_bench_profile_${process.pid}`
-const admin = async (statement: string) => {
-  const client = new pg.Client({ connectionString: adminUrl })
-  await client.connect()
-  await client.query(statement)
-  await client.end()
-}
+let database: Postgres.Fresh | undefined
 try {
   await profile("sqlite", `sqlite:${join(root, "profile.db")}`)
-  await admin(`CREATE DATABASE ${name}`)
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  await profile("postgres", url.toString())
+  database = await Postgres.fresh(`keel_bench_profile_${process.pid}`)
+  await profile("postgres", database.url)
 } finally {
-  await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  await database?.drop()
   rmSync(root, { recursive: true, force: true })
 }

@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url"
 import Sqlite from "better-sqlite3"
 import pg from "pg"
 import * as Child from "../Child.js"
+import * as Postgres from "../Postgres.js"
 import * as Report from "../Report.js"
 import { keel } from "./keel.js"
 import type { Job, Result } from "./worker.js"
@@ -29,7 +30,6 @@ import { prefillRows } from "./workload.js"
 const here = dirname(fileURLToPath(import.meta.url))
 const workers = { keel: join(here, "worker-keel.ts"), raw: join(here, "worker-raw.ts") }
 const cli = join(here, "..", "..", "..", "apps", "cli")
-const adminUrl = process.env.KEEL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const sizes = Report.quick
   ? { warmup: 5, single: 50, concurrent: 10, cold: 3 }
   : { warmup: 100, single: 1000, concurrent: 100, cold: 20 }
@@ -66,15 +66,8 @@ const sqliteBackend = (): Backend => {
 }
 
 const postgresBackend = async (): Promise<Backend> => {
-  const name = `keel_bench_reservation_${process.pid}`
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-  await admin.query(`CREATE DATABASE ${name}`)
-  await admin.end()
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  const dsn = url.toString()
+  const database = await Postgres.fresh(`keel_bench_reservation_${process.pid}`)
+  const dsn = database.url
   return {
     name: "postgres",
     dsn,
@@ -89,12 +82,7 @@ const postgresBackend = async (): Promise<Backend> => {
       }
       await client.end()
     },
-    drop: async () => {
-      const client = new pg.Client({ connectionString: adminUrl })
-      await client.connect()
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await client.end()
-    }
+    drop: database.drop
   }
 }
 
