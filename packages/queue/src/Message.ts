@@ -76,6 +76,13 @@ export const maxWorkerIdLength = 128
 /** The longest error text recorded on a failed delivery; longer texts are truncated. */
 export const maxErrorLength = 4096
 
+/** The last error of a message dead-lettered without one: it was never acknowledged in time. */
+export const exhausted = { prefix: "not acknowledged after ", suffix: " deliveries" } as const
+
+/** The error recorded for a message dead-lettered after `maxDeliveries` unacknowledged deliveries. */
+export const exhaustedError = (maxDeliveries: number): string =>
+  `${exhausted.prefix}${maxDeliveries}${exhausted.suffix}`
+
 /** Per-queue settings. */
 export const QueueSettings = Schema.Struct({
   /** How long a `read` hides a message when the reader does not say. */

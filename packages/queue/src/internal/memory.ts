@@ -7,8 +7,8 @@
  * synchronous step (`Effect.sync`), so each is atomic, as a transaction is on SQL.
  */
 import { Effect, Option, PubSub, Stream } from "effect"
+import { exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
-import { exhaustedError } from "./sqlStatements.js"
 
 interface Message {
   readonly id: number

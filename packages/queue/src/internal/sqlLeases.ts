@@ -6,8 +6,9 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Plan } from "@keel/sql"
 import { Effect } from "effect"
+import { exhausted, exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
-import { exhausted, exhaustedError, type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
+import { type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
 
 interface ReadyRow {
   readonly id: number

@@ -12,13 +12,6 @@ import type * as QueueStore from "../QueueStore.js"
 /** The PostgreSQL channel a queue's producers notify and its consumers listen on. */
 export const channel = (queueId: number): string => `keel_queue_${queueId}`
 
-/** The last error of a message dead-lettered without one: it was never acknowledged in time. */
-export const exhausted = { prefix: "not acknowledged after ", suffix: " deliveries" } as const
-
-/** The error recorded for a message dead-lettered after `maxDeliveries` unacknowledged deliveries. */
-export const exhaustedError = (maxDeliveries: number): string =>
-  `${exhausted.prefix}${maxDeliveries}${exhausted.suffix}`
-
 /** A boolean as SQLite (0/1) or PostgreSQL (true/false) returns it. */
 export const truthy = (value: unknown): boolean =>
   value === true || (typeof value === "number" && value !== 0)
