@@ -25,7 +25,11 @@ const Report = Schema.parseJson(
 /** The complete lines a child has printed so far. */
 const linesOf = (output: string): ReadonlyArray<string> => output.split("\n").slice(0, -1)
 
-/** Waits until the child has printed a line matching `wanted` (true) or has exited (false). */
+/**
+ * Waits until the child has printed a line matching `wanted` (true), or has exited: then true only
+ * if the line is in everything it printed (a child that prints its last report and exits at once
+ * can exit before the next poll sees the line).
+ */
 const printed = (running: Processes.Child, wanted: (line: string) => boolean): Effect.Effect<boolean> =>
   Effect.race(
     Effect.as(
@@ -35,7 +39,7 @@ const printed = (running: Processes.Child, wanted: (line: string) => boolean): E
       ),
       true
     ),
-    Effect.as(running.exited, false)
+    Effect.map(running.exited, (exit) => linesOf(exit.stdout).some(wanted))
   )
 
 /** Runs `each` on every item at once. */
