@@ -85,6 +85,13 @@ export class Unhealthy extends Schema.TaggedError<Unhealthy>()(
   }
 }
 
+/**
+ * The body of a request that reached the server while it was not serving: before the API is
+ * attached (start-up) or after it was detached (shutdown). Answered 503 with `Retry-After`.
+ */
+export const notServingBody = (phase: "starting" | "stopping") =>
+  ({ _tag: "Unavailable", message: `Keel is ${phase}; retry shortly` }) as const
+
 /** The JSON body of every 500: no detail, whatever happened (the server log has it). */
 export const internalErrorBody = { _tag: "InternalError", message: "internal error" } as const
 

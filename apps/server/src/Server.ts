@@ -73,6 +73,24 @@ const closeWhenStopping =
     )
 
 /**
+ * The node server, with a listener that answers 503 + `Retry-After: 1` (and closes the connection)
+ * to every request while no API handler is attached: between `listen` and `serve`, and after
+ * `serve`'s release on connections still open. Node calls every `request` listener; this one stays
+ * silent whenever another (the API's) is attached, so no request is answered twice and none is
+ * left without an answer.
+ */
+export const makeNodeServer = (): Http.Server => {
+  const server = Http.createServer((request, response) => {
+    if (server.listenerCount("request") > 1) return
+    request.resume()
+    response.writeHead(503, { "content-type": "application/json", "retry-after": "1", connection: "close" })
+    // Listening and not serving yet: starting. No longer listening: stopping.
+    response.end(JSON.stringify(HttpError.notServingBody(server.listening ? "starting" : "stopping")))
+  })
+  return server
+}
+
+/**
  * Stops the server: no new connections (idle keep-alive ones close), the requests in flight get
  * `grace` to finish, then every connection left is closed.
  */
@@ -162,7 +180,7 @@ export const layerWith = (
 ): Layer.Layer<never, StartError> =>
   Layer.unwrapEffect(
     Effect.sync(() => {
-      const node = Http.createServer()
+      const node = makeNodeServer()
       const services = Layer.provideMerge(Keel.services, Keel.database(dsn))
       const groups = Layer.mergeAll(Queues.layer, Reservations.layer, Cursors.layer, System.layer)
       const api = HttpApiBuilder.api(KeelApi).pipe(Layer.provide(groups))
@@ -171,11 +189,14 @@ export const layerWith = (
         HttpApiSwagger.layer({ path: "/docs" }),
         HttpApiBuilder.middleware(Body.limit(config.maxBodyBytes))
       ).pipe(Layer.provideMerge(api))
+      // Listening comes last: the database is open and migrated and the routes are built before
+      // the port accepts a connection, so a client of a server still starting is refused at once
+      // (ECONNREFUSED) instead of being held; the few steps between listen and serve answer 503.
       return serve(node, config, dsn).pipe(
+        Layer.provide(NodeHttpServer.layer(() => node, { host: config.host, port: config.port })),
         Layer.provide(routes),
         Layer.provide(Lifecycle.layer),
         Layer.provide(services),
-        Layer.provide(NodeHttpServer.layer(() => node, { host: config.host, port: config.port })),
         withLogging(config)
       )
     })

@@ -2,4 +2,5 @@
 export * as Bundle from "./Bundle.js"
 export * as Faults from "./Faults.js"
 export * as Processes from "./Processes.js"
+export * as Seed from "./Seed.js"
 export * as TestDatabase from "./TestDatabase.js"

@@ -1,0 +1,112 @@
+/**
+ * HTTP load for fault tests: `clients` loops in this process, each sending one message at a time
+ * (`POST /queues/{queue}/messages`, payload `{ client, seq }`) to whatever server listens at the
+ * URL, for as long as the load runs. Every request is timed and its outcome kept: a test then
+ * checks that each acknowledged (201) send was stored exactly once and that no request hung.
+ * A connection error (the server is down or was killed) is an outcome like any other; the client
+ * pauses briefly and sends its next message.
+ */
+import { Effect, type Scope } from "effect"
+
+/** How one request ended. */
+export type Outcome =
+  | { readonly _tag: "Status"; readonly status: number; readonly body: string }
+  | { readonly _tag: "ConnectionError"; readonly code: string }
+  | { readonly _tag: "TimedOut" }
+
+/** One request of the load. */
+export interface Attempt {
+  /** `client-seq`, also the message's payload key. */
+  readonly key: string
+  readonly ms: number
+  readonly outcome: Outcome
+}
+
+/** A running load. */
+export interface Load {
+  /** Every request that has ended so far. */
+  readonly attempts: () => ReadonlyArray<Attempt>
+  /** Stops the clients and waits for their requests in flight. */
+  readonly stop: Effect.Effect<ReadonlyArray<Attempt>>
+}
+
+/** Options of `start`. */
+export interface Options {
+  readonly url: string
+  readonly queue: string
+  readonly clients: number
+  /** A request still unanswered after this is abandoned (`TimedOut`). Default 10 s. */
+  readonly timeoutMs?: number | undefined
+  /** Headers of every request (auth). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+const errorCode = (error: unknown): string => {
+  const cause = error instanceof Error && error.cause !== undefined ? error.cause : error
+  if (typeof cause === "object" && cause !== null && "code" in cause) return String(cause.code)
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** Starts the load; the scope stops it. */
+export const start = (options: Options): Effect.Effect<Load, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const attempts: Array<Attempt> = []
+    let running = true
+    const timeoutMs = options.timeoutMs ?? 10_000
+    const client = async (index: number) => {
+      for (let seq = 0; running; seq++) {
+        const key = `${index}-${seq}`
+        const started = performance.now()
+        let outcome: Outcome
+        try {
+          const response = await fetch(`${options.url}/queues/${options.queue}/messages`, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...options.headers },
+            body: JSON.stringify({ payload: { key } }),
+            signal: AbortSignal.timeout(timeoutMs)
+          })
+          outcome = { _tag: "Status", status: response.status, body: await response.text() }
+        } catch (error) {
+          outcome =
+            error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
+              ? { _tag: "TimedOut" }
+              : { _tag: "ConnectionError", code: errorCode(error) }
+        }
+        attempts.push({ key, ms: performance.now() - started, outcome })
+        if (outcome._tag !== "Status" || outcome.status >= 500) await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    const clients = Array.from({ length: options.clients }, (_, index) => client(index))
+    const stop = Effect.promise(async () => {
+      running = false
+      await Promise.all(clients)
+      return attempts
+    })
+    yield* Effect.addFinalizer(() => Effect.asVoid(stop))
+    return { attempts: () => attempts, stop }
+  })
+
+/** The keys of the sends the server acknowledged (201). */
+export const acknowledged = (attempts: ReadonlyArray<Attempt>): ReadonlyArray<string> =>
+  attempts.flatMap((attempt) =>
+    attempt.outcome._tag === "Status" && attempt.outcome.status === 201 ? [attempt.key] : []
+  )
+
+/** The requests that took longer than `ms` (answered late, or abandoned). */
+export const slowerThan = (attempts: ReadonlyArray<Attempt>, ms: number): ReadonlyArray<Attempt> =>
+  attempts.filter((attempt) => attempt.ms > ms)
+
+/** How many attempts ended each way (`201`, `503`, `ECONNREFUSED`, `TimedOut`, …). */
+export const tally = (attempts: ReadonlyArray<Attempt>): Readonly<Record<string, number>> => {
+  const counts: Record<string, number> = {}
+  for (const { outcome } of attempts) {
+    const name =
+      outcome._tag === "Status"
+        ? String(outcome.status)
+        : outcome._tag === "TimedOut"
+          ? "TimedOut"
+          : outcome.code
+    counts[name] = (counts[name] ?? 0) + 1
+  }
+  return counts
+}
