@@ -134,9 +134,9 @@ describe("secrets", () => {
     if (plain === undefined || verbose === undefined || json === undefined) throw new Error("missing")
     Keel.failure(plain, 1)
     expect(verbose.code).toBe(1)
-    expect(verbose.stderr).toContain("ConnectionLost")
+    expect(verbose.stderr).toContain("Unavailable")
     expect(JSON.parse(json.stderr.split("\n")[0] ?? "")).toMatchObject({
-      error: { _tag: "ConnectionLost" },
+      error: { _tag: "Unavailable" },
       exitCode: 1
     })
     if (invalid === undefined || scheme === undefined) throw new Error("missing")

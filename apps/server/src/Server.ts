@@ -6,9 +6,10 @@
  * accepting connections, lets the requests in flight finish within `KEEL_SHUTDOWN_GRACE`, then
  * flushes the cursors and closes the database (the service layers' own releases).
  *
- * Request pipeline, outermost first: in-flight tracking and logging (`Observe`), `Connection:
- * close` while stopping, unexpected failures → 500 (`HttpError.render`), auth (`Auth`), the router
- * with the body limit (`Body`) and the API's typed error encoding.
+ * Request pipeline, outermost first: in-flight tracking and logging (`Observe`), final headers
+ * (`Connection: close` while stopping, `Retry-After` on a 503), unexpected failures → 500
+ * (`HttpError.render`), auth (`Auth`), the router with the body limit (`Body`) and the API's typed
+ * error encoding. The port is bound only once all of this is built (see `makeNodeServer`).
  */
 import * as Http from "node:http"
 import {
@@ -62,14 +63,22 @@ export const urlOf = (address: HttpServer.Address): string => {
 /** The longest path parameter the router accepts, encoded (find-my-way's default is 100). */
 export const maxPathParameter = 4096
 
-/** Responses written while the server stops carry `Connection: close`, so clients do not reuse them. */
-const closeWhenStopping =
+/**
+ * Headers every response gets at the end of the pipeline: `Connection: close` while the server
+ * stops (clients do not reuse the connection), and `Retry-After: 1` on a 503 (the database is
+ * unavailable or the server is not serving: a client should try again shortly, not give up).
+ */
+const finalHeaders =
   (lifecycle: Lifecycle.Service) =>
   <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
     Effect.flatMap(app, (response) =>
-      Effect.map(lifecycle.stopping, (stopping) =>
-        stopping ? HttpServerResponse.setHeader(response, "connection", "close") : response
-      )
+      Effect.map(lifecycle.stopping, (stopping) => {
+        const retry =
+          response.status === 503 && response.headers["retry-after"] === undefined
+            ? HttpServerResponse.setHeader(response, "retry-after", "1")
+            : response
+        return stopping ? HttpServerResponse.setHeader(retry, "connection", "close") : retry
+      })
     )
 
 /**
@@ -123,7 +132,7 @@ const serve = (node: Http.Server, config: ServerConfig.ServerConfig, dsn: Redact
       const api = yield* HttpRouter.withRouterConfig(HttpApiBuilder.httpApp, {
         maxParamLength: maxPathParameter
       })
-      const app = closeWhenStopping(lifecycle)(HttpError.render(Auth.middleware(config.token)(api)))
+      const app = finalHeaders(lifecycle)(HttpError.render(Auth.middleware(config.token)(api)))
       yield* server.serve(app, Observe.middleware(lifecycle))
       // Added after `serve`, so it runs before `serve`'s own release detaches the handler: requests
       // arriving on open connections while the server drains are still answered.

@@ -41,6 +41,12 @@ export class ForeignKeyViolation extends Schema.TaggedError<ForeignKeyViolation>
   constraint: Schema.optional(Schema.String)
 }) {}
 
+/**
+ * The database could not be reached: no connection could be opened (refused, no such host, the
+ * server is starting or shutting down, too many connections). Nothing was sent, so nothing ran.
+ */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", fields) {}
+
 /** The connection failed or was closed; the outcome of an in-flight statement is unknown. */
 export class ConnectionLost extends Schema.TaggedError<ConnectionLost>()("ConnectionLost", fields) {}
 
@@ -55,6 +61,7 @@ export type DbError =
   | Deadlock
   | UniqueViolation
   | ForeignKeyViolation
+  | Unavailable
   | ConnectionLost
   | DatabaseFailure
 
@@ -66,6 +73,7 @@ export const DbError = Schema.Union(
   Deadlock,
   UniqueViolation,
   ForeignKeyViolation,
+  Unavailable,
   ConnectionLost,
   DatabaseFailure
 )
@@ -80,6 +88,7 @@ const dbErrorTags: ReadonlySet<string> = new Set([
   "Deadlock",
   "UniqueViolation",
   "ForeignKeyViolation",
+  "Unavailable",
   "ConnectionLost",
   "DatabaseFailure"
 ])
@@ -94,21 +103,32 @@ const transientTags: ReadonlySet<string> = new Set(["Busy", "Locked", "Serializa
 export const isTransient = (u: unknown): u is Transient =>
   Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && transientTags.has(u._tag)
 
-const connectionCodes: ReadonlySet<string> = new Set([
+/**
+ * Codes that can only come from opening a connection, before any statement was sent: refused,
+ * unresolvable or unreachable host, and PostgreSQL's "cannot connect now" (starting up or
+ * shutting down), "unable to establish", "rejected" and "too many connections".
+ */
+const unreachableCodes: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
   "ENOTFOUND",
   "EHOSTUNREACH",
   "ENETUNREACH",
   "EAI_AGAIN",
+  "57P03",
+  "08001",
+  "08004",
+  "53300"
+])
+
+const connectionCodes: ReadonlySet<string> = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
   "CLIENT_CLOSED",
   "HRANA_WEBSOCKET_ERROR",
   "SERVER_ERROR",
   "57P01",
-  "57P02",
-  "57P03"
+  "57P02"
 ])
 
 const connectionMessage =
@@ -164,6 +184,7 @@ export const classify = (error: unknown, secrets: ReadonlyArray<string> = []): D
   }
   // SQLSTATE class 08 is "connection exception", except 08P01 (protocol violation, e.g. too many
   // bind parameters), which is a permanent failure of the statement.
+  if (unreachableCodes.has(code)) return new Unavailable({ code, message })
   const connectionClass = code.startsWith("08") && code !== "08P01"
   if (connectionCodes.has(code) || connectionClass || connectionMessage.test(failure.message)) {
     return new ConnectionLost({ code, message })

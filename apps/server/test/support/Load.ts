@@ -10,7 +10,13 @@ import { Effect, type Scope } from "effect"
 
 /** How one request ended. */
 export type Outcome =
-  | { readonly _tag: "Status"; readonly status: number; readonly body: string }
+  | {
+      readonly _tag: "Status"
+      readonly status: number
+      readonly body: string
+      /** The `Retry-After` header, if any. */
+      readonly retryAfter: string | null
+    }
   | { readonly _tag: "ConnectionError"; readonly code: string }
   | { readonly _tag: "TimedOut" }
 
@@ -18,6 +24,8 @@ export type Outcome =
 export interface Attempt {
   /** `client-seq`, also the message's payload key. */
   readonly key: string
+  /** When it was sent (`performance.now()`) and how long it took. */
+  readonly at: number
   readonly ms: number
   readonly outcome: Outcome
 }
@@ -39,6 +47,8 @@ export interface Options {
   readonly timeoutMs?: number | undefined
   /** Headers of every request (auth). */
   readonly headers?: Readonly<Record<string, string>> | undefined
+  /** Each client's pause after each request. Default none. */
+  readonly pauseMs?: number | undefined
 }
 
 const errorCode = (error: unknown): string => {
@@ -65,15 +75,21 @@ export const start = (options: Options): Effect.Effect<Load, never, Scope.Scope>
             body: JSON.stringify({ payload: { key } }),
             signal: AbortSignal.timeout(timeoutMs)
           })
-          outcome = { _tag: "Status", status: response.status, body: await response.text() }
+          outcome = {
+            _tag: "Status",
+            status: response.status,
+            body: await response.text(),
+            retryAfter: response.headers.get("retry-after")
+          }
         } catch (error) {
           outcome =
             error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
               ? { _tag: "TimedOut" }
               : { _tag: "ConnectionError", code: errorCode(error) }
         }
-        attempts.push({ key, ms: performance.now() - started, outcome })
-        if (outcome._tag !== "Status" || outcome.status >= 500) await new Promise((r) => setTimeout(r, 20))
+        attempts.push({ key, at: started, ms: performance.now() - started, outcome })
+        const pause = outcome._tag !== "Status" || outcome.status >= 500 ? 20 : (options.pauseMs ?? 0)
+        if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause))
       }
     }
     const clients = Array.from({ length: options.clients }, (_, index) => client(index))
@@ -110,3 +126,74 @@ export const tally = (attempts: ReadonlyArray<Attempt>): Readonly<Record<string,
   }
   return counts
 }
+
+/** A running HTTP consumer. */
+export interface Consumer {
+  /** Messages archived so far (archive answered 204). */
+  readonly archived: () => number
+  /** Every read and archive request so far (`key` is `read` or `archive`). */
+  readonly attempts: () => ReadonlyArray<Attempt>
+  readonly stop: Effect.Effect<void>
+}
+
+/**
+ * `consumers` loops that lease up to 16 messages (`read`, long-polling 1 s, 5 s leases) and
+ * archive them in one request, as a worker of the HTTP API does; the scope stops them.
+ */
+export const consume = (
+  options: Omit<Options, "clients" | "pauseMs"> & { readonly consumers: number }
+): Effect.Effect<Consumer, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const attempts: Array<Attempt> = []
+    let archived = 0
+    let running = true
+    const timeoutMs = options.timeoutMs ?? 10_000
+    const call = async (key: "read" | "archive", path: string, body: unknown) => {
+      const started = performance.now()
+      let outcome: Outcome
+      try {
+        const response = await fetch(`${options.url}/queues/${options.queue}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...options.headers },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs)
+        })
+        outcome = {
+          _tag: "Status",
+          status: response.status,
+          body: await response.text(),
+          retryAfter: response.headers.get("retry-after")
+        }
+      } catch (error) {
+        outcome =
+          error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
+            ? { _tag: "TimedOut" }
+            : { _tag: "ConnectionError", code: errorCode(error) }
+      }
+      attempts.push({ key, at: started, ms: performance.now() - started, outcome })
+      return outcome
+    }
+    const loop = async () => {
+      while (running) {
+        const read = await call("read", "/read", { qty: 16, wait: 1_000, visibilityTimeout: 5_000 })
+        if (read._tag !== "Status" || read.status !== 200) {
+          await new Promise((resolve) => setTimeout(resolve, 50))
+          continue
+        }
+        const { messages } = JSON.parse(read.body) as {
+          messages: ReadonlyArray<{ readonly id: number; readonly lease: string }>
+        }
+        if (messages.length === 0) continue
+        const leases = messages.map(({ id, lease }) => ({ id, lease }))
+        const archive = await call("archive", "/messages/archive", { leases })
+        if (archive._tag === "Status" && archive.status === 204) archived += leases.length
+      }
+    }
+    const loops = Array.from({ length: options.consumers }, loop)
+    const stop = Effect.promise(async () => {
+      running = false
+      await Promise.all(loops)
+    })
+    yield* Effect.addFinalizer(() => stop)
+    return { archived: () => archived, attempts: () => attempts, stop }
+  })
