@@ -244,13 +244,17 @@ const explain = (error: unknown): string => {
 /**
  * Writes why the server failed to stderr: one line with the message of each expected error (a
  * `ConfigError` names its variable, a database error carries no secret), the full cause only for
- * defects. Nothing for a plain interruption (a signal).
+ * defects (interruptions beside a failure are the other services' start being cancelled). Nothing
+ * for a plain interruption (a signal).
  */
 export const reportFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
   if (Cause.isInterruptedOnly(cause)) return Effect.void
   const failures = Chunk.toReadonlyArray(Cause.failures(cause))
-  if (failures.length > 0 && Cause.isEmpty(Cause.stripFailures(cause))) {
-    return Console.error(`Keel stopped: ${failures.map(explain).join("; ")}`)
+  // Services start in parallel: when one fails, the others are interrupted, and those
+  // interruptions sit beside the failure in the cause. Only a defect is unexpected.
+  if (failures.length > 0 && Chunk.isEmpty(Cause.defects(cause))) {
+    const lines = [...new Set(failures.map(explain))]
+    return Console.error(`Keel stopped: ${lines.join("; ")}`)
   }
   return Console.error(`Keel stopped: unexpected failure\n${Cause.pretty(cause)}`)
 }

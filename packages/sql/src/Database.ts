@@ -21,6 +21,7 @@ import * as Backend from "./Backend.js"
 import { classify, type DbError, type SetupFailed } from "./DbError.js"
 import * as Dsn from "./Dsn.js"
 import { claim, databaseFile } from "./internal/fileClaims.js"
+import * as FileDiagnosis from "./internal/fileDiagnosis.js"
 import type { SessionClient } from "./internal/session.js"
 import { configureSqlite, connectionPragmas, validBusyTimeout, verifyPostgres } from "./internal/setup.js"
 import { withTransactionFor } from "./Transaction.js"
@@ -86,14 +87,18 @@ const singleSession = (
 
 const openSqlite = (dsn: Dsn.Dsn & Dsn.Sqlite, options: Options) =>
   Effect.gen(function* () {
+    const explained = <A, E>(effect: Effect.Effect<A, E | DbError, Scope.Scope | Reactivity.Reactivity>) =>
+      dsn.filename === ":memory:" ? effect : Effect.mapError(effect, (error) => FileDiagnosis.explain(dsn.filename, error))
     yield* claim(databaseFile(dsn.filename), "sqlite", dsn.redacted)
     const Sqlite = yield* drivers.sqlite
-    const session = yield* Sqlite.make(dsn.filename)
+    const session = yield* explained(Sqlite.make(dsn.filename))
     const client = session.client
-    yield* configureSqlite(client, dsn.redacted, {
-      busyTimeoutMs: busyTimeoutMs(options.busyTimeout),
-      memory: dsn.filename === ":memory:"
-    })
+    yield* explained(
+      configureSqlite(client, dsn.redacted, {
+        busyTimeoutMs: busyTimeoutMs(options.busyTimeout),
+        memory: dsn.filename === ":memory:"
+      })
+    )
     return yield* singleSession("sqlite", session, dsn)
   })
 

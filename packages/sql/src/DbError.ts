@@ -193,6 +193,15 @@ export const classify = (error: unknown, secrets: ReadonlyArray<string> = []): D
 }
 
 /**
+ * True when a COMMIT that failed with `error` provably did not take effect, whatever state the
+ * session was left in: SQLite could not write the commit record because the disk (or the
+ * database's size limit) is full (`SQLITE_FULL`). In WAL mode the commit record is the last frame
+ * written, and in rollback-journal mode the commit point is deleting the journal, which needs no
+ * space; SQLite rolls such a transaction back itself.
+ */
+export const commitNeverApplied = (error: DbError): boolean => error.code.startsWith("SQLITE_FULL")
+
+/**
  * Turns the `SqlError` of an effect into a classified `DbError`, leaving other errors alone.
  * Use it at the boundary of a statement; domain packages then map `DbError` to their own errors.
  */

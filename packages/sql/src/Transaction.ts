@@ -14,7 +14,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import { Cause, Context, Effect, Exit, identity, Option, Predicate } from "effect"
 import { Backend, type Session } from "./Backend.js"
-import { classify, type DbError as DbErrorType, refine } from "./DbError.js"
+import { classify, commitNeverApplied, type DbError as DbErrorType, refine } from "./DbError.js"
 import * as Driver from "./internal/driver.js"
 import * as Plan from "./Plan.js"
 import {
@@ -58,7 +58,8 @@ const noActiveTransaction = (error: unknown): boolean =>
  * Ends a transaction whose body succeeded. A rejected COMMIT is followed by ROLLBACK: on SQLite a
  * failed COMMIT (busy, deferred foreign key) leaves the transaction open, and a later plain write
  * would silently join it. If that ROLLBACK succeeds the transaction provably rolled back; if the
- * session has no transaction any more, the COMMIT may or may not have taken effect.
+ * session has no transaction any more, the COMMIT may or may not have taken effect — unless its
+ * failure proves it did not (`commitNeverApplied`: the disk was full).
  */
 const commit = (session: Session): Effect.Effect<void, TransactionError> =>
   Effect.matchCauseEffect(session.commit, {
@@ -67,7 +68,10 @@ const commit = (session: Session): Effect.Effect<void, TransactionError> =>
       const reason = classify(Cause.squash(cause))
       return Effect.matchCauseEffect(session.rollback, {
         onSuccess: () => Effect.fail(new CommitRejected({ reason })),
-        onFailure: () => Effect.fail(new CommitOutcomeUnknown({ reason }))
+        onFailure: () =>
+          Effect.fail(
+            commitNeverApplied(reason) ? new CommitRejected({ reason }) : new CommitOutcomeUnknown({ reason })
+          )
       })
     }
   })

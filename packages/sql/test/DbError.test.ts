@@ -36,3 +36,12 @@ describe("DbError.classify: can the statement have run?", () => {
     expect(DbError.isTransient(classified)).toBe(false)
   })
 })
+
+describe("DbError.commitNeverApplied: may a failed COMMIT be called rolled back?", () => {
+  it("yes when SQLite could not write the commit record (disk full), no for anything else", () => {
+    expect(DbError.commitNeverApplied(DbError.classify(driverError("SQLITE_FULL")))).toBe(true)
+    for (const code of ["SQLITE_BUSY", "SQLITE_IOERR_WRITE", "SQLITE_CORRUPT", "ECONNRESET", "40001"]) {
+      expect(DbError.commitNeverApplied(DbError.classify(driverError(code))), code).toBe(false)
+    }
+  })
+})

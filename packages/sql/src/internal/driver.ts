@@ -3,11 +3,12 @@
  * plan's statements, COMMIT — as one synchronous step, and a group of plans as one transaction
  * with a savepoint each. The outcomes are those of `Transaction.immediate`: a failed BEGIN ran
  * nothing; a failed statement or an aborted plan is rolled back and is the error; a failed COMMIT
- * is followed by ROLLBACK and is `CommitRejected` when that proves the rollback, and
- * `CommitOutcomeUnknown` when SQLite had already ended the transaction itself.
+ * is followed by ROLLBACK and is `CommitRejected` when that proves the rollback (or the failure
+ * itself does: `DbError.commitNeverApplied`), and `CommitOutcomeUnknown` when SQLite had already
+ * ended the transaction itself.
  */
 import type { SyncDriver } from "../Backend.js"
-import { classify, type DbError } from "../DbError.js"
+import { classify, commitNeverApplied, type DbError } from "../DbError.js"
 import type { Make, Plan } from "../Plan.js"
 import { CommitOutcomeUnknown, CommitRejected, type TransactionError } from "../TransactionError.js"
 
@@ -74,9 +75,8 @@ const commit = (driver: SyncDriver): CommitRejected | CommitOutcomeUnknown | und
     return undefined
   } catch (cause) {
     const reason = classify(cause)
-    return driver.inTransaction() && rollback(driver)
-      ? new CommitRejected({ reason })
-      : new CommitOutcomeUnknown({ reason })
+    const rolledBack = driver.inTransaction() ? rollback(driver) : commitNeverApplied(reason)
+    return rolledBack ? new CommitRejected({ reason }) : new CommitOutcomeUnknown({ reason })
   }
 }
 
