@@ -88,7 +88,9 @@ const singleSession = (
 const openSqlite = (dsn: Dsn.Dsn & Dsn.Sqlite, options: Options) =>
   Effect.gen(function* () {
     const explained = <A, E>(effect: Effect.Effect<A, E | DbError, Scope.Scope | Reactivity.Reactivity>) =>
-      dsn.filename === ":memory:" ? effect : Effect.mapError(effect, (error) => FileDiagnosis.explain(dsn.filename, error))
+      dsn.filename === ":memory:"
+        ? effect
+        : Effect.mapError(effect, (error) => FileDiagnosis.explain(dsn.filename, error))
     yield* claim(databaseFile(dsn.filename), "sqlite", dsn.redacted)
     const Sqlite = yield* drivers.sqlite
     const session = yield* explained(Sqlite.make(dsn.filename))

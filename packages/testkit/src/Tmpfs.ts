@@ -20,7 +20,9 @@ export const unavailable = (): string | undefined =>
 const run = (file: string, args: ReadonlyArray<string>) =>
   Effect.async<void, Error>((resume) => {
     execFile(file, [...args], { timeout: 30_000 }, (error, _stdout, stderr) => {
-      resume(error ? Effect.fail(new Error(`${file} ${args.join(" ")}: ${stderr || error.message}`)) : Effect.void)
+      resume(
+        error ? Effect.fail(new Error(`${file} ${args.join(" ")}: ${stderr || error.message}`)) : Effect.void
+      )
     })
   })
 

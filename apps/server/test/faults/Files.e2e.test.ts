@@ -152,9 +152,9 @@ describe.skipIf(noTmpfs !== undefined)("the server on a full disk [sqlite]", () 
         expect(full?.status, full?.text).toBe(503)
         expect(full?.headers.get("retry-after")).toBe("1")
         // Typed: the store failed (at a statement or at COMMIT, which provably did not apply) because the disk is full.
-      expect(full?.json).toMatchObject({ _tag: "QueueStoreError" })
-      expect(full?.text).toContain('"code":"SQLITE_FULL"')
-      expect(full?.text).not.toContain("OutcomeUnknown")
+        expect(full?.json).toMatchObject({ _tag: "QueueStoreError" })
+        expect(full?.text).toContain('"code":"SQLITE_FULL"')
+        expect(full?.text).not.toContain("OutcomeUnknown")
         const whileFull = []
         for (let i = 0; i < 20; i++) whileFull.push(yield* send(`full-${i}`))
         expect(whileFull.map(({ reply }) => reply.status)).toEqual(Array(20).fill(503))

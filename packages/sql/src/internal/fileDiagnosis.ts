@@ -52,7 +52,9 @@ export const diagnose = (file: string): string | undefined => {
     try {
       accessSync(path, constants.W_OK)
     } catch (error) {
-      return errorCode(error) === "EROFS" ? `${file} is on a read-only file system` : `${path} is not writable`
+      return errorCode(error) === "EROFS"
+        ? `${file} is on a read-only file system`
+        : `${path} is not writable`
     }
   }
   return undefined
