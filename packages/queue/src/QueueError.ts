@@ -127,6 +127,34 @@ export class WorkerIdInUse extends Schema.TaggedError<WorkerIdInUse>()("WorkerId
   }
 }
 
+/** A schedule's definition is not valid (name, cron, time zone, interval, backfill). Nothing was written. */
+export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `invalid schedule: ${this.reason}`
+  }
+}
+
+/** No schedule has this name. Nothing was written. */
+export class ScheduleNotFound extends Schema.TaggedError<ScheduleNotFound>()("ScheduleNotFound", {
+  name: Schema.String
+}) {
+  override get message(): string {
+    return `schedule ${quote(this.name)} does not exist`
+  }
+}
+
+/** `create` found a schedule of this name already. It was left unchanged. */
+export class ScheduleAlreadyExists extends Schema.TaggedError<ScheduleAlreadyExists>()(
+  "ScheduleAlreadyExists",
+  { name: Schema.String }
+) {
+  override get message(): string {
+    return `schedule ${quote(this.name)} already exists`
+  }
+}
+
 /** What the database reported, typed: a classified `DbError` or a failed transaction end. */
 export const StoreCause = Schema.Union(
   DbError.DbError,
