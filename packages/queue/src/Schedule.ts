@@ -230,6 +230,11 @@ const durationMs = (
   what: string
 ): Either.Either<number, InvalidSchedule> => {
   if (input === undefined) return Either.right(0)
+  if (typeof input === "number" && !(Number.isFinite(input) && input >= 0)) {
+    return Either.left(
+      new InvalidSchedule({ reason: `${what} must be a finite, non-negative number of milliseconds` })
+    )
+  }
   const decoded = Duration.decodeUnknown(input)
   if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) {
     return Either.left(new InvalidSchedule({ reason: `${what} is not a finite duration` }))
