@@ -6,14 +6,22 @@
  *
  * Statuses: 400 invalid input, 404 unknown queue / reservation / cursor, 409 a conflict with the
  * current state (name taken, lease lost, messages in flight, no free port…), 413 a body, payload or
- * batch over its limit, 503 the database failed or the outcome is unknown.
+ * batch over its limit, 415 a body that is not JSON, 503 the database failed or the outcome is
+ * unknown. Requests that are not valid HTTP, or too slow, are answered before routing (`Transport`).
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Cursor, CursorError } from "@keel/cursor"
 import { Message, QueueError } from "@keel/queue"
 import { ReservationError, Schemas } from "@keel/reservation"
 import { Predicate, Schema } from "effect"
-import { BodyTooLarge, CursorNotFound, InvalidJson, Unhealthy, withMessage } from "./HttpError.js"
+import {
+  BodyTooLarge,
+  CursorNotFound,
+  InvalidJson,
+  Unhealthy,
+  UnsupportedMediaType,
+  withMessage
+} from "./HttpError.js"
 
 /** The API's version, as the OpenAPI document states it. */
 export const version = "0.1.0"
@@ -33,6 +41,7 @@ const answer = <A extends { readonly message: string }, I extends object>(
 export const ServerErrors = {
   BodyTooLarge: answer(BodyTooLarge, "BodyTooLarge", 413),
   InvalidJson: answer(InvalidJson, "InvalidJson", 400),
+  UnsupportedMediaType: answer(UnsupportedMediaType, "UnsupportedMediaType", 415),
   CursorNotFound: answer(CursorNotFound, "CursorNotFound", 404),
   Unhealthy: answer(Unhealthy, "Unhealthy", 503)
 }
@@ -90,8 +99,15 @@ const messageId = HttpApiSchema.param("id", Schema.NumberFromString)
 /** A peer name in a path (percent-encoded); the service validates it (`InvalidPeer`, 400). */
 const peer = HttpApiSchema.param("peer", Schema.String)
 
-/** Errors of every request with a body: over `KEEL_MAX_BODY_BYTES` (413), or not JSON (400). */
-const bodyErrors = Schema.Union(ServerErrors.BodyTooLarge, ServerErrors.InvalidJson)
+/**
+ * Errors of every request with a body: over `KEEL_MAX_BODY_BYTES` (413), not JSON text or nested
+ * too deep (400), or declared as another media type (415).
+ */
+const bodyErrors = Schema.Union(
+  ServerErrors.BodyTooLarge,
+  ServerErrors.InvalidJson,
+  ServerErrors.UnsupportedMediaType
+)
 
 /** An optional `true`/`false` query parameter. */
 const flag = Schema.optional(Schema.BooleanFromString)
@@ -574,6 +590,7 @@ export const statusMeanings: Readonly<Record<string, string>> = {
   "404": "No such queue, reservation or cursor",
   "409": "Refused: it conflicts with the current state (nothing was changed)",
   "413": "The body, a payload or a batch exceeds its limit (nothing was changed)",
+  "415": "The body is not declared as JSON (Content-Type must be application/json or absent)",
   "500": "An unexpected failure; the body never carries detail (the server log does)",
   "503": "The database failed, or the outcome of a write is unknown (see the error's fields)"
 }

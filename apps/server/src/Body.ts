@@ -3,8 +3,13 @@
  * runs: a declared `Content-Length` over the limit is refused before a byte is read, a chunked
  * body is counted as it arrives and refused as soon as it passes the limit. Either way the answer
  * is a 413 `BodyTooLarge` — the rest of the body is drained and discarded, never buffered, and the
- * connection is not reset, so the client reads the 413 instead of a broken pipe. A JSON body that
- * does not parse is a 400 `InvalidJson` (the platform would turn it into a 500).
+ * connection is not reset (not even when the client asked to close it: `answerEarly`), so the
+ * client reads the 413 instead of a broken pipe. A JSON body that does not parse, or nests deeper
+ * than `maxJsonDepth`, is a 400 `InvalidJson` (the platform would turn the first into a 500, and
+ * formatting the decode error of the second overflows the stack: a 500 too). A body declared as
+ * anything but JSON (`Content-Type`) is a 415 `UnsupportedMediaType` before it is read: the
+ * platform would parse a form or multipart upload from the stream already consumed here, and wait
+ * forever.
  *
  * Why not the platform's `MaxBodySize`: when a body passes it, the platform destroys the request
  * stream, which resets the connection before any response can be written.
@@ -22,7 +27,7 @@ import {
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect, Inspectable, Option, Schema, Stream } from "effect"
 import { ServerErrors } from "./Api.js"
-import { BodyTooLarge, InvalidJson } from "./HttpError.js"
+import { BodyTooLarge, InvalidJson, UnsupportedMediaType } from "./HttpError.js"
 
 /**
  * The bytes of `source`'s body, or `BodyTooLarge` as soon as more than `limit` arrive. A transport
@@ -68,11 +73,44 @@ export const readBounded = (
 
 const decoder = new TextDecoder()
 
-/** True when the platform would decode this body as JSON (it assumes JSON without a content type). */
+/**
+ * True when the platform decodes this body as JSON: without a content type (an empty one counts as
+ * none), or with one that mentions `application/json`.
+ */
 const isJson = (request: HttpServerRequest.HttpServerRequest): boolean => {
   const type = request.headers["content-type"]
-  return type === undefined || type.toLowerCase().includes("application/json")
+  return type === undefined || type.trim() === "" || type.toLowerCase().includes("application/json")
 }
+
+/** The deepest nesting of arrays and objects a JSON body may have. */
+export const maxJsonDepth = 256
+
+/** True when `value` nests arrays and objects deeper than `limit` (walked without recursion). */
+export const nestsDeeper = (value: unknown, limit: number): boolean => {
+  const pending: Array<readonly [unknown, number]> = [[value, 0]]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next
+    if (typeof item !== "object" || item === null) continue
+    if (depth + 1 > limit) return true
+    for (const child of Array.isArray(item) ? item : Object.values(item)) pending.push([child, depth + 1])
+  }
+  return false
+}
+
+/** `text` parsed as JSON, or why it is refused. */
+const parseJson = (text: string): Effect.Effect<unknown, InvalidJson> =>
+  Effect.flatMap(
+    Effect.try({
+      try: (): unknown => (text.length === 0 ? null : JSON.parse(text)),
+      catch: (error) => new InvalidJson({ reason: error instanceof Error ? error.message : String(error) })
+    }),
+    (value) =>
+      nestsDeeper(value, maxJsonDepth)
+        ? Effect.fail(
+            new InvalidJson({ reason: `it nests arrays and objects deeper than ${maxJsonDepth} levels` })
+          )
+        : Effect.succeed(value)
+  )
 
 /**
  * `original` with its body already read: every body accessor answers from `body`, and `json`
@@ -160,6 +198,15 @@ const answer = <A, I>(schema: Schema.Schema<A, I>, status: number, error: A) =>
   HttpServerResponse.unsafeJson(Schema.encodeSync(schema)(error), { status })
 
 /**
+ * `error` answered before the body has arrived in full. `Connection: keep-alive` makes node read
+ * and discard the rest of the body after the answer (within `KEEL_REQUEST_TIMEOUT`) instead of
+ * closing at once, even when the client asked to close: a connection closed with unread data is
+ * reset, and the reset can destroy the answer before the client reads it (a lingering close).
+ */
+const answerEarly = <A, I>(schema: Schema.Schema<A, I>, status: number, error: A) =>
+  HttpServerResponse.setHeader(answer(schema, status, error), "connection", "keep-alive")
+
+/**
  * The body-limit middleware for the API (mounted with `HttpApiBuilder.middleware`, so it runs
  * after auth and routing has not begun): a body over the limit is answered 413 `BodyTooLarge`, a
  * JSON body that does not parse 400 `InvalidJson`, in the same wire form as every API error.
@@ -168,30 +215,32 @@ export const limit =
   (maxBytes: number) =>
   (app: HttpApp.Default): HttpApp.Default =>
     Effect.catchTags(guarded(maxBytes, app), {
-      BodyTooLarge: (error) => Effect.succeed(answer(ServerErrors.BodyTooLarge, 413, error)),
-      InvalidJson: (error) => Effect.succeed(answer(ServerErrors.InvalidJson, 400, error))
+      BodyTooLarge: (error) => Effect.succeed(answerEarly(ServerErrors.BodyTooLarge, 413, error)),
+      InvalidJson: (error) => Effect.succeed(answer(ServerErrors.InvalidJson, 400, error)),
+      UnsupportedMediaType: (error) =>
+        Effect.succeed(answerEarly(ServerErrors.UnsupportedMediaType, 415, error))
     })
 
-const guarded = (maxBytes: number, app: HttpApp.Default): HttpApp.Default<BodyTooLarge | InvalidJson> =>
+const guarded = (
+  maxBytes: number,
+  app: HttpApp.Default
+): HttpApp.Default<BodyTooLarge | InvalidJson | UnsupportedMediaType> =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     if (!HttpMethod.hasBody(request.method)) return yield* app
+    if (!isJson(request)) {
+      return yield* new UnsupportedMediaType({ contentType: request.headers["content-type"] ?? "" })
+    }
     const declared = request.headers["content-length"]
     const chunked = request.headers["transfer-encoding"] !== undefined
     if (declared === undefined && !chunked) return yield* app
     const size = declared === undefined ? undefined : Number(declared)
     if (size !== undefined && size > maxBytes) return yield* new BodyTooLarge({ limit: maxBytes, size })
     const body = yield* readBounded(NodeHttpServerRequest.toIncomingMessage(request), maxBytes)
-    const parsed = isJson(request)
-      ? yield* Effect.try({
-          try: () => Option.some<unknown>(body.length === 0 ? null : JSON.parse(decoder.decode(body))),
-          catch: (error) =>
-            new InvalidJson({ reason: error instanceof Error ? error.message : String(error) })
-        })
-      : Option.none()
+    const parsed = yield* parseJson(decoder.decode(body))
     return yield* Effect.provideService(
       app,
       HttpServerRequest.HttpServerRequest,
-      new BufferedRequest(request, body, parsed)
+      new BufferedRequest(request, body, Option.some(parsed))
     )
   })

@@ -1,7 +1,7 @@
 /**
  * How errors cross the HTTP boundary. Every typed error is answered with a JSON body
  * `{ _tag, message, ...fields }` and a status chosen per error in `Api.ts`; the errors the server
- * itself raises (body limits, bad JSON, unknown routes, failed health checks, unexpected failures)
+ * itself raises (body limits, bad JSON, media types, unknown routes, failed health checks, unexpected failures)
  * are defined here.
  */
 import { HttpApiSchema, type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
@@ -56,6 +56,20 @@ export class InvalidJson extends Schema.TaggedError<InvalidJson>()(
 ) {
   override get message(): string {
     return `the request body is not valid JSON: ${this.reason}`
+  }
+}
+
+/** The request body is not JSON by its `Content-Type` (form, multipart, text…): the API takes JSON only. */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  {
+    /** The content type the client declared. */
+    contentType: Schema.String
+  },
+  HttpApiSchema.annotations({ status: 415 })
+) {
+  override get message(): string {
+    return `request bodies must be JSON (application/json), not ${JSON.stringify(this.contentType)}`
   }
 }
 

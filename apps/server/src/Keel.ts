@@ -8,7 +8,7 @@ import { homedir } from "node:os"
 import { dirname, join } from "node:path"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Cursor } from "@keel/cursor"
-import { Queue } from "@keel/queue"
+import { Queue, Schedule } from "@keel/queue"
 import { Reservation } from "@keel/reservation"
 import { type Backend, Database, Dsn } from "@keel/sql"
 import { Config, type ConfigError, Effect, Layer, Option, Redacted } from "effect"
@@ -50,6 +50,9 @@ export const describe = (dsn: Redacted.Redacted<string>): string => Dsn.redact(R
 
 /** The queue service, configured from `KEEL_QUEUE_*`. */
 export const queue = Queue.layerConfig
+
+/** The schedules (cron and interval messages) over the queue in context. */
+export const schedules = Schedule.layer
 
 /** The reservation registry, configured from the file `KEEL_RESERVATION_CONFIG` names. */
 export const reservations = Reservation.layerConfig

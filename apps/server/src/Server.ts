@@ -11,7 +11,7 @@
  * (`HttpError.render`), auth (`Auth`), the router with the body limit (`Body`) and the API's typed
  * error encoding. The port is bound only once all of this is built (see `makeNodeServer`).
  */
-import * as Http from "node:http"
+import type * as Http from "node:http"
 import {
   HttpApiBuilder,
   HttpApiSwagger,
@@ -52,6 +52,7 @@ import * as Lifecycle from "./Lifecycle.js"
 import * as Log from "./Log.js"
 import * as Observe from "./Observe.js"
 import * as ServerConfig from "./ServerConfig.js"
+import * as Transport from "./Transport.js"
 
 /** The URL a client reaches the server at, from the address it bound. */
 export const urlOf = (address: HttpServer.Address): string => {
@@ -86,10 +87,11 @@ const finalHeaders =
  * to every request while no API handler is attached: between `listen` and `serve`, and after
  * `serve`'s release on connections still open. Node calls every `request` listener; this one stays
  * silent whenever another (the API's) is attached, so no request is answered twice and none is
- * left without an answer.
+ * left without an answer. Clients too slow to send a request within `timeouts` are answered 408
+ * and disconnected, and what is not HTTP gets a JSON error (`Transport`).
  */
-export const makeNodeServer = (): Http.Server => {
-  const server = Http.createServer((request, response) => {
+export const makeNodeServer = (timeouts: Transport.Timeouts = ServerConfig.defaultTimeouts): Http.Server => {
+  const server = Transport.makeServer(timeouts, (request, response) => {
     if (server.listenerCount("request") > 1) return
     request.resume()
     response.writeHead(503, { "content-type": "application/json", "retry-after": "1", connection: "close" })
@@ -189,7 +191,7 @@ export const layerWith = (
 ): Layer.Layer<never, StartError> =>
   Layer.unwrapEffect(
     Effect.sync(() => {
-      const node = makeNodeServer()
+      const node = makeNodeServer({ headers: config.headersTimeout, request: config.requestTimeout })
       const services = Layer.provideMerge(Keel.services, Keel.database(dsn))
       const groups = Layer.mergeAll(Queues.layer, Reservations.layer, Cursors.layer, System.layer)
       const api = HttpApiBuilder.api(KeelApi).pipe(Layer.provide(groups))

@@ -96,6 +96,12 @@ describe("HTTP server start-up", () => {
           [{ KEEL_LOG_LEVEL: "loud" }, "KEEL_LOG_LEVEL: Expected a log level"],
           [{ KEEL_MAX_BODY_BYTES: "10" }, "KEEL_MAX_BODY_BYTES must be an integer from 1024"],
           [{ KEEL_SHUTDOWN_GRACE: "forever" }, "KEEL_SHUTDOWN_GRACE: Expected a duration"],
+          [{ KEEL_HEADERS_TIMEOUT: "0 seconds" }, "KEEL_HEADERS_TIMEOUT must be a duration from 1 second"],
+          [{ KEEL_REQUEST_TIMEOUT: "2 hours" }, "KEEL_REQUEST_TIMEOUT must be a duration from 1 second"],
+          [
+            { KEEL_HEADERS_TIMEOUT: "20 seconds", KEEL_REQUEST_TIMEOUT: "10 seconds" },
+            "KEEL_HEADERS_TIMEOUT must not exceed KEEL_REQUEST_TIMEOUT"
+          ],
           [{ KEEL_TOKEN: "short-s3cret" }, "KEEL_TOKEN must be at least 16 characters"],
           [{ KEEL_DB: "mysql://keel:hunter2-s3cret@db.example/keel" }, "mysql://keel:***@db.example/keel"],
           [

@@ -101,9 +101,10 @@ for (const kind of TestServer.kinds) {
           )
           expect(documented.sort()).toEqual([...routes].sort())
           const send = paths["/queues/{name}/messages"]?.post?.responses as Record<string, unknown>
-          expect(Object.keys(send).sort()).toEqual(["201", "400", "401", "404", "413", "500", "503"])
+          expect(Object.keys(send).sort()).toEqual(["201", "400", "401", "404", "413", "415", "500", "503"])
           expect(JSON.stringify(send["413"])).toContain("PayloadTooLarge")
           expect(JSON.stringify(send["413"])).toContain("BodyTooLarge")
+          expect(JSON.stringify(send["415"])).toContain("UnsupportedMediaType")
           const ack = paths["/queues/{name}/messages/{id}/archive"]?.post?.responses as Record<
             string,
             unknown
