@@ -60,5 +60,21 @@ export const reservations = Reservation.layerConfig
 /** The cursor store, configured from `KEEL_CURSOR_*`; its release flushes and checkpoints. */
 export const cursors = Cursor.layerConfig
 
-/** All three services over the database in context. */
-export const services = Layer.mergeAll(queue, reservations, cursors)
+/**
+ * The scheduler (`Schedule.layerRunner`), unless `KEEL_SCHEDULER=false`: due ticks are enqueued
+ * while the process runs (any number of processes may run it at once; each tick fires once).
+ */
+export const scheduler: Layer.Layer<never, ConfigError.ConfigError, Schedule.Schedules> = Layer.unwrapEffect(
+  Effect.map(
+    Config.withDefault(Config.boolean("KEEL_SCHEDULER"), true),
+    (enabled): Layer.Layer<never, never, Schedule.Schedules> =>
+      enabled ? Schedule.layerRunner() : Layer.empty
+  )
+)
+
+/** The services over the database in context: queues (with schedules), reservations, cursors. */
+export const services = Layer.mergeAll(
+  Layer.provideMerge(Layer.merge(schedules, scheduler.pipe(Layer.provide(schedules))), queue),
+  reservations,
+  cursors
+)

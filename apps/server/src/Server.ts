@@ -46,6 +46,7 @@ import * as HttpError from "./HttpError.js"
 import * as Cursors from "./handlers/Cursors.js"
 import * as Queues from "./handlers/Queues.js"
 import * as Reservations from "./handlers/Reservations.js"
+import * as Schedules from "./handlers/Schedules.js"
 import * as System from "./handlers/System.js"
 import * as Keel from "./Keel.js"
 import * as Lifecycle from "./Lifecycle.js"
@@ -193,7 +194,13 @@ export const layerWith = (
     Effect.sync(() => {
       const node = makeNodeServer({ headers: config.headersTimeout, request: config.requestTimeout })
       const services = Layer.provideMerge(Keel.services, Keel.database(dsn))
-      const groups = Layer.mergeAll(Queues.layer, Reservations.layer, Cursors.layer, System.layer)
+      const groups = Layer.mergeAll(
+        Queues.layer,
+        Reservations.layer,
+        Cursors.layer,
+        Schedules.layer,
+        System.layer
+      )
       const api = HttpApiBuilder.api(KeelApi).pipe(Layer.provide(groups))
       const routes = Layer.mergeAll(
         HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),

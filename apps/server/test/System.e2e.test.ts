@@ -43,6 +43,12 @@ const routes = [
   "PUT /cursors/{peer}",
   "POST /cursors/{peer}/reset",
   "DELETE /cursors/{peer}",
+  "GET /schedules",
+  "POST /schedules",
+  "GET /schedules/{name}",
+  "POST /schedules/{name}/pause",
+  "POST /schedules/{name}/resume",
+  "DELETE /schedules/{name}",
   "GET /health",
   "GET /metrics"
 ]

@@ -20,8 +20,10 @@ import * as Ticks from "./internal/ticks.js"
 import { encodePayload, parseQueueName, priorityRange } from "./Message.js"
 import { Queue, type SendError } from "./Queue.js"
 import {
+  type InvalidPayload,
   type InvalidQueueName,
   InvalidSchedule,
+  type PayloadTooLarge,
   QueueNotFound,
   QueueStoreError,
   ScheduleAlreadyExists,
@@ -92,7 +94,8 @@ export type CreateError =
   | InvalidQueueName
   | QueueNotFound
   | ScheduleAlreadyExists
-  | SendError
+  | InvalidPayload
+  | PayloadTooLarge
   | QueueStoreError
 
 /** The schedules service. */
