@@ -541,3 +541,23 @@ describe("secrets in errors and logs, end to end", () => {
     })
   )
 })
+
+describe("Dsn.scrub on hostile text", () => {
+  it("takes linear time on long runs of characters and never prints a long token", () => {
+    for (const text of [
+      "a".repeat(60_000),
+      "a:".repeat(30_000),
+      `password${"x".repeat(60_000)}`,
+      "x".repeat(600)
+    ]) {
+      const started = performance.now()
+      const scrubbed = Dsn.scrub(`before ${text} after`)
+      expect(performance.now() - started).toBeLessThan(200)
+      expect(scrubbed).toBe(`before [${text.length} characters] after`)
+    }
+    const short = "postgres://keel:hunter2@db/x ".repeat(2_000)
+    const started = performance.now()
+    expect(Dsn.scrub(short)).not.toContain("hunter2")
+    expect(performance.now() - started).toBeLessThan(200)
+  })
+})
