@@ -13,9 +13,11 @@ import { cursor } from "./commands/Cursor.js"
 import { db } from "./commands/Db.js"
 import { port } from "./commands/Port.js"
 import { dead, queueCommand } from "./commands/Queue.js"
+import { schedule } from "./commands/Schedule.js"
 import { serve } from "./commands/Serve.js"
 import * as Failure from "./Failure.js"
 import { options, RootGlobals } from "./Globals.js"
+import * as Input from "./Input.js"
 import * as Output from "./Output.js"
 import { Shutdown } from "./Shutdown.js"
 import { version } from "./Version.js"
@@ -23,7 +25,7 @@ import { version } from "./Version.js"
 /** `keel`: the root command. Its global options apply to every subcommand. */
 export const keel = Command.make("keel", { globals: options }).pipe(
   Command.withDescription("Keel: durable queues, port reservations and stream cursors on SQL."),
-  Command.withSubcommands([db, queueCommand, port, cursor, serve]),
+  Command.withSubcommands([db, queueCommand, port, cursor, schedule, serve]),
   Command.provideSync(RootGlobals, (config) => config.globals)
 )
 
@@ -50,7 +52,8 @@ const tree: HelpNode = node(keel, {
   db: node(db),
   queue: node(queueCommand, { dead: node(dead) }),
   port: node(port),
-  cursor: node(cursor)
+  cursor: node(cursor),
+  schedule: node(schedule)
 })
 
 /**
@@ -85,6 +88,25 @@ const withoutUsagePrinting = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.E
     Effect.withConsole(effect, { ...console, error: () => Effect.void })
   )
 
+/**
+ * `@effect/cli`'s `--wizard` (recognized anywhere on the command line) prompts on the terminal;
+ * with stdin not a terminal (a pipe, /dev/null, a script) it would wait forever. It is refused
+ * there as bad usage instead.
+ */
+const wizardNeedsTerminal = (argv: ReadonlyArray<string>): Effect.Effect<void, Failure.InvalidInput> =>
+  argv.slice(2).includes("--wizard")
+    ? Effect.flatMap(Input.Stdin, (stdin) =>
+        stdin.isTerminal()
+          ? Effect.void
+          : Effect.fail(
+              new Failure.InvalidInput({
+                source: "--wizard",
+                reason: "needs a terminal on stdin; give the command's arguments instead"
+              })
+            )
+      )
+    : Effect.void
+
 /** The value of `--db` in raw arguments (for redacting a usage error that echoes it). */
 const rawDb = (argv: ReadonlyArray<string>): string | undefined => {
   for (let index = 0; index < argv.length; index++) {
@@ -117,7 +139,11 @@ export const run = (
     Effect.gen(function* () {
       const clean = yield* Ref.make(false)
       const exit = yield* Effect.exit(
-        restore(withoutUsagePrinting(cli(helpRequest(argv))).pipe(Effect.provideService(Shutdown, clean)))
+        restore(
+          Effect.zipRight(wizardNeedsTerminal(argv), withoutUsagePrinting(cli(helpRequest(argv)))).pipe(
+            Effect.provideService(Shutdown, clean)
+          )
+        )
       )
       if (Exit.isSuccess(exit)) return yield* record(Failure.ExitCode.success)
       if (Cause.isInterruptedOnly(exit.cause)) {

@@ -44,6 +44,7 @@ export const usageErrors: ReadonlySet<string> = new Set([
   "PayloadTooLarge",
   "InvalidOption",
   "BatchTooLarge",
+  "InvalidSchedule",
   // @keel/reservation
   "InvalidPort",
   "InvalidRange",
@@ -191,6 +192,23 @@ export const secretsOf = (
   return secrets
 }
 
+/** The longest run of non-space characters printed as it is (see `shorten`). */
+export const longestRun = 512
+
+const longRun = new RegExp(`\\S{${longestRun + 1},}`, "g")
+
+/**
+ * `text` with each run of more than `longestRun` non-space characters replaced by its length: a
+ * huge argument echoed in an error would flood the terminal, and `Dsn.scrub`'s patterns take time
+ * quadratic in a run's length (a 60,000-character argument cost 3 s). No part of such a run is
+ * printed, so no part of a secret inside it leaks.
+ */
+export const shorten = (text: string): string => text.replace(longRun, (run) => `[${run.length} characters]`)
+
+/** `text` fit to print: shortened, then scrubbed of DSN credentials and the literal `secrets`. */
+export const redact = (text: string, secrets: ReadonlyArray<string>): string =>
+  Dsn.scrub(shorten(text), secrets)
+
 /** How to print a report. */
 export interface RenderOptions {
   readonly json: boolean
@@ -201,24 +219,44 @@ export interface RenderOptions {
 const jsonReplacer = (_key: string, value: unknown): unknown =>
   typeof value === "bigint" ? value.toString() : value
 
+/** `value` as JSON data (as `JSON.stringify` sees it) with every string redacted. */
+const redactData = (value: unknown, secrets: ReadonlyArray<string>): unknown => {
+  if (typeof value === "string") return redact(value, secrets)
+  if (Array.isArray(value)) return value.map((item) => redactData(item, secrets))
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, redactData(item, secrets)]))
+  }
+  return value
+}
+
+/**
+ * `value` as JSON text with every string in it redacted before it is escaped (a secret with a
+ * quote or a backslash in it is still found). Keys are field names, never secrets; the text as a
+ * whole is not scrubbed again: a long list of ids would be one run of thousands of characters.
+ */
+const redactedJson = (value: unknown, secrets: ReadonlyArray<string>, indent?: number): string => {
+  const data: unknown = JSON.parse(JSON.stringify(value, jsonReplacer) ?? "null")
+  return JSON.stringify(redactData(data, secrets), null, indent)
+}
+
 /**
  * The text written to stderr for a report: `keel: <message>` on one line (or, with `--json`, one
  * JSON line `{"error":{…},"exitCode":n}`), then with `--verbose` the detail and any trace.
  */
 export const render = (report: Report, options: RenderOptions): string => {
-  const clean = (text: string) => Dsn.scrub(text, options.secrets)
+  const clean = (text: string) => redact(text, options.secrets)
   if (options.json) {
     const document = {
       error: { ...report.detail, _tag: report.tag, message: report.message },
       exitCode: report.exitCode
     }
-    const line = clean(JSON.stringify(document, jsonReplacer))
+    const line = redactedJson(document, options.secrets)
     return options.verbose && report.trace !== undefined ? `${line}\n${clean(report.trace)}\n` : `${line}\n`
   }
   const lines = [`keel: ${clean(report.message)}`]
   if (options.verbose) {
     if (Object.keys(report.detail).length > 0) {
-      lines.push(clean(JSON.stringify({ _tag: report.tag, ...report.detail }, jsonReplacer, 2)))
+      lines.push(redactedJson({ _tag: report.tag, ...report.detail }, options.secrets, 2))
     }
     if (report.trace !== undefined) lines.push(clean(report.trace))
   }

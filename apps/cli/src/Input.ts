@@ -5,21 +5,42 @@
 import { readFile } from "node:fs/promises"
 import { resolve } from "node:path"
 import { text } from "node:stream/consumers"
-import { Effect, Option } from "effect"
+import { Context, Effect, Option } from "effect"
 import { InvalidInput } from "./Failure.js"
+
+/** A source of standard input. */
+export interface Source {
+  /** Whether it is a terminal (someone would have to type the input). */
+  readonly isTerminal: () => boolean
+  /** All of it, as text. */
+  readonly text: () => Promise<string>
+}
+
+/**
+ * Where commands read standard input from: the process's stdin unless replaced (tests that run
+ * `keel` in-process feed it here).
+ */
+export class Stdin extends Context.Reference<Stdin>()("@keel/cli/Input/Stdin", {
+  defaultValue: (): Source => ({
+    isTerminal: () => process.stdin.isTTY === true,
+    text: () => text(process.stdin)
+  })
+}) {}
 
 /** The whole of standard input as text; `InvalidInput` when stdin is a terminal. */
 export const stdin = (what: string): Effect.Effect<string, InvalidInput> =>
-  process.stdin.isTTY
-    ? Effect.fail(new InvalidInput({ source: "stdin", reason: `is a terminal; pipe ${what} into keel` }))
-    : Effect.tryPromise({
-        try: () => text(process.stdin),
-        catch: (error) =>
-          new InvalidInput({
-            source: "stdin",
-            reason: error instanceof Error ? error.message : String(error)
-          })
-      })
+  Effect.flatMap(Stdin, (source) =>
+    source.isTerminal()
+      ? Effect.fail(new InvalidInput({ source: "stdin", reason: `is a terminal; pipe ${what} into keel` }))
+      : Effect.tryPromise({
+          try: () => source.text(),
+          catch: (error) =>
+            new InvalidInput({
+              source: "stdin",
+              reason: error instanceof Error ? error.message : String(error)
+            })
+        })
+  )
 
 /** The text of `file` (relative to the working directory), or stdin when it is absent or `-`. */
 export const fileOrStdin = (file: Option.Option<string>, what: string): Effect.Effect<string, InvalidInput> =>

@@ -5,7 +5,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Cursor } from "@keel/cursor"
-import type { Queue } from "@keel/queue"
+import type { Queue, Schedule } from "@keel/queue"
 import type { Reservation } from "@keel/reservation"
 import * as Keel from "@keel/server/Keel"
 import type { Backend, Database } from "@keel/sql"
@@ -33,12 +33,22 @@ export const reservations: Layer.Layer<
   Globals.Globals
 > = Layer.provide(Keel.reservations, database)
 
-/** The queue service (config from `KEEL_QUEUE_*`) over the database. */
+/**
+ * The queue service (config from `KEEL_QUEUE_*`) and the database under it, so a command can put
+ * several of the queue's writes in one transaction (`Retry.transaction`): they join it.
+ */
 export const queue: Layer.Layer<
-  Queue.Queue,
+  Queue.Queue | SqlClient.SqlClient | Backend.Backend,
   Layer.Layer.Error<typeof Keel.queue> | Layer.Layer.Error<typeof database>,
   Globals.Globals
-> = Layer.provide(Keel.queue, database)
+> = Layer.provideMerge(Keel.queue, database)
+
+/** The schedules over the queue service and the database. */
+export const schedules: Layer.Layer<
+  Schedule.Schedules | Queue.Queue,
+  Layer.Layer.Error<typeof Keel.schedules> | Layer.Layer.Error<typeof queue>,
+  Globals.Globals
+> = Layer.provideMerge(Keel.schedules, queue)
 
 /**
  * The cursor store (config from `KEEL_CURSOR_*`) over the database; `namespace`, when given,

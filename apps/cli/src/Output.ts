@@ -3,13 +3,32 @@
  * (one line), otherwise human text. Progress and confirmations go to stderr and `--quiet` drops
  * them, so stdout carries only the result (`PORT=$(keel port reserve)` captures the port alone).
  */
-import { Effect } from "effect"
+import { Context, Effect } from "effect"
 import { Globals } from "./Globals.js"
 
-const write = (stream: NodeJS.WriteStream, text: string): Effect.Effect<void> =>
-  Effect.sync(() => {
-    stream.write(text)
+/** Where keel's text goes: a writer per stream. */
+export interface Writers {
+  readonly stdout: (text: string) => void
+  readonly stderr: (text: string) => void
+}
+
+/**
+ * The streams commands write to: the process's stdout and stderr unless replaced (tests that run
+ * `keel` in-process capture them here). Commands' own child processes still inherit the process's.
+ */
+export class Streams extends Context.Reference<Streams>()("@keel/cli/Output/Streams", {
+  defaultValue: (): Writers => ({
+    stdout: (text) => {
+      process.stdout.write(text)
+    },
+    stderr: (text) => {
+      process.stderr.write(text)
+    }
   })
+}) {}
+
+const write = (stream: keyof Writers, text: string): Effect.Effect<void> =>
+  Effect.flatMap(Streams, (streams) => Effect.sync(() => streams[stream](text)))
 
 const jsonReplacer = (_key: string, value: unknown): unknown =>
   typeof value === "bigint" ? value.toString() : value
@@ -23,9 +42,9 @@ export const json = (value: unknown): string => JSON.stringify(value, jsonReplac
  */
 export const result = (document: unknown, human: () => string): Effect.Effect<void, never, Globals> =>
   Effect.flatMap(Globals, (globals) => {
-    if (globals.json) return write(process.stdout, `${json(document)}\n`)
+    if (globals.json) return write("stdout", `${json(document)}\n`)
     const text = human()
-    return text === "" ? Effect.void : write(process.stdout, text.endsWith("\n") ? text : `${text}\n`)
+    return text === "" ? Effect.void : write("stdout", text.endsWith("\n") ? text : `${text}\n`)
   })
 
 /**
@@ -39,10 +58,10 @@ export const confirmation = (document: unknown, human: () => string): Effect.Eff
 
 /** A progress line on stderr (dropped with `--quiet`). */
 export const note = (line: string): Effect.Effect<void, never, Globals> =>
-  Effect.flatMap(Globals, (globals) => (globals.quiet ? Effect.void : write(process.stderr, `${line}\n`)))
+  Effect.flatMap(Globals, (globals) => (globals.quiet ? Effect.void : write("stderr", `${line}\n`)))
 
 /** Writes raw text to stderr (failures, already rendered). */
-export const stderr = (text: string): Effect.Effect<void> => write(process.stderr, text)
+export const stderr = (text: string): Effect.Effect<void> => write("stderr", text)
 
 /**
  * A plain-text table: one header line and one line per row, columns padded to their widest

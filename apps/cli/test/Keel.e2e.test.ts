@@ -277,7 +277,7 @@ for (const kind of Keel.kinds) {
       const status = Keel.json(await keel(["db", "status", "--json"]))
       expect(status.backend).toBe(kind)
       const packages = list(status.packages)
-      expect(packages.map((entry) => entry.package)).toEqual(["queue", "reservation", "cursor"])
+      expect(packages.map((entry) => entry.package)).toEqual(["queue", "schedule", "reservation", "cursor"])
       for (const entry of packages) {
         expect(entry.version).toBe(entry.latest)
         for (const step of list(entry.migrations)) expect(step.state).toBe("applied")

@@ -122,7 +122,7 @@ export const sendBatch = Command.make("send-batch", sendBatchConfig, (input) =>
   Leaf.lazy(input.globals, handlers, (run) => run.sendBatch(input))
 ).pipe(
   Command.withDescription(
-    "Send one message per JSON line (file or stdin), each 10,000 in one transaction; prints the ids."
+    "Send one message per JSON line (file or stdin), all in one transaction; prints the ids."
   )
 )
 

@@ -3,7 +3,7 @@
  * would apply its migrations as it starts and `status` would never show one pending).
  */
 import { Cursor } from "@keel/cursor"
-import { Queue } from "@keel/queue"
+import { Queue, Schedule } from "@keel/queue"
 import { Reservation } from "@keel/reservation"
 import { Backend, Migrations } from "@keel/sql"
 import { Effect, Option } from "effect"
@@ -14,6 +14,8 @@ import * as Output from "../Output.js"
 /** Every package's migrations, in the order `migrate` applies them. */
 export const packages: ReadonlyArray<readonly [name: string, set: Migrations.MigrationSet]> = [
   ["queue", Queue.migrations],
+  // The schedules' table refers to the queue's.
+  ["schedule", Schedule.migrations],
   ["reservation", Reservation.migrations],
   ["cursor", Cursor.migrations]
 ]

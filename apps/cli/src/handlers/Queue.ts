@@ -4,6 +4,7 @@
  * schemas encode them.
  */
 import { Message, Queue } from "@keel/queue"
+import { Retry } from "@keel/sql"
 import { Array as Arr, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import type {
   AckInput,
@@ -29,6 +30,13 @@ import * as Output from "../Output.js"
 import * as Parse from "../Parse.js"
 
 const withQueue = <E, R>(program: Effect.Effect<void, E, R>) => Effect.provide(program, Layers.queue)
+
+/**
+ * `writes` as one transaction (the queue's writes join it), re-run only when it provably rolled
+ * back: a command that fails part-way (a bad message after `--create` made the queue, the second
+ * 10,000 of a batch) leaves nothing behind.
+ */
+const atomically = <A, E, R>(writes: Effect.Effect<A, E, R>) => Retry.run(Retry.transaction(writes))
 
 const encodeInfo = Schema.encodeSync(Message.QueueInfo)
 const encodeLeased = Schema.encodeSync(Message.Leased)
@@ -129,19 +137,26 @@ export const send = (input: SendInput) =>
       })
       const payload = yield* Message.parsePayload(text)
       const queues = yield* Queue.Queue
-      if (input.create) yield* queues.ensureQueue(input.queue)
-      const id = yield* queues.send(input.queue, payload, {
+      const options = {
         delay: yield* Parse.optionalDuration("delay", input.delay),
         priority: Option.getOrUndefined(input.priority),
         dedupKey: Option.getOrUndefined(input.dedupKey)
-      })
+      }
+      const sent = queues.send(input.queue, payload, options)
+      // With --create the queue and the message are made together or not at all.
+      const id = input.create
+        ? yield* atomically(Effect.zipRight(queues.ensureQueue(input.queue), sent))
+        : yield* sent
       yield* Output.result({ queue: input.queue, id }, () => String(id))
     })
   )
 
 const decodeEnvelope = Schema.decodeUnknownEither(Message.OutgoingMessage)
 
-/** `keel queue send-batch`: JSON lines from a file or stdin, sent in transactions of up to 10,000. */
+/**
+ * `keel queue send-batch`: JSON lines from a file or stdin, all sent in one transaction (statements
+ * of up to 10,000): a bad line anywhere, or any failure, stores nothing.
+ */
 export const sendBatch = (input: SendBatchInput) =>
   withQueue(
     Effect.gen(function* () {
@@ -174,9 +189,13 @@ export const sendBatch = (input: SendBatchInput) =>
         })
       })
       const queues = yield* Queue.Queue
-      if (input.create) yield* queues.ensureQueue(input.queue)
-      const ids = yield* Effect.forEach(Arr.chunksOf(messages, Message.maxBatchSize), (chunk) =>
-        queues.sendBatch(input.queue, chunk)
+      // No message still checks the queue (exit 1 when it does not exist, 2 for a bad name).
+      const chunks = messages.length === 0 ? [[]] : Arr.chunksOf(messages, Message.maxBatchSize)
+      const ids = yield* atomically(
+        Effect.gen(function* () {
+          if (input.create) yield* queues.ensureQueue(input.queue)
+          return yield* Effect.forEach(chunks, (chunk) => queues.sendBatch(input.queue, chunk))
+        })
       )
       const all = ids.flat()
       yield* Output.result({ queue: input.queue, ids: all }, () => all.join("\n"))

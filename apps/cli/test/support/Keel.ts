@@ -83,7 +83,7 @@ export interface RunOptions {
   /** Extra environment (over this process's, with `KEEL_*` variables removed). */
   readonly env?: Readonly<Record<string, string>>
   /** Written to stdin, which is then closed (default: stdin closed at once). */
-  readonly input?: string
+  readonly input?: string | Uint8Array
   readonly cwd?: string
 }
 
