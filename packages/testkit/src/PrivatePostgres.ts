@@ -10,10 +10,10 @@
  */
 import { execFile } from "node:child_process"
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
-import * as Net from "node:net"
 import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
 import { Effect, type Scope } from "effect"
+import * as Files from "./Files.js"
 
 const root = "/usr/lib/postgresql"
 
@@ -71,15 +71,6 @@ const command = (file: string, args: ReadonlyArray<string>) =>
     })
   })
 
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 /**
  * Creates, starts and returns a private server; the scope stops it and removes its files. Dies
  * when the machine cannot (check `unavailable` first).
@@ -87,7 +78,7 @@ const freePort = Effect.async<number>((resume) => {
 export const make: Effect.Effect<Server, never, Scope.Scope> = Effect.gen(function* () {
   const bin = binaries()
   if (bin === undefined) return yield* Effect.dieMessage(unavailable() ?? "no PostgreSQL")
-  const port = yield* freePort
+  const port = yield* Files.freePort
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => {
       const made = mkdtempSync(join(tmpdir(), "keel-private-pg-"))

@@ -5,26 +5,15 @@
  * on a full disk a send fails the same way, a batch stores nothing, and sending works again once
  * space is freed.
  */
-import { createHash } from "node:crypto"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Database } from "@keel/sql"
-import { Tmpfs } from "@keel/testkit"
+import { Files, Tmpfs } from "@keel/testkit"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Keel from "../support/Keel.js"
-
-const snapshot = (dir: string): Record<string, string> =>
-  Object.fromEntries(
-    readdirSync(dir, { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile())
-      .map((entry) => {
-        const path = join(entry.parentPath, entry.name)
-        return [path, createHash("sha1").update(readFileSync(path)).digest("hex")]
-      })
-  )
 
 const query = <A extends object>(
   dsn: string,
@@ -58,7 +47,7 @@ describe("keel over bad database files [sqlite]", () => {
       (sql) =>
         sql`INSERT INTO keel_queue_migrations (version, name, checksum, applied_at) VALUES (99, 'from a newer Keel', 'x', 0)`
     )
-    const before = snapshot(dir)
+    const before = Files.snapshot(dir)
     const cases = [
       ["notes.db", /notes\.db is not a SQLite database/],
       ["folder.db", /folder\.db is a directory, not a database file/],
@@ -75,7 +64,7 @@ describe("keel over bad database files [sqlite]", () => {
         )
       }
     }
-    expect(snapshot(dir)).toEqual(before)
+    expect(Files.snapshot(dir)).toEqual(before)
   })
 })
 
@@ -94,7 +83,7 @@ describe.skipIf(noTmpfs !== undefined)("keel on a read-only or full file system 
     Keel.ok(await Keel.keel(["--db", db, "queue", "create", "files"]))
     await Effect.runPromise(mount.readOnly(true))
     try {
-      const before = snapshot(mount.dir)
+      const before = Files.snapshot(mount.dir)
       for (const args of [
         ["queue", "list"],
         ["queue", "send", "files", '{"n":1}']
@@ -103,7 +92,7 @@ describe.skipIf(noTmpfs !== undefined)("keel on a read-only or full file system 
           /keel\.db is on a read-only file system/
         )
       }
-      expect(snapshot(mount.dir)).toEqual(before)
+      expect(Files.snapshot(mount.dir)).toEqual(before)
     } finally {
       await Effect.runPromise(mount.readOnly(false))
     }

@@ -7,27 +7,15 @@
  *   the server stays up, the database stays intact (`PRAGMA integrity_check`), and sends succeed
  *   again once space is freed; every acknowledged send is stored once.
  */
-import { createHash } from "node:crypto"
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Database } from "@keel/sql"
-import { Processes, TestDatabase, Tmpfs } from "@keel/testkit"
+import { Files, Processes, TestDatabase, Tmpfs } from "@keel/testkit"
 import { Duration, Effect } from "effect"
 import { expectOk } from "../support/Expect.js"
 import * as TestServer from "../support/TestServer.js"
-
-/** Every file under `dir` with a hash of its bytes: what "nothing written" compares. */
-const snapshot = (dir: string): Record<string, string> =>
-  Object.fromEntries(
-    readdirSync(dir, { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile())
-      .map((entry) => {
-        const path = join(entry.parentPath, entry.name)
-        return [path, createHash("sha1").update(readFileSync(path)).digest("hex")]
-      })
-  )
 
 /** Runs the server on `dsn` until it exits by itself. */
 const runServer = (dsn: string, dir: string) =>
@@ -73,14 +61,14 @@ describe("the server over bad database files [sqlite]", () => {
         const { dir } = yield* Effect.orDie(TestDatabase.fresh("sqlite"))
         writeFileSync(join(dir, "notes.db"), "these are my notes, not a database\n")
         mkdirSync(join(dir, "folder.db"))
-        const before = snapshot(dir)
+        const before = Files.snapshot(dir)
         const cases = [
           [`sqlite:${join(dir, "notes.db")}`, /notes\.db is not a SQLite database/],
           [`sqlite:${join(dir, "folder.db")}`, /folder\.db is a directory, not a database file/],
           [`sqlite:${join(dir, "missing", "keel.db")}`, /the directory .*missing does not exist/]
         ] as const
         for (const [dsn, pattern] of cases) expectOneLine(yield* runServer(dsn, dir), pattern)
-        expect(snapshot(dir)).toEqual(before)
+        expect(Files.snapshot(dir)).toEqual(before)
       })
   )
 
@@ -96,9 +84,9 @@ describe("the server over bad database files [sqlite]", () => {
           (sql) =>
             sql`INSERT INTO keel_queue_migrations (version, name, checksum, applied_at) VALUES (99, 'from a newer Keel', 'x', 0)`
         )
-        const before = snapshot(dir)
+        const before = Files.snapshot(dir)
         expectOneLine(yield* runServer(`sqlite:${file}`, dir), /queue migration 99 .*does not know/)
-        expect(snapshot(dir)).toEqual(before)
+        expect(Files.snapshot(dir)).toEqual(before)
       })
   )
 
@@ -110,9 +98,9 @@ describe("the server over bad database files [sqlite]", () => {
         const file = join(mount.dir, "keel.db")
         yield* migrated(file)
         yield* mount.readOnly(true)
-        const before = snapshot(mount.dir)
+        const before = Files.snapshot(mount.dir)
         expectOneLine(yield* runServer(`sqlite:${file}`, mount.dir), /keel\.db is on a read-only file system/)
-        expect(snapshot(mount.dir)).toEqual(before)
+        expect(Files.snapshot(mount.dir)).toEqual(before)
         yield* mount.readOnly(false)
       })
   )

@@ -4,25 +4,14 @@
  * send is stored exactly once, nothing is stored twice, and no request waits more than 2 s: a
  * request that reaches a server still starting is refused or answered 503 at once, never held.
  */
-import * as Net from "node:net"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Database } from "@keel/sql"
-import { Seed, TestDatabase } from "@keel/testkit"
+import { Files, Seed, TestDatabase } from "@keel/testkit"
 import { Duration, Effect } from "effect"
 import { expectOk } from "../support/Expect.js"
 import * as Load from "../support/Load.js"
 import * as TestServer from "../support/TestServer.js"
-
-/** A TCP port free right now (bound, read, released). */
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** How many times each payload key is stored in the queue's messages. */
 const storedKeys = (dsn: string) =>
@@ -48,7 +37,7 @@ describe("HTTP server under SIGKILL and restart [sqlite]", () => {
       Effect.gen(function* () {
         const random = Seed.generator()
         const database = yield* Effect.orDie(TestDatabase.fresh("sqlite"))
-        const port = yield* freePort
+        const port = yield* Files.freePort
         const env = { KEEL_PORT: String(port) }
         let server = yield* TestServer.start(database, env)
         expectOk(yield* TestServer.request(server, "POST", "/queues", { body: { name: "faults" } }), 201)

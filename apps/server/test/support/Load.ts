@@ -57,37 +57,49 @@ const errorCode = (error: unknown): string => {
   return error instanceof Error ? error.message : String(error)
 }
 
+/** One timed `POST {url}/queues/{queue}{path}` with a JSON body; its attempt under `key`. */
+const post = async (
+  options: Pick<Options, "url" | "queue" | "headers" | "timeoutMs">,
+  key: string,
+  path: string,
+  body: unknown
+): Promise<Attempt> => {
+  const started = performance.now()
+  let outcome: Outcome
+  try {
+    const response = await fetch(`${options.url}/queues/${options.queue}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...options.headers },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000)
+    })
+    outcome = {
+      _tag: "Status",
+      status: response.status,
+      body: await response.text(),
+      retryAfter: response.headers.get("retry-after")
+    }
+  } catch (error) {
+    outcome =
+      error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
+        ? { _tag: "TimedOut" }
+        : { _tag: "ConnectionError", code: errorCode(error) }
+  }
+  return { key, at: started, ms: performance.now() - started, outcome }
+}
+
 /** Starts the load; the scope stops it. */
 export const start = (options: Options): Effect.Effect<Load, never, Scope.Scope> =>
   Effect.gen(function* () {
     const attempts: Array<Attempt> = []
     let running = true
-    const timeoutMs = options.timeoutMs ?? 10_000
     const client = async (index: number) => {
       for (let seq = 0; running; seq++) {
-        const key = `${index}-${seq}`
-        const started = performance.now()
-        let outcome: Outcome
-        try {
-          const response = await fetch(`${options.url}/queues/${options.queue}/messages`, {
-            method: "POST",
-            headers: { "content-type": "application/json", ...options.headers },
-            body: JSON.stringify({ payload: { key } }),
-            signal: AbortSignal.timeout(timeoutMs)
-          })
-          outcome = {
-            _tag: "Status",
-            status: response.status,
-            body: await response.text(),
-            retryAfter: response.headers.get("retry-after")
-          }
-        } catch (error) {
-          outcome =
-            error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
-              ? { _tag: "TimedOut" }
-              : { _tag: "ConnectionError", code: errorCode(error) }
-        }
-        attempts.push({ key, at: started, ms: performance.now() - started, outcome })
+        const attempt = await post(options, `${index}-${seq}`, "/messages", {
+          payload: { key: `${index}-${seq}` }
+        })
+        attempts.push(attempt)
+        const { outcome } = attempt
         const pause = outcome._tag !== "Status" || outcome.status >= 500 ? 20 : (options.pauseMs ?? 0)
         if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause))
       }
@@ -147,31 +159,10 @@ export const consume = (
     const attempts: Array<Attempt> = []
     let archived = 0
     let running = true
-    const timeoutMs = options.timeoutMs ?? 10_000
     const call = async (key: "read" | "archive", path: string, body: unknown) => {
-      const started = performance.now()
-      let outcome: Outcome
-      try {
-        const response = await fetch(`${options.url}/queues/${options.queue}${path}`, {
-          method: "POST",
-          headers: { "content-type": "application/json", ...options.headers },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs)
-        })
-        outcome = {
-          _tag: "Status",
-          status: response.status,
-          body: await response.text(),
-          retryAfter: response.headers.get("retry-after")
-        }
-      } catch (error) {
-        outcome =
-          error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")
-            ? { _tag: "TimedOut" }
-            : { _tag: "ConnectionError", code: errorCode(error) }
-      }
-      attempts.push({ key, at: started, ms: performance.now() - started, outcome })
-      return outcome
+      const attempt = await post(options, key, path, body)
+      attempts.push(attempt)
+      return attempt.outcome
     }
     const loop = async () => {
       while (running) {
