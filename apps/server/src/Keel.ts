@@ -74,7 +74,7 @@ export const scheduler: Layer.Layer<never, ConfigError.ConfigError, Schedule.Sch
 
 /** The services over the database in context: queues (with schedules), reservations, cursors. */
 export const services = Layer.mergeAll(
-  Layer.provideMerge(Layer.merge(schedules, scheduler.pipe(Layer.provide(schedules))), queue),
+  Layer.provideMerge(Layer.provideMerge(scheduler, schedules), queue),
   reservations,
   cursors
 )

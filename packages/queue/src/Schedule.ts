@@ -17,6 +17,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Backend, Failure, Migrations, Transaction } from "@keel/sql"
 import { Clock, Context, Duration, Effect, Either, Layer, Option, Schema } from "effect"
 import * as Ticks from "./internal/ticks.js"
+import * as Validate from "./internal/validate.js"
 import { encodePayload, parseQueueName, priorityRange } from "./Message.js"
 import { Queue, type SendError } from "./Queue.js"
 import {
@@ -119,54 +120,37 @@ export interface Service {
 /** The schedules of the database in context. */
 export class Schedules extends Context.Tag("@keel/queue/Schedules")<Schedules, Service>() {}
 
+/**
+ * The schedules' table in a dialect: identical but for the type of epoch milliseconds and ids
+ * (`INTEGER` on SQLite, `BIGINT` on PostgreSQL). `bigint` is one of those two constants. The text
+ * (indentation included) is what version 1 was first applied with: its checksum must not change.
+ */
+const schedulesTable = (bigint: "INTEGER" | "BIGINT"): ReadonlyArray<string> => [
+  `CREATE TABLE keel_schedules (
+          name TEXT PRIMARY KEY,
+          queue_id ${bigint} NOT NULL REFERENCES keel_queue_queues (id) ON DELETE CASCADE,
+          payload TEXT NOT NULL,
+          priority INTEGER NOT NULL,
+          cron TEXT,
+          time_zone TEXT,
+          every_ms ${bigint},
+          backfill_ms ${bigint} NOT NULL,
+          paused INTEGER NOT NULL CHECK (paused IN (0, 1)),
+          next_at ${bigint} NOT NULL,
+          last_tick_at ${bigint},
+          created_at ${bigint} NOT NULL,
+          updated_at ${bigint} NOT NULL,
+          CHECK ((cron IS NULL) <> (every_ms IS NULL))
+        )`,
+  "CREATE INDEX keel_schedules_due ON keel_schedules (paused, next_at)",
+  "CREATE INDEX keel_schedules_queue ON keel_schedules (queue_id)"
+]
+
 /** The schedules' table, recorded in `keel_schedule_migrations`; it refers to the queue's tables. */
 export const migrations: Migrations.MigrationSet = {
   name: "schedule",
   migrations: [
-    {
-      version: 1,
-      name: "schedules",
-      sqlite: [
-        `CREATE TABLE keel_schedules (
-          name TEXT PRIMARY KEY,
-          queue_id INTEGER NOT NULL REFERENCES keel_queue_queues (id) ON DELETE CASCADE,
-          payload TEXT NOT NULL,
-          priority INTEGER NOT NULL,
-          cron TEXT,
-          time_zone TEXT,
-          every_ms INTEGER,
-          backfill_ms INTEGER NOT NULL,
-          paused INTEGER NOT NULL CHECK (paused IN (0, 1)),
-          next_at INTEGER NOT NULL,
-          last_tick_at INTEGER,
-          created_at INTEGER NOT NULL,
-          updated_at INTEGER NOT NULL,
-          CHECK ((cron IS NULL) <> (every_ms IS NULL))
-        )`,
-        "CREATE INDEX keel_schedules_due ON keel_schedules (paused, next_at)",
-        "CREATE INDEX keel_schedules_queue ON keel_schedules (queue_id)"
-      ],
-      pg: [
-        `CREATE TABLE keel_schedules (
-          name TEXT PRIMARY KEY,
-          queue_id BIGINT NOT NULL REFERENCES keel_queue_queues (id) ON DELETE CASCADE,
-          payload TEXT NOT NULL,
-          priority INTEGER NOT NULL,
-          cron TEXT,
-          time_zone TEXT,
-          every_ms BIGINT,
-          backfill_ms BIGINT NOT NULL,
-          paused INTEGER NOT NULL CHECK (paused IN (0, 1)),
-          next_at BIGINT NOT NULL,
-          last_tick_at BIGINT,
-          created_at BIGINT NOT NULL,
-          updated_at BIGINT NOT NULL,
-          CHECK ((cron IS NULL) <> (every_ms IS NULL))
-        )`,
-        "CREATE INDEX keel_schedules_due ON keel_schedules (paused, next_at)",
-        "CREATE INDEX keel_schedules_queue ON keel_schedules (queue_id)"
-      ]
-    }
+    { version: 1, name: "schedules", sqlite: schedulesTable("INTEGER"), pg: schedulesTable("BIGINT") }
   ]
 }
 
@@ -258,12 +242,10 @@ const validate = (schedule: NewSchedule, now: number) =>
     }
     const backfillMs = yield* durationMs(schedule.backfill, "backfill")
     if (backfillMs < 0) return yield* new InvalidSchedule({ reason: "backfill is negative" })
-    const priority = schedule.priority ?? 0
-    if (!Number.isInteger(priority) || priority < priorityRange.min || priority > priorityRange.max) {
-      return yield* new InvalidSchedule({
-        reason: `priority must be an integer from ${priorityRange.min} to ${priorityRange.max}`
-      })
-    }
+    const priority = yield* Either.mapLeft(
+      Validate.optionalInteger("priority", schedule.priority, priorityRange, 0),
+      (error) => new InvalidSchedule({ reason: `priority must be ${error.expected}` })
+    )
     const payload = yield* encodePayload(schedule.payload ?? null, 1024 * 1024)
     let clock: Ticks.Clock
     if (schedule.cron !== undefined) {

@@ -8,12 +8,12 @@
  * `postgres` user or as root (then every command runs as `postgres` through `runuser`: initdb
  * refuses root). `available` says whether this machine can; tests skip with that reason otherwise.
  */
-import { execFile } from "node:child_process"
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
 import { Effect, type Scope } from "effect"
 import * as Files from "./Files.js"
+import { exec } from "./Processes.js"
 
 const root = "/usr/lib/postgresql"
 
@@ -61,15 +61,9 @@ export interface Server {
 }
 
 /** Runs a command (as postgres when we are root); its stdout. Fails with its stderr. */
+/** Runs a server binary, as postgres when we are root (initdb refuses root); its stdout. */
 const command = (file: string, args: ReadonlyArray<string>) =>
-  Effect.async<string, Error>((resume) => {
-    const [run, runArgs] =
-      process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", file, ...args]] : [file, [...args]]
-    execFile(run, runArgs, { timeout: 60_000 }, (error, stdout, stderr) => {
-      if (error) resume(Effect.fail(new Error(`${file} ${args.join(" ")}: ${stderr || error.message}`)))
-      else resume(Effect.succeed(stdout))
-    })
-  })
+  process.getuid?.() === 0 ? exec("runuser", ["-u", "postgres", "--", file, ...args]) : exec(file, args)
 
 /**
  * Creates, starts and returns a private server; the scope stops it and removes its files. Dies

@@ -6,7 +6,7 @@
  * bundle with plain node: a child then boots in ~0.2 s instead of ~2 s through tsx, which is what
  * makes tests with dozens of process starts affordable.
  */
-import { type ChildProcess, spawn as spawnChild } from "node:child_process"
+import { type ChildProcess, execFile, spawn as spawnChild } from "node:child_process"
 import { Deferred, Duration, Effect, type Scope } from "effect"
 import * as Bundle from "./Bundle.js"
 
@@ -117,3 +117,19 @@ export const waitForStart: Effect.Effect<void> = Effect.suspend(() => {
   const wait = at - Date.now()
   return wait > 0 ? Effect.sleep(Duration.millis(wait)) : Effect.void
 })
+
+/**
+ * Runs a system command (`mount`, `pg_ctl`…) to completion; its stdout. Fails with an error naming
+ * the command and carrying its stderr when it exits non-zero or outlives `timeoutMs` (default 60 s).
+ */
+export const exec = (
+  file: string,
+  args: ReadonlyArray<string>,
+  timeoutMs = 60_000
+): Effect.Effect<string, Error> =>
+  Effect.async<string, Error>((resume) => {
+    execFile(file, [...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
+      if (error) resume(Effect.fail(new Error(`${file} ${args.join(" ")}: ${stderr || error.message}`)))
+      else resume(Effect.succeed(stdout))
+    })
+  })

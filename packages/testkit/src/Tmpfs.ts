@@ -3,11 +3,11 @@
  * one read-only, under a real database. Mounting needs root; `unavailable` says why a machine
  * cannot, and tests skip with that reason.
  */
-import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync, statfsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, type Scope } from "effect"
+import { exec } from "./Processes.js"
 
 /** Why tmpfs cannot be mounted here, or undefined when it can. */
 export const unavailable = (): string | undefined =>
@@ -16,15 +16,6 @@ export const unavailable = (): string | undefined =>
     : process.getuid?.() !== 0
       ? "mounting a tmpfs needs root"
       : undefined
-
-const run = (file: string, args: ReadonlyArray<string>) =>
-  Effect.async<void, Error>((resume) => {
-    execFile(file, [...args], { timeout: 30_000 }, (error, _stdout, stderr) => {
-      resume(
-        error ? Effect.fail(new Error(`${file} ${args.join(" ")}: ${stderr || error.message}`)) : Effect.void
-      )
-    })
-  })
 
 /** A mounted tmpfs. */
 export interface Mount {
@@ -43,8 +34,8 @@ export const mount = (bytes: number): Effect.Effect<Mount, never, Scope.Scope> =
       (made) => Effect.sync(() => rmSync(made, { recursive: true, force: true }))
     )
     yield* Effect.acquireRelease(
-      Effect.orDie(run("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir])),
-      () => Effect.ignore(run("umount", ["-l", dir]))
+      Effect.orDie(exec("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir], 30_000)),
+      () => Effect.ignore(exec("umount", ["-l", dir], 30_000))
     )
     return {
       dir,
@@ -52,6 +43,6 @@ export const mount = (bytes: number): Effect.Effect<Mount, never, Scope.Scope> =
         const stats = statfsSync(dir)
         return stats.bavail * stats.bsize
       },
-      readOnly: (on) => Effect.orDie(run("mount", ["-o", `remount,${on ? "ro" : "rw"}`, dir]))
+      readOnly: (on) => Effect.orDie(exec("mount", ["-o", `remount,${on ? "ro" : "rw"}`, dir], 30_000))
     }
   })

@@ -15,23 +15,6 @@ import { expectOk } from "../support/Expect.js"
 import * as Load from "../support/Load.js"
 import * as TestServer from "../support/TestServer.js"
 
-/** How many times each payload key is stored: in the queue, archived, dead-lettered. */
-const storedKeys = (dsn: string) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ payload: string; place: string }>`
-      SELECT payload, 'queued' AS place FROM keel_queue_messages
-      UNION ALL SELECT payload, CASE WHEN dead THEN 'dead' ELSE 'archived' END FROM keel_queue_archive`
-    const counts = new Map<string, number>()
-    const places: Record<string, number> = {}
-    for (const row of rows) {
-      const { key } = JSON.parse(row.payload) as { key: string }
-      counts.set(key, (counts.get(key) ?? 0) + 1)
-      places[row.place] = (places[row.place] ?? 0) + 1
-    }
-    return { counts, places }
-  }).pipe(Effect.provide(Database.layer(dsn)), Effect.scoped, Effect.orDie)
-
 const queued = (dsn: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -123,7 +106,7 @@ describe.skipIf(unavailable !== undefined)("HTTP server while PostgreSQL goes aw
         )
 
         const acknowledged = Load.acknowledged(attempts)
-        const stored = yield* storedKeys(database.dsn)
+        const stored = yield* Load.stored(database.dsn)
         expect(
           acknowledged.filter((key) => stored.counts.get(key) !== 1),
           random.explain("acknowledged sends not stored exactly once")

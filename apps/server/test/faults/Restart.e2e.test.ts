@@ -4,27 +4,12 @@
  * send is stored exactly once, nothing is stored twice, and no request waits more than 2 s: a
  * request that reaches a server still starting is refused or answered 503 at once, never held.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Database } from "@keel/sql"
 import { Files, Seed, TestDatabase } from "@keel/testkit"
 import { Duration, Effect } from "effect"
 import { expectOk } from "../support/Expect.js"
 import * as Load from "../support/Load.js"
 import * as TestServer from "../support/TestServer.js"
-
-/** How many times each payload key is stored in the queue's messages. */
-const storedKeys = (dsn: string) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ payload: string }>`SELECT payload FROM keel_queue_messages`
-    const counts = new Map<string, number>()
-    for (const row of rows) {
-      const { key } = JSON.parse(row.payload) as { key: string }
-      counts.set(key, (counts.get(key) ?? 0) + 1)
-    }
-    return counts
-  }).pipe(Effect.provide(Database.layer(dsn)), Effect.scoped, Effect.orDie)
 
 const kills = 20
 const clients = 16
@@ -56,7 +41,7 @@ describe("HTTP server under SIGKILL and restart [sqlite]", () => {
         yield* server.child.exited
 
         const acknowledged = Load.acknowledged(attempts)
-        const stored = yield* storedKeys(database.dsn)
+        const stored = (yield* Load.stored(database.dsn)).counts
         const summary = JSON.stringify(Load.tally(attempts))
         const slow = Load.slowerThan(attempts, hangMs)
         expect(

@@ -6,6 +6,8 @@
  * A connection error (the server is down or was killed) is an outcome like any other; the client
  * pauses briefly and sends its next message.
  */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Database } from "@keel/sql"
 import { Effect, type Scope } from "effect"
 
 /** How one request ended. */
@@ -188,3 +190,23 @@ export const consume = (
     yield* Effect.addFinalizer(() => stop)
     return { archived: () => archived, attempts: () => attempts, stop }
   })
+
+/**
+ * What the database at `dsn` holds of the load: how many times each payload key is stored (in the
+ * queue, archived or dead-lettered), and how many rows are in each of those places.
+ */
+export const stored = (dsn: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ payload: string; place: string }>`
+      SELECT payload, 'queued' AS place FROM keel_queue_messages
+      UNION ALL SELECT payload, CASE WHEN dead THEN 'dead' ELSE 'archived' END FROM keel_queue_archive`
+    const counts = new Map<string, number>()
+    const places: Record<string, number> = {}
+    for (const row of rows) {
+      const { key } = JSON.parse(row.payload) as { key: string }
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+      places[row.place] = (places[row.place] ?? 0) + 1
+    }
+    return { counts, places }
+  }).pipe(Effect.provide(Database.layer(dsn)), Effect.scoped, Effect.orDie)
