@@ -19,10 +19,11 @@ import {
   HttpMiddleware,
   HttpRouter,
   HttpServer,
+  HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
 import type { ServeError } from "@effect/platform/HttpServerError"
-import { NodeHttpServer } from "@effect/platform-node"
+import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import type { Database } from "@keel/sql"
 import {
   Cause,
@@ -67,19 +68,26 @@ export const maxPathParameter = 4096
 
 /**
  * Headers every response gets at the end of the pipeline: `Connection: close` while the server
- * stops (clients do not reuse the connection), and `Retry-After: 1` on a 503 (the database is
- * unavailable or the server is not serving: a client should try again shortly, not give up).
+ * stops (clients do not reuse the connection), `Retry-After: 1` on a 503 (the database is
+ * unavailable or the server is not serving: a client should try again shortly, not give up), and
+ * `Connection: keep-alive` on an answer given before the request's body has arrived in full (a
+ * route that reads no body, such as a 404 or an `OPTIONS`, answered while a large body is still
+ * coming): node then reads and discards the rest instead of closing with unread data, which resets
+ * the connection and can destroy the answer before the client reads it (see `Body.answerEarly`).
  */
 const finalHeaders =
   (lifecycle: Lifecycle.Service) =>
   <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
     Effect.flatMap(app, (response) =>
-      Effect.map(lifecycle.stopping, (stopping) => {
+      Effect.zipWith(lifecycle.stopping, HttpServerRequest.HttpServerRequest, (stopping, request) => {
         const retry =
           response.status === 503 && response.headers["retry-after"] === undefined
             ? HttpServerResponse.setHeader(response, "retry-after", "1")
             : response
-        return stopping ? HttpServerResponse.setHeader(retry, "connection", "close") : retry
+        if (stopping) return HttpServerResponse.setHeader(retry, "connection", "close")
+        return NodeHttpServerRequest.toIncomingMessage(request).complete
+          ? retry
+          : HttpServerResponse.setHeader(retry, "connection", "keep-alive")
       })
     )
 

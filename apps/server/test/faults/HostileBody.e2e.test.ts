@@ -3,8 +3,10 @@
  * `Content-Length` over the limit is answered 413 before a byte of the body is sent; a chunked
  * body is answered 413 as soon as it passes the limit, while the client is still sending; and a
  * client that writes its whole oversized body at once and asks to close reads its 413 (or 415),
- * never a reset connection. The connection survives: the server discards the rest of the body.
+ * never a reset connection — nor does a client whose large body goes to a route that reads none
+ * (an `OPTIONS`, an unknown path). The connection survives: the server discards the rest of the body.
  */
+import * as Net from "node:net"
 import { describe, expect, layer } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { expectOk } from "../support/Expect.js"
@@ -32,6 +34,74 @@ const expectAnswer = (outcome: RawHttp.Outcome, status: number, tag: string): Ra
   })
   return reply
 }
+
+/**
+ * Sends `line` with `Connection: close` and the first 64 KiB of a 2 MiB JSON-looking body, waits
+ * for the answer, then writes the rest of the body. A server that closed with the body unread
+ * resets the connection (the client's later writes fail, and a reset can destroy an answer not
+ * yet read); one that reads the rest lets every write through.
+ */
+const answeredMidBody = (
+  port: number,
+  line: string,
+  framing: "length" | "chunked"
+): Promise<{
+  status: number
+  body: unknown
+  connection: string | undefined
+  writeError: string | undefined
+}> =>
+  new Promise((resolve, reject) => {
+    const total = 2 * limit
+    const piece = Buffer.alloc(64 * 1024, "[")
+    const socket = Net.connect({ host: "127.0.0.1", port, noDelay: true })
+    const chunks: Array<Buffer> = []
+    let writeError: string | undefined
+    let answered = false
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`${line}: no answer within 10 s`))
+    }, 10_000)
+    socket.on("error", (error) => {
+      writeError = error.message
+    })
+    const wrap = (data: Buffer) => (framing === "chunked" ? framed(data) : data)
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk)
+      const reply = RawHttp.parse(Buffer.concat(chunks), false, false)
+      if (answered || reply._tag === "None") return
+      answered = true
+      const rest = async () => {
+        for (let sent = piece.length; sent < total && writeError === undefined; sent += piece.length) {
+          await new Promise<void>((done) => socket.write(wrap(piece), () => done()))
+        }
+        if (framing === "chunked") await new Promise<void>((done) => socket.write("0\r\n\r\n", () => done()))
+        // Long enough for a reset of the last writes to come back.
+        await new Promise((done) => setTimeout(done, 200))
+      }
+      void rest().then(() => {
+        clearTimeout(timer)
+        socket.destroy()
+        resolve({
+          status: reply.value.status,
+          body: RawHttp.json({ ...reply.value, ms: 0 }),
+          connection: reply.value.headers.connection,
+          writeError
+        })
+      })
+    })
+    socket.once("connect", () => {
+      socket.write(
+        RawHttp.request(`${line} HTTP/1.1`, [
+          ["Host", "127.0.0.1"],
+          ["Connection", "close"],
+          ["Content-Type", "application/json"],
+          framing === "length" ? ["Content-Length", String(total)] : ["Transfer-Encoding", "chunked"]
+        ])
+      )
+      socket.write(wrap(piece))
+    })
+  })
 
 describe("oversized bodies [sqlite]", () => {
   layer(TestServer.layer("sqlite"), { timeout: 120_000, excludeTestServices: true })((it) => {
@@ -122,6 +192,32 @@ describe("oversized bodies [sqlite]", () => {
             { concurrency: 8 }
           )
           for (const [each, outcome] of outcomes) expectAnswer(outcome, each.status, each.tag)
+        })
+    )
+
+    it.scoped(
+      "a route that reads no body (OPTIONS, an unknown path) answers while the body still arrives, then reads the rest: no reset",
+      () =>
+        Effect.gen(function* () {
+          const server = yield* TestServer.TestServer
+          const cases = [
+            { line: "OPTIONS /reservations/show?tag=1&tag=2", framing: "chunked" },
+            { line: "GET /no/such/route", framing: "length" },
+            { line: "OPTIONS /queues", framing: "length" },
+            { line: "GET /queues/no-such-queue/metrics", framing: "chunked" }
+          ] as const
+          for (const each of cases) {
+            const result = yield* Effect.promise(() => answeredMidBody(server.port, each.line, each.framing))
+            expect({ line: each.line, ...result }).toMatchObject({
+              line: each.line,
+              status: expect.any(Number),
+              body: { _tag: expect.any(String), message: expect.any(String) },
+              connection: "keep-alive",
+              writeError: undefined
+            })
+            expect(result.status).toBeGreaterThanOrEqual(400)
+            expect(result.status).toBeLessThan(500)
+          }
         })
     )
   })
