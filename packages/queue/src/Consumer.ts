@@ -35,8 +35,17 @@ import {
   type Scope,
   Stream
 } from "effect"
+import * as Backoff from "./Backoff.js"
 import { checkOptions } from "./internal/consumeOptions.js"
-import type { Lease, Leased, MaintenanceReport, QueueInfo, QueueName, ReleaseOutcome } from "./Message.js"
+import type {
+  Backoff as BackoffPolicy,
+  Lease,
+  Leased,
+  MaintenanceReport,
+  QueueInfo,
+  QueueName,
+  ReleaseOutcome
+} from "./Message.js"
 import type { ConsumeOptions } from "./Options.js"
 import type {
   InvalidOption,
@@ -223,12 +232,16 @@ export const make =
           return emit({ _tag: "LeaseLost", message })
         })
 
-      const backoff = (deliveries: number) =>
-        Effect.map(Random.nextRange(0.75, 1), (jitter) =>
-          Math.floor(
-            Math.min(settings.backoffMaxMs, settings.backoffInitialMs * 2 ** Math.min(deliveries - 1, 40)) *
-              jitter
-          )
+      // The message's own backoff when it was sent with one, else the consumer's.
+      const consumerBackoff: BackoffPolicy = {
+        kind: "exponential",
+        base: settings.backoffInitialMs,
+        max: settings.backoffMaxMs,
+        jitter: 0.25
+      }
+      const backoff = (message: Leased) =>
+        Effect.map(Random.next, (random) =>
+          Backoff.delayOf(message.backoff ?? consumerBackoff, message.deliveries, random)
         )
 
       const runHandler = (message: Leased): Effect.Effect<void, unknown> => {
@@ -241,7 +254,7 @@ export const make =
         Effect.gen(function* () {
           counts.failed++
           const error = describeFailure(cause)
-          const delay = yield* backoff(message.deliveries)
+          const delay = yield* backoff(message)
           yield* Effect.matchEffect(ops.release(name, message, { delay, error }), {
             onSuccess: (outcome) => {
               if (outcome === "dead") counts.deadLettered++

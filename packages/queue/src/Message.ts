@@ -116,14 +116,71 @@ export class QueueInfo extends Schema.Class<QueueInfo>("QueueInfo")({
   updatedAt: Timestamp
 }) {}
 
-/** The options of one send; on the wire `delay` is milliseconds. */
+/**
+ * What a send does when its `dedupKey` is already held (within its window):
+ * - `ignore`: nothing; the send yields the held message's id.
+ * - `replace`: the held message, while it is queued and not leased, takes the new payload and
+ *   priority (its deliveries start over; its availability is kept); a held message that is leased or
+ *   done is left alone and a new message is stored, which the key then holds.
+ * - `debounce`: as `replace`, and the message's availability moves to the send's time plus its
+ *   `delay`: it runs once the sends have stopped for `delay`.
+ */
+export const DedupMode = Schema.Literal("ignore", "replace", "debounce")
+
+/** What a send does when its `dedupKey` is already held. */
+export type DedupMode = typeof DedupMode.Type
+
+/** The longest dedup window: as long as the longest retention, 3650 days. */
+export const maxDedupWindowMs = 3650 * 24 * 60 * 60 * 1000
+
+/**
+ * How a retry delay grows with the deliveries so far (`n`, the failed one included):
+ * `exponential` base × 2^(n−1), `linear` base × n, `fixed` base; each capped at `max`.
+ */
+export const BackoffKind = Schema.Literal("exponential", "linear", "fixed")
+
+/** How a retry delay grows with the deliveries so far. */
+export type BackoffKind = typeof BackoffKind.Type
+
+/** A resolved retry backoff; `base` and `max` are milliseconds. */
+export const Backoff = Schema.Struct({
+  kind: BackoffKind,
+  base: Schema.Number,
+  max: Schema.Number,
+  /** The delay is reduced by up to this fraction at random (0: exact, 0.25: 75–100 % of it). */
+  jitter: Schema.Number
+})
+
+/** A resolved retry backoff: durations in milliseconds. */
+export type Backoff = typeof Backoff.Type
+
+/** A backoff as a send gives it on the wire: each field optional, durations in milliseconds. */
+export const BackoffInput = Schema.Struct({
+  kind: Schema.optional(BackoffKind),
+  base: Schema.optional(Schema.Number),
+  max: Schema.optional(Schema.Number),
+  jitter: Schema.optional(Schema.Number)
+})
+
+/** The options of one send; on the wire `delay` and `dedupWindow` are milliseconds. */
 export const SendOptions = Schema.Struct({
   /** How long the message stays invisible after the send. Default 0. */
   delay: Schema.optional(Schema.Number),
   /** Lower is delivered first. Default 0. */
   priority: Schema.optional(Schema.Number),
   /** An idempotency key: a second send with the same key returns the first message's id. */
-  dedupKey: Schema.optional(Schema.String)
+  dedupKey: Schema.optional(Schema.String),
+  /**
+   * How long the key is held from the send that claimed it; after that a send with the key stores
+   * a new message. Default: until the queue's retention has passed since its message was done.
+   */
+  dedupWindow: Schema.optional(Schema.Number),
+  /** What a send with a held key does. Default `ignore`. */
+  dedupMode: Schema.optional(DedupMode),
+  /** Deliveries allowed before this message is dead-lettered. Default: its queue's setting. */
+  maxDeliveries: Schema.optional(Schema.Number),
+  /** The delay before each retry of this message after a failure. Default: the consumer's. */
+  backoff: Schema.optional(BackoffInput)
 })
 
 /** One message of a batch send. */
@@ -155,7 +212,11 @@ export class Leased extends Schema.Class<Leased>("Leased")({
   lease: LeaseToken,
   workerId: Schema.NullOr(Schema.String),
   /** The error reported by the previous delivery's consumer, if it failed. */
-  lastError: Schema.NullOr(Schema.String)
+  lastError: Schema.NullOr(Schema.String),
+  /** Deliveries allowed before it is dead-lettered: its own, or its queue's. */
+  maxDeliveries: Schema.Int,
+  /** Its own retry backoff, sent with it; null: the consumer's applies. */
+  backoff: Schema.NullOr(Backoff)
 }) {}
 
 /** The options of `release`; on the wire `delay` is milliseconds. */

@@ -5,7 +5,7 @@
  */
 import type { Duration, Effect } from "effect"
 import type { ConsumerEvent } from "./Consumer.js"
-import type { QueueName } from "./Message.js"
+import type { BackoffKind, DedupMode, QueueName } from "./Message.js"
 
 /** Settings to create a queue with, or to change; absent ones keep their default (or current) value. */
 export interface SettingsOptions {
@@ -25,6 +25,31 @@ export interface SendOptions {
   readonly priority?: number | undefined
   /** An idempotency key: every send with the same key (while it is remembered) yields the same message. */
   readonly dedupKey?: string | undefined
+  /**
+   * How long the key is held from the send that claims it, from 1 ms to 3650 days; afterwards a
+   * send with the key stores a new message (a uniqueness window, as pg-boss `singletonSeconds` or
+   * BullMQ's deduplication `ttl`). Default: held until the queue's retention has passed since its
+   * message was done. Only with a `dedupKey`.
+   */
+  readonly dedupWindow?: Duration.DurationInput | undefined
+  /** What a send with a held key does (`ignore`, `replace`, `debounce`: see `DedupMode`). Only with a `dedupKey`. */
+  readonly dedupMode?: DedupMode | undefined
+  /** Deliveries allowed before this message is dead-lettered, from 1 to 1000. Default: its queue's. */
+  readonly maxDeliveries?: number | undefined
+  /** The delay before each retry of this message after its handler failed. Default: the consumer's backoff. */
+  readonly backoff?: BackoffOptions | undefined
+}
+
+/**
+ * A retry backoff (see `Message.BackoffKind`): `kind` default exponential; `base` from 0 to 365
+ * days, default 1 s; `max` from `base` to 365 days, default the larger of `base` and 5 minutes;
+ * `jitter` the fraction (0 to 1) the delay may be reduced by at random, default 0.25.
+ */
+export interface BackoffOptions {
+  readonly kind?: BackoffKind | undefined
+  readonly base?: Duration.DurationInput | undefined
+  readonly max?: Duration.DurationInput | undefined
+  readonly jitter?: number | undefined
 }
 
 /** One message of a batch send. */

@@ -104,8 +104,8 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
 }
 
 /**
- * An unkeyed send could not confirm its outcome: the message may or may not have been written.
- * It was not retried (a retry could duplicate it). Send with a `dedupKey` to make sends retryable.
+ * A send could not confirm its outcome: the message may or may not have been written. It was not
+ * retried (a retry could duplicate it). Send with a `dedupKey` (mode `ignore`) to make sends retryable.
  */
 export class SendOutcomeUnknown extends Schema.TaggedError<SendOutcomeUnknown>()("SendOutcomeUnknown", {
   queue: Schema.String,

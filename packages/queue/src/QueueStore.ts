@@ -9,6 +9,7 @@
  */
 import { Context, type Effect, Layer, type Stream } from "effect"
 import * as Memory from "./internal/memory.js"
+import type { Backoff, DedupMode } from "./Message.js"
 import type { QueueStoreError } from "./QueueError.js"
 
 /** A queue and its settings. */
@@ -36,8 +37,16 @@ export interface NewMessage {
   readonly priority: number
   /** Invisible for this long after `now`. */
   readonly delayMs: number
-  /** An idempotency key: a message with a key already remembered is not stored again. */
+  /** An idempotency key: a message with a key already held is not stored again (see `dedupMode`). */
   readonly dedupKey: string | undefined
+  /** With a key: how long it is held from its claim; undefined: until retention after its message is done. */
+  readonly dedupWindowMs: number | undefined
+  /** With a held key: leave the held message (`ignore`), or replace it while it is queued and not leased. */
+  readonly dedupMode: DedupMode
+  /** Deliveries allowed before it is dead-lettered; undefined: its queue's setting. */
+  readonly maxDeliveries: number | undefined
+  /** Its own retry backoff; undefined: the consumer's. */
+  readonly backoff: Backoff | undefined
 }
 
 /** What a send stored: the queue's id and, per message, its id (an existing key's message for a known key). */
@@ -67,6 +76,10 @@ export interface LeasedRow {
   readonly deliveries: number
   readonly visibleAt: number
   readonly lastError: string | null
+  /** Deliveries allowed before it is dead-lettered: its own, or its queue's. */
+  readonly maxDeliveries: number
+  /** Its own retry backoff (null: the consumer's). */
+  readonly backoff: Backoff | null
 }
 
 /** What a lease request took: messages by priority, then visible-since, then id; and how many it dead-lettered. */

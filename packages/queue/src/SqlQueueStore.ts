@@ -13,7 +13,8 @@
  *   On PostgreSQL they are one autocommit statement each instead (atomic on its own): never re-run,
  *   and a failure that may come after it ran is `CommitOutcomeUnknown`.
  * - A transaction is re-run only when its failure proves it rolled back (`Retry.plan`,
- *   `Retry.grouped`); a send whose every message is keyed is re-run after any failure (`Retry.keyed`).
+ *   `Retry.grouped`); a send whose every message is keyed (in `ignore` mode) is re-run after any
+ *   failure (`Retry.keyed`).
  * - Database failures become `QueueStoreError { operation }` here, once (`Failure.refail`).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -130,8 +131,12 @@ export const make = (
         if (messages.length === 1 && first !== undefined && first.dedupKey === undefined) {
           return sendAlone(name, first, now)
         }
-        if (messages.length > 0 && messages.every((message) => message.dedupKey !== undefined)) {
+        if (
+          messages.length > 0 &&
+          messages.every((message) => message.dedupKey !== undefined && message.dedupMode === "ignore")
+        ) {
           // Insert-or-ignore on (queue, key), then select by key: re-running it cannot duplicate.
+          // (A replacing send is not re-run: its message may have been leased in between.)
           return Retry.run(
             Retry.keyed({
               key: `${name}:${first?.dedupKey ?? ""}`,

@@ -1,4 +1,5 @@
 /** @keel/queue: a durable message queue on SQL that never duplicates and never loses. */
+export * as Backoff from "./Backoff.js"
 export * as Consumer from "./Consumer.js"
 export * as Message from "./Message.js"
 export * as Metrics from "./Metrics.js"

@@ -71,6 +71,18 @@ const sendOptions = {
   priority: Options.integer("priority").pipe(
     Options.withDescription("Lower is delivered first, -32768 to 32767 (default 0)."),
     Options.optional
+  ),
+  maxDeliveries: Options.integer("max-deliveries").pipe(
+    Options.withDescription(
+      "Deliveries allowed before the message is dead-lettered, 1-1000 (default: the queue's)."
+    ),
+    Options.optional
+  ),
+  backoff: Options.text("backoff").pipe(
+    Options.withDescription(
+      "Retry delay after a failure: KIND[:BASE[:MAX]], KIND exponential, linear or fixed (e.g. fixed:30s, exponential:1s:1h; default: the consumer's)."
+    ),
+    Options.optional
   )
 }
 
@@ -84,6 +96,13 @@ const sendConfig = {
   ...sendOptions,
   dedupKey: Options.text("dedup-key").pipe(
     Options.withDescription("Idempotency key: sending again with it returns the first message's id."),
+    Options.optional
+  ),
+  dedupWindow: duration("dedup-window", "Hold the key this long; afterwards the key sends a new message"),
+  dedupMode: Options.choice("dedup-mode", ["ignore", "replace", "debounce"]).pipe(
+    Options.withDescription(
+      "With a held key: ignore (default), replace the queued message, or debounce (replace and push back by --delay)."
+    ),
     Options.optional
   ),
   create: Options.boolean("create").pipe(
@@ -107,7 +126,9 @@ const sendBatchConfig = {
     Options.optional
   ),
   envelopes: Options.boolean("envelopes").pipe(
-    Options.withDescription('Each line is {"payload": …, "delay": ms, "priority": n, "dedupKey": "…"}.')
+    Options.withDescription(
+      'Each line is {"payload": …, "delay": ms, "priority": n, "dedupKey": "…", "dedupWindow": ms, "dedupMode": "…", "maxDeliveries": n, "backoff": {…}}.'
+    )
   ),
   ...sendOptions,
   create: Options.boolean("create").pipe(

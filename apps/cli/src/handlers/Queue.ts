@@ -3,7 +3,7 @@
  * queue service. JSON documents carry durations and timestamps as milliseconds, as the queue's
  * schemas encode them.
  */
-import { Message, Queue } from "@keel/queue"
+import { Message, Queue, type Options as QueueOptions } from "@keel/queue"
 import { Retry } from "@keel/sql"
 import { Array as Arr, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import type {
@@ -127,6 +127,35 @@ export const info = (input: InfoInput) =>
     })
   )
 
+const isBackoffKind = Schema.is(Message.BackoffKind)
+
+/**
+ * A backoff option: `KIND[:BASE[:MAX]]`, e.g. `fixed:30s`, `exponential:1s:1h`, `linear:10s`;
+ * anything else is `InvalidInput` naming `--option`. Bounds are the queue's to check.
+ */
+const parseBackoff = (
+  option: string,
+  text: Option.Option<string>
+): Either.Either<QueueOptions.BackoffOptions | undefined, InvalidInput> => {
+  if (Option.isNone(text)) return Either.right(undefined)
+  const [kind = "", base, max, ...rest] = text.value.split(":")
+  if (rest.length > 0 || !isBackoffKind(kind)) {
+    return Either.left(
+      new InvalidInput({
+        source: `--${option}`,
+        reason: `${JSON.stringify(text.value)} is not KIND[:BASE[:MAX]] with KIND exponential, linear or fixed (e.g. fixed:30s, exponential:1s:1h)`
+      })
+    )
+  }
+  return Either.gen(function* () {
+    return {
+      kind,
+      base: base === undefined ? undefined : yield* Parse.duration(option, base),
+      max: max === undefined ? undefined : yield* Parse.duration(option, max)
+    }
+  })
+}
+
 /** `keel queue send`: the payload from the argument, else all of stdin. */
 export const send = (input: SendInput) =>
   withQueue(
@@ -140,7 +169,11 @@ export const send = (input: SendInput) =>
       const options = {
         delay: yield* Parse.optionalDuration("delay", input.delay),
         priority: Option.getOrUndefined(input.priority),
-        dedupKey: Option.getOrUndefined(input.dedupKey)
+        dedupKey: Option.getOrUndefined(input.dedupKey),
+        dedupWindow: yield* Parse.optionalDuration("dedup-window", input.dedupWindow),
+        dedupMode: Option.getOrUndefined(input.dedupMode),
+        maxDeliveries: Option.getOrUndefined(input.maxDeliveries),
+        backoff: yield* parseBackoff("backoff", input.backoff)
       }
       const sent = queues.send(input.queue, payload, options)
       // With --create the queue and the message are made together or not at all.
@@ -168,7 +201,9 @@ export const sendBatch = (input: SendBatchInput) =>
       const values = yield* Parse.jsonLines(text, source)
       const defaults = {
         delay: yield* Parse.optionalDuration("delay", input.delay),
-        priority: Option.getOrUndefined(input.priority)
+        priority: Option.getOrUndefined(input.priority),
+        maxDeliveries: Option.getOrUndefined(input.maxDeliveries),
+        backoff: yield* parseBackoff("backoff", input.backoff)
       }
       const messages = yield* Effect.forEach(values, (value, index) => {
         if (!input.envelopes) return Effect.succeed({ payload: value, ...defaults })
@@ -177,14 +212,16 @@ export const sendBatch = (input: SendBatchInput) =>
             Effect.fail(
               new InvalidInput({
                 source: `${source} message ${index + 1}`,
-                reason: `not an envelope {"payload": …, "delay"?, "priority"?, "dedupKey"?}: ${error.message}`
+                reason: `not an envelope {"payload": …, "delay"?, "priority"?, "dedupKey"?, "dedupWindow"?, "dedupMode"?}: ${error.message}`
               })
             ),
           onRight: (envelope) =>
             Effect.succeed({
               ...envelope,
               delay: envelope.delay ?? defaults.delay,
-              priority: envelope.priority ?? defaults.priority
+              priority: envelope.priority ?? defaults.priority,
+              maxDeliveries: envelope.maxDeliveries ?? defaults.maxDeliveries,
+              backoff: envelope.backoff ?? defaults.backoff
             })
         })
       })

@@ -55,7 +55,9 @@ export const make = (store: QueueStore.Store) => {
               visibleAt: DateTime.unsafeMake(row.visibleAt),
               lease: token,
               workerId,
-              lastError: row.lastError
+              lastError: row.lastError,
+              maxDeliveries: row.maxDeliveries,
+              backoff: row.backoff
             },
             true
           )

@@ -7,24 +7,29 @@
  * synchronous step (`Effect.sync`), so each is atomic, as a transaction is on SQL.
  */
 import { Effect, Option, PubSub, Stream } from "effect"
-import { exhaustedError } from "../Message.js"
+import { type Backoff, exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
 
 interface Message {
   readonly id: number
   readonly queueId: number
-  readonly payload: string
-  readonly priority: number
+  payload: string
+  priority: number
   readonly enqueuedAt: number
   availableAt: number
   deliveries: number
   leaseToken: string | null
   leasedBy: string | null
   lastError: string | null
+  /** Its own retry policy (null: its queue's max deliveries, the consumer's backoff). */
+  maxDeliveries: number | null
+  backoff: Backoff | null
 }
 
 interface Archived extends QueueStore.ArchiveRow {
   readonly queueId: number
+  readonly maxDeliveries: number | null
+  readonly backoff: Backoff | null
 }
 
 interface Worker {
@@ -45,7 +50,10 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
   const queues = new Map<string, QueueStore.QueueRow>()
   const messages = new Map<number, Message>()
   const archive = new Map<number, Archived>()
-  const keys = new Map<string, { readonly messageId: number; readonly createdAt: number }>()
+  const keys = new Map<
+    string,
+    { readonly messageId: number; readonly createdAt: number; readonly expiresAt: number | null }
+  >()
   const workers = new Map<string, Worker>()
   let lastQueueId = 0
   let lastMessageId = 0
@@ -71,7 +79,9 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
       enqueuedAt: message.enqueuedAt,
       archivedAt: now,
       dead,
-      lastError: error ?? message.lastError ?? fallback
+      lastError: error ?? message.lastError ?? fallback,
+      maxDeliveries: message.maxDeliveries,
+      backoff: message.backoff
     })
   }
 
@@ -151,10 +161,27 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
       Effect.suspend(() => {
         const queue = queues.get(name)
         if (queue === undefined) return Effect.succeed(undefined)
+        // As the SQL store: messages apply in order; a held key follows the message's mode.
         const ids = outgoing.map((message) => {
           const key = message.dedupKey === undefined ? undefined : keyOf(queue.id, message.dedupKey)
           const known = key === undefined ? undefined : keys.get(key)
-          if (known !== undefined) return known.messageId
+          const live = known !== undefined && (known.expiresAt === null || known.expiresAt > now)
+          if (known !== undefined && live) {
+            if (message.dedupMode === "ignore") return known.messageId
+            const held = messages.get(known.messageId)
+            if (held !== undefined && (held.leaseToken === null || held.availableAt <= now)) {
+              held.payload = message.payload
+              held.priority = message.priority
+              held.maxDeliveries = message.maxDeliveries ?? null
+              held.backoff = message.backoff ?? null
+              if (message.dedupMode === "debounce") held.availableAt = now + message.delayMs
+              held.deliveries = 0
+              held.leaseToken = null
+              held.leasedBy = null
+              held.lastError = null
+              return held.id
+            }
+          }
           const id = ++lastMessageId
           messages.set(id, {
             id,
@@ -166,9 +193,18 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
             deliveries: 0,
             leaseToken: null,
             leasedBy: null,
-            lastError: null
+            lastError: null,
+            maxDeliveries: message.maxDeliveries ?? null,
+            backoff: message.backoff ?? null
           })
-          if (key !== undefined) keys.set(key, { messageId: id, createdAt: now })
+          if (key !== undefined) {
+            const window = message.dedupWindowMs
+            keys.set(key, {
+              messageId: id,
+              createdAt: now,
+              expiresAt: window === undefined ? null : now + window
+            })
+          }
           return id
         })
         return Effect.as(signal(name), { queueId: queue.id, ids })
@@ -187,8 +223,9 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
         let dead = 0
         for (const message of visible) {
           if (leased.length >= request.qty) break
-          if (message.deliveries >= queue.maxDeliveries) {
-            toArchive(message, true, now, null, exhaustedError(queue.maxDeliveries))
+          const allowed = message.maxDeliveries ?? queue.maxDeliveries
+          if (message.deliveries >= allowed) {
+            toArchive(message, true, now, null, exhaustedError(allowed))
             dead++
             continue
           }
@@ -204,7 +241,9 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
             enqueuedAt: message.enqueuedAt,
             deliveries: message.deliveries,
             visibleAt: until,
-            lastError
+            lastError,
+            maxDeliveries: allowed,
+            backoff: message.backoff
           })
         }
         return { leased, dead }
@@ -243,7 +282,10 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
               message.availableAt = settled.visibleAt
               break
             case "Release":
-              if (settlement.error !== null && message.deliveries >= queue.maxDeliveries) {
+              if (
+                settlement.error !== null &&
+                message.deliveries >= (message.maxDeliveries ?? queue.maxDeliveries)
+              ) {
                 toArchive(message, true, now, settlement.error, null)
                 settled.dead.push(message.id)
               } else {
@@ -294,7 +336,9 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
             deliveries: 0,
             leaseToken: null,
             leasedBy: null,
-            lastError: row.lastError
+            lastError: row.lastError,
+            maxDeliveries: row.maxDeliveries,
+            backoff: row.backoff
           })
         }
         const ids = chosen.map((row) => row.id)
@@ -382,6 +426,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded
         const forgotten = [...keys.entries()]
           .filter(([key, entry]) => {
             const queueId = Number(key.slice(0, key.indexOf("\u0000")))
+            if (entry.expiresAt !== null) return entry.expiresAt <= now
             return (
               entry.createdAt < now - (retention.get(queueId) ?? 0) &&
               !messages.has(entry.messageId) &&

@@ -6,11 +6,16 @@
  */
 import { Batch } from "@keel/sql"
 import { Clock, Effect, Either, Predicate } from "effect"
+import * as Backoff from "../Backoff.js"
 import {
+  DedupMode,
+  describeInput,
   encodePayload,
   MessageId,
   maxBatchSize,
+  maxDedupWindowMs,
   maxDelayMs,
+  maxMaxDeliveries,
   parseQueueName,
   priorityRange,
   type QueueName,
@@ -19,7 +24,7 @@ import {
 import * as Metrics from "../Metrics.js"
 import type { OutgoingMessage, SendOptions } from "../Options.js"
 import {
-  type InvalidOption,
+  InvalidOption,
   InvalidPayload,
   type InvalidQueueName,
   type PayloadTooLarge,
@@ -28,7 +33,7 @@ import {
   SendOutcomeUnknown
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { optionalDuration, optionalInteger } from "./validate.js"
+import { duration, integer, optionalDuration, optionalInteger } from "./validate.js"
 
 /** Errors of sends. */
 export type SendError =
@@ -42,6 +47,44 @@ export type SendError =
 
 /** The prefix of option names inside `field` (`messages[3].`), none for a single send. */
 const prefixOf = (field: string): string => (field === "" ? "" : `${field}.`)
+
+const dedupModes: ReadonlyArray<unknown> = DedupMode.literals
+
+/** `dedupWindow` (1 ms to 3650 days) and `dedupMode`: each only with a `dedupKey`. */
+const dedupOptions = (
+  message: OutgoingMessage,
+  prefix: string,
+  keyed: boolean
+): Either.Either<{ readonly windowMs: number | undefined; readonly mode: DedupMode }, InvalidOption> => {
+  const { dedupMode: mode, dedupWindow: window } = message
+  if (mode !== undefined && !dedupModes.includes(mode)) {
+    return Either.left(
+      new InvalidOption({
+        option: `${prefix}dedupMode`,
+        value: describeInput(mode),
+        expected: "one of ignore, replace, debounce"
+      })
+    )
+  }
+  if (!keyed && (mode !== undefined || window !== undefined)) {
+    const option = window !== undefined ? "dedupWindow" : "dedupMode"
+    return Either.left(
+      new InvalidOption({
+        option: `${prefix}${option}`,
+        value: describeInput(window ?? mode),
+        expected: `no ${option} without a dedupKey`
+      })
+    )
+  }
+  if (window === undefined) return Either.right({ windowMs: undefined, mode: mode ?? "ignore" })
+  return Either.map(
+    duration(`${prefix}dedupWindow`, window, { min: 1, max: maxDedupWindowMs }),
+    (windowMs) => ({
+      windowMs,
+      mode: mode ?? "ignore"
+    })
+  )
+}
 
 /** Sending over `store`: payloads up to `maxPayloadBytes`. */
 export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
@@ -77,11 +120,27 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
         ? Either.right(undefined)
         : validateDedupKey(message.dedupKey, `${prefixOf(field)}dedupKey`)
     if (Either.isLeft(dedupKey)) return Either.left(dedupKey.left)
+    const uniqueness = dedupOptions(message, prefixOf(field), dedupKey.right !== undefined)
+    if (Either.isLeft(uniqueness)) return Either.left(uniqueness.left)
+    const maxDeliveries =
+      message.maxDeliveries === undefined
+        ? Either.right(undefined)
+        : integer(`${prefixOf(field)}maxDeliveries`, message.maxDeliveries, { min: 1, max: maxMaxDeliveries })
+    if (Either.isLeft(maxDeliveries)) return Either.left(maxDeliveries.left)
+    const backoff =
+      message.backoff === undefined
+        ? Either.right(undefined)
+        : Backoff.resolve(`${prefixOf(field)}backoff`, message.backoff)
+    if (Either.isLeft(backoff)) return Either.left(backoff.left)
     return Either.right({
       payload: payload.right,
       delayMs: delayMs.right,
       priority: priority.right,
-      dedupKey: dedupKey.right
+      dedupKey: dedupKey.right,
+      dedupWindowMs: uniqueness.right.windowMs,
+      dedupMode: uniqueness.right.mode,
+      maxDeliveries: maxDeliveries.right,
+      backoff: backoff.right
     })
   }
 

@@ -254,8 +254,8 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
         chosen,
         limits(1),
         (chunk) => sql`INSERT INTO keel_queue_messages
-          (id, queue_id, payload, priority, enqueued_at, available_at, deliveries, last_error)
-        SELECT id, queue_id, payload, priority, enqueued_at, ${now}, 0, last_error
+          (id, queue_id, payload, priority, enqueued_at, available_at, deliveries, last_error, max_deliveries, backoff)
+        SELECT id, queue_id, payload, priority, enqueued_at, ${now}, 0, last_error, max_deliveries, backoff
         FROM keel_queue_archive WHERE ${sql.in("id", chunk)}`
       )
       yield* Plan.chunked(
@@ -441,9 +441,14 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
           WHERE (queue_id, dedup_key) IN (
             SELECT k.queue_id, k.dedup_key FROM keel_queue_dedup_keys k
             JOIN keel_queue_queues q ON q.id = k.queue_id
-            WHERE k.created_at < ${now} - q.retention_ms
+            WHERE k.expires_at IS NULL AND k.created_at < ${now} - q.retention_ms
               AND NOT EXISTS (SELECT 1 FROM keel_queue_messages m WHERE m.id = k.message_id)
               AND NOT EXISTS (SELECT 1 FROM keel_queue_archive a WHERE a.id = k.message_id)
+            LIMIT ${limit}
+          )
+          OR (queue_id, dedup_key) IN (
+            SELECT queue_id, dedup_key FROM keel_queue_dedup_keys
+            WHERE expires_at IS NOT NULL AND expires_at <= ${now}
             LIMIT ${limit}
           )
           RETURNING queue_id`)).length

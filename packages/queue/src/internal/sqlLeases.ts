@@ -6,6 +6,7 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Plan } from "@keel/sql"
 import { Effect } from "effect"
+import * as Backoff from "../Backoff.js"
 import { exhausted, exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
 import { type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
@@ -23,6 +24,9 @@ interface CandidateRow {
   readonly enqueued_at: number
   readonly deliveries: number
   readonly last_error: string | null
+  /** The message's own, or (in `leaseNext`) already its queue's when it has none. */
+  readonly max_deliveries: number | null
+  readonly backoff: string | null
 }
 interface LeaseStateRow {
   readonly id: number
@@ -42,6 +46,8 @@ interface LeaseNextRow {
   readonly deliveries: number | null
   readonly last_error: string | null
   readonly visible_at: number | null
+  readonly max_deliveries: number | null
+  readonly backoff: string | null
 }
 
 /** The lease statements of one database, over its shared statements. */
@@ -56,14 +62,16 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
       ) AS ready
       FROM keel_queue_queues q WHERE q.name = ${name}`
 
-  const toLeased = (row: CandidateRow, until: number): QueueStore.LeasedRow => ({
+  const toLeased = (row: CandidateRow, until: number, queueMax: number): QueueStore.LeasedRow => ({
     id: Number(row.id),
     payload: row.payload,
     priority: Number(row.priority),
     enqueuedAt: Number(row.enqueued_at),
     deliveries: Number(row.deliveries) + 1,
     visibleAt: until,
-    lastError: row.last_error
+    lastError: row.last_error,
+    maxDeliveries: row.max_deliveries === null ? queueMax : Number(row.max_deliveries),
+    backoff: Backoff.decode(row.backoff)
   })
 
   /**
@@ -88,22 +96,25 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
       const leased: Array<QueueStore.LeasedRow> = []
       let dead = 0
       while (leased.length < request.qty) {
-        const candidates =
-          yield* Plan.rows(sql<CandidateRow>`SELECT id, payload, priority, enqueued_at, deliveries, last_error
+        const candidates = yield* Plan.rows(sql<CandidateRow>`SELECT id, payload, priority, enqueued_at,
+            deliveries, last_error, max_deliveries, backoff
           FROM keel_queue_messages
           WHERE queue_id = ${queue.id} AND available_at <= ${now}
           ORDER BY priority, available_at, id
           LIMIT ${request.qty - leased.length} ${forUpdateSkipLocked}`)
         if (candidates.length === 0) break
-        const spent = candidates.filter((c) => Number(c.deliveries) >= maxDeliveries)
-        const fresh = candidates.filter((c) => Number(c.deliveries) < maxDeliveries)
-        if (spent.length > 0) {
+        const allowed = (c: CandidateRow) =>
+          c.max_deliveries === null ? maxDeliveries : Number(c.max_deliveries)
+        const spent = candidates.filter((c) => Number(c.deliveries) >= allowed(c))
+        const fresh = candidates.filter((c) => Number(c.deliveries) < allowed(c))
+        // Dead-lettered with the error naming the deliveries each was allowed.
+        for (const max of new Set(spent.map(allowed))) {
           yield* archive(
-            spent.map((c) => Number(c.id)),
-            { dead: true, now, error: null, fallbackError: exhaustedError(maxDeliveries), undo: 0 }
+            spent.filter((c) => allowed(c) === max).map((c) => Number(c.id)),
+            { dead: true, now, error: null, fallbackError: exhaustedError(max), undo: 0 }
           )
-          dead += spent.length
         }
+        dead += spent.length
         if (fresh.length > 0) {
           yield* Plan.chunked(
             fresh.map((c) => Number(c.id)),
@@ -113,7 +124,7 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
                   available_at = ${until}, deliveries = deliveries + 1
               WHERE ${sql.in("id", chunk)}`
           )
-          for (const candidate of fresh) leased.push(toLeased(candidate, until))
+          for (const candidate of fresh) leased.push(toLeased(candidate, until, maxDeliveries))
         }
         if (spent.length === 0) break
       }
@@ -130,7 +141,8 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         SELECT id, visibility_timeout_ms, max_deliveries FROM keel_queue_queues WHERE name = ${name}
       ),
       c AS (
-        SELECT m.id, m.priority, m.available_at, m.deliveries >= (SELECT max_deliveries FROM q) AS exhausted
+        SELECT m.id, m.priority, m.available_at,
+               m.deliveries >= COALESCE(m.max_deliveries, (SELECT max_deliveries FROM q)) AS exhausted
         FROM keel_queue_messages m
         WHERE m.queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})
           AND m.available_at <= ${request.now}
@@ -141,15 +153,17 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
       d AS (
         DELETE FROM keel_queue_messages m USING c
         WHERE m.id = c.id AND c.exhausted
-        RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error
+        RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error,
+                  m.max_deliveries, m.backoff
       ),
       a AS (
         INSERT INTO keel_queue_archive
-          (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+          (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at,
+           max_deliveries, backoff)
         SELECT d.id, d.queue_id, d.payload, d.priority, d.enqueued_at, d.deliveries, TRUE,
-               COALESCE(d.last_error, CAST(${exhausted.prefix} AS TEXT) || q.max_deliveries
+               COALESCE(d.last_error, CAST(${exhausted.prefix} AS TEXT) || COALESCE(d.max_deliveries, q.max_deliveries)
                         || CAST(${exhausted.suffix} AS TEXT)),
-               CAST(${request.now} AS BIGINT)
+               CAST(${request.now} AS BIGINT), d.max_deliveries, d.backoff
         FROM d CROSS JOIN q
         RETURNING id
       ),
@@ -163,10 +177,12 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         FROM c, q
         WHERE m.id = c.id AND NOT c.exhausted
         RETURNING m.id, m.payload, m.priority, m.enqueued_at, m.deliveries - 1 AS deliveries,
-                  m.last_error, m.available_at AS visible_at, c.available_at AS candidate_at
+                  m.last_error, m.available_at AS visible_at, c.available_at AS candidate_at,
+                  COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries, m.backoff
       )
       SELECT q.id AS queue_id, (SELECT COUNT(*) FROM a) AS dead,
-             u.id, u.payload, u.priority, u.enqueued_at, u.deliveries, u.last_error, u.visible_at
+             u.id, u.payload, u.priority, u.enqueued_at, u.deliveries, u.last_error, u.visible_at,
+             u.max_deliveries, u.backoff
       FROM q LEFT JOIN u ON TRUE
       ORDER BY u.priority, u.candidate_at, u.id`
 
@@ -201,9 +217,12 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
                 priority: row.priority,
                 enqueued_at: row.enqueued_at,
                 deliveries: row.deliveries,
-                last_error: row.last_error
+                last_error: row.last_error,
+                max_deliveries: row.max_deliveries,
+                backoff: row.backoff
               },
-              Number(row.visible_at)
+              Number(row.visible_at),
+              Number(row.max_deliveries)
             )
           )
         }
@@ -229,7 +248,7 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         unique(request.leases.map((lease) => lease.id)),
         limits(1),
         (chunk) => sql<LeaseStateRow>`SELECT m.id, m.queue_id, m.lease_token, m.deliveries,
-            q.visibility_timeout_ms, q.max_deliveries
+            q.visibility_timeout_ms, COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries
           FROM keel_queue_messages m JOIN keel_queue_queues q ON q.id = m.queue_id
           WHERE q.name = ${name} AND ${sql.in("m.id", chunk)} ${forUpdateOfMessages}`
       )
@@ -271,9 +290,11 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
           return { ...settled, visibleAt }
         }
         case "Release": {
-          const max = settlement.error === null ? Number.POSITIVE_INFINITY : Number(first.max_deliveries)
-          const dead = held.filter((row) => Number(row.deliveries) >= max).map((row) => Number(row.id))
-          const alive = held.filter((row) => Number(row.deliveries) < max).map((row) => Number(row.id))
+          // With an error, a message that has had the deliveries it is allowed is dead-lettered.
+          const spent = (row: LeaseStateRow) =>
+            settlement.error !== null && Number(row.deliveries) >= Number(row.max_deliveries)
+          const dead = held.filter(spent).map((row) => Number(row.id))
+          const alive = held.filter((row) => !spent(row)).map((row) => Number(row.id))
           if (dead.length > 0) {
             yield* archive(dead, { dead: true, now, error: settlement.error, fallbackError: null, undo: 0 })
           }
@@ -307,12 +328,14 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
           ? yield* sql<IdRow>`${matched} RETURNING id, queue_id`
           : yield* sql<IdRow>`WITH moved AS (
                 ${matched}
-                RETURNING id, queue_id, payload, priority, enqueued_at, deliveries, last_error
+                RETURNING id, queue_id, payload, priority, enqueued_at, deliveries, last_error,
+                          max_deliveries, backoff
               )
               INSERT INTO keel_queue_archive
-                (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+                (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at,
+                 max_deliveries, backoff)
               SELECT id, queue_id, payload, priority, enqueued_at, deliveries, ${isFalse}, last_error,
-                     CAST(${now} AS BIGINT)
+                     CAST(${now} AS BIGINT), max_deliveries, backoff
               FROM moved
               RETURNING id, queue_id`
       const row = rows[0]
@@ -348,7 +371,8 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
       )
       const moved = sql`DELETE FROM keel_queue_messages m USING i, keel_queue_queues q
         WHERE m.id = i.id AND m.lease_token = i.lease AND q.name = i.queue AND m.queue_id = q.id
-        RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error, i.now`
+        RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error,
+                  m.max_deliveries, m.backoff, i.now`
       const rows = yield* sql<{
         ord: number
         acted: number | null
@@ -360,8 +384,10 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         moved AS (${moved}),
         archived AS (
           INSERT INTO keel_queue_archive
-            (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
-          SELECT id, queue_id, payload, priority, enqueued_at, deliveries, ${isFalse}, last_error, now
+            (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at,
+             max_deliveries, backoff)
+          SELECT id, queue_id, payload, priority, enqueued_at, deliveries, ${isFalse}, last_error, now,
+                 max_deliveries, backoff
           FROM moved WHERE ${action === "Archive" ? isTrue : isFalse}
           RETURNING id
         )

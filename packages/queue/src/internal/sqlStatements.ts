@@ -7,6 +7,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
 import { type Backend, Plan } from "@keel/sql"
 import { Effect } from "effect"
+import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
 
 /** The PostgreSQL channel a queue's producers notify and its consumers listen on. */
@@ -22,6 +23,26 @@ export interface IdRow {
   readonly id: number
   readonly queue_id: number
 }
+/** A message's own retry policy as its columns (null: the queue's or the consumer's). */
+export const retryColumns = (message: QueueStore.NewMessage) => ({
+  max_deliveries: message.maxDeliveries ?? null,
+  backoff: message.backoff === undefined ? null : Backoff.encode(message.backoff)
+})
+
+/** A key already held: the message it holds, and whether its window is over. */
+interface HeldKey {
+  readonly messageId: number | null
+  readonly expired: boolean
+}
+
+/** What one message of a send yields: a message this send stores (an index into its inserts) or one already stored. */
+type Slot = Insert | { readonly _tag: "Stored"; readonly id: number }
+
+interface Insert {
+  readonly _tag: "Insert"
+  readonly index: number
+}
+
 /** How an archived copy of a message is written. */
 export interface Archiving {
   readonly dead: boolean
@@ -59,9 +80,12 @@ export const make = (
 
   /** One message into the queue named `name`, in one statement that also resolves the queue (and notifies on pg). */
   const insertOneStatement = (name: string, message: QueueStore.NewMessage, now: number) => {
-    const insert = sql<IdRow>`INSERT INTO keel_queue_messages (queue_id, payload, priority, enqueued_at, available_at)
+    const policy = retryColumns(message)
+    const insert = sql<IdRow>`INSERT INTO keel_queue_messages
+        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff)
       SELECT id, CAST(${message.payload} AS TEXT), CAST(${message.priority} AS INTEGER),
-             CAST(${now} AS BIGINT), CAST(${now + message.delayMs} AS BIGINT)
+             CAST(${now} AS BIGINT), CAST(${now + message.delayMs} AS BIGINT),
+             CAST(${policy.max_deliveries} AS INTEGER), CAST(${policy.backoff} AS TEXT)
       FROM keel_queue_queues WHERE name = ${name}
       RETURNING id, queue_id`
     return options.notifyInSql
@@ -102,7 +126,8 @@ export const make = (
           payload: message.payload,
           priority: message.priority,
           enqueued_at: now,
-          available_at: now + message.delayMs
+          available_at: now + message.delayMs,
+          ...retryColumns(message)
         }))
       )
       const notified = options.notifyInSql
@@ -111,15 +136,18 @@ export const make = (
         : sql``
       const rows = yield* sql<{ ord: number; id: number; queue_id: number }>`WITH i AS MATERIALIZED (
           SELECT nextval(pg_get_serial_sequence('keel_queue_messages', 'id')) AS id,
-                 t.ord, t.payload, t.priority, t.enqueued_at, t.available_at, q.id AS queue_id, q.name
+                 t.ord, t.payload, t.priority, t.enqueued_at, t.available_at, t.max_deliveries, t.backoff,
+                 q.id AS queue_id, q.name
           FROM json_to_recordset(CAST(${input} AS json))
-            AS t(ord INTEGER, queue TEXT, payload TEXT, priority INTEGER, enqueued_at BIGINT, available_at BIGINT)
+            AS t(ord INTEGER, queue TEXT, payload TEXT, priority INTEGER, enqueued_at BIGINT, available_at BIGINT,
+                 max_deliveries INTEGER, backoff TEXT)
           JOIN keel_queue_queues q ON q.name = t.queue
           ORDER BY t.ord
         ),
         inserted AS (
-          INSERT INTO keel_queue_messages (id, queue_id, payload, priority, enqueued_at, available_at)
-          SELECT id, queue_id, payload, priority, enqueued_at, available_at FROM i
+          INSERT INTO keel_queue_messages
+            (id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff)
+          SELECT id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff FROM i
           RETURNING id
         )
         SELECT i.ord, i.id, i.queue_id ${notified} FROM i JOIN inserted ON inserted.id = i.id`
@@ -155,10 +183,51 @@ export const make = (
       return id
     })
 
+  /** The keys of `keys` already held in queue `queueId`, locked on PostgreSQL: what each holds and whether its window is over. */
+  function* heldKeys(queueId: number, keys: ReadonlyArray<string>, now: number) {
+    const rows = yield* Plan.chunked(
+      keys,
+      limits(1),
+      (chunk) => sql<{
+        dedup_key: string
+        message_id: number | null
+        expires_at: number | null
+      }>`SELECT dedup_key, message_id, expires_at FROM keel_queue_dedup_keys
+        WHERE queue_id = ${queueId} AND ${sql.in("dedup_key", chunk)} ${forUpdate}`
+    )
+    return new Map(
+      rows.map((row): readonly [string, HeldKey] => [
+        String(row.dedup_key),
+        {
+          messageId: row.message_id === null ? null : Number(row.message_id),
+          expired: row.expires_at !== null && Number(row.expires_at) <= now
+        }
+      ])
+    )
+  }
+
   /**
-   * Sends messages in input order: new keys first (insert-or-ignore, sorted so two batches never
-   * deadlock), then every unkeyed message and the first message of each new key; the ids of known
-   * keys are read back. Undefined when the queue does not exist.
+   * Replaces message `id` (payload, priority; with `debounce` its availability) if it is queued and
+   * not leased; its deliveries start over. True when it was replaced.
+   */
+  function* replace(queueId: number, id: number, message: QueueStore.NewMessage, now: number) {
+    const availableAt = message.dedupMode === "debounce" ? sql`${now + message.delayMs}` : sql`available_at`
+    const policy = retryColumns(message)
+    const rows = yield* Plan.rows(sql<{ id: number }>`UPDATE keel_queue_messages
+      SET payload = ${message.payload}, priority = ${message.priority}, available_at = ${availableAt},
+          max_deliveries = ${policy.max_deliveries}, backoff = ${policy.backoff},
+          deliveries = 0, lease_token = NULL, leased_by = NULL, leased_at = NULL, last_error = NULL
+      WHERE id = ${id} AND queue_id = ${queueId} AND (lease_token IS NULL OR available_at <= ${now})
+      RETURNING id`)
+    return rows.length > 0
+  }
+
+  /**
+   * Sends messages in input order, as if sent one after another. New keys are claimed first
+   * (insert-or-ignore, sorted so two batches never deadlock); the keys already held are read (and
+   * locked) once. A message whose key is held follows its `dedupMode`; a key whose window is over
+   * is claimed again. Then every message to store is inserted in one statement per chunk, and the
+   * keys are pointed at their messages. Undefined when the queue does not exist.
    */
   const sendPlan = (
     name: string,
@@ -173,73 +242,133 @@ export const make = (
       const [queue] = yield* Plan.rows(queueIdOf(name))
       if (queue === undefined) return undefined
       const queueId = Number(queue.id)
-      const keys = [
-        ...new Set(messages.flatMap((m) => (m.dedupKey === undefined ? [] : [m.dedupKey])))
-      ].sort()
+      // The window of a key claimed here is that of its first message.
+      const windows = new Map<string, number | undefined>()
+      for (const message of messages) {
+        if (message.dedupKey !== undefined && !windows.has(message.dedupKey))
+          windows.set(message.dedupKey, message.dedupWindowMs)
+      }
+      const keys = [...windows.keys()].sort()
       const fresh = new Set(
         (yield* Plan.chunked(
           keys,
-          limits(3),
+          limits(4),
           (chunk) =>
             sql<{ dedup_key: string }>`INSERT INTO keel_queue_dedup_keys ${sql.insert(
-              chunk.map((key) => ({ queue_id: queueId, dedup_key: key, created_at: now }))
+              chunk.map((key) => {
+                const window = windows.get(key)
+                return {
+                  queue_id: queueId,
+                  dedup_key: key,
+                  created_at: now,
+                  expires_at: window === undefined ? null : now + window
+                }
+              })
             )} ON CONFLICT (queue_id, dedup_key) DO NOTHING RETURNING dedup_key`
         )).map((row) => String(row.dedup_key))
       )
-      const claimed = new Set<string>()
-      const toInsert: Array<number> = []
-      messages.forEach((message, index) => {
-        if (message.dedupKey === undefined) toInsert.push(index)
-        else if (fresh.has(message.dedupKey) && !claimed.has(message.dedupKey)) {
-          claimed.add(message.dedupKey)
-          toInsert.push(index)
+      const held =
+        keys.length === fresh.size
+          ? new Map<string, HeldKey>()
+          : yield* heldKeys(
+              queueId,
+              keys.filter((key) => !fresh.has(key)),
+              now
+            )
+      // What each message yields: a message stored by this send (an index into `toInsert`) or one already stored.
+      const toInsert: Array<{ message: QueueStore.NewMessage; availableAt: number }> = []
+      const slots: Array<Slot> = []
+      const holders = new Map<string, Slot>()
+      // Keys to point at a message stored here: claimed by this send, or claimed again (a new window).
+      const claims: Array<{
+        readonly key: string
+        readonly index: number
+        readonly again: boolean
+        readonly windowMs: number | undefined
+      }> = []
+      const store = (message: QueueStore.NewMessage, claim?: { key: string; again: boolean }): Insert => {
+        toInsert.push({ message, availableAt: now + message.delayMs })
+        const index = toInsert.length - 1
+        if (claim !== undefined) claims.push({ ...claim, index, windowMs: message.dedupWindowMs })
+        return { _tag: "Insert", index }
+      }
+      for (const message of messages) {
+        const key = message.dedupKey
+        if (key === undefined) {
+          slots.push(store(message))
+          continue
         }
-      })
+        const heldKey = held.get(key)
+        const holder: Slot | undefined =
+          holders.get(key) ??
+          (heldKey === undefined || heldKey.expired || heldKey.messageId === null
+            ? undefined
+            : { _tag: "Stored", id: heldKey.messageId })
+        let slot: Slot
+        if (holder === undefined) slot = store(message, { key, again: !fresh.has(key) })
+        else if (message.dedupMode === "ignore") slot = holder
+        else if (holder._tag === "Insert") {
+          const pending = toInsert[holder.index]
+          if (pending !== undefined) {
+            pending.message = message
+            if (message.dedupMode === "debounce") pending.availableAt = now + message.delayMs
+          }
+          slot = holder
+        } else if (yield* replace(queueId, holder.id, message, now)) slot = holder
+        else slot = store(message, { key, again: true })
+        holders.set(key, slot)
+        slots.push(slot)
+      }
       const rows = yield* Plan.chunked(
         toInsert,
-        limits(5),
+        limits(7),
         (chunk) =>
           sql<{ id: number }>`INSERT INTO keel_queue_messages ${sql.insert(
-            chunk.map((index) => {
-              const message = messages[index] as QueueStore.NewMessage
-              return {
-                queue_id: queueId,
-                payload: message.payload,
-                priority: message.priority,
-                enqueued_at: now,
-                available_at: now + message.delayMs
-              }
-            })
+            chunk.map(({ message, availableAt }) => ({
+              queue_id: queueId,
+              payload: message.payload,
+              priority: message.priority,
+              enqueued_at: now,
+              available_at: availableAt,
+              ...retryColumns(message)
+            }))
           )} RETURNING id`
       )
       // Ids ascend in insertion order.
       const ids = rows.map((row) => Number(row.id)).sort((a, b) => a - b)
       if (options.notifyInSql && ids.length > 0)
         yield* Plan.run(sql`SELECT pg_notify(${channel(queueId)}, ${name})`)
-      const inserted: Array<number | undefined> = messages.map(() => undefined)
-      const keyed: Array<readonly [string, number]> = []
-      toInsert.forEach((index, position) => {
-        const id = ids[position]
-        inserted[index] = id
-        const key = messages[index]?.dedupKey
-        if (key !== undefined && id !== undefined) keyed.push([key, id])
-      })
+      const idOf = (slot: Slot): number => {
+        const id = slot._tag === "Stored" ? slot.id : ids[slot.index]
+        if (id === undefined) throw new Error("a sent message has no id (invariant broken)")
+        return id
+      }
+      // Keys claimed here point at their messages (one statement per chunk); keys claimed again
+      // restart their window (one upsert each: a key purged meanwhile is recorded again).
       yield* Plan.chunked(
-        keyed,
+        claims.filter((claim) => !claim.again),
         limits(3),
         (chunk) => sql`UPDATE keel_queue_dedup_keys
-          SET message_id = CASE dedup_key ${sql.join(" ", false)(chunk.map(([key, id]) => sql`WHEN ${key} THEN CAST(${id} AS BIGINT)`))} END
+          SET message_id = CASE dedup_key ${sql.join(" ", false)(chunk.map((claim) => sql`WHEN ${claim.key} THEN CAST(${idOf({ _tag: "Insert", index: claim.index })} AS BIGINT)`))} END
           WHERE queue_id = ${queueId} AND ${sql.in(
             "dedup_key",
-            chunk.map(([key]) => key)
+            chunk.map((claim) => claim.key)
           )}`
       )
-      const missing = messages.flatMap((m, index) =>
-        inserted[index] === undefined && m.dedupKey !== undefined ? [m.dedupKey] : []
-      )
-      const known =
-        missing.length === 0 ? new Map<string, number | null>() : yield* selectKeys(queueId, missing)
-      return { queueId, ids: idsOf(messages, inserted, known) }
+      for (const claim of claims) {
+        if (!claim.again) continue
+        const row = {
+          queue_id: queueId,
+          dedup_key: claim.key,
+          message_id: idOf({ _tag: "Insert", index: claim.index }),
+          created_at: now,
+          expires_at: claim.windowMs === undefined ? null : now + claim.windowMs
+        }
+        yield* Plan.run(sql`INSERT INTO keel_queue_dedup_keys ${sql.insert(row)}
+          ON CONFLICT (queue_id, dedup_key) DO UPDATE SET message_id = ${row.message_id},
+            created_at = ${row.created_at}, expires_at = ${row.expires_at}`)
+      }
+      return { queueId, ids: slots.map(idOf) }
     }
 
   /** Reads back the ids of a fully keyed send (`Retry.keyed`'s read). Undefined when the queue does not exist. */
@@ -264,9 +393,10 @@ export const make = (
       messageIds,
       limits(1),
       (chunk) => sql`INSERT INTO keel_queue_archive
-        (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at)
+        (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at, max_deliveries, backoff)
       SELECT id, queue_id, payload, priority, enqueued_at, deliveries - ${how.undo},
-             ${how.dead ? isTrue : isFalse}, COALESCE(${how.error}, last_error, ${how.fallbackError}), ${how.now}
+             ${how.dead ? isTrue : isFalse}, COALESCE(${how.error}, last_error, ${how.fallbackError}), ${how.now},
+             max_deliveries, backoff
       FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`
     )
     yield* remove(messageIds)

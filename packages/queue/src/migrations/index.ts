@@ -122,8 +122,34 @@ const pg = [
   "CREATE INDEX keel_queue_workers_expiry ON keel_queue_workers ((heartbeat_at + timeout_ms))"
 ]
 
+/**
+ * Version 2: an idempotency key may be held for a window (`expires_at`, epoch milliseconds; NULL:
+ * until retention after its message is done, as in version 1). Expired keys are purged by
+ * maintenance through the partial index.
+ */
+const dedupWindow = (bigint: string) => [
+  `ALTER TABLE keel_queue_dedup_keys ADD COLUMN expires_at ${bigint}`,
+  "CREATE INDEX keel_queue_dedup_keys_expiry ON keel_queue_dedup_keys (expires_at) WHERE expires_at IS NOT NULL"
+]
+
+/**
+ * Version 3: a message may carry its own retry policy — deliveries allowed (`max_deliveries`;
+ * NULL: its queue's) and backoff (`backoff`, JSON; NULL: the consumer's) — kept in the archive so
+ * that a requeued dead letter keeps it.
+ */
+const retryPolicy = [
+  "ALTER TABLE keel_queue_messages ADD COLUMN max_deliveries INTEGER",
+  "ALTER TABLE keel_queue_messages ADD COLUMN backoff TEXT",
+  "ALTER TABLE keel_queue_archive ADD COLUMN max_deliveries INTEGER",
+  "ALTER TABLE keel_queue_archive ADD COLUMN backoff TEXT"
+]
+
 /** The queue's migrations, recorded in `keel_queue_migrations`. */
 export const migrations: Migrations.MigrationSet = {
   name: "queue",
-  migrations: [{ version: 1, name: "queues, messages, archive, keys, workers", sqlite, pg }]
+  migrations: [
+    { version: 1, name: "queues, messages, archive, keys, workers", sqlite, pg },
+    { version: 2, name: "dedup windows", sqlite: dedupWindow("INTEGER"), pg: dedupWindow("BIGINT") },
+    { version: 3, name: "retry policy per message", sqlite: retryPolicy, pg: retryPolicy }
+  ]
 }

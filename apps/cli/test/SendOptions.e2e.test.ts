@@ -1,0 +1,152 @@
+/**
+ * `keel queue send`'s job options on each backend: uniqueness (`--dedup-key`, `--dedup-window`,
+ * `--dedup-mode`: a window after which the key sends a new message, `replace` and `debounce`) and a
+ * retry policy per message (`--max-deliveries`, `--backoff`); the same fields in `send-batch
+ * --envelopes`; bad options as one-line errors that store nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Keel from "./support/Keel.js"
+
+const idOf = (result: Keel.Result): number => Number(Keel.json(result).id)
+
+for (const kind of Keel.kinds) {
+  describe(`keel queue send options [${kind}]`, () => {
+    let database: Awaited<ReturnType<typeof Keel.freshDatabase>>
+    let env: Record<string, string>
+    const keel = (args: ReadonlyArray<string>, input?: string) =>
+      Keel.keel(args, input === undefined ? { env } : { env, input })
+
+    beforeAll(async () => {
+      await Keel.ensureBuilt()
+      database = await Keel.freshDatabase(kind)
+      env = { KEEL_DB: database.dsn, XDG_DATA_HOME: database.dir }
+    })
+    afterAll(() => database.close())
+
+    it("--dedup-window, --dedup-mode replace and debounce; envelopes carry the same fields", async () => {
+      Keel.ok(await keel(["queue", "create", "jobs"]))
+      const send = (payload: string, ...options: ReadonlyArray<string>) =>
+        keel(["queue", "send", "jobs", payload, "--dedup-key", "k", "--json", ...options])
+      const first = idOf(await send('"v1"'))
+      expect(idOf(await send('"v2"', "--dedup-mode", "replace"))).toBe(first)
+      expect(idOf(await send('"v3"'))).toBe(first)
+      const windowed = idOf(
+        await keel(["queue", "send", "jobs", '"w1"', "--dedup-key", "w", "--dedup-window", "1s", "--json"])
+      )
+      await new Promise((resolve) => setTimeout(resolve, 1_100))
+      const renewed = idOf(
+        await keel(["queue", "send", "jobs", '"w2"', "--dedup-key", "w", "--dedup-window", "1s", "--json"])
+      )
+      expect(renewed).not.toBe(windowed)
+      // Debounce: replaced and pushed back by the delay.
+      const debounced = idOf(
+        await keel([
+          "queue",
+          "send",
+          "jobs",
+          '"d1"',
+          "--dedup-key",
+          "d",
+          "--dedup-mode",
+          "debounce",
+          "--json"
+        ])
+      )
+      expect(
+        idOf(
+          await keel([
+            "queue",
+            "send",
+            "jobs",
+            '"d2"',
+            "--dedup-key",
+            "d",
+            "--dedup-mode",
+            "debounce",
+            "--delay",
+            "1h",
+            "--json"
+          ])
+        )
+      ).toBe(debounced)
+      const batch = Keel.json(
+        await keel(
+          ["queue", "send-batch", "jobs", "--envelopes", "--json"],
+          '{"payload":"v4","dedupKey":"k","dedupMode":"replace","priority":-5}\n{"payload":"n","dedupKey":"n","dedupWindow":60000}\n'
+        )
+      )
+      expect(Array.isArray(batch.ids) ? batch.ids[0] : undefined).toBe(first)
+      const read = Keel.json(await keel(["queue", "read", "jobs", "-n", "10", "--json"]))
+      const payloads = (Array.isArray(read.messages) ? read.messages : []).map((message: unknown) =>
+        typeof message === "object" && message !== null && "payload" in message ? message.payload : undefined
+      )
+      // v4 first (priority -5); d2 is an hour away.
+      expect(payloads).toEqual(["v4", "w1", "w2", "n"])
+      expect(Keel.json(await keel(["queue", "metrics", "jobs", "--json"]))).toMatchObject({
+        metrics: [{ queue: "jobs", delayed: 1, inFlight: 4 }]
+      })
+    })
+
+    it("--max-deliveries and --backoff travel with the message; send-batch applies them as defaults", async () => {
+      Keel.ok(await keel(["queue", "create", "policy", "--max-deliveries", "5"]))
+      Keel.ok(
+        await keel(["queue", "send", "policy", '"own"', "--max-deliveries", "1", "--backoff", "fixed:10s"])
+      )
+      Keel.ok(
+        await keel(
+          ["queue", "send-batch", "policy", "--envelopes", "--backoff", "linear:2s:1m"],
+          '{"payload":"enveloped","maxDeliveries":3}\n{"payload":"plain","backoff":{"kind":"exponential","base":500}}\n'
+        )
+      )
+      const read = Keel.json(await keel(["queue", "read", "policy", "-n", "10", "--json"]))
+      const policies = (Array.isArray(read.messages) ? read.messages : []).map((message: unknown) =>
+        typeof message === "object" &&
+        message !== null &&
+        "payload" in message &&
+        "maxDeliveries" in message &&
+        "backoff" in message
+          ? [message.payload, message.maxDeliveries, message.backoff]
+          : undefined
+      )
+      expect(policies).toEqual([
+        ["own", 1, { kind: "fixed", base: 10_000, max: 300_000, jitter: 0.25 }],
+        ["enveloped", 3, { kind: "linear", base: 2_000, max: 60_000, jitter: 0.25 }],
+        ["plain", 5, { kind: "exponential", base: 500, max: 300_000, jitter: 0.25 }]
+      ])
+      expect(Keel.failure(await keel(["queue", "send", "policy", "1", "--backoff", "random:1s"]), 2)).toMatch(
+        /--backoff/
+      )
+      expect(
+        Keel.failure(await keel(["queue", "send", "policy", "1", "--backoff", "fixed:1m:1s"]), 2)
+      ).toMatch(/backoff\.max/)
+      expect(Keel.failure(await keel(["queue", "send", "policy", "1", "--max-deliveries", "0"]), 2)).toMatch(
+        /maxDeliveries/
+      )
+    })
+
+    it("a bad mode is a usage error (exit 2); a window or mode without a key is one line, exit 2, nothing stored", async () => {
+      Keel.ok(await keel(["queue", "create", "strict"]))
+      expect(
+        Keel.failure(
+          await keel(["queue", "send", "strict", "1", "--dedup-key", "k", "--dedup-mode", "upsert"]),
+          2
+        )
+      ).toMatch(/ignore.*replace.*debounce/)
+      expect(Keel.failure(await keel(["queue", "send", "strict", "1", "--dedup-window", "1m"]), 2)).toMatch(
+        /dedupWindow/
+      )
+      expect(
+        Keel.failure(await keel(["queue", "send", "strict", "1", "--dedup-mode", "replace"]), 2)
+      ).toMatch(/dedupMode/)
+      expect(
+        Keel.failure(
+          await keel(["queue", "send", "strict", "1", "--dedup-key", "k", "--dedup-window", "0"]),
+          2
+        )
+      ).toMatch(/dedup-window|dedupWindow/)
+      expect(Keel.json(await keel(["queue", "metrics", "strict", "--json"]))).toMatchObject({
+        metrics: [{ queue: "strict", depth: 0, delayed: 0, inFlight: 0 }]
+      })
+    })
+  })
+}

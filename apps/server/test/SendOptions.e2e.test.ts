@@ -1,0 +1,122 @@
+/**
+ * Job options over HTTP: uniqueness (`dedupWindow`, `dedupMode`) and a retry policy per message
+ * (`maxDeliveries`, `backoff`) on `POST /queues/{name}/messages` and in batch sends, described by
+ * the OpenAPI document and read back with the message; bad values are 400 naming the field.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { expectError, expectOk, list } from "./support/Expect.js"
+import * as TestServer from "./support/TestServer.js"
+
+for (const kind of TestServer.kinds) {
+  describe(`HTTP send options [${kind}]`, () => {
+    layer(TestServer.layer(kind), { timeout: 120_000, excludeTestServices: true })((it) => {
+      it.effect("replace and debounce keep the id and change the message; a window ends the key", () =>
+        Effect.gen(function* () {
+          const http = yield* TestServer.client
+          expectOk(yield* http.post("/queues", { name: "unique" }), 201)
+          const send = (body: Record<string, unknown>) =>
+            Effect.map(http.post("/queues/unique/messages", body), (reply) => Number(expectOk(reply, 201).id))
+          const first = yield* send({ payload: "v1", dedupKey: "k" })
+          expect(yield* send({ payload: "v2", dedupKey: "k", dedupMode: "replace", priority: -1 })).toBe(
+            first
+          )
+          const windowed = yield* send({ payload: "w1", dedupKey: "w", dedupWindow: 200 })
+          yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 250)))
+          const renewed = yield* send({ payload: "w2", dedupKey: "w", dedupWindow: 200 })
+          expect(renewed).not.toBe(windowed)
+          const batch = expectOk(
+            yield* http.post("/queues/unique/messages/batch", {
+              messages: [
+                { payload: "d1", dedupKey: "d", dedupMode: "debounce", delay: 3_600_000 },
+                { payload: "d2", dedupKey: "d", dedupMode: "debounce", delay: 3_600_000 }
+              ]
+            }),
+            201
+          )
+          const ids = Array.isArray(batch.ids) ? batch.ids : []
+          expect(ids[0]).toBe(ids[1])
+          const read = list(expectOk(yield* http.post("/queues/unique/read", { qty: 10 })), "messages")
+          expect(read.map((message) => message.payload)).toEqual(["v2", "w1", "w2"])
+          expect(expectOk(yield* http.get("/queues/unique/metrics"))).toMatchObject({
+            delayed: 1,
+            inFlight: 3
+          })
+        })
+      )
+
+      it.effect(
+        "maxDeliveries and backoff are stored with the message, read back, and honoured on release",
+        () =>
+          Effect.gen(function* () {
+            const http = yield* TestServer.client
+            expectOk(yield* http.post("/queues", { name: "policy", maxDeliveries: 5 }), 201)
+            expectOk(
+              yield* http.post("/queues/policy/messages", {
+                payload: "own",
+                maxDeliveries: 1,
+                backoff: { kind: "fixed", base: 30_000, jitter: 0 }
+              }),
+              201
+            )
+            const [message] = list(expectOk(yield* http.post("/queues/policy/read", {})), "messages")
+            expect(message).toMatchObject({
+              payload: "own",
+              maxDeliveries: 1,
+              backoff: { kind: "fixed", base: 30_000, max: 300_000, jitter: 0 }
+            })
+            const released = expectOk(
+              yield* http.post(`/queues/policy/messages/${String(message?.id)}/release`, {
+                lease: message?.lease,
+                error: "boom"
+              })
+            )
+            expect(released).toMatchObject({ outcome: "dead" })
+            const invalid = expectError(
+              yield* http.post("/queues/policy/messages", {
+                payload: 1,
+                backoff: { base: 60_000, max: 1_000 }
+              }),
+              400,
+              "InvalidOption"
+            )
+            expect(invalid.option).toBe("backoff.max")
+          })
+      )
+
+      it.effect("bad uniqueness options are 400 naming the field; nothing is stored", () =>
+        Effect.gen(function* () {
+          const http = yield* TestServer.client
+          expectOk(yield* http.post("/queues", { name: "strict" }), 201)
+          expectError(
+            yield* http.post("/queues/strict/messages", { payload: 1, dedupKey: "k", dedupMode: "upsert" }),
+            400,
+            "HttpApiDecodeError"
+          )
+          const window = expectError(
+            yield* http.post("/queues/strict/messages", { payload: 1, dedupWindow: 1000 }),
+            400,
+            "InvalidOption"
+          )
+          expect(window.option).toBe("dedupWindow")
+          const zero = expectError(
+            yield* http.post("/queues/strict/messages", { payload: 1, dedupKey: "k", dedupWindow: 0 }),
+            400,
+            "InvalidOption"
+          )
+          expect(zero.option).toBe("dedupWindow")
+          expect(expectOk(yield* http.get("/queues/strict/metrics"))).toMatchObject({
+            depth: 0,
+            delayed: 0,
+            inFlight: 0
+          })
+          const document = expectOk(yield* http.get("/openapi.json"))
+          expect(JSON.stringify(document)).toMatch(
+            /"dedupMode":\{[^}]*"enum":\["ignore","replace","debounce"\]/
+          )
+          expect(JSON.stringify(document)).toContain('"dedupWindow"')
+        })
+      )
+    })
+  })
+}
