@@ -190,7 +190,9 @@ describe("consume's environment", () => {
       visibleAt: 1_700_000_031_000,
       lease: "tok-1",
       workerId: "w-1",
-      lastError: null
+      lastError: null,
+      maxDeliveries: 5,
+      backoff: null
     })
     expect(environment(leased, "w-1")).toEqual({
       KEEL_QUEUE: "jobs",

@@ -55,6 +55,8 @@ export const QueueErrors = {
   QueueAlreadyExists: answer(QueueError.QueueAlreadyExists, "QueueAlreadyExists", 409),
   QueueInFlight: answer(QueueError.QueueInFlight, "QueueInFlight", 409),
   LeaseLost: answer(QueueError.LeaseLost, "LeaseLost", 409),
+  MessageNotFound: answer(QueueError.MessageNotFound, "MessageNotFound", 404),
+  MessageLeased: answer(QueueError.MessageLeased, "MessageLeased", 409),
   PayloadTooLarge: answer(QueueError.PayloadTooLarge, "PayloadTooLarge", 413),
   BatchTooLarge: answer(QueueError.BatchTooLarge, "BatchTooLarge", 413),
   SendOutcomeUnknown: answer(QueueError.SendOutcomeUnknown, "SendOutcomeUnknown", 503),
@@ -312,6 +314,30 @@ export const QueuesGroup = HttpApiGroup.make("queues")
       .addError(ackErrors)
       .addError(Q.BatchTooLarge)
       .annotate(OpenApi.Summary, "Archive leased messages: all of them, or none")
+  )
+  .add(
+    HttpApiEndpoint.post("cancelMessage")`/queues/${queueName}/messages/${messageId}/cancel`
+      .addSuccess(Schema.Struct({ outcome: Message.CancelOutcome }))
+      .addError(Q.InvalidQueueName)
+      .addError(Q.InvalidOption)
+      .addError(Q.QueueNotFound)
+      .addError(Q.MessageNotFound)
+      .annotate(
+        OpenApi.Summary,
+        "Cancel a message by id, queued or leased: archived as cancelled, a running handler interrupted"
+      )
+  )
+  .add(
+    HttpApiEndpoint.patch("updateMessage")`/queues/${queueName}/messages/${messageId}`
+      .setPayload(Message.MessageUpdate)
+      .addError(bodyErrors)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(Q.InvalidQueueName)
+      .addError(Q.InvalidOption)
+      .addError(Q.QueueNotFound)
+      .addError(Q.MessageNotFound)
+      .addError(Q.MessageLeased)
+      .annotate(OpenApi.Summary, "Change a queued message's availability (delay from now) or priority")
   )
   .add(
     HttpApiEndpoint.post("releaseMessage")`/queues/${queueName}/messages/${messageId}/release`

@@ -138,7 +138,13 @@ export interface Operations {
     Scope.Scope
   >
   readonly maintain: Effect.Effect<MaintenanceReport, QueueStoreError>
-  readonly wakeups: (queue: QueueName) => Stream.Stream<void, QueueNotFound | QueueStoreError>
+  /** Signals of the queue: messages to read, or a leased message cancelled. */
+  readonly wakeups: (queue: QueueName) => Stream.Stream<QueueStore.Wakeup, QueueNotFound | QueueStoreError>
+  /** Of these leases, the ids no longer held (read only). */
+  readonly lostLeases: (
+    queue: QueueName,
+    leases: ReadonlyArray<Lease>
+  ) => Effect.Effect<ReadonlyArray<number>, QueueNotFound | QueueStoreError>
 }
 
 type AckFailure = InvalidQueueName | QueueNotFound | InvalidOption | LeaseLost | QueueStoreError
@@ -200,6 +206,8 @@ export const make =
       // Wake the claim loop (a worker finished, a signal arrived, shutdown began) and the acknowledger.
       const claimKick = yield* Queue.sliding<void>(1)
       const ackKick = yield* Queue.sliding<void>(1)
+      // Wake the lease check (a leased message of this queue was cancelled).
+      const checkKick = yield* Queue.sliding<void>(1)
 
       // The consumer's own state, touched only by its fibers on one thread between their steps.
       /** Every message leased whose handler has not ended yet, by id (what the extender extends). */
@@ -395,23 +403,18 @@ export const make =
         if (messages.length < wanted) yield* waitForKick(held.size === 0 ? pollMs : undefined)
       })
 
-      /** Extends every held lease in one operation; deliveries whose lease is gone are given up. */
-      const extend = Effect.gen(function* () {
-        const leases = [...held.values()]
-        if (leases.length === 0) return
-        const settled = yield* ops.settleEach(name, leases, { _tag: "Extend", visibilityMs })
-        const lost = new Set(settled?.lost ?? leases.map((message) => message.id))
-        for (const message of leases) {
-          if (!lost.has(message.id)) {
-            yield* emit({ _tag: "Extended", message, visibleAt: settled?.visibleAt ?? 0 })
-            continue
-          }
-          if (!held.delete(message.id)) continue
+      /**
+       * Gives up deliveries whose lease is gone (cancelled, or taken by another process after this
+       * worker was declared stale): a running handler is interrupted and its result not acknowledged.
+       */
+      const giveUp = (message: Leased) =>
+        Effect.gen(function* () {
+          if (!held.delete(message.id)) return
           const slot = [...running].find(([, delivery]) => delivery.message.id === message.id)
           if (slot === undefined) {
             // Not started yet: the worker that takes it skips it.
             dropped.add(message.id)
-            continue
+            return
           }
           const [index, delivery] = slot
           delivery.lost = true
@@ -420,17 +423,42 @@ export const make =
           const fiber = fibers.get(index)
           if (fiber !== undefined) yield* Fiber.interruptFork(fiber)
           if (!stopping) yield* startWorker(index)
+        })
+
+      /** Extends every held lease in one operation; deliveries whose lease is gone are given up. */
+      const extend = Effect.gen(function* () {
+        const leases = [...held.values()]
+        if (leases.length === 0) return
+        const settled = yield* ops.settleEach(name, leases, { _tag: "Extend", visibilityMs })
+        const lost = new Set(settled?.lost ?? leases.map((message) => message.id))
+        for (const message of leases) {
+          if (lost.has(message.id)) yield* giveUp(message)
+          else yield* emit({ _tag: "Extended", message, visibleAt: settled?.visibleAt ?? 0 })
         }
       }).pipe(Effect.catchAll(log("extending leases failed")))
+
+      /**
+       * Checks, reading only, that every held lease is still held: at once when a leased message of
+       * the queue is cancelled (a signal), else every poll interval while messages are held.
+       */
+      const check = Effect.gen(function* () {
+        const leases = [...held.values()]
+        if (leases.length === 0) return
+        const lost = new Set(yield* ops.lostLeases(name, leases))
+        for (const message of leases) if (lost.has(message.id)) yield* giveUp(message)
+      }).pipe(Effect.catchAll(log("checking leases failed")))
+      const checker = Effect.forever(
+        Effect.zipRight(Effect.timeoutOption(Queue.take(checkKick), Duration.millis(pollMs)), check)
+      )
 
       const loop = Effect.gen(function* () {
         while (!stopping) yield* claim
       })
       const listener = Effect.forever(
         Effect.zipRight(
-          Stream.runForEach(ops.wakeups(name), () => Effect.sync(kickClaims)).pipe(
-            Effect.catchAll(log("listening for wake-ups failed; polling only"))
-          ),
+          Stream.runForEach(ops.wakeups(name), (wakeup) =>
+            Effect.sync(() => (wakeup === "cancel" ? Queue.unsafeOffer(checkKick, undefined) : kickClaims()))
+          ).pipe(Effect.catchAll(log("listening for wake-ups failed; polling only"))),
           Effect.sleep(Duration.millis(Math.max(pollMs, 1_000)))
         )
       )
@@ -449,6 +477,7 @@ export const make =
       yield* Effect.forkScoped(listener)
       yield* Effect.forkScoped(maintenance)
       yield* Effect.forkScoped(extender)
+      yield* Effect.forkScoped(checker)
       const acker = yield* Effect.forkScoped(acknowledger)
       const reader = yield* Effect.forkScoped(loop)
 

@@ -219,6 +219,24 @@ export class Leased extends Schema.Class<Leased>("Leased")({
   backoff: Schema.NullOr(Backoff)
 }) {}
 
+/**
+ * What `cancel` did: the message was queued and is now archived as cancelled (`cancelled`), or it
+ * was leased and is archived as cancelled with its lease revoked (`cancelledRunning`): its
+ * consumer's handler is interrupted at its next lease check and its result is not acknowledged.
+ */
+export const CancelOutcome = Schema.Literal("cancelled", "cancelledRunning")
+
+/** What `cancel` did. */
+export type CancelOutcome = typeof CancelOutcome.Type
+
+/** A change to a queued message; on the wire `delay` is milliseconds. */
+export const MessageUpdate = Schema.Struct({
+  /** Visible this long from now. */
+  delay: Schema.optional(Schema.Number),
+  /** Lower is delivered first. */
+  priority: Schema.optional(Schema.Number)
+})
+
 /** The options of `release`; on the wire `delay` is milliseconds. */
 export const ReleaseOptions = Schema.Struct({
   /** How long the message stays invisible before it can be read again. Default 0. */
@@ -246,6 +264,8 @@ export class ArchivedMessage extends Schema.Class<ArchivedMessage>("ArchivedMess
   enqueuedAt: Timestamp,
   archivedAt: Timestamp,
   dead: Schema.Boolean,
+  /** Cancelled (`cancel`) rather than acknowledged. */
+  cancelled: Schema.Boolean,
   lastError: Schema.NullOr(Schema.String)
 }) {}
 

@@ -57,6 +57,14 @@ export interface OutgoingMessage extends SendOptions {
   readonly payload: unknown
 }
 
+/** A change to a queued message (see `Queue.update`); absent fields stay as they are. */
+export interface UpdateOptions {
+  /** Visible this long from now, from 0 to 365 days. */
+  readonly delay?: Duration.DurationInput | undefined
+  /** Lower is delivered first; an integer from -32768 to 32767. */
+  readonly priority?: number | undefined
+}
+
 /** Options of `read`. */
 export interface ReadOptions {
   /** At most this many messages, from 1 to 10,000. Default 1. */

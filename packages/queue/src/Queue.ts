@@ -38,12 +38,14 @@ import {
 import * as Consumer from "./Consumer.js"
 import * as Ack from "./internal/ack.js"
 import * as Lease from "./internal/lease.js"
+import * as Messages from "./internal/messages.js"
 import * as Queues from "./internal/queues.js"
 import * as Send from "./internal/send.js"
 import { optionalInteger } from "./internal/validate.js"
 import * as Workers from "./internal/workers.js"
 import {
   type ArchivedMessage,
+  type CancelOutcome,
   type Lease as HeldLease,
   type Leased,
   type MaintenanceReport,
@@ -60,6 +62,8 @@ import type * as Options from "./Options.js"
 import type {
   InvalidOption,
   InvalidQueueName,
+  MessageLeased,
+  MessageNotFound,
   QueueAlreadyExists,
   QueueInFlight,
   QueueNotFound,
@@ -144,6 +148,28 @@ export interface Service {
   ) => Effect.Effect<
     ReadonlyArray<Leased>,
     InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
+  >
+  /**
+   * Cancels a message by id, whether queued or leased: it is archived as cancelled and never
+   * delivered again. A leased one's lease is revoked: its consumer interrupts the handler at its
+   * next lease check (at once on PostgreSQL, within one poll interval elsewhere) and acknowledges
+   * nothing. `MessageNotFound` when it is not in the queue (any more).
+   */
+  readonly cancel: (
+    queue: string,
+    id: number
+  ) => Effect.Effect<
+    CancelOutcome,
+    InvalidQueueName | InvalidOption | QueueNotFound | MessageNotFound | QueueStoreError
+  >
+  /** Changes a queued message's availability (`delay` from now) and priority; `MessageLeased` while it is leased. */
+  readonly update: (
+    queue: string,
+    id: number,
+    options: Options.UpdateOptions
+  ) => Effect.Effect<
+    void,
+    InvalidQueueName | InvalidOption | QueueNotFound | MessageNotFound | MessageLeased | QueueStoreError
   >
   /** Deletes a message the caller leases. */
   readonly delete: (queue: string, lease: HeldLease) => Effect.Effect<void, AckError>
@@ -302,6 +328,7 @@ export const make = (
       ...Send.make(store, maxPayloadBytes),
       ...Lease.make(store),
       ...acks,
+      ...Messages.make(store),
       registerWorker: workers.registerWorker,
       listWorkers: workers.listWorkers,
       maintain: workers.maintain
@@ -312,7 +339,8 @@ export const make = (
         ...service,
         queueName: (name) => parseQueueName(name),
         settleEach: acks.settleEach,
-        wakeups: (queue) => Stream.unwrap(workers.wakeups(queue))
+        wakeups: (queue) => Stream.unwrap(workers.wakeups(queue)),
+        lostLeases: workers.lostLeases
       })
     }
   })

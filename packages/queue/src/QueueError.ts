@@ -28,6 +28,26 @@ export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()("QueueNot
   }
 }
 
+/** No message of this id is in the queue: it never was, or it was acknowledged, dead-lettered or cancelled. */
+export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("MessageNotFound", {
+  queue: Schema.String,
+  id: Schema.Number
+}) {
+  override get message(): string {
+    return `message ${this.id} is not in queue ${quote(this.queue)}`
+  }
+}
+
+/** The message is leased (a consumer is working on it), so it cannot be changed. Nothing was changed. */
+export class MessageLeased extends Schema.TaggedError<MessageLeased>()("MessageLeased", {
+  queue: Schema.String,
+  id: Schema.Number
+}) {
+  override get message(): string {
+    return `message ${this.id} of queue ${quote(this.queue)} is leased and cannot be changed (cancel it instead)`
+  }
+}
+
 /** `create` found a queue of this name already. It was left unchanged. */
 export class QueueAlreadyExists extends Schema.TaggedError<QueueAlreadyExists>()("QueueAlreadyExists", {
   queue: Schema.String
@@ -187,6 +207,8 @@ export const QueueError = Schema.Union(
   QueueNotFound,
   QueueAlreadyExists,
   QueueInFlight,
+  MessageNotFound,
+  MessageLeased,
   InvalidPayload,
   PayloadTooLarge,
   Batch.BatchTooLarge,

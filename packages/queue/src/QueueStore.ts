@@ -132,6 +132,8 @@ export interface ArchiveRow {
   readonly enqueuedAt: number
   readonly archivedAt: number
   readonly dead: boolean
+  /** Cancelled (`cancel`) before it was acknowledged. */
+  readonly cancelled: boolean
   readonly lastError: string | null
 }
 
@@ -189,6 +191,25 @@ export interface Maintained {
 export type Deleted =
   | { readonly _tag: "Deleted"; readonly messages: number; readonly archived: number }
   | { readonly _tag: "InFlight"; readonly inFlight: number }
+
+/**
+ * What cancelling a message did: it was queued and is now archived as cancelled; it was leased and
+ * is archived as cancelled, its lease revoked (its holder finds the lease lost); or there is no such
+ * message in the queue.
+ */
+export type Cancelled = "cancelled" | "cancelledLeased" | "missing"
+
+/** A change to a queued message: its priority, and when it becomes visible. */
+export interface MessageChange {
+  readonly priority: number | undefined
+  readonly availableAt: number | undefined
+}
+
+/** What updating a message did: changed; not changed because it is leased; or no such message in the queue. */
+export type Updated = "updated" | "leased" | "missing"
+
+/** What a wake-up signals: messages to read (`send`), or a leased message cancelled (`cancel`). */
+export type Wakeup = "send" | "cancel"
 
 /** The storage operations. Failures of the database are `QueueStoreError`s naming the operation. */
 export interface Store {
@@ -264,10 +285,32 @@ export interface Store {
   /** Deregisters stale workers (releasing their leases) and purges up to `limit` expired archive rows and keys. */
   readonly maintain: (now: number, limit: number) => Effect.Effect<Maintained, QueueStoreError>
 
-  /** Signals that a queue has messages to read (sends, releases, requeues signal on their own). */
+  /** Cancels a message: archived as cancelled, whether queued or leased (see `Cancelled`); a leased one signals `cancel`. */
+  readonly cancel: (
+    name: string,
+    id: number,
+    now: number
+  ) => Effect.Effect<Cancelled | undefined, QueueStoreError>
+  /** Changes a message that is queued and not leased (see `Updated`). */
+  readonly update: (
+    name: string,
+    id: number,
+    change: MessageChange,
+    now: number
+  ) => Effect.Effect<Updated | undefined, QueueStoreError>
+  /** Of these leases, the ids of those the caller no longer holds; reads only. */
+  readonly lostLeases: (
+    name: string,
+    leases: ReadonlyArray<HeldLease>
+  ) => Effect.Effect<ReadonlyArray<number> | undefined, QueueStoreError>
+
+  /**
+   * Signals that a queue has messages to read (sends, releases, requeues signal on their own), or
+   * that a leased message was cancelled (holders should check their leases).
+   */
   readonly wakeups: (
     name: string
-  ) => Effect.Effect<Stream.Stream<void, QueueStoreError> | undefined, QueueStoreError>
+  ) => Effect.Effect<Stream.Stream<Wakeup, QueueStoreError> | undefined, QueueStoreError>
 }
 
 /** The store the queue service runs on. */

@@ -23,6 +23,7 @@ import { Backend, DbError, Failure, GroupCommit, Retry, Transaction } from "@kee
 import { Context, Effect, Exit, Layer, Option, Predicate, type Scope, Stream } from "effect"
 import * as Admin from "./internal/sqlAdmin.js"
 import * as Leases from "./internal/sqlLeases.js"
+import * as Messages from "./internal/sqlMessages.js"
 import * as Statements from "./internal/sqlStatements.js"
 import { QueueStoreError } from "./QueueError.js"
 import * as QueueStore from "./QueueStore.js"
@@ -75,12 +76,13 @@ export const make = (
     const statements = Statements.make(sql, backend, { notifyInSql })
     const admin = Admin.make(sql, backend, statements)
     const leases = Leases.make(sql, statements)
+    const messages = Messages.make(sql, statements, { notifyInSql })
     const pg = backend.dialect === "pg"
     const plan = Transaction.planOn(backend)
 
     /** In-process wake-up after a write, where the database does not deliver one (all but PostgreSQL). */
     const channels = new Map<number, string>()
-    const signal = (queueId: number, name: string): Effect.Effect<void> => {
+    const signal = (queueId: number, payload: string): Effect.Effect<void> => {
       if (!notify || notifyInSql) return Effect.void
       let channel = channels.get(queueId)
       if (channel === undefined) {
@@ -89,7 +91,7 @@ export const make = (
         channels.set(queueId, channel)
       }
       return backend.notifications.listening(channel)
-        ? Effect.ignore(backend.notifications.notify(channel, name))
+        ? Effect.ignore(backend.notifications.notify(channel, payload))
         : Effect.void
     }
 
@@ -202,7 +204,10 @@ export const make = (
         id === undefined
           ? undefined
           : Stream.mapError(
-              Stream.map(backend.notifications.listen(Statements.channel(id)), () => undefined),
+              Stream.map(
+                backend.notifications.listen(Statements.channel(id)),
+                (payload): QueueStore.Wakeup => (payload === Messages.cancelPayload ? "cancel" : "send")
+              ),
               (cause) => new QueueStoreError({ operation: "listen", cause })
             )
       )
@@ -215,8 +220,38 @@ export const make = (
         refail("requeueDead")
       )
 
+    // ---- one message by id ----------------------------------------------------------------------
+
+    const cancel: QueueStore.Store["cancel"] = (name, id, now) =>
+      Retry.run(Retry.plan(messages.cancelPlan(name, id, now), backend)).pipe(
+        Effect.tap((done) =>
+          done?.outcome === "cancelledLeased" ? signal(done.queueId, Messages.cancelPayload) : Effect.void
+        ),
+        Effect.map((done) => done?.outcome),
+        refail("cancel")
+      )
+
+    const update: QueueStore.Store["update"] = (name, id, change, now) =>
+      Retry.run(Retry.plan(messages.updatePlan(name, id, change, now), backend)).pipe(
+        Effect.tap((done) =>
+          done?.outcome === "updated" && change.availableAt !== undefined && change.availableAt <= now
+            ? signal(done.queueId, name)
+            : Effect.void
+        ),
+        Effect.map((done) => done?.outcome),
+        refail("update")
+      )
+
+    const lostLeases: QueueStore.Store["lostLeases"] = (name, held) =>
+      Retry.run(Retry.read(plan(messages.lostLeasesPlan(name, held), { begin: "lazy" }))).pipe(
+        refail("lostLeases")
+      )
+
     return {
       ...admin.operations,
+      cancel,
+      update,
+      lostLeases,
       send,
       lease,
       settle,

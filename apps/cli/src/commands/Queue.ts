@@ -201,6 +201,39 @@ export const release = Command.make("release", releaseConfig, (input) =>
   Leaf.lazy(input.globals, handlers, (run) => run.release(input))
 ).pipe(Command.withDescription("Give a leased message back to the queue (or the dead letters)."))
 
+const cancelConfig = { globals: Globals.options, queue, id: messageId }
+/** `keel queue cancel`'s parsed input. */
+export type CancelInput = Command.Command.ParseConfig<typeof cancelConfig>
+
+/** `keel queue cancel`. */
+export const cancel = Command.make("cancel", cancelConfig, (input) =>
+  Leaf.lazy(input.globals, handlers, (run) => run.cancel(input))
+).pipe(
+  Command.withDescription(
+    "Cancel a message by id, queued or leased: archived as cancelled, never delivered again; a running handler is interrupted (exit 1 if it is not in the queue)."
+  )
+)
+
+const updateConfig = {
+  globals: Globals.options,
+  queue,
+  id: messageId,
+  delay: duration("delay", "Visible this long from now"),
+  priority: Options.integer("priority").pipe(
+    Options.withDescription("Lower is delivered first, -32768 to 32767."),
+    Options.optional
+  )
+}
+/** `keel queue update`'s parsed input. */
+export type UpdateInput = Command.Command.ParseConfig<typeof updateConfig>
+
+/** `keel queue update`. */
+export const update = Command.make("update", updateConfig, (input) =>
+  Leaf.lazy(input.globals, handlers, (run) => run.update(input))
+).pipe(
+  Command.withDescription("Change a queued message's availability or priority (exit 1 while it is leased).")
+)
+
 const extendConfig = {
   ...ackConfig,
   visibilityTimeout: duration(
@@ -381,6 +414,8 @@ export const queueCommand = Command.make("queue").pipe(
     archive,
     release,
     extend,
+    cancel,
+    update,
     dead,
     purge,
     drop,

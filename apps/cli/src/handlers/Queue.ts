@@ -8,6 +8,7 @@ import { Retry } from "@keel/sql"
 import { Array as Arr, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import type {
   AckInput,
+  CancelInput,
   CreateInput,
   DeadListInput,
   DeadRequeueInput,
@@ -21,6 +22,7 @@ import type {
   ReleaseInput,
   SendBatchInput,
   SendInput,
+  UpdateInput,
   WorkersInput
 } from "../commands/Queue.js"
 import { InvalidInput } from "../Failure.js"
@@ -306,6 +308,31 @@ export const release = (input: ReleaseInput) =>
       yield* Output.confirmation({ queue: input.queue, id: input.id, outcome }, () =>
         outcome === "dead" ? `dead-lettered message ${input.id}` : `released message ${input.id}`
       )
+    })
+  )
+
+/** `keel queue cancel`. */
+export const cancel = (input: CancelInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const outcome = yield* (yield* Queue.Queue).cancel(input.queue, input.id)
+      yield* Output.confirmation({ queue: input.queue, id: input.id, outcome }, () =>
+        outcome === "cancelledRunning"
+          ? `cancelled message ${input.id} (its running handler is interrupted)`
+          : `cancelled message ${input.id}`
+      )
+    })
+  )
+
+/** `keel queue update`. */
+export const update = (input: UpdateInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      yield* (yield* Queue.Queue).update(input.queue, input.id, {
+        delay: yield* Parse.optionalDuration("delay", input.delay),
+        priority: Option.getOrUndefined(input.priority)
+      })
+      yield* Output.confirmation({ queue: input.queue, id: input.id }, () => `updated message ${input.id}`)
     })
   )
 

@@ -68,6 +68,10 @@ export const layer = HttpApiBuilder.group(KeelApi, "queues", (handlers) =>
         queue.archive(path.name, lease(path.id, payload.lease))
       )
       .handle("archiveMessages", ({ path, payload }) => queue.archiveBatch(path.name, payload.leases))
+      .handle("cancelMessage", ({ path }) =>
+        Effect.map(queue.cancel(path.name, path.id), (outcome) => ({ outcome }))
+      )
+      .handle("updateMessage", ({ path, payload }) => queue.update(path.name, path.id, payload))
       .handle("releaseMessage", ({ path, payload: { lease: token, ...options } }) =>
         Effect.map(queue.release(path.name, lease(path.id, token), options), (outcome) => ({ outcome }))
       )

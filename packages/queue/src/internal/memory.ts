@@ -46,411 +46,459 @@ const byDelivery = (a: Message, b: Message) =>
   a.priority - b.priority || a.availableAt - b.availableAt || a.id - b.id
 
 /** A store in memory (empty). */
-export const make: Effect.Effect<QueueStore.Store> = Effect.map(PubSub.unbounded<string>(), (signals) => {
-  const queues = new Map<string, QueueStore.QueueRow>()
-  const messages = new Map<number, Message>()
-  const archive = new Map<number, Archived>()
-  const keys = new Map<
-    string,
-    { readonly messageId: number; readonly createdAt: number; readonly expiresAt: number | null }
-  >()
-  const workers = new Map<string, Worker>()
-  let lastQueueId = 0
-  let lastMessageId = 0
+export const make: Effect.Effect<QueueStore.Store> = Effect.map(
+  PubSub.unbounded<{ readonly name: string; readonly wakeup: QueueStore.Wakeup }>(),
+  (signals) => {
+    const queues = new Map<string, QueueStore.QueueRow>()
+    const messages = new Map<number, Message>()
+    const archive = new Map<number, Archived>()
+    const keys = new Map<
+      string,
+      { readonly messageId: number; readonly createdAt: number; readonly expiresAt: number | null }
+    >()
+    const workers = new Map<string, Worker>()
+    let lastQueueId = 0
+    let lastMessageId = 0
 
-  const signal = (name: string) => Effect.asVoid(PubSub.publish(signals, name))
-  const keyOf = (queueId: number, key: string) => `${queueId}\u0000${key}`
-  const ofQueue = (queueId: number) => [...messages.values()].filter((message) => message.queueId === queueId)
+    const signal = (name: string, wakeup: QueueStore.Wakeup = "send") =>
+      Effect.asVoid(PubSub.publish(signals, { name, wakeup }))
+    const keyOf = (queueId: number, key: string) => `${queueId}\u0000${key}`
+    const ofQueue = (queueId: number) =>
+      [...messages.values()].filter((message) => message.queueId === queueId)
 
-  const toArchive = (
-    message: Message,
-    dead: boolean,
-    now: number,
-    error: string | null,
-    fallback: string | null
-  ) => {
-    messages.delete(message.id)
-    archive.set(message.id, {
-      id: message.id,
-      queueId: message.queueId,
-      payload: message.payload,
-      priority: message.priority,
-      deliveries: message.deliveries,
-      enqueuedAt: message.enqueuedAt,
-      archivedAt: now,
-      dead,
-      lastError: error ?? message.lastError ?? fallback,
-      maxDeliveries: message.maxDeliveries,
-      backoff: message.backoff
-    })
-  }
-
-  const releaseLeasesOf = (workerId: string, now: number): number => {
-    let released = 0
-    for (const message of messages.values()) {
-      if (message.leasedBy === workerId && message.leaseToken !== null) {
-        message.leaseToken = null
-        message.leasedBy = null
-        message.availableAt = Math.min(message.availableAt, now)
-        released++
-      }
+    const toArchive = (
+      message: Message,
+      dead: boolean,
+      now: number,
+      error: string | null,
+      fallback: string | null,
+      cancelled = false
+    ) => {
+      messages.delete(message.id)
+      archive.set(message.id, {
+        id: message.id,
+        queueId: message.queueId,
+        payload: message.payload,
+        priority: message.priority,
+        deliveries: message.deliveries,
+        enqueuedAt: message.enqueuedAt,
+        archivedAt: now,
+        dead,
+        cancelled,
+        lastError: error ?? message.lastError ?? fallback,
+        maxDeliveries: message.maxDeliveries,
+        backoff: message.backoff
+      })
     }
-    return released
-  }
 
-  const register = (worker: QueueStore.WorkerEntry, queueId: number | null) =>
-    workers.set(worker.id, {
-      id: worker.id,
-      queueId,
-      host: worker.host,
-      pid: worker.pid,
-      startedAt: worker.now,
-      heartbeatAt: worker.now,
-      timeoutMs: worker.timeoutMs
-    })
+    const releaseLeasesOf = (workerId: string, now: number): number => {
+      let released = 0
+      for (const message of messages.values()) {
+        if (message.leasedBy === workerId && message.leaseToken !== null) {
+          message.leaseToken = null
+          message.leasedBy = null
+          message.availableAt = Math.min(message.availableAt, now)
+          released++
+        }
+      }
+      return released
+    }
 
-  const store: QueueStore.Store = {
-    createQueue: (name, settings, now) =>
-      Effect.sync(() => {
-        const existing = queues.get(name)
-        if (existing !== undefined) return { queue: existing, created: false }
-        const queue = { id: ++lastQueueId, name, ...settings, createdAt: now, updatedAt: now }
-        queues.set(name, queue)
-        return { queue, created: true }
-      }),
-    findQueue: (name) => Effect.sync(() => queues.get(name)),
-    listQueues: Effect.sync(() => [...queues.values()].sort((a, b) => (a.name < b.name ? -1 : 1))),
-    updateQueue: (name, changes, now) =>
-      Effect.sync(() => {
-        const queue = queues.get(name)
-        if (queue === undefined) return undefined
-        const defined = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined))
-        const updated = { ...queue, ...defined, updatedAt: now }
-        queues.set(name, updated)
-        return updated
-      }),
-    deleteQueue: (name, options) =>
-      Effect.sync((): QueueStore.Deleted | undefined => {
-        const queue = queues.get(name)
-        if (queue === undefined) return undefined
-        const held = ofQueue(queue.id)
-        const inFlight = held.filter((m) => m.leaseToken !== null && m.availableAt > options.now).length
-        if (!options.force && inFlight > 0) return { _tag: "InFlight", inFlight }
-        const archived = [...archive.values()].filter((row) => row.queueId === queue.id)
-        for (const message of held) messages.delete(message.id)
-        for (const row of archived) archive.delete(row.id)
-        for (const key of [...keys.keys()]) if (key.startsWith(`${queue.id}\u0000`)) keys.delete(key)
-        for (const worker of workers.values()) if (worker.queueId === queue.id) workers.delete(worker.id)
-        queues.delete(name)
-        return { _tag: "Deleted", messages: held.length, archived: archived.length }
-      }),
-    purgeQueue: (name, options) =>
-      Effect.sync(() => {
-        const queue = queues.get(name)
-        if (queue === undefined) return undefined
-        const held = ofQueue(queue.id)
-        for (const message of held) messages.delete(message.id)
-        const archived = options.archive
-          ? [...archive.values()].filter((row) => row.queueId === queue.id)
-          : []
-        for (const row of archived) archive.delete(row.id)
-        return { messages: held.length, archived: archived.length }
-      }),
+    const register = (worker: QueueStore.WorkerEntry, queueId: number | null) =>
+      workers.set(worker.id, {
+        id: worker.id,
+        queueId,
+        host: worker.host,
+        pid: worker.pid,
+        startedAt: worker.now,
+        heartbeatAt: worker.now,
+        timeoutMs: worker.timeoutMs
+      })
 
-    send: (name, outgoing, now) =>
-      Effect.suspend(() => {
-        const queue = queues.get(name)
-        if (queue === undefined) return Effect.succeed(undefined)
-        // As the SQL store: messages apply in order; a held key follows the message's mode.
-        const ids = outgoing.map((message) => {
-          const key = message.dedupKey === undefined ? undefined : keyOf(queue.id, message.dedupKey)
-          const known = key === undefined ? undefined : keys.get(key)
-          const live = known !== undefined && (known.expiresAt === null || known.expiresAt > now)
-          if (known !== undefined && live) {
-            if (message.dedupMode === "ignore") return known.messageId
-            const held = messages.get(known.messageId)
-            if (held !== undefined && (held.leaseToken === null || held.availableAt <= now)) {
-              held.payload = message.payload
-              held.priority = message.priority
-              held.maxDeliveries = message.maxDeliveries ?? null
-              held.backoff = message.backoff ?? null
-              if (message.dedupMode === "debounce") held.availableAt = now + message.delayMs
-              held.deliveries = 0
-              held.leaseToken = null
-              held.leasedBy = null
-              held.lastError = null
-              return held.id
+    const store: QueueStore.Store = {
+      createQueue: (name, settings, now) =>
+        Effect.sync(() => {
+          const existing = queues.get(name)
+          if (existing !== undefined) return { queue: existing, created: false }
+          const queue = { id: ++lastQueueId, name, ...settings, createdAt: now, updatedAt: now }
+          queues.set(name, queue)
+          return { queue, created: true }
+        }),
+      findQueue: (name) => Effect.sync(() => queues.get(name)),
+      listQueues: Effect.sync(() => [...queues.values()].sort((a, b) => (a.name < b.name ? -1 : 1))),
+      updateQueue: (name, changes, now) =>
+        Effect.sync(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          const defined = Object.fromEntries(
+            Object.entries(changes).filter(([, value]) => value !== undefined)
+          )
+          const updated = { ...queue, ...defined, updatedAt: now }
+          queues.set(name, updated)
+          return updated
+        }),
+      deleteQueue: (name, options) =>
+        Effect.sync((): QueueStore.Deleted | undefined => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          const held = ofQueue(queue.id)
+          const inFlight = held.filter((m) => m.leaseToken !== null && m.availableAt > options.now).length
+          if (!options.force && inFlight > 0) return { _tag: "InFlight", inFlight }
+          const archived = [...archive.values()].filter((row) => row.queueId === queue.id)
+          for (const message of held) messages.delete(message.id)
+          for (const row of archived) archive.delete(row.id)
+          for (const key of [...keys.keys()]) if (key.startsWith(`${queue.id}\u0000`)) keys.delete(key)
+          for (const worker of workers.values()) if (worker.queueId === queue.id) workers.delete(worker.id)
+          queues.delete(name)
+          return { _tag: "Deleted", messages: held.length, archived: archived.length }
+        }),
+      purgeQueue: (name, options) =>
+        Effect.sync(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          const held = ofQueue(queue.id)
+          for (const message of held) messages.delete(message.id)
+          const archived = options.archive
+            ? [...archive.values()].filter((row) => row.queueId === queue.id)
+            : []
+          for (const row of archived) archive.delete(row.id)
+          return { messages: held.length, archived: archived.length }
+        }),
+
+      send: (name, outgoing, now) =>
+        Effect.suspend(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return Effect.succeed(undefined)
+          // As the SQL store: messages apply in order; a held key follows the message's mode.
+          const ids = outgoing.map((message) => {
+            const key = message.dedupKey === undefined ? undefined : keyOf(queue.id, message.dedupKey)
+            const known = key === undefined ? undefined : keys.get(key)
+            const live = known !== undefined && (known.expiresAt === null || known.expiresAt > now)
+            if (known !== undefined && live) {
+              if (message.dedupMode === "ignore") return known.messageId
+              const held = messages.get(known.messageId)
+              if (held !== undefined && (held.leaseToken === null || held.availableAt <= now)) {
+                held.payload = message.payload
+                held.priority = message.priority
+                held.maxDeliveries = message.maxDeliveries ?? null
+                held.backoff = message.backoff ?? null
+                if (message.dedupMode === "debounce") held.availableAt = now + message.delayMs
+                held.deliveries = 0
+                held.leaseToken = null
+                held.leasedBy = null
+                held.lastError = null
+                return held.id
+              }
             }
-          }
-          const id = ++lastMessageId
-          messages.set(id, {
-            id,
-            queueId: queue.id,
-            payload: message.payload,
-            priority: message.priority,
-            enqueuedAt: now,
-            availableAt: now + message.delayMs,
-            deliveries: 0,
-            leaseToken: null,
-            leasedBy: null,
-            lastError: null,
-            maxDeliveries: message.maxDeliveries ?? null,
-            backoff: message.backoff ?? null
+            const id = ++lastMessageId
+            messages.set(id, {
+              id,
+              queueId: queue.id,
+              payload: message.payload,
+              priority: message.priority,
+              enqueuedAt: now,
+              availableAt: now + message.delayMs,
+              deliveries: 0,
+              leaseToken: null,
+              leasedBy: null,
+              lastError: null,
+              maxDeliveries: message.maxDeliveries ?? null,
+              backoff: message.backoff ?? null
+            })
+            if (key !== undefined) {
+              const window = message.dedupWindowMs
+              keys.set(key, {
+                messageId: id,
+                createdAt: now,
+                expiresAt: window === undefined ? null : now + window
+              })
+            }
+            return id
           })
-          if (key !== undefined) {
-            const window = message.dedupWindowMs
-            keys.set(key, {
-              messageId: id,
-              createdAt: now,
-              expiresAt: window === undefined ? null : now + window
+          return Effect.as(signal(name), { queueId: queue.id, ids })
+        }),
+
+      lease: (name, request) =>
+        Effect.sync(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          const { now } = request
+          const until = now + (request.visibilityMs ?? queue.visibilityTimeoutMs)
+          const visible = ofQueue(queue.id)
+            .filter((message) => message.availableAt <= now)
+            .sort(byDelivery)
+          const leased: Array<QueueStore.LeasedRow> = []
+          let dead = 0
+          for (const message of visible) {
+            if (leased.length >= request.qty) break
+            const allowed = message.maxDeliveries ?? queue.maxDeliveries
+            if (message.deliveries >= allowed) {
+              toArchive(message, true, now, null, exhaustedError(allowed))
+              dead++
+              continue
+            }
+            const lastError = message.lastError
+            message.leaseToken = request.token
+            message.leasedBy = request.workerId
+            message.availableAt = until
+            message.deliveries++
+            leased.push({
+              id: message.id,
+              payload: message.payload,
+              priority: message.priority,
+              enqueuedAt: message.enqueuedAt,
+              deliveries: message.deliveries,
+              visibleAt: until,
+              lastError,
+              maxDeliveries: allowed,
+              backoff: message.backoff
             })
           }
-          return id
-        })
-        return Effect.as(signal(name), { queueId: queue.id, ids })
-      }),
+          return { leased, dead }
+        }),
 
-    lease: (name, request) =>
-      Effect.sync(() => {
-        const queue = queues.get(name)
-        if (queue === undefined) return undefined
-        const { now } = request
-        const until = now + (request.visibilityMs ?? queue.visibilityTimeoutMs)
-        const visible = ofQueue(queue.id)
-          .filter((message) => message.availableAt <= now)
-          .sort(byDelivery)
-        const leased: Array<QueueStore.LeasedRow> = []
-        let dead = 0
-        for (const message of visible) {
-          if (leased.length >= request.qty) break
-          const allowed = message.maxDeliveries ?? queue.maxDeliveries
-          if (message.deliveries >= allowed) {
-            toArchive(message, true, now, null, exhaustedError(allowed))
-            dead++
-            continue
+      settle: (name, request) =>
+        Effect.suspend(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return Effect.succeed(undefined)
+          const { now, settlement } = request
+          const held = (lease: QueueStore.HeldLease) => {
+            const message = messages.get(lease.id)
+            return message !== undefined && message.queueId === queue.id && message.leaseToken === lease.lease
+              ? message
+              : undefined
           }
-          const lastError = message.lastError
-          message.leaseToken = request.token
-          message.leasedBy = request.workerId
-          message.availableAt = until
-          message.deliveries++
-          leased.push({
-            id: message.id,
-            payload: message.payload,
-            priority: message.priority,
-            enqueuedAt: message.enqueuedAt,
-            deliveries: message.deliveries,
-            visibleAt: until,
-            lastError,
-            maxDeliveries: allowed,
-            backoff: message.backoff
-          })
-        }
-        return { leased, dead }
-      }),
-
-    settle: (name, request) =>
-      Effect.suspend(() => {
-        const queue = queues.get(name)
-        if (queue === undefined) return Effect.succeed(undefined)
-        const { now, settlement } = request
-        const held = (lease: QueueStore.HeldLease) => {
-          const message = messages.get(lease.id)
-          return message !== undefined && message.queueId === queue.id && message.leaseToken === lease.lease
-            ? message
-            : undefined
-        }
-        const lost = [
-          ...new Set(request.leases.filter((lease) => held(lease) === undefined).map((l) => l.id))
-        ]
-        const settled = { queueId: queue.id, lost, dead: [] as Array<number>, visibleAt: now }
-        if (request.atomic && lost.length > 0) return Effect.succeed(settled)
-        const acted = [
-          ...new Set(request.leases.flatMap((lease) => Option.toArray(Option.fromNullable(held(lease)))))
-        ]
-        let wake = false
-        for (const message of acted) {
-          switch (settlement._tag) {
-            case "Delete":
-              messages.delete(message.id)
-              break
-            case "Archive":
-              toArchive(message, false, now, null, null)
-              break
-            case "Extend":
-              settled.visibleAt = now + (settlement.visibilityMs ?? queue.visibilityTimeoutMs)
-              message.availableAt = settled.visibleAt
-              break
-            case "Release":
-              if (
-                settlement.error !== null &&
-                message.deliveries >= (message.maxDeliveries ?? queue.maxDeliveries)
-              ) {
-                toArchive(message, true, now, settlement.error, null)
-                settled.dead.push(message.id)
-              } else {
-                message.leaseToken = null
-                message.leasedBy = null
-                message.availableAt = now + settlement.delayMs
-                if (settlement.error !== null) message.lastError = settlement.error
-                wake ||= settlement.delayMs === 0
-              }
-          }
-        }
-        return Effect.as(wake ? signal(name) : Effect.void, settled)
-      }),
-
-    listArchive: (name, query) =>
-      Effect.sync(() => {
-        const queue = queues.get(name)
-        if (queue === undefined) return undefined
-        return [...archive.values()]
-          .filter(
-            (row) =>
-              row.queueId === queue.id &&
-              (query.dead === undefined || row.dead === query.dead) &&
-              (query.before === undefined || row.id < query.before)
-          )
-          .sort((a, b) => b.id - a.id)
-          .slice(0, query.limit)
-      }),
-    requeueDead: (name, selection, now) =>
-      Effect.suspend(() => {
-        const queue = queues.get(name)
-        if (queue === undefined) return Effect.succeed(undefined)
-        const dead = [...archive.values()]
-          .filter((row) => row.queueId === queue.id && row.dead)
-          .sort((a, b) => a.id - b.id)
-        const wanted = selection.ids === undefined ? undefined : new Set(selection.ids)
-        const chosen =
-          wanted === undefined ? dead.slice(0, selection.limit) : dead.filter((row) => wanted.has(row.id))
-        for (const row of chosen) {
-          archive.delete(row.id)
-          messages.set(row.id, {
-            id: row.id,
-            queueId: queue.id,
-            payload: row.payload,
-            priority: row.priority,
-            enqueuedAt: row.enqueuedAt,
-            availableAt: now,
-            deliveries: 0,
-            leaseToken: null,
-            leasedBy: null,
-            lastError: row.lastError,
-            maxDeliveries: row.maxDeliveries,
-            backoff: row.backoff
-          })
-        }
-        const ids = chosen.map((row) => row.id)
-        return Effect.as(ids.length > 0 ? signal(name) : Effect.void, ids)
-      }),
-    metrics: (names, now) =>
-      Effect.sync(() =>
-        [...queues.values()]
-          .filter((queue) => names === undefined || names.includes(queue.name))
-          .sort((a, b) => (a.name < b.name ? -1 : 1))
-          .map((queue): QueueStore.MetricsRow => {
-            const held = ofQueue(queue.id)
-            const archived = [...archive.values()].filter((row) => row.queueId === queue.id)
-            return {
-              name: queue.name,
-              depth: held.filter((m) => m.availableAt <= now).length,
-              inFlight: held.filter((m) => m.availableAt > now && m.leaseToken !== null).length,
-              delayed: held.filter((m) => m.availableAt > now && m.leaseToken === null).length,
-              oldest: held.length === 0 ? null : Math.min(...held.map((m) => m.enqueuedAt)),
-              archived: archived.filter((row) => !row.dead).length,
-              dead: archived.filter((row) => row.dead).length
+          const lost = [
+            ...new Set(request.leases.filter((lease) => held(lease) === undefined).map((l) => l.id))
+          ]
+          const settled = { queueId: queue.id, lost, dead: [] as Array<number>, visibleAt: now }
+          if (request.atomic && lost.length > 0) return Effect.succeed(settled)
+          const acted = [
+            ...new Set(request.leases.flatMap((lease) => Option.toArray(Option.fromNullable(held(lease)))))
+          ]
+          let wake = false
+          for (const message of acted) {
+            switch (settlement._tag) {
+              case "Delete":
+                messages.delete(message.id)
+                break
+              case "Archive":
+                toArchive(message, false, now, null, null)
+                break
+              case "Extend":
+                settled.visibleAt = now + (settlement.visibilityMs ?? queue.visibilityTimeoutMs)
+                message.availableAt = settled.visibleAt
+                break
+              case "Release":
+                if (
+                  settlement.error !== null &&
+                  message.deliveries >= (message.maxDeliveries ?? queue.maxDeliveries)
+                ) {
+                  toArchive(message, true, now, settlement.error, null)
+                  settled.dead.push(message.id)
+                } else {
+                  message.leaseToken = null
+                  message.leasedBy = null
+                  message.availableAt = now + settlement.delayMs
+                  if (settlement.error !== null) message.lastError = settlement.error
+                  wake ||= settlement.delayMs === 0
+                }
             }
-          })
-      ),
+          }
+          return Effect.as(wake ? signal(name) : Effect.void, settled)
+        }),
 
-    registerWorker: (worker) =>
-      Effect.sync((): QueueStore.Registered => {
-        const queueId = worker.queue === null ? null : queues.get(worker.queue)?.id
-        if (queueId === undefined) return "queueMissing"
-        const existing = workers.get(worker.id)
-        if (existing !== undefined) {
-          if (existing.heartbeatAt + existing.timeoutMs >= worker.now) return "inUse"
-          releaseLeasesOf(worker.id, worker.now)
-        }
-        register(worker, queueId)
-        return "registered"
-      }),
-    heartbeat: (worker) =>
-      Effect.sync(() => {
-        const existing = workers.get(worker.id)
-        if (existing !== undefined) {
-          existing.heartbeatAt = worker.now
-          return false
-        }
-        register(worker, worker.queue === null ? null : (queues.get(worker.queue)?.id ?? null))
-        return true
-      }),
-    deregisterWorker: (id, now) =>
-      Effect.sync(() => {
-        releaseLeasesOf(id, now)
-        workers.delete(id)
-      }),
-    listWorkers: (queue) =>
-      Effect.sync(() => {
-        const names = new Map([...queues.values()].map((row) => [row.id, row.name]))
-        return [...workers.values()]
-          .map((worker) => ({
-            ...worker,
-            queue: worker.queueId === null ? null : (names.get(worker.queueId) ?? null)
-          }))
-          .filter((worker) => queue === undefined || worker.queue === queue)
-          .sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1))
-          .map((worker) => ({
-            id: worker.id,
-            queue: worker.queue,
-            host: worker.host,
-            pid: worker.pid,
-            startedAt: worker.startedAt,
-            heartbeatAt: worker.heartbeatAt
-          }))
-      }),
-    maintain: (now, limit) =>
-      Effect.sync(() => {
-        const stale = [...workers.values()].filter((worker) => worker.heartbeatAt + worker.timeoutMs < now)
-        let releasedLeases = 0
-        for (const worker of stale) {
-          releasedLeases += releaseLeasesOf(worker.id, now)
-          workers.delete(worker.id)
-        }
-        const retention = new Map([...queues.values()].map((queue) => [queue.id, queue.retentionMs]))
-        const expired = [...archive.values()]
-          .filter((row) => !row.dead && row.archivedAt < now - (retention.get(row.queueId) ?? 0))
-          .slice(0, limit)
-        for (const row of expired) archive.delete(row.id)
-        const forgotten = [...keys.entries()]
-          .filter(([key, entry]) => {
-            const queueId = Number(key.slice(0, key.indexOf("\u0000")))
-            if (entry.expiresAt !== null) return entry.expiresAt <= now
-            return (
-              entry.createdAt < now - (retention.get(queueId) ?? 0) &&
-              !messages.has(entry.messageId) &&
-              !archive.has(entry.messageId)
+      listArchive: (name, query) =>
+        Effect.sync(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          return [...archive.values()]
+            .filter(
+              (row) =>
+                row.queueId === queue.id &&
+                (query.dead === undefined || row.dead === query.dead) &&
+                (query.before === undefined || row.id < query.before)
             )
-          })
-          .slice(0, limit)
-        for (const [key] of forgotten) keys.delete(key)
-        return {
-          staleWorkers: stale.map((worker) => worker.id),
-          releasedLeases,
-          purgedArchived: expired.length,
-          purgedKeys: forgotten.length
-        }
-      }),
+            .sort((a, b) => b.id - a.id)
+            .slice(0, query.limit)
+        }),
+      requeueDead: (name, selection, now) =>
+        Effect.suspend(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return Effect.succeed(undefined)
+          const dead = [...archive.values()]
+            .filter((row) => row.queueId === queue.id && row.dead)
+            .sort((a, b) => a.id - b.id)
+          const wanted = selection.ids === undefined ? undefined : new Set(selection.ids)
+          const chosen =
+            wanted === undefined ? dead.slice(0, selection.limit) : dead.filter((row) => wanted.has(row.id))
+          for (const row of chosen) {
+            archive.delete(row.id)
+            messages.set(row.id, {
+              id: row.id,
+              queueId: queue.id,
+              payload: row.payload,
+              priority: row.priority,
+              enqueuedAt: row.enqueuedAt,
+              availableAt: now,
+              deliveries: 0,
+              leaseToken: null,
+              leasedBy: null,
+              lastError: row.lastError,
+              maxDeliveries: row.maxDeliveries,
+              backoff: row.backoff
+            })
+          }
+          const ids = chosen.map((row) => row.id)
+          return Effect.as(ids.length > 0 ? signal(name) : Effect.void, ids)
+        }),
+      metrics: (names, now) =>
+        Effect.sync(() =>
+          [...queues.values()]
+            .filter((queue) => names === undefined || names.includes(queue.name))
+            .sort((a, b) => (a.name < b.name ? -1 : 1))
+            .map((queue): QueueStore.MetricsRow => {
+              const held = ofQueue(queue.id)
+              const archived = [...archive.values()].filter((row) => row.queueId === queue.id)
+              return {
+                name: queue.name,
+                depth: held.filter((m) => m.availableAt <= now).length,
+                inFlight: held.filter((m) => m.availableAt > now && m.leaseToken !== null).length,
+                delayed: held.filter((m) => m.availableAt > now && m.leaseToken === null).length,
+                oldest: held.length === 0 ? null : Math.min(...held.map((m) => m.enqueuedAt)),
+                archived: archived.filter((row) => !row.dead).length,
+                dead: archived.filter((row) => row.dead).length
+              }
+            })
+        ),
 
-    wakeups: (name) =>
-      Effect.sync(() =>
-        queues.has(name)
-          ? Stream.filterMap(Stream.fromPubSub(signals), (queue) =>
-              queue === name ? Option.some(undefined) : Option.none()
-            )
-          : undefined
-      )
+      registerWorker: (worker) =>
+        Effect.sync((): QueueStore.Registered => {
+          const queueId = worker.queue === null ? null : queues.get(worker.queue)?.id
+          if (queueId === undefined) return "queueMissing"
+          const existing = workers.get(worker.id)
+          if (existing !== undefined) {
+            if (existing.heartbeatAt + existing.timeoutMs >= worker.now) return "inUse"
+            releaseLeasesOf(worker.id, worker.now)
+          }
+          register(worker, queueId)
+          return "registered"
+        }),
+      heartbeat: (worker) =>
+        Effect.sync(() => {
+          const existing = workers.get(worker.id)
+          if (existing !== undefined) {
+            existing.heartbeatAt = worker.now
+            return false
+          }
+          register(worker, worker.queue === null ? null : (queues.get(worker.queue)?.id ?? null))
+          return true
+        }),
+      deregisterWorker: (id, now) =>
+        Effect.sync(() => {
+          releaseLeasesOf(id, now)
+          workers.delete(id)
+        }),
+      listWorkers: (queue) =>
+        Effect.sync(() => {
+          const names = new Map([...queues.values()].map((row) => [row.id, row.name]))
+          return [...workers.values()]
+            .map((worker) => ({
+              ...worker,
+              queue: worker.queueId === null ? null : (names.get(worker.queueId) ?? null)
+            }))
+            .filter((worker) => queue === undefined || worker.queue === queue)
+            .sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1))
+            .map((worker) => ({
+              id: worker.id,
+              queue: worker.queue,
+              host: worker.host,
+              pid: worker.pid,
+              startedAt: worker.startedAt,
+              heartbeatAt: worker.heartbeatAt
+            }))
+        }),
+      maintain: (now, limit) =>
+        Effect.sync(() => {
+          const stale = [...workers.values()].filter((worker) => worker.heartbeatAt + worker.timeoutMs < now)
+          let releasedLeases = 0
+          for (const worker of stale) {
+            releasedLeases += releaseLeasesOf(worker.id, now)
+            workers.delete(worker.id)
+          }
+          const retention = new Map([...queues.values()].map((queue) => [queue.id, queue.retentionMs]))
+          const expired = [...archive.values()]
+            .filter((row) => !row.dead && row.archivedAt < now - (retention.get(row.queueId) ?? 0))
+            .slice(0, limit)
+          for (const row of expired) archive.delete(row.id)
+          const forgotten = [...keys.entries()]
+            .filter(([key, entry]) => {
+              const queueId = Number(key.slice(0, key.indexOf("\u0000")))
+              if (entry.expiresAt !== null) return entry.expiresAt <= now
+              return (
+                entry.createdAt < now - (retention.get(queueId) ?? 0) &&
+                !messages.has(entry.messageId) &&
+                !archive.has(entry.messageId)
+              )
+            })
+            .slice(0, limit)
+          for (const [key] of forgotten) keys.delete(key)
+          return {
+            staleWorkers: stale.map((worker) => worker.id),
+            releasedLeases,
+            purgedArchived: expired.length,
+            purgedKeys: forgotten.length
+          }
+        }),
+
+      cancel: (name, id, now) =>
+        Effect.suspend(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return Effect.succeed(undefined)
+          const message = messages.get(id)
+          if (message === undefined || message.queueId !== queue.id) return Effect.succeed("missing" as const)
+          const leased = message.leaseToken !== null && message.availableAt > now
+          toArchive(message, false, now, null, null, true)
+          return leased
+            ? Effect.as(signal(name, "cancel"), "cancelledLeased" as const)
+            : Effect.succeed("cancelled" as const)
+        }),
+
+      update: (name, id, change, now) =>
+        Effect.suspend(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return Effect.succeed(undefined)
+          const message = messages.get(id)
+          if (message === undefined || message.queueId !== queue.id) return Effect.succeed("missing" as const)
+          if (message.leaseToken !== null && message.availableAt > now)
+            return Effect.succeed("leased" as const)
+          if (change.priority !== undefined) message.priority = change.priority
+          if (change.availableAt !== undefined) message.availableAt = change.availableAt
+          return change.availableAt !== undefined && change.availableAt <= now
+            ? Effect.as(signal(name), "updated" as const)
+            : Effect.succeed("updated" as const)
+        }),
+
+      lostLeases: (name, leases) =>
+        Effect.sync(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          const lost = leases.filter((lease) => {
+            const message = messages.get(lease.id)
+            return message === undefined || message.queueId !== queue.id || message.leaseToken !== lease.lease
+          })
+          return [...new Set(lost.map((lease) => lease.id))]
+        }),
+
+      wakeups: (name) =>
+        Effect.sync(() =>
+          queues.has(name)
+            ? Stream.filterMap(Stream.fromPubSub(signals), (signalled) =>
+                signalled.name === name ? Option.some(signalled.wakeup) : Option.none()
+              )
+            : undefined
+        )
+    }
+    return store
   }
-  return store
-})
+)

@@ -100,6 +100,7 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
         enqueuedAt: DateTime.unsafeMake(row.enqueuedAt),
         archivedAt: DateTime.unsafeMake(row.archivedAt),
         dead: row.dead,
+        cancelled: row.cancelled,
         lastError: row.lastError
       },
       true

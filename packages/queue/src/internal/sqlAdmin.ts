@@ -41,6 +41,7 @@ const Archived = Schema.Struct({
   enqueued_at: Schema.Number,
   archived_at: Schema.Number,
   dead: Schema.Unknown,
+  cancelled: Schema.Unknown,
   last_error: Schema.NullOr(Schema.String)
 })
 
@@ -209,7 +210,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
           Request: Schema.Void,
           Result: Archived,
           execute:
-            () => sql`SELECT id, payload, priority, deliveries, enqueued_at, archived_at, dead, last_error
+            () => sql`SELECT id, payload, priority, deliveries, enqueued_at, archived_at, dead, cancelled, last_error
             FROM keel_queue_archive WHERE ${sql.and(conditions)} ORDER BY id DESC LIMIT ${query.limit}`
         })(undefined)
         return rows.map(
@@ -221,6 +222,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
             enqueuedAt: row.enqueued_at,
             archivedAt: row.archived_at,
             dead: truthy(row.dead),
+            cancelled: truthy(row.cancelled),
             lastError: row.last_error
           })
         )

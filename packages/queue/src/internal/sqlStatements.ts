@@ -53,6 +53,8 @@ export interface Archiving {
   readonly fallbackError: string | null
   /** Deliveries that never happened, subtracted. */
   readonly undo: number
+  /** Archived as cancelled (default false). */
+  readonly cancelled?: boolean | undefined
 }
 
 /** The statements of one database. */
@@ -393,10 +395,11 @@ export const make = (
       messageIds,
       limits(1),
       (chunk) => sql`INSERT INTO keel_queue_archive
-        (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at, max_deliveries, backoff)
+        (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at, max_deliveries, backoff,
+         cancelled)
       SELECT id, queue_id, payload, priority, enqueued_at, deliveries - ${how.undo},
              ${how.dead ? isTrue : isFalse}, COALESCE(${how.error}, last_error, ${how.fallbackError}), ${how.now},
-             max_deliveries, backoff
+             max_deliveries, backoff, ${how.cancelled === true ? isTrue : isFalse}
       FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`
     )
     yield* remove(messageIds)

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { Clock, DateTime, Duration, Effect, Schedule, type Scope } from "effect"
 import {
+  type Lease,
   MaintenanceReport,
   maxVisibilityTimeoutMs,
   parseQueueName,
@@ -127,5 +128,11 @@ export const make = (store: QueueStore.Store) => {
       stream === undefined ? Effect.fail(new QueueNotFound({ queue })) : Effect.succeed(stream)
     )
 
-  return { registerWorker, listWorkers, maintain, wakeups }
+  /** Of `leases`, the ids no longer held; `QueueNotFound` when the queue is gone. */
+  const lostLeases = (queue: QueueName, leases: ReadonlyArray<Lease>) =>
+    Effect.flatMap(store.lostLeases(queue, leases), (lost) =>
+      lost === undefined ? Effect.fail(new QueueNotFound({ queue })) : Effect.succeed(lost)
+    )
+
+  return { registerWorker, listWorkers, maintain, wakeups, lostLeases }
 }

@@ -144,12 +144,23 @@ const retryPolicy = [
   "ALTER TABLE keel_queue_archive ADD COLUMN backoff TEXT"
 ]
 
+/** Version 4: an archived message may have been cancelled (`cancel`) rather than acknowledged. */
+const cancelled = (boolean: string, no: string) => [
+  `ALTER TABLE keel_queue_archive ADD COLUMN cancelled ${boolean} NOT NULL DEFAULT ${no}`
+]
+
 /** The queue's migrations, recorded in `keel_queue_migrations`. */
 export const migrations: Migrations.MigrationSet = {
   name: "queue",
   migrations: [
     { version: 1, name: "queues, messages, archive, keys, workers", sqlite, pg },
     { version: 2, name: "dedup windows", sqlite: dedupWindow("INTEGER"), pg: dedupWindow("BIGINT") },
-    { version: 3, name: "retry policy per message", sqlite: retryPolicy, pg: retryPolicy }
+    { version: 3, name: "retry policy per message", sqlite: retryPolicy, pg: retryPolicy },
+    {
+      version: 4,
+      name: "cancelled messages",
+      sqlite: cancelled("INTEGER", "0"),
+      pg: cancelled("BOOLEAN", "FALSE")
+    }
   ]
 }

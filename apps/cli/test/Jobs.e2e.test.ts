@@ -2,7 +2,8 @@
  * `keel queue send`'s job options on each backend: uniqueness (`--dedup-key`, `--dedup-window`,
  * `--dedup-mode`: a window after which the key sends a new message, `replace` and `debounce`) and a
  * retry policy per message (`--max-deliveries`, `--backoff`); the same fields in `send-batch
- * --envelopes`; bad options as one-line errors that store nothing.
+ * --envelopes`; `keel queue cancel` and `keel queue update` by id; bad options as one-line errors
+ * that store nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Keel from "./support/Keel.js"
@@ -10,7 +11,7 @@ import * as Keel from "./support/Keel.js"
 const idOf = (result: Keel.Result): number => Number(Keel.json(result).id)
 
 for (const kind of Keel.kinds) {
-  describe(`keel queue send options [${kind}]`, () => {
+  describe(`keel queue job options [${kind}]`, () => {
     let database: Awaited<ReturnType<typeof Keel.freshDatabase>>
     let env: Record<string, string>
     const keel = (args: ReadonlyArray<string>, input?: string) =>
@@ -122,6 +123,31 @@ for (const kind of Keel.kinds) {
       expect(Keel.failure(await keel(["queue", "send", "policy", "1", "--max-deliveries", "0"]), 2)).toMatch(
         /maxDeliveries/
       )
+    })
+
+    it("queue cancel archives a message as cancelled; queue update changes a queued one; unknown ids exit 1", async () => {
+      Keel.ok(await keel(["queue", "create", "byid"]))
+      const first = idOf(await keel(["queue", "send", "byid", '"first"', "--json"]))
+      const second = idOf(await keel(["queue", "send", "byid", '"second"', "--delay", "1h", "--json"]))
+      expect(Keel.json(await keel(["queue", "cancel", "byid", String(first), "--json"]))).toMatchObject({
+        outcome: "cancelled"
+      })
+      expect(Keel.failure(await keel(["queue", "cancel", "byid", String(first)]), 1)).toMatch(/not in queue/)
+      Keel.ok(await keel(["queue", "update", "byid", String(second), "--delay", "0", "--priority", "-2"]))
+      const read = Keel.json(await keel(["queue", "read", "byid", "--json"]))
+      expect(read.messages).toMatchObject([{ id: second, payload: "second", priority: -2 }])
+      expect(
+        Keel.failure(await keel(["queue", "update", "byid", String(second), "--priority", "1"]), 1)
+      ).toMatch(/leased/)
+      expect(Keel.json(await keel(["queue", "cancel", "byid", String(second), "--json"]))).toMatchObject({
+        outcome: "cancelledRunning"
+      })
+      expect(
+        Keel.failure(await keel(["queue", "update", "byid", String(second), "--priority", "99999"]), 2)
+      ).toMatch(/priority/)
+      expect(Keel.json(await keel(["queue", "metrics", "byid", "--json"]))).toMatchObject({
+        metrics: [{ depth: 0, inFlight: 0, delayed: 0, archived: 2 }]
+      })
     })
 
     it("a bad mode is a usage error (exit 2); a window or mode without a key is one line, exit 2, nothing stored", async () => {

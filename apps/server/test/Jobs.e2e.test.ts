@@ -1,7 +1,8 @@
 /**
  * Job options over HTTP: uniqueness (`dedupWindow`, `dedupMode`) and a retry policy per message
  * (`maxDeliveries`, `backoff`) on `POST /queues/{name}/messages` and in batch sends, described by
- * the OpenAPI document and read back with the message; bad values are 400 naming the field.
+ * the OpenAPI document and read back with the message; cancel and update by id; bad values are
+ * 400 naming the field.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
@@ -9,7 +10,7 @@ import { expectError, expectOk, list } from "./support/Expect.js"
 import * as TestServer from "./support/TestServer.js"
 
 for (const kind of TestServer.kinds) {
-  describe(`HTTP send options [${kind}]`, () => {
+  describe(`HTTP job options [${kind}]`, () => {
     layer(TestServer.layer(kind), { timeout: 120_000, excludeTestServices: true })((it) => {
       it.effect("replace and debounce keep the id and change the message; a window ends the key", () =>
         Effect.gen(function* () {
@@ -81,6 +82,46 @@ for (const kind of TestServer.kinds) {
               "InvalidOption"
             )
             expect(invalid.option).toBe("backoff.max")
+          })
+      )
+
+      it.effect(
+        "cancel archives a message as cancelled, update changes a queued one; 404 and 409 otherwise",
+        () =>
+          Effect.gen(function* () {
+            const http = yield* TestServer.client
+            expectOk(yield* http.post("/queues", { name: "byid" }), 201)
+            const send = (body: Record<string, unknown>) =>
+              Effect.map(http.post("/queues/byid/messages", body), (reply) => Number(expectOk(reply, 201).id))
+            const first = yield* send({ payload: "first" })
+            const second = yield* send({ payload: "second", delay: 3_600_000 })
+            expect(expectOk(yield* http.post(`/queues/byid/messages/${first}/cancel`, {}))).toEqual({
+              outcome: "cancelled"
+            })
+            expectError(yield* http.post(`/queues/byid/messages/${first}/cancel`, {}), 404, "MessageNotFound")
+            expect(
+              (yield* http.patch(`/queues/byid/messages/${second}`, { delay: 0, priority: -2 })).status
+            ).toBe(204)
+            const [leased] = list(expectOk(yield* http.post("/queues/byid/read", {})), "messages")
+            expect(leased).toMatchObject({ id: second, priority: -2 })
+            expectError(
+              yield* http.patch(`/queues/byid/messages/${second}`, { priority: 1 }),
+              409,
+              "MessageLeased"
+            )
+            expect(expectOk(yield* http.post(`/queues/byid/messages/${second}/cancel`, {}))).toEqual({
+              outcome: "cancelledRunning"
+            })
+            expectError(
+              yield* http.post(`/queues/byid/messages/${second}/archive`, { lease: leased?.lease }),
+              409,
+              "LeaseLost"
+            )
+            const archived = list(expectOk(yield* http.get("/queues/byid/archive")), "messages")
+            expect(archived.map((message) => [message.id, message.cancelled])).toEqual([
+              [second, true],
+              [first, true]
+            ])
           })
       )
 

@@ -1,0 +1,106 @@
+/**
+ * Statements on one message by id, outside any lease: cancel (archived as cancelled, its lease
+ * revoked if it has one), update (a queued message's priority and availability), and the read-only
+ * check of which leases a consumer still holds.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Plan } from "@keel/sql"
+import type * as QueueStore from "../QueueStore.js"
+import { channel, type Statements, unique } from "./sqlStatements.js"
+
+/** The payload of the notification that tells a queue's consumers a leased message was cancelled. */
+export const cancelPayload = ":cancel"
+
+interface StateRow {
+  readonly id: number
+  readonly queue_id: number
+  readonly lease_token: string | null
+  readonly available_at: number
+}
+
+/** The message statements of one database, over its shared statements. */
+export const make = (
+  sql: SqlClient.SqlClient,
+  statements: Statements,
+  options: { readonly notifyInSql: boolean }
+) => {
+  const { archive, forUpdateOfMessages, queueIdOf, limits } = statements
+
+  /** Message `id` of the named queue, locked on PostgreSQL; or whether the queue exists. */
+  function* find(name: string, id: number) {
+    const [row] = yield* Plan.rows(sql<StateRow>`SELECT m.id, m.queue_id, m.lease_token, m.available_at
+      FROM keel_queue_messages m JOIN keel_queue_queues q ON q.id = m.queue_id
+      WHERE q.name = ${name} AND m.id = ${id} ${forUpdateOfMessages}`)
+    if (row !== undefined) return { _tag: "Found", row } as const
+    const [queue] = yield* Plan.rows(queueIdOf(name))
+    return queue === undefined ? ({ _tag: "NoQueue" } as const) : ({ _tag: "Missing" } as const)
+  }
+
+  const leased = (row: StateRow, now: number) => row.lease_token !== null && Number(row.available_at) > now
+
+  /**
+   * Archives message `id` as cancelled; a leased one's lease goes with it (its holder finds it
+   * lost) and, on PostgreSQL, its queue's consumers are notified. The queue id is returned for the
+   * caller's in-process signal.
+   */
+  const cancelPlan = (
+    name: string,
+    id: number,
+    now: number
+  ): Plan.Make<{ readonly outcome: QueueStore.Cancelled; readonly queueId: number } | undefined> =>
+    function* () {
+      const found = yield* find(name, id)
+      if (found._tag === "NoQueue") return undefined
+      if (found._tag === "Missing") return { outcome: "missing", queueId: 0 }
+      const { row } = found
+      const queueId = Number(row.queue_id)
+      const wasLeased = leased(row, now)
+      yield* archive([id], { dead: false, cancelled: true, now, error: null, fallbackError: null, undo: 0 })
+      if (wasLeased && options.notifyInSql)
+        yield* Plan.run(sql`SELECT pg_notify(${channel(queueId)}, ${cancelPayload})`)
+      return { outcome: wasLeased ? "cancelledLeased" : "cancelled", queueId }
+    }
+
+  /** Changes message `id` if it is queued and not leased. */
+  const updatePlan = (
+    name: string,
+    id: number,
+    change: QueueStore.MessageChange,
+    now: number
+  ): Plan.Make<{ readonly outcome: QueueStore.Updated; readonly queueId: number } | undefined> =>
+    function* () {
+      const found = yield* find(name, id)
+      if (found._tag === "NoQueue") return undefined
+      if (found._tag === "Missing") return { outcome: "missing", queueId: 0 }
+      const { row } = found
+      if (leased(row, now)) return { outcome: "leased", queueId: Number(row.queue_id) }
+      yield* Plan.run(sql`UPDATE keel_queue_messages
+        SET priority = COALESCE(${change.priority ?? null}, priority),
+            available_at = COALESCE(${change.availableAt ?? null}, available_at)
+        WHERE id = ${id}`)
+      return { outcome: "updated", queueId: Number(row.queue_id) }
+    }
+
+  /** Of `leases`, the ids whose token no longer matches (acknowledged, cancelled, or leased again). */
+  const lostLeasesPlan = (
+    name: string,
+    leases: ReadonlyArray<QueueStore.HeldLease>
+  ): Plan.Make<ReadonlyArray<number> | undefined> =>
+    function* () {
+      const [queue] = yield* Plan.rows(queueIdOf(name))
+      if (queue === undefined) return undefined
+      const rows = yield* Plan.chunked(
+        unique(leases.map((lease) => lease.id)),
+        limits(1),
+        (chunk) => sql<{
+          id: number
+          lease_token: string | null
+        }>`SELECT id, lease_token FROM keel_queue_messages
+          WHERE queue_id = ${queue.id} AND ${sql.in("id", chunk)}`
+      )
+      const tokens = new Map(rows.map((row) => [Number(row.id), row.lease_token]))
+      return unique(leases.filter((lease) => tokens.get(lease.id) !== lease.lease).map((lease) => lease.id))
+    }
+
+  return { cancelPlan, updatePlan, lostLeasesPlan }
+}
