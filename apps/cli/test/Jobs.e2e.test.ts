@@ -150,6 +150,29 @@ for (const kind of Keel.kinds) {
       })
     })
 
+    it("queue show reports where a message is; queue progress records a holder's progress", async () => {
+      Keel.ok(await keel(["queue", "create", "shown"]))
+      const id = idOf(await keel(["queue", "send", "shown", '{"job":1}', "--json"]))
+      expect(Keel.json(await keel(["queue", "show", "shown", String(id), "--json"])).message).toMatchObject({
+        id,
+        state: "queued",
+        deliveries: 0,
+        progress: null
+      })
+      const read = Keel.json(await keel(["queue", "read", "shown", "--json"]))
+      const [leased] = Array.isArray(read.messages) ? read.messages : []
+      const lease =
+        typeof leased === "object" && leased !== null && "lease" in leased ? String(leased.lease) : ""
+      Keel.ok(await keel(["queue", "progress", "shown", String(id), lease, '{"pct":40}']))
+      const shown = Keel.ok(await keel(["queue", "show", "shown", String(id)]))
+      expect(shown).toMatch(/state\s+leased/)
+      expect(shown).toMatch(/progress\s+\{"pct":40\}/)
+      expect(
+        Keel.failure(await keel(["queue", "progress", "shown", String(id), "wrong-lease", "1"]), 1)
+      ).toMatch(/no longer held/)
+      expect(Keel.failure(await keel(["queue", "show", "shown", "999999"]), 1)).toMatch(/not in queue/)
+    })
+
     it("a bad mode is a usage error (exit 2); a window or mode without a key is one line, exit 2, nothing stored", async () => {
       Keel.ok(await keel(["queue", "create", "strict"]))
       expect(

@@ -316,6 +316,23 @@ export const QueuesGroup = HttpApiGroup.make("queues")
       .annotate(OpenApi.Summary, "Archive leased messages: all of them, or none")
   )
   .add(
+    HttpApiEndpoint.get("getMessage")`/queues/${queueName}/messages/${messageId}`
+      .addSuccess(Message.MessageInfo)
+      .addError(Q.InvalidQueueName)
+      .addError(Q.InvalidOption)
+      .addError(Q.QueueNotFound)
+      .addError(Q.MessageNotFound)
+      .annotate(OpenApi.Summary, "A message as it is now: queued, delayed or leased, with its progress")
+  )
+  .add(
+    HttpApiEndpoint.post("progressMessage")`/queues/${queueName}/messages/${messageId}/progress`
+      .setPayload(Schema.Struct({ lease: Schema.String, progress: Schema.Unknown }))
+      .addError(bodyErrors)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(ackErrors)
+      .annotate(OpenApi.Summary, "Report the progress of a leased message (any JSON value up to 4 KiB)")
+  )
+  .add(
     HttpApiEndpoint.post("cancelMessage")`/queues/${queueName}/messages/${messageId}/cancel`
       .addSuccess(Schema.Struct({ outcome: Message.CancelOutcome }))
       .addError(Q.InvalidQueueName)

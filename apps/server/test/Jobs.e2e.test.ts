@@ -125,6 +125,36 @@ for (const kind of TestServer.kinds) {
           })
       )
 
+      it.effect("GET a message by id shows its state and the progress its holder reported", () =>
+        Effect.gen(function* () {
+          const http = yield* TestServer.client
+          expectOk(yield* http.post("/queues", { name: "shown" }), 201)
+          const id = Number(expectOk(yield* http.post("/queues/shown/messages", { payload: "work" }), 201).id)
+          expect(expectOk(yield* http.get(`/queues/shown/messages/${id}`))).toMatchObject({
+            id,
+            state: "queued",
+            progress: null
+          })
+          const [leased] = list(expectOk(yield* http.post("/queues/shown/read", {})), "messages")
+          const reported = yield* http.post(`/queues/shown/messages/${id}/progress`, {
+            lease: leased?.lease,
+            progress: { pct: 75 }
+          })
+          expect(reported.status).toBe(204)
+          expect(expectOk(yield* http.get(`/queues/shown/messages/${id}`))).toMatchObject({
+            state: "leased",
+            deliveries: 1,
+            progress: { pct: 75 }
+          })
+          expectError(
+            yield* http.post(`/queues/shown/messages/${id}/progress`, { lease: "stale", progress: 1 }),
+            409,
+            "LeaseLost"
+          )
+          expectError(yield* http.get("/queues/shown/messages/999999"), 404, "MessageNotFound")
+        })
+      )
+
       it.effect("bad uniqueness options are 400 naming the field; nothing is stored", () =>
         Effect.gen(function* () {
           const http = yield* TestServer.client

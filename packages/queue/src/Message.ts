@@ -229,6 +229,35 @@ export const CancelOutcome = Schema.Literal("cancelled", "cancelledRunning")
 /** What `cancel` did. */
 export type CancelOutcome = typeof CancelOutcome.Type
 
+/** Where a message is: visible to readers (`queued`), waiting for its time (`delayed`), or `leased`. */
+export const MessageState = Schema.Literal("queued", "delayed", "leased")
+
+/** Where a message is. */
+export type MessageState = typeof MessageState.Type
+
+/** The largest progress value a handler may report, in UTF-8 bytes of its JSON text. */
+export const maxProgressBytes = 4096
+
+/** A message as it is now, by id (`Queue.getMessage`). */
+export class MessageInfo extends Schema.Class<MessageInfo>("MessageInfo")({
+  id: MessageId,
+  queue: QueueName,
+  payload: Schema.Unknown,
+  priority: Schema.Int,
+  state: MessageState,
+  /** Deliveries so far. */
+  deliveries: Schema.Int,
+  /** Deliveries allowed before it is dead-lettered: its own, or its queue's. */
+  maxDeliveries: Schema.Int,
+  enqueuedAt: Timestamp,
+  /** When it becomes visible (delayed), became visible (queued), or its lease ends (leased). */
+  availableAt: Timestamp,
+  lastError: Schema.NullOr(Schema.String),
+  /** The progress its handler last reported (any delivery), or null. */
+  progress: Schema.Unknown,
+  backoff: Schema.NullOr(Backoff)
+}) {}
+
 /** A change to a queued message; on the wire `delay` is milliseconds. */
 export const MessageUpdate = Schema.Struct({
   /** Visible this long from now. */

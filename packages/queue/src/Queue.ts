@@ -50,6 +50,7 @@ import {
   type Leased,
   type MaintenanceReport,
   type MessageId,
+  type MessageInfo,
   parseQueueName,
   type QueueInfo,
   type QueueMetrics,
@@ -62,6 +63,7 @@ import type * as Options from "./Options.js"
 import type {
   InvalidOption,
   InvalidQueueName,
+  LeaseLost,
   MessageLeased,
   MessageNotFound,
   QueueAlreadyExists,
@@ -171,6 +173,23 @@ export interface Service {
     void,
     InvalidQueueName | InvalidOption | QueueNotFound | MessageNotFound | MessageLeased | QueueStoreError
   >
+  /** A message as it is now (queued, delayed or leased, with its progress); `MessageNotFound` when it is not in the queue. */
+  readonly getMessage: (
+    queue: string,
+    id: number
+  ) => Effect.Effect<
+    MessageInfo,
+    InvalidQueueName | InvalidOption | QueueNotFound | MessageNotFound | QueueStoreError
+  >
+  /**
+   * Records the progress of a message the caller leases (any JSON value up to 4 KiB), shown by
+   * `getMessage`; `LeaseLost` when the lease is no longer held. Call it from a handler.
+   */
+  readonly progress: (
+    queue: string,
+    lease: HeldLease,
+    value: unknown
+  ) => Effect.Effect<void, InvalidQueueName | InvalidOption | QueueNotFound | LeaseLost | QueueStoreError>
   /** Deletes a message the caller leases. */
   readonly delete: (queue: string, lease: HeldLease) => Effect.Effect<void, AckError>
   /** Deletes messages the caller leases: all of them, or (`LeaseLost` naming the lost ones) none. */

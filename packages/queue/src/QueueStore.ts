@@ -208,6 +208,28 @@ export interface MessageChange {
 /** What updating a message did: changed; not changed because it is leased; or no such message in the queue. */
 export type Updated = "updated" | "leased" | "missing"
 
+/** A message as it is now (queued, delayed or leased). */
+export interface MessageRow {
+  readonly id: number
+  readonly payload: string
+  readonly priority: number
+  readonly enqueuedAt: number
+  /** When it becomes (or became) visible; for a leased message, when its lease ends. */
+  readonly availableAt: number
+  readonly deliveries: number
+  /** Leased now: a lease token set and not expired. */
+  readonly leased: boolean
+  readonly lastError: string | null
+  /** The progress last reported (JSON text), or null. */
+  readonly progress: string | null
+  /** Deliveries allowed: its own, or its queue's. */
+  readonly maxDeliveries: number
+  readonly backoff: Backoff | null
+}
+
+/** What reporting progress did: recorded, or not because the lease is no longer held. */
+export type ProgressSet = "set" | "lost"
+
 /** What a wake-up signals: messages to read (`send`), or a leased message cancelled (`cancel`). */
 export type Wakeup = "send" | "cancel"
 
@@ -298,6 +320,18 @@ export interface Store {
     change: MessageChange,
     now: number
   ) => Effect.Effect<Updated | undefined, QueueStoreError>
+  /** Message `id` as it is now; `missing` when it is not in the queue. */
+  readonly getMessage: (
+    name: string,
+    id: number,
+    now: number
+  ) => Effect.Effect<MessageRow | "missing" | undefined, QueueStoreError>
+  /** Records `progress` (JSON text) on a message whose lease the caller holds. */
+  readonly setProgress: (
+    name: string,
+    lease: HeldLease,
+    progress: string
+  ) => Effect.Effect<ProgressSet | undefined, QueueStoreError>
   /** Of these leases, the ids of those the caller no longer holds; reads only. */
   readonly lostLeases: (
     name: string,

@@ -247,8 +247,18 @@ export const make = (
         refail("lostLeases")
       )
 
+    const getMessage: QueueStore.Store["getMessage"] = (name, id, now) =>
+      Retry.run(Retry.read(plan(messages.getPlan(name, id, now), { begin: "lazy" }))).pipe(
+        refail("getMessage")
+      )
+
+    const setProgress: QueueStore.Store["setProgress"] = (name, lease, progress) =>
+      Retry.run(Retry.plan(messages.progressPlan(name, lease, progress), backend)).pipe(refail("setProgress"))
+
     return {
       ...admin.operations,
+      getMessage,
+      setProgress,
       cancel,
       update,
       lostLeases,

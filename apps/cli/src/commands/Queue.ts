@@ -201,6 +201,37 @@ export const release = Command.make("release", releaseConfig, (input) =>
   Leaf.lazy(input.globals, handlers, (run) => run.release(input))
 ).pipe(Command.withDescription("Give a leased message back to the queue (or the dead letters)."))
 
+const showConfig = { globals: Globals.options, queue, id: messageId }
+/** `keel queue show`'s parsed input. */
+export type ShowInput = Command.Command.ParseConfig<typeof showConfig>
+
+/** `keel queue show`. */
+export const show = Command.make("show", showConfig, (input) =>
+  Leaf.lazy(input.globals, handlers, (run) => run.show(input))
+).pipe(
+  Command.withDescription(
+    "A message as it is now: queued, delayed or leased, its deliveries and the progress its handler reported."
+  )
+)
+
+const progressConfig = {
+  ...ackConfig,
+  progress: Args.text({ name: "progress" }).pipe(
+    Args.withDescription("The progress: JSON text, up to 4 KiB.")
+  )
+}
+/** `keel queue progress`'s parsed input. */
+export type ProgressInput = Command.Command.ParseConfig<typeof progressConfig>
+
+/** `keel queue progress`. */
+export const progress = Command.make("progress", progressConfig, (input) =>
+  Leaf.lazy(input.globals, handlers, (run) => run.progress(input))
+).pipe(
+  Command.withDescription(
+    "Report the progress of a message you lease (in `queue consume`: $KEEL_QUEUE $KEEL_MESSAGE_ID $KEEL_LEASE)."
+  )
+)
+
 const cancelConfig = { globals: Globals.options, queue, id: messageId }
 /** `keel queue cancel`'s parsed input. */
 export type CancelInput = Command.Command.ParseConfig<typeof cancelConfig>
@@ -416,6 +447,8 @@ export const queueCommand = Command.make("queue").pipe(
     extend,
     cancel,
     update,
+    show,
+    progress,
     dead,
     purge,
     drop,

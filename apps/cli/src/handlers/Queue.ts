@@ -17,11 +17,13 @@ import type {
   InfoInput,
   ListInput,
   MetricsInput,
+  ProgressInput,
   PurgeInput,
   ReadInput,
   ReleaseInput,
   SendBatchInput,
   SendInput,
+  ShowInput,
   UpdateInput,
   WorkersInput
 } from "../commands/Queue.js"
@@ -307,6 +309,41 @@ export const release = (input: ReleaseInput) =>
       )
       yield* Output.confirmation({ queue: input.queue, id: input.id, outcome }, () =>
         outcome === "dead" ? `dead-lettered message ${input.id}` : `released message ${input.id}`
+      )
+    })
+  )
+
+/** `keel queue show`. */
+export const show = (input: ShowInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const message = yield* (yield* Queue.Queue).getMessage(input.queue, input.id)
+      const encoded = yield* Schema.encode(Message.MessageInfo)(message).pipe(Effect.orDie)
+      yield* Output.result({ message: encoded }, () =>
+        [
+          `id          ${message.id}`,
+          `state       ${message.state}`,
+          `priority    ${message.priority}`,
+          `deliveries  ${message.deliveries} of ${message.maxDeliveries}`,
+          `enqueued    ${DateTime.formatIso(message.enqueuedAt)}`,
+          `available   ${DateTime.formatIso(message.availableAt)}`,
+          `last error  ${message.lastError ?? "-"}`,
+          `progress    ${message.progress === null ? "-" : JSON.stringify(message.progress)}`,
+          `payload     ${JSON.stringify(message.payload)}`
+        ].join("\n")
+      )
+    })
+  )
+
+/** `keel queue progress`. */
+export const progress = (input: ProgressInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const value = yield* Message.parsePayload(input.progress)
+      yield* (yield* Queue.Queue).progress(input.queue, { id: input.id, lease: input.lease }, value)
+      yield* Output.confirmation(
+        { queue: input.queue, id: input.id },
+        () => `progress of message ${input.id} recorded`
       )
     })
   )

@@ -68,6 +68,10 @@ export const layer = HttpApiBuilder.group(KeelApi, "queues", (handlers) =>
         queue.archive(path.name, lease(path.id, payload.lease))
       )
       .handle("archiveMessages", ({ path, payload }) => queue.archiveBatch(path.name, payload.leases))
+      .handle("getMessage", ({ path }) => queue.getMessage(path.name, path.id))
+      .handle("progressMessage", ({ path, payload }) =>
+        queue.progress(path.name, lease(path.id, payload.lease), payload.progress)
+      )
       .handle("cancelMessage", ({ path }) =>
         Effect.map(queue.cancel(path.name, path.id), (outcome) => ({ outcome }))
       )

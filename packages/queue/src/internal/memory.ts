@@ -24,6 +24,8 @@ interface Message {
   /** Its own retry policy (null: its queue's max deliveries, the consumer's backoff). */
   maxDeliveries: number | null
   backoff: Backoff | null
+  /** The progress last reported (JSON text). */
+  progress?: string | undefined
 }
 
 interface Archived extends QueueStore.ArchiveRow {
@@ -477,6 +479,38 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           return change.availableAt !== undefined && change.availableAt <= now
             ? Effect.as(signal(name), "updated" as const)
             : Effect.succeed("updated" as const)
+        }),
+
+      getMessage: (name, id, now) =>
+        Effect.sync(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          const message = messages.get(id)
+          if (message === undefined || message.queueId !== queue.id) return "missing" as const
+          return {
+            id: message.id,
+            payload: message.payload,
+            priority: message.priority,
+            enqueuedAt: message.enqueuedAt,
+            availableAt: message.availableAt,
+            deliveries: message.deliveries,
+            leased: message.leaseToken !== null && message.availableAt > now,
+            lastError: message.lastError,
+            progress: message.progress ?? null,
+            maxDeliveries: message.maxDeliveries ?? queue.maxDeliveries,
+            backoff: message.backoff
+          }
+        }),
+
+      setProgress: (name, lease, progress) =>
+        Effect.sync(() => {
+          const queue = queues.get(name)
+          if (queue === undefined) return undefined
+          const message = messages.get(lease.id)
+          if (message === undefined || message.queueId !== queue.id || message.leaseToken !== lease.lease)
+            return "lost" as const
+          message.progress = progress
+          return "set" as const
         }),
 
       lostLeases: (name, leases) =>

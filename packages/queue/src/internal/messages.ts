@@ -1,14 +1,25 @@
 /**
- * One message by id, outside any lease: `cancel` (archived as cancelled; a leased one's lease is
- * revoked, so its consumer interrupts the handler and acknowledges nothing) and `update` (a queued
- * message's availability and priority).
+ * One message by id: `cancel` (archived as cancelled; a leased one's lease is revoked, so its
+ * consumer interrupts the handler and acknowledges nothing), `update` (a queued message's
+ * availability and priority), `getMessage` (as it is now), and `progress` (reported by its holder).
  */
-import { Clock, Effect } from "effect"
-import { type CancelOutcome, maxDelayMs, parseQueueName, priorityRange } from "../Message.js"
+import { Clock, DateTime, Effect, Either } from "effect"
+import {
+  type CancelOutcome,
+  encodePayload,
+  type Lease as HeldLease,
+  MessageId,
+  MessageInfo,
+  maxDelayMs,
+  maxProgressBytes,
+  parseQueueName,
+  priorityRange
+} from "../Message.js"
 import type { UpdateOptions } from "../Options.js"
 import {
-  type InvalidOption,
+  InvalidOption,
   type InvalidQueueName,
+  LeaseLost,
   MessageLeased,
   MessageNotFound,
   QueueNotFound,
@@ -71,5 +82,65 @@ export const make = (store: QueueStore.Store) => {
       if (outcome === "leased") return yield* new MessageLeased({ queue: valid, id: checked })
     })
 
-  return { cancel, update }
+  /** Message `id` as it is now; `MessageNotFound` when it is not in the queue. */
+  const getMessage = (
+    queue: string,
+    id: number
+  ): Effect.Effect<
+    MessageInfo,
+    InvalidQueueName | InvalidOption | QueueNotFound | MessageNotFound | QueueStoreError
+  > =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      const checked = yield* messageId(id)
+      const now = yield* Clock.currentTimeMillis
+      const row = yield* store.getMessage(valid, checked, now)
+      if (row === undefined) return yield* new QueueNotFound({ queue: valid })
+      if (row === "missing") return yield* new MessageNotFound({ queue: valid, id: checked })
+      return new MessageInfo(
+        {
+          id: MessageId.make(row.id, true),
+          queue: valid,
+          payload: JSON.parse(row.payload),
+          priority: row.priority,
+          state: row.leased ? "leased" : row.availableAt > now ? "delayed" : "queued",
+          deliveries: row.deliveries,
+          maxDeliveries: row.maxDeliveries,
+          enqueuedAt: DateTime.unsafeMake(row.enqueuedAt),
+          availableAt: DateTime.unsafeMake(row.availableAt),
+          lastError: row.lastError,
+          progress: row.progress === null ? null : JSON.parse(row.progress),
+          backoff: row.backoff
+        },
+        true
+      )
+    })
+
+  /**
+   * Records the progress of a message the caller leases: any JSON value of at most 4 KiB, shown by
+   * `getMessage` (the last one reported wins). `LeaseLost` when the lease is no longer held.
+   */
+  const progress = (
+    queue: string,
+    lease: HeldLease,
+    value: unknown
+  ): Effect.Effect<void, InvalidQueueName | InvalidOption | QueueNotFound | LeaseLost | QueueStoreError> =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      const checked = yield* messageId(lease.id)
+      const text = yield* Either.mapLeft(
+        encodePayload(value, maxProgressBytes),
+        (error) =>
+          new InvalidOption({
+            option: "progress",
+            value: error._tag === "PayloadTooLarge" ? `${error.size} bytes of JSON` : error.reason,
+            expected: `a JSON value of at most ${maxProgressBytes} bytes`
+          })
+      )
+      const outcome = yield* store.setProgress(valid, { id: checked, lease: lease.lease }, text)
+      if (outcome === undefined) return yield* new QueueNotFound({ queue: valid })
+      if (outcome === "lost") return yield* new LeaseLost({ queue: valid, messageIds: [checked] })
+    })
+
+  return { cancel, update, getMessage, progress }
 }

@@ -1,10 +1,11 @@
 /**
- * Statements on one message by id, outside any lease: cancel (archived as cancelled, its lease
- * revoked if it has one), update (a queued message's priority and availability), and the read-only
- * check of which leases a consumer still holds.
+ * Statements on one message by id: cancel (archived as cancelled, its lease revoked if it has
+ * one), update (a queued message's priority and availability), read it as it is now, record a
+ * handler's progress (lease-checked), and the read-only check of which leases a consumer still holds.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Plan } from "@keel/sql"
+import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
 import { channel, type Statements, unique } from "./sqlStatements.js"
 
@@ -16,6 +17,20 @@ interface StateRow {
   readonly queue_id: number
   readonly lease_token: string | null
   readonly available_at: number
+}
+
+interface MessageRow {
+  readonly id: number
+  readonly payload: string
+  readonly priority: number
+  readonly enqueued_at: number
+  readonly available_at: number
+  readonly deliveries: number
+  readonly lease_token: string | null
+  readonly last_error: string | null
+  readonly progress: string | null
+  readonly backoff: string | null
+  readonly max_deliveries: number
 }
 
 /** The message statements of one database, over its shared statements. */
@@ -102,5 +117,52 @@ export const make = (
       return unique(leases.filter((lease) => tokens.get(lease.id) !== lease.lease).map((lease) => lease.id))
     }
 
-  return { cancelPlan, updatePlan, lostLeasesPlan }
+  /** Message `id` as it is now, with its effective max deliveries. */
+  const getPlan = (
+    name: string,
+    id: number,
+    now: number
+  ): Plan.Make<QueueStore.MessageRow | "missing" | undefined> =>
+    function* () {
+      const [row] = yield* Plan.rows(sql<MessageRow>`SELECT m.id, m.payload, m.priority, m.enqueued_at,
+          m.available_at, m.deliveries, m.lease_token, m.last_error, m.progress, m.backoff,
+          COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries
+        FROM keel_queue_messages m JOIN keel_queue_queues q ON q.id = m.queue_id
+        WHERE q.name = ${name} AND m.id = ${id}`)
+      if (row === undefined) {
+        const [queue] = yield* Plan.rows(queueIdOf(name))
+        return queue === undefined ? undefined : "missing"
+      }
+      return {
+        id: Number(row.id),
+        payload: row.payload,
+        priority: Number(row.priority),
+        enqueuedAt: Number(row.enqueued_at),
+        availableAt: Number(row.available_at),
+        deliveries: Number(row.deliveries),
+        leased: row.lease_token !== null && Number(row.available_at) > now,
+        lastError: row.last_error,
+        progress: row.progress,
+        maxDeliveries: Number(row.max_deliveries),
+        backoff: Backoff.decode(row.backoff)
+      }
+    }
+
+  /** Records progress on a message whose lease token is still `lease.lease`. */
+  const progressPlan = (
+    name: string,
+    lease: QueueStore.HeldLease,
+    progress: string
+  ): Plan.Make<QueueStore.ProgressSet | undefined> =>
+    function* () {
+      const rows = yield* Plan.rows(sql<{ id: number }>`UPDATE keel_queue_messages SET progress = ${progress}
+        WHERE id = ${lease.id} AND lease_token = ${lease.lease}
+          AND queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})
+        RETURNING id`)
+      if (rows.length > 0) return "set"
+      const [queue] = yield* Plan.rows(queueIdOf(name))
+      return queue === undefined ? undefined : "lost"
+    }
+
+  return { cancelPlan, updatePlan, lostLeasesPlan, getPlan, progressPlan }
 }

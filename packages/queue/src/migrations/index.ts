@@ -149,6 +149,9 @@ const cancelled = (boolean: string, no: string) => [
   `ALTER TABLE keel_queue_archive ADD COLUMN cancelled ${boolean} NOT NULL DEFAULT ${no}`
 ]
 
+/** Version 5: the progress a handler last reported for a message (JSON text; NULL: none). */
+const progress = ["ALTER TABLE keel_queue_messages ADD COLUMN progress TEXT"]
+
 /** The queue's migrations, recorded in `keel_queue_migrations`. */
 export const migrations: Migrations.MigrationSet = {
   name: "queue",
@@ -161,6 +164,7 @@ export const migrations: Migrations.MigrationSet = {
       name: "cancelled messages",
       sqlite: cancelled("INTEGER", "0"),
       pg: cancelled("BOOLEAN", "FALSE")
-    }
+    },
+    { version: 5, name: "progress", sqlite: progress, pg: progress }
   ]
 }
