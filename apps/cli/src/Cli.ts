@@ -18,6 +18,7 @@ import { serve } from "./commands/Serve.js"
 import * as Failure from "./Failure.js"
 import { options, RootGlobals } from "./Globals.js"
 import * as Input from "./Input.js"
+import * as Log from "./Log.js"
 import * as Output from "./Output.js"
 import { Shutdown } from "./Shutdown.js"
 import { version } from "./Version.js"
@@ -79,14 +80,28 @@ export const helpRequest = (argv: ReadonlyArray<string>): ReadonlyArray<string> 
   return [executable, script, ...path, "--help"]
 }
 
+const trailingNewlines = /\n+$/
+
 /**
- * `@effect/cli` prints usage errors itself, as multi-line help on stderr; `keel` prints one line
- * instead. Commands write through `Output`, never `Console.error`, so only those are silenced.
+ * What `@effect/cli` prints, made fit for keel's streams. It prints usage errors itself, as
+ * multi-line help on stderr; `keel` prints one line instead, so `Console.error` is silenced
+ * (commands write through `Output`, never `Console.error`). Help, versions and completions
+ * (`Console.log`) lose their ANSI styling when stdout is no terminal or `NO_COLOR` is set, and end
+ * in exactly one newline (`--version` printed the version and a blank line).
  */
-const withoutUsagePrinting = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.console, (console) =>
-    Effect.withConsole(effect, { ...console, error: () => Effect.void })
-  )
+const cliPrinting =
+  (colour: boolean) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.flatMap(Effect.console, (console) => {
+      const tidy = (part: unknown): unknown =>
+        typeof part === "string" ? (colour ? part : Output.plain(part)).replace(trailingNewlines, "") : part
+      return Effect.withConsole(effect, {
+        ...console,
+        error: () => Effect.void,
+        log: (...parts) => console.log(...parts.map(tidy)),
+        info: (...parts) => console.info(...parts.map(tidy))
+      })
+    })
 
 /**
  * `@effect/cli`'s `--wizard` (recognized anywhere on the command line) prompts on the terminal;
@@ -106,6 +121,22 @@ const wizardNeedsTerminal = (argv: ReadonlyArray<string>): Effect.Effect<void, F
             )
       )
     : Effect.void
+
+/**
+ * The command line parsed and run: `--log-level` taken out first (see `Log.takeLevelFlag`), the
+ * logging settings it and the environment give in force, then `@effect/cli`.
+ */
+const invocation = (argv: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const taken = yield* Log.takeLevelFlag(argv)
+    const run = Effect.gen(function* () {
+      const settings = yield* Log.settings
+      const colour = yield* Output.colour
+      yield* wizardNeedsTerminal(taken.argv)
+      yield* cli(helpRequest(taken.argv)).pipe(cliPrinting(colour), Log.withSettings(settings))
+    })
+    yield* Log.withLevelFlag(taken.level)(run)
+  })
 
 /** The value of `--db` in raw arguments (for redacting a usage error that echoes it). */
 const rawDb = (argv: ReadonlyArray<string>): string | undefined => {
@@ -138,13 +169,7 @@ export const run = (
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
       const clean = yield* Ref.make(false)
-      const exit = yield* Effect.exit(
-        restore(
-          Effect.zipRight(wizardNeedsTerminal(argv), withoutUsagePrinting(cli(helpRequest(argv)))).pipe(
-            Effect.provideService(Shutdown, clean)
-          )
-        )
-      )
+      const exit = yield* Effect.exit(restore(Effect.provideService(invocation(argv), Shutdown, clean)))
       if (Exit.isSuccess(exit)) return yield* record(Failure.ExitCode.success)
       if (Cause.isInterruptedOnly(exit.cause)) {
         return yield* record(

@@ -16,6 +16,7 @@ import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as Dsn from "@keel/sql/Dsn"
 import { Cause, ConfigError, Data, Option, Predicate } from "effect"
+import * as Output from "./Output.js"
 
 /** The exit codes `keel` uses. */
 export const ExitCode = { success: 0, refused: 1, usage: 2, interrupted: 130 } as const
@@ -72,10 +73,8 @@ export interface Report {
   readonly trace: string | undefined
 }
 
-const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g")
-
 /** Text as one line: ANSI styling removed, runs of whitespace (newlines included) collapsed. */
-export const oneLine = (text: string): string => text.replace(ansi, "").replace(/\s+/g, " ").trim()
+export const oneLine = (text: string): string => Output.plain(text).replace(/\s+/g, " ").trim()
 
 const ownFields = (error: object): Record<string, unknown> => {
   const fields: Record<string, unknown> = {}
@@ -230,14 +229,19 @@ const redactData = (value: unknown, secrets: ReadonlyArray<string>): unknown => 
 }
 
 /**
- * `value` as JSON text with every string in it redacted before it is escaped (a secret with a
- * quote or a backslash in it is still found). Keys are field names, never secrets; the text as a
- * whole is not scrubbed again: a long list of ids would be one run of thousands of characters.
+ * `value` as plain JSON data (what `JSON.stringify` keeps of it, bigints as strings) with every
+ * string in it redacted. Keys are field names, never secrets.
  */
-const redactedJson = (value: unknown, secrets: ReadonlyArray<string>, indent?: number): string => {
-  const data: unknown = JSON.parse(JSON.stringify(value, jsonReplacer) ?? "null")
-  return JSON.stringify(redactData(data, secrets), null, indent)
-}
+export const redactedData = (value: unknown, secrets: ReadonlyArray<string>): unknown =>
+  redactData(JSON.parse(JSON.stringify(value, jsonReplacer) ?? "null"), secrets)
+
+/**
+ * `value` as JSON text with every string in it redacted before it is escaped (a secret with a
+ * quote or a backslash in it is still found). The text as a whole is not scrubbed again: a long
+ * list of ids would be one run of thousands of characters.
+ */
+const redactedJson = (value: unknown, secrets: ReadonlyArray<string>, indent?: number): string =>
+  JSON.stringify(redactedData(value, secrets), null, indent)
 
 /**
  * The text written to stderr for a report: `keel: <message>` on one line (or, with `--json`, one

@@ -3,13 +3,15 @@
  * (one line), otherwise human text. Progress and confirmations go to stderr and `--quiet` drops
  * them, so stdout carries only the result (`PORT=$(keel port reserve)` captures the port alone).
  */
-import { Context, Effect } from "effect"
+import { Config, Context, Effect, Option } from "effect"
 import { Globals } from "./Globals.js"
 
 /** Where keel's text goes: a writer per stream. */
 export interface Writers {
   readonly stdout: (text: string) => void
   readonly stderr: (text: string) => void
+  /** Whether stdout is a terminal (help and usage are coloured only there). */
+  readonly stdoutIsTerminal: () => boolean
 }
 
 /**
@@ -23,9 +25,25 @@ export class Streams extends Context.Reference<Streams>()("@keel/cli/Output/Stre
     },
     stderr: (text) => {
       process.stderr.write(text)
-    }
+    },
+    stdoutIsTerminal: () => process.stdout.isTTY === true
   })
 }) {}
+
+/**
+ * Whether text for stdout may carry ANSI colour: only when stdout is a terminal and `NO_COLOR` is
+ * unset or empty (https://no-color.org). A pipe, a file or a CI log gets plain text.
+ */
+export const colour: Effect.Effect<boolean> = Effect.gen(function* () {
+  const streams = yield* Streams
+  const noColour = yield* Effect.orElseSucceed(Config.option(Config.string("NO_COLOR")), () => Option.none())
+  return streams.stdoutIsTerminal() && Option.getOrElse(noColour, () => "") === ""
+})
+
+const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g")
+
+/** `text` without ANSI escape sequences (colours, bold). */
+export const plain = (text: string): string => text.replace(ansi, "")
 
 const write = (stream: keyof Writers, text: string): Effect.Effect<void> =>
   Effect.flatMap(Streams, (streams) => Effect.sync(() => streams[stream](text)))

@@ -42,10 +42,9 @@ describe("which database", () => {
 })
 
 describe("usage", () => {
-  it("--version prints the version; --completions prints a shell script", async () => {
+  it("--version prints just the version; --completions prints a shell script", async () => {
     const printed = await Keel.keel(["--version"])
-    expect(printed.code).toBe(0)
-    expect(printed.stdout.trim()).toBe(version)
+    expect(printed).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: "" })
     const completions = await Keel.keel(["--completions", "bash"])
     expect(completions.code).toBe(0)
     expect(completions.stdout).toContain("_keel_bash_completions")
@@ -64,7 +63,10 @@ describe("usage", () => {
       [["port", "reserve", "--ttl", "soon"], /--ttl/],
       [["port", "reserve", "--preferred", "70000"], /port/i],
       [["port", "reserve-group", "=3000"], /TAG/],
-      [["cursor", "set", "peer", "abc"], /position/i]
+      [["cursor", "set", "peer", "abc"], /position/i],
+      [["port", "list", "--log-level", "loud"], /^keel: --log-level: expected one of .*warning/],
+      [["--log-level"], /^keel: --log-level: needs a level/],
+      [["--log-level=", "port", "list"], /--log-level/]
     ]
     const results = await Promise.all(
       cases.map(([args, , input]) => Keel.keel(args, { env, ...(input === undefined ? {} : { input }) }))
@@ -76,10 +78,49 @@ describe("usage", () => {
     })
     const json = await Keel.keel(["queue", "send", "jobs", "{not json", "--json"], { env })
     expect(json.code).toBe(2)
+    expect(json.stderr).toMatch(/^[^\n]+\n$/)
     expect(JSON.parse(json.stderr)).toMatchObject({ error: { _tag: "InvalidPayload" }, exitCode: 2 })
     const queues = Keel.json(await Keel.keel(["queue", "list", "--json"], { env }))
     expect(queues).toEqual({ queues: [] })
   })
+})
+
+describe("colour", () => {
+  const ansiEscape = "\u001b["
+  const printing: ReadonlyArray<ReadonlyArray<string>> = [
+    ["--help"],
+    ["port", "reserve", "--help"],
+    ["queue"],
+    ["--version"]
+  ]
+
+  it("help, usage and --version carry no ANSI codes when stdout is a pipe", async () => {
+    const results = await Promise.all(printing.map((args) => Keel.keel(args)))
+    results.forEach((result, index) => {
+      const what = printing[index]?.join(" ") ?? ""
+      expect(result.code, what).toBe(0)
+      expect(result.stdout, what).not.toBe("")
+      expect(result.stdout + result.stderr, what).not.toContain(ansiEscape)
+    })
+    expect(results[0]?.stdout).toMatch(/^keel\n\nkeel \d/)
+  })
+
+  it.skipIf(!Keel.terminalAvailable)(
+    "on a terminal help is coloured, unless NO_COLOR is set (to anything but an empty string)",
+    async () => {
+      const [coloured, noColour, printed] = await Promise.all([
+        Keel.onTerminal(["port", "reserve", "--help"], { env: { NO_COLOR: "" } }),
+        Keel.onTerminal(["port", "reserve", "--help"], { env: { NO_COLOR: "1" } }),
+        Keel.onTerminal(["--version"], { env: { NO_COLOR: "1" } })
+      ])
+      expect(coloured.code).toBe(0)
+      expect(coloured.stdout).toContain(ansiEscape)
+      expect(noColour.code).toBe(0)
+      expect(noColour.stdout).toContain("USAGE")
+      expect(noColour.stdout).not.toContain(ansiEscape)
+      expect(printed.stdout).toBe(`${version}\r\n`)
+    }
+  )
 })
 
 describe("serve", () => {

@@ -171,7 +171,7 @@ const serve = (node: Http.Server, config: ServerConfig.ServerConfig, dsn: Redact
 export const withLogging =
   (config: ServerConfig.ServerConfig) =>
   <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> => {
-    const logger = Log.batched(config.logFormat === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
+    const logger = Log.batched(Log.formatter(config.logFormat))
     return layer.pipe(
       Layer.locallyWith(FiberRef.currentLoggers, (loggers) =>
         HashSet.add(

@@ -2,15 +2,16 @@
  * The server's configuration, read through Effect `Config` from the environment: `KEEL_HOST`
  * (default 127.0.0.1), `KEEL_PORT` (default 7373; 0 picks a free port), `KEEL_TOKEN` (optional
  * bearer token, a secret), `KEEL_MAX_BODY_BYTES` (default 1 MiB), `KEEL_LOG_LEVEL` (default
- * Info), `KEEL_LOG_FORMAT` (`logfmt`, the default, or `json`), `KEEL_SHUTDOWN_GRACE` (how long
- * in-flight requests may take after SIGTERM, default 10 s), `KEEL_HEADERS_TIMEOUT` (how long a
- * client may take to send its request headers, default 10 s) and `KEEL_REQUEST_TIMEOUT` (to send
- * its whole request, body included, default 30 s; raise it with `KEEL_MAX_BODY_BYTES` for slow
- * links). A client slower than either is answered 408 and disconnected (slow-loris defence); the
+ * info; see `Log.level`), `KEEL_LOG_FORMAT` (`logfmt`, the default, or `json`: one JSON object per
+ * line), `KEEL_SHUTDOWN_GRACE` (how long in-flight requests may take after SIGTERM, default
+ * 10 s), `KEEL_HEADERS_TIMEOUT` (how long a client may take to send its request headers, default
+ * 10 s) and `KEEL_REQUEST_TIMEOUT` (to send its whole request, body included, default 30 s; raise
+ * it with `KEEL_MAX_BODY_BYTES` for slow links). A client slower than either is answered 408 and disconnected (slow-loris defence); the
  * timeouts bound receiving a request, not answering it, so a long-poll `read` may still wait 20 s.
  * An invalid value is a `ConfigError` naming the variable.
  */
 import { Config, Duration, LogLevel, type Option, Redacted } from "effect"
+import * as Log from "./Log.js"
 
 /** The resolved configuration. */
 export interface ServerConfig {
@@ -26,7 +27,7 @@ export interface ServerConfig {
 }
 
 /** How log lines are written: `key=value` pairs, or one JSON object per line. */
-export type LogFormat = "logfmt" | "json"
+export type LogFormat = Log.Format
 
 /** The default port. */
 export const defaultPort = 7373
@@ -69,8 +70,8 @@ export const config: Config.Config<ServerConfig> = Config.all({
       validation: (bytes) => bytes >= 1024 && bytes <= 100 * 1024 * 1024
     })
   ),
-  logLevel: Config.withDefault(Config.logLevel("KEEL_LOG_LEVEL"), LogLevel.Info),
-  logFormat: Config.withDefault(Config.literal("logfmt", "json")("KEEL_LOG_FORMAT"), "logfmt"),
+  logLevel: Config.withDefault(Log.level("KEEL_LOG_LEVEL"), LogLevel.Info),
+  logFormat: Config.withDefault(Log.format("KEEL_LOG_FORMAT"), "logfmt"),
   shutdownGrace: Config.withDefault(Config.duration("KEEL_SHUTDOWN_GRACE"), Duration.seconds(10)),
   headersTimeout: timeout("KEEL_HEADERS_TIMEOUT", defaultTimeouts.headers),
   requestTimeout: timeout("KEEL_REQUEST_TIMEOUT", defaultTimeouts.request)

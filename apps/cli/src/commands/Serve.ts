@@ -31,7 +31,8 @@ export const serve = Command.make("serve", config, (input) =>
 ).pipe(
   Command.withDescription(
     "Start the HTTP API (OpenAPI at /openapi.json, docs at /docs) on the same database; SIGINT/SIGTERM stop it gracefully. " +
-      "Other settings from the environment: KEEL_TOKEN, KEEL_MAX_BODY_BYTES, KEEL_LOG_LEVEL, KEEL_SHUTDOWN_GRACE, " +
+      "Logs go to stdout, one line per event (KEEL_LOG_FORMAT: logfmt or json; level: --log-level, else KEEL_LOG_LEVEL, else info). " +
+      "Other settings from the environment: KEEL_TOKEN, KEEL_MAX_BODY_BYTES, KEEL_SHUTDOWN_GRACE, " +
       "KEEL_HEADERS_TIMEOUT, KEEL_REQUEST_TIMEOUT, KEEL_SCHEDULER."
   )
 )

@@ -1,20 +1,27 @@
 /**
  * The program of `keel serve` (loaded on demand): `@keel/server`'s layer over the DSN in force,
- * run until a signal. `--host` and `--port` take precedence over `KEEL_HOST` and `KEEL_PORT`; the
- * rest of the configuration comes from the environment. A signal stops it gracefully (requests
- * in flight finish, cursors are flushed, the database closed) and keel exits 0.
+ * run until a signal. `--host`, `--port` and `--log-level` take precedence over `KEEL_HOST`,
+ * `KEEL_PORT` and `KEEL_LOG_LEVEL`; the rest of the configuration comes from the environment. A
+ * signal stops it gracefully (requests in flight finish, cursors are flushed, the database
+ * closed) and keel exits 0.
  */
 import { ConfigProvider, Effect, Exit, FiberRef, HashSet, Layer, Option, Ref } from "effect"
 import type { ServeInput } from "../commands/Serve.js"
 import * as Layers from "../Layers.js"
 import { Shutdown } from "../Shutdown.js"
 
-/** The flags as configuration entries, over the environment. */
-const configProvider = (input: ServeInput): ConfigProvider.ConfigProvider => {
+/**
+ * The flags as configuration entries, over the configuration in force (the environment, with
+ * `--log-level` as `KEEL_LOG_LEVEL` when it was given; see `Log.withLevelFlag`).
+ */
+const configProvider = (
+  input: ServeInput,
+  current: ConfigProvider.ConfigProvider
+): ConfigProvider.ConfigProvider => {
   const flags = new Map<string, string>()
   if (Option.isSome(input.host)) flags.set("KEEL_HOST", input.host.value)
   if (Option.isSome(input.port)) flags.set("KEEL_PORT", String(input.port.value))
-  return ConfigProvider.orElse(ConfigProvider.fromMap(flags), () => ConfigProvider.fromEnv())
+  return ConfigProvider.orElse(ConfigProvider.fromMap(flags), () => current)
 }
 
 /** `keel serve`. */
@@ -22,8 +29,9 @@ export const serve = (input: ServeInput) =>
   Effect.gen(function* () {
     const Server = yield* Effect.promise(() => import("@keel/server/Server"))
     const dsn = yield* Layers.dsn
+    const current = yield* Effect.configProviderWith(Effect.succeed)
     yield* Layer.launch(Server.layer(dsn)).pipe(
-      Effect.withConfigProvider(configProvider(input)),
+      Effect.withConfigProvider(configProvider(input, current)),
       // The server installs its own logger (KEEL_LOG_LEVEL, KEEL_LOG_FORMAT); keel's would repeat each line.
       Effect.locally(FiberRef.currentLoggers, HashSet.empty()),
       Effect.onExit((exit) =>

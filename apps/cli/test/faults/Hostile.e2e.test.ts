@@ -1,10 +1,11 @@
 /**
  * Hostile input to `keel`, fuzzed with fast-check from a fixed seed (`KEEL_FAULT_SEED` replays a
  * run): argument vectors from the real command tree and `queue send-batch` inputs (valid, invalid,
- * huge and binary lines). Whatever comes in, keel exits 0, 1 or 2; a failure is one line on stderr
- * without a stack trace or a secret; and a failed command writes nothing to the database (test-only
- * triggers count every row inserted, updated or deleted in keel's tables). The bulk runs in-process
- * (`InProcess.run`); a sample runs the built binary as a child process with real stdin bytes.
+ * huge and binary lines). Whatever comes in, keel exits 0, 1 or 2; a failure is one line on stderr,
+ * ending in a newline, without a stack trace or a secret; and a failed command writes nothing to the
+ * database (test-only triggers count every row inserted, updated or deleted in keel's tables). The
+ * bulk runs in-process (`InProcess.run`); a sample runs the built binary as a child process with
+ * real stdin bytes.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -104,6 +105,7 @@ const checkRun = (
   expect(result.stderr, what).not.toMatch(/^\s+at /m)
   expect(result.stderr, what).not.toMatch(/unexpected failure/)
   if (result.code === 0) return
+  expect(result.stderr.endsWith("\n"), `stderr does not end in a newline: ${what}`).toBe(true)
   expect(after.writes, `a failed command wrote to the database: ${what}`).toBe(before.writes)
   // --verbose and --log-level ask for more than the summary line.
   if (args.some((arg) => arg.startsWith("--verbose") || arg.startsWith("--log-level"))) return

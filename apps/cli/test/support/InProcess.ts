@@ -17,6 +17,8 @@ export interface Invocation {
   readonly stdin?: string | Uint8Array | undefined
   /** Whether stdin is a terminal (then nothing is read from it); default false, as in a script. */
   readonly terminal?: boolean | undefined
+  /** Whether stdout is a terminal (then help keeps its colours); default false, as in a pipe. */
+  readonly stdoutTerminal?: boolean | undefined
   /** A run still going after this long is interrupted (as by SIGINT/SIGTERM); default 10 s. */
   readonly timeout?: Duration.DurationInput | undefined
 }
@@ -39,7 +41,8 @@ export const run = (invocation: Invocation): Promise<InProcessResult> => {
     },
     stderr: (text) => {
       stderr += text
-    }
+    },
+    stdoutIsTerminal: () => invocation.stdoutTerminal === true
   }
   const input = invocation.stdin
   const stdin: Input.Source = {

@@ -3,7 +3,7 @@
  * production build once per vitest run (CI starts from a clean clone, without `dist/`), `keel` runs one
  * invocation to completion and `start` a long-running one (consume, serve).
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -126,6 +126,34 @@ export const start = (args: ReadonlyArray<string>, options: RunOptions = {}): Ru
   return { child, stdout: () => stdout, stderr: () => stderr, exited }
 }
 
+/** Whether util-linux `script` is installed, to run keel on a pseudo-terminal (`onTerminal`). */
+export const terminalAvailable: boolean = spawnSync("script", ["--version"]).status === 0
+
+const shellQuote = (arg: string): string => `'${arg.replaceAll("'", `'\\''`)}'`
+
+/**
+ * Runs `keel args…` to completion with stdout on a pseudo-terminal (through `script`), as in an
+ * interactive shell. The terminal's output arrives on `stdout` with `\r\n` line ends.
+ */
+export const onTerminal = (args: ReadonlyArray<string>, options: RunOptions = {}): Promise<Result> =>
+  new Promise((resolve) => {
+    const command = [process.execPath, bin, ...args].map(shellQuote).join(" ")
+    const child = spawn("script", ["-qec", command, "/dev/null"], {
+      cwd: options.cwd,
+      env: environment(options.env),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk
+    })
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk
+    })
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+
 /** Runs `keel args…` to completion. */
 export const keel = (args: ReadonlyArray<string>, options: RunOptions = {}): Promise<Result> =>
   start(args, options).exited
@@ -171,13 +199,11 @@ export const ok = (result: Result): string => {
 
 /**
  * The one line a failed command wrote on stderr, asserting the exit code, nothing on stdout, a
- * single `keel: …` line and no stack trace.
+ * single `keel: …` line ending in a newline, and no stack trace or ANSI code.
  */
 export const failure = (result: Result, code: number): string => {
   expect({ code: result.code, stdout: result.stdout }, result.stderr).toEqual({ code, stdout: "" })
-  const lines = result.stderr.trimEnd().split("\n")
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(lines[0]).toMatch(/^keel: /)
-  expect(result.stderr).not.toMatch(/\n\s+at /)
-  return lines[0] ?? ""
+  expect(result.stderr).toMatch(/^keel: [^\n]*\n$/)
+  expect(result.stderr).not.toContain("\u001b")
+  return result.stderr.slice(0, -1)
 }
