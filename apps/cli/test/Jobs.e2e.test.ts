@@ -152,12 +152,14 @@ for (const kind of Keel.kinds) {
 
     it("queue show reports where a message is; queue progress records a holder's progress", async () => {
       Keel.ok(await keel(["queue", "create", "shown"]))
-      const id = idOf(await keel(["queue", "send", "shown", '{"job":1}', "--json"]))
+      const id = idOf(await keel(["queue", "send", "shown", '{"job":1}', "--group", "user-7", "--json"]))
+      const second = idOf(await keel(["queue", "send", "shown", '{"job":2}', "--group", "user-7", "--json"]))
       expect(Keel.json(await keel(["queue", "show", "shown", String(id), "--json"])).message).toMatchObject({
         id,
         state: "queued",
         deliveries: 0,
-        progress: null
+        progress: null,
+        group: "user-7"
       })
       const read = Keel.json(await keel(["queue", "read", "shown", "--json"]))
       const [leased] = Array.isArray(read.messages) ? read.messages : []
@@ -167,6 +169,14 @@ for (const kind of Keel.kinds) {
       const shown = Keel.ok(await keel(["queue", "show", "shown", String(id)]))
       expect(shown).toMatch(/state\s+leased/)
       expect(shown).toMatch(/progress\s+\{"pct":40\}/)
+      // Its group's next message waits for it.
+      expect(Keel.json(await keel(["queue", "read", "shown", "--json"])).messages).toEqual([])
+      expect(
+        Keel.json(await keel(["queue", "show", "shown", String(second), "--json"])).message
+      ).toMatchObject({
+        state: "queued",
+        group: "user-7"
+      })
       expect(
         Keel.failure(await keel(["queue", "progress", "shown", String(id), "wrong-lease", "1"]), 1)
       ).toMatch(/no longer held/)

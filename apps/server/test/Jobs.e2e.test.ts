@@ -129,13 +129,22 @@ for (const kind of TestServer.kinds) {
         Effect.gen(function* () {
           const http = yield* TestServer.client
           expectOk(yield* http.post("/queues", { name: "shown" }), 201)
-          const id = Number(expectOk(yield* http.post("/queues/shown/messages", { payload: "work" }), 201).id)
+          const id = Number(
+            expectOk(yield* http.post("/queues/shown/messages", { payload: "work", group: "g" }), 201).id
+          )
+          expectOk(yield* http.post("/queues/shown/messages", { payload: "next", group: "g" }), 201)
           expect(expectOk(yield* http.get(`/queues/shown/messages/${id}`))).toMatchObject({
             id,
             state: "queued",
-            progress: null
+            progress: null,
+            group: "g"
           })
-          const [leased] = list(expectOk(yield* http.post("/queues/shown/read", {})), "messages")
+          const [leased, ...others] = list(
+            expectOk(yield* http.post("/queues/shown/read", { qty: 10 })),
+            "messages"
+          )
+          // One at a time per group.
+          expect(others).toEqual([])
           const reported = yield* http.post(`/queues/shown/messages/${id}/progress`, {
             lease: leased?.lease,
             progress: { pct: 75 }

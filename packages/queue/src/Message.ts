@@ -180,7 +180,9 @@ export const SendOptions = Schema.Struct({
   /** Deliveries allowed before this message is dead-lettered. Default: its queue's setting. */
   maxDeliveries: Schema.optional(Schema.Number),
   /** The delay before each retry of this message after a failure. Default: the consumer's. */
-  backoff: Schema.optional(BackoffInput)
+  backoff: Schema.optional(BackoffInput),
+  /** Its ordered group: a group's messages are leased one at a time, oldest first. */
+  group: Schema.optional(Schema.String)
 })
 
 /** One message of a batch send. */
@@ -216,7 +218,9 @@ export class Leased extends Schema.Class<Leased>("Leased")({
   /** Deliveries allowed before it is dead-lettered: its own, or its queue's. */
   maxDeliveries: Schema.Int,
   /** Its own retry backoff, sent with it; null: the consumer's applies. */
-  backoff: Schema.NullOr(Backoff)
+  backoff: Schema.NullOr(Backoff),
+  /** Its ordered group, or null. */
+  group: Schema.NullOr(Schema.String)
 }) {}
 
 /**
@@ -255,7 +259,8 @@ export class MessageInfo extends Schema.Class<MessageInfo>("MessageInfo")({
   lastError: Schema.NullOr(Schema.String),
   /** The progress its handler last reported (any delivery), or null. */
   progress: Schema.Unknown,
-  backoff: Schema.NullOr(Backoff)
+  backoff: Schema.NullOr(Backoff),
+  group: Schema.NullOr(Schema.String)
 }) {}
 
 /** A change to a queued message; on the wire `delay` is milliseconds. */
@@ -427,29 +432,32 @@ export const parsePayload = (text: string): Effect.Effect<unknown, InvalidPayloa
       })
   })
 
-/** Checks an idempotency key: 1–512 characters, no control characters. */
-export const validateDedupKey = (key: unknown, option = "dedupKey"): Either.Either<string, InvalidOption> =>
-  typeof key === "string" && key.length >= 1 && key.length <= maxDedupKeyLength && !hasControl(key)
-    ? Either.right(key)
+/** A string option of 1 to `max` characters without control characters. */
+const label = (value: unknown, option: string, max: number): Either.Either<string, InvalidOption> =>
+  typeof value === "string" && value.length >= 1 && value.length <= max && !hasControl(value)
+    ? Either.right(value)
     : Either.left(
         new InvalidOption({
           option,
-          value: describeInput(key),
-          expected: `a string of 1 to ${maxDedupKeyLength} characters without control characters`
+          value: describeInput(value),
+          expected: `a string of 1 to ${max} characters without control characters`
         })
       )
 
+/** Checks an idempotency key: 1–512 characters, no control characters. */
+export const validateDedupKey = (key: unknown, option = "dedupKey"): Either.Either<string, InvalidOption> =>
+  label(key, option, maxDedupKeyLength)
+
 /** Checks a worker id: 1–128 characters, no control characters. */
 export const validateWorkerId = (id: unknown, option = "workerId"): Either.Either<string, InvalidOption> =>
-  typeof id === "string" && id.length >= 1 && id.length <= maxWorkerIdLength && !hasControl(id)
-    ? Either.right(id)
-    : Either.left(
-        new InvalidOption({
-          option,
-          value: describeInput(id),
-          expected: `a string of 1 to ${maxWorkerIdLength} characters without control characters`
-        })
-      )
+  label(id, option, maxWorkerIdLength)
+
+/** The longest group name, in characters. */
+export const maxGroupLength = 128
+
+/** Checks a group name: 1–128 characters, no control characters. */
+export const validateGroup = (group: unknown, option = "group"): Either.Either<string, InvalidOption> =>
+  label(group, option, maxGroupLength)
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: detecting control characters is the point
 const controlCharacters = /[\u0000-\u001f\u007f]/

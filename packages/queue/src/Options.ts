@@ -38,6 +38,13 @@ export interface SendOptions {
   readonly maxDeliveries?: number | undefined
   /** The delay before each retry of this message after its handler failed. Default: the consumer's backoff. */
   readonly backoff?: BackoffOptions | undefined
+  /**
+   * Its ordered group (1–128 characters): a message is leased only once every older message of
+   * its group (by send order) is acknowledged, dead-lettered or cancelled, so a group's messages
+   * run one at a time, in order, across every consumer and process; a delayed or released one holds
+   * its group until it runs. Priority orders messages across groups, not within one.
+   */
+  readonly group?: string | undefined
 }
 
 /**

@@ -47,6 +47,8 @@ export interface NewMessage {
   readonly maxDeliveries: number | undefined
   /** Its own retry backoff; undefined: the consumer's. */
   readonly backoff: Backoff | undefined
+  /** Its ordered group: leased only once every older message of the group is gone. */
+  readonly group: string | undefined
 }
 
 /** What a send stored: the queue's id and, per message, its id (an existing key's message for a known key). */
@@ -80,6 +82,8 @@ export interface LeasedRow {
   readonly maxDeliveries: number
   /** Its own retry backoff (null: the consumer's). */
   readonly backoff: Backoff | null
+  /** Its ordered group, or null. */
+  readonly group: string | null
 }
 
 /** What a lease request took: messages by priority, then visible-since, then id; and how many it dead-lettered. */
@@ -225,6 +229,7 @@ export interface MessageRow {
   /** Deliveries allowed: its own, or its queue's. */
   readonly maxDeliveries: number
   readonly backoff: Backoff | null
+  readonly group: string | null
 }
 
 /** What reporting progress did: recorded, or not because the lease is no longer held. */

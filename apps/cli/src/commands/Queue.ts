@@ -78,6 +78,12 @@ const sendOptions = {
     ),
     Options.optional
   ),
+  group: Options.text("group").pipe(
+    Options.withDescription(
+      "Ordered group: its messages run one at a time, in send order, across every consumer (1-128 characters)."
+    ),
+    Options.optional
+  ),
   backoff: Options.text("backoff").pipe(
     Options.withDescription(
       "Retry delay after a failure: KIND[:BASE[:MAX]], KIND exponential, linear or fixed (e.g. fixed:30s, exponential:1s:1h; default: the consumer's)."

@@ -177,7 +177,8 @@ export const send = (input: SendInput) =>
         dedupWindow: yield* Parse.optionalDuration("dedup-window", input.dedupWindow),
         dedupMode: Option.getOrUndefined(input.dedupMode),
         maxDeliveries: Option.getOrUndefined(input.maxDeliveries),
-        backoff: yield* parseBackoff("backoff", input.backoff)
+        backoff: yield* parseBackoff("backoff", input.backoff),
+        group: Option.getOrUndefined(input.group)
       }
       const sent = queues.send(input.queue, payload, options)
       // With --create the queue and the message are made together or not at all.
@@ -207,7 +208,8 @@ export const sendBatch = (input: SendBatchInput) =>
         delay: yield* Parse.optionalDuration("delay", input.delay),
         priority: Option.getOrUndefined(input.priority),
         maxDeliveries: Option.getOrUndefined(input.maxDeliveries),
-        backoff: yield* parseBackoff("backoff", input.backoff)
+        backoff: yield* parseBackoff("backoff", input.backoff),
+        group: Option.getOrUndefined(input.group)
       }
       const messages = yield* Effect.forEach(values, (value, index) => {
         if (!input.envelopes) return Effect.succeed({ payload: value, ...defaults })
@@ -225,7 +227,8 @@ export const sendBatch = (input: SendBatchInput) =>
               delay: envelope.delay ?? defaults.delay,
               priority: envelope.priority ?? defaults.priority,
               maxDeliveries: envelope.maxDeliveries ?? defaults.maxDeliveries,
-              backoff: envelope.backoff ?? defaults.backoff
+              backoff: envelope.backoff ?? defaults.backoff,
+              group: envelope.group ?? defaults.group
             })
         })
       })
@@ -329,6 +332,7 @@ export const show = (input: ShowInput) =>
           `available   ${DateTime.formatIso(message.availableAt)}`,
           `last error  ${message.lastError ?? "-"}`,
           `progress    ${message.progress === null ? "-" : JSON.stringify(message.progress)}`,
+          `group       ${message.group ?? "-"}`,
           `payload     ${JSON.stringify(message.payload)}`
         ].join("\n")
       )

@@ -57,7 +57,8 @@ export const make = (store: QueueStore.Store) => {
               workerId,
               lastError: row.lastError,
               maxDeliveries: row.maxDeliveries,
-              backoff: row.backoff
+              backoff: row.backoff,
+              group: row.group
             },
             true
           )

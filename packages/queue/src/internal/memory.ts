@@ -26,12 +26,15 @@ interface Message {
   backoff: Backoff | null
   /** The progress last reported (JSON text). */
   progress?: string | undefined
+  /** Its ordered group: leased only while it is the group\'s oldest message. */
+  group: string | null
 }
 
 interface Archived extends QueueStore.ArchiveRow {
   readonly queueId: number
   readonly maxDeliveries: number | null
   readonly backoff: Backoff | null
+  readonly group: string | null
 }
 
 interface Worker {
@@ -89,7 +92,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
         cancelled,
         lastError: error ?? message.lastError ?? fallback,
         maxDeliveries: message.maxDeliveries,
-        backoff: message.backoff
+        backoff: message.backoff,
+        group: message.group
       })
     }
 
@@ -184,6 +188,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
                 held.priority = message.priority
                 held.maxDeliveries = message.maxDeliveries ?? null
                 held.backoff = message.backoff ?? null
+                held.group = message.group ?? null
                 if (message.dedupMode === "debounce") held.availableAt = now + message.delayMs
                 held.deliveries = 0
                 held.leaseToken = null
@@ -205,7 +210,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               leasedBy: null,
               lastError: null,
               maxDeliveries: message.maxDeliveries ?? null,
-              backoff: message.backoff ?? null
+              backoff: message.backoff ?? null,
+              group: message.group ?? null
             })
             if (key !== undefined) {
               const window = message.dedupWindowMs
@@ -226,8 +232,20 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           if (queue === undefined) return undefined
           const { now } = request
           const until = now + (request.visibilityMs ?? queue.visibilityTimeoutMs)
-          const visible = ofQueue(queue.id)
-            .filter((message) => message.availableAt <= now)
+          const queued = ofQueue(queue.id)
+          // The oldest message of each group: the only one of its group that may be leased.
+          const heads = new Map<string, number>()
+          for (const message of queued) {
+            if (message.group === null) continue
+            const head = heads.get(message.group)
+            if (head === undefined || message.id < head) heads.set(message.group, message.id)
+          }
+          const visible = queued
+            .filter(
+              (message) =>
+                message.availableAt <= now &&
+                (message.group === null || heads.get(message.group) === message.id)
+            )
             .sort(byDelivery)
           const leased: Array<QueueStore.LeasedRow> = []
           let dead = 0
@@ -253,7 +271,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               visibleAt: until,
               lastError,
               maxDeliveries: allowed,
-              backoff: message.backoff
+              backoff: message.backoff,
+              group: message.group
             })
           }
           return { leased, dead }
@@ -348,7 +367,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               leasedBy: null,
               lastError: row.lastError,
               maxDeliveries: row.maxDeliveries,
-              backoff: row.backoff
+              backoff: row.backoff,
+              group: row.group
             })
           }
           const ids = chosen.map((row) => row.id)
@@ -498,7 +518,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
             lastError: message.lastError,
             progress: message.progress ?? null,
             maxDeliveries: message.maxDeliveries ?? queue.maxDeliveries,
-            backoff: message.backoff
+            backoff: message.backoff,
+            group: message.group
           }
         }),
 

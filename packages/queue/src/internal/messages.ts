@@ -110,7 +110,8 @@ export const make = (store: QueueStore.Store) => {
           availableAt: DateTime.unsafeMake(row.availableAt),
           lastError: row.lastError,
           progress: row.progress === null ? null : JSON.parse(row.progress),
-          backoff: row.backoff
+          backoff: row.backoff,
+          group: row.group
         },
         true
       )

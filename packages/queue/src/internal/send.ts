@@ -19,7 +19,8 @@ import {
   parseQueueName,
   priorityRange,
   type QueueName,
-  validateDedupKey
+  validateDedupKey,
+  validateGroup
 } from "../Message.js"
 import * as Metrics from "../Metrics.js"
 import type { OutgoingMessage, SendOptions } from "../Options.js"
@@ -132,6 +133,11 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
         ? Either.right(undefined)
         : Backoff.resolve(`${prefixOf(field)}backoff`, message.backoff)
     if (Either.isLeft(backoff)) return Either.left(backoff.left)
+    const group =
+      message.group === undefined
+        ? Either.right(undefined)
+        : validateGroup(message.group, `${prefixOf(field)}group`)
+    if (Either.isLeft(group)) return Either.left(group.left)
     return Either.right({
       payload: payload.right,
       delayMs: delayMs.right,
@@ -140,7 +146,8 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
       dedupWindowMs: uniqueness.right.windowMs,
       dedupMode: uniqueness.right.mode,
       maxDeliveries: maxDeliveries.right,
-      backoff: backoff.right
+      backoff: backoff.right,
+      group: group.right
     })
   }
 

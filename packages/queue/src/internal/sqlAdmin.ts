@@ -256,8 +256,9 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
         chosen,
         limits(1),
         (chunk) => sql`INSERT INTO keel_queue_messages
-          (id, queue_id, payload, priority, enqueued_at, available_at, deliveries, last_error, max_deliveries, backoff)
-        SELECT id, queue_id, payload, priority, enqueued_at, ${now}, 0, last_error, max_deliveries, backoff
+          (id, queue_id, payload, priority, enqueued_at, available_at, deliveries, last_error, max_deliveries, backoff,
+           group_key)
+        SELECT id, queue_id, payload, priority, enqueued_at, ${now}, 0, last_error, max_deliveries, backoff, group_key
         FROM keel_queue_archive WHERE ${sql.in("id", chunk)}`
       )
       yield* Plan.chunked(

@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import * as Backoff from "../Backoff.js"
 import { exhausted, exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
-import { type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
+import { groupHead, type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
 
 interface ReadyRow {
   readonly id: number
@@ -27,6 +27,7 @@ interface CandidateRow {
   /** The message's own, or (in `leaseNext`) already its queue's when it has none. */
   readonly max_deliveries: number | null
   readonly backoff: string | null
+  readonly group_key: string | null
 }
 interface LeaseStateRow {
   readonly id: number
@@ -48,17 +49,19 @@ interface LeaseNextRow {
   readonly visible_at: number | null
   readonly max_deliveries: number | null
   readonly backoff: string | null
+  readonly group_key: string | null
 }
 
 /** The lease statements of one database, over its shared statements. */
 export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
   const { archive, remove, forUpdateOfMessages, forUpdateSkipLocked, isTrue, isFalse, limits, queueIdOf } =
     statements
+  const head = groupHead(sql)
   // ---- leases -------------------------------------------------------------------------------
 
   const readyCheck = (name: string, now: number) =>
     sql<ReadyRow>`SELECT q.id, q.visibility_timeout_ms, q.max_deliveries, EXISTS (
-        SELECT 1 FROM keel_queue_messages m WHERE m.queue_id = q.id AND m.available_at <= ${now}
+        SELECT 1 FROM keel_queue_messages m WHERE m.queue_id = q.id AND m.available_at <= ${now} AND ${head}
       ) AS ready
       FROM keel_queue_queues q WHERE q.name = ${name}`
 
@@ -71,7 +74,8 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
     visibleAt: until,
     lastError: row.last_error,
     maxDeliveries: row.max_deliveries === null ? queueMax : Number(row.max_deliveries),
-    backoff: Backoff.decode(row.backoff)
+    backoff: Backoff.decode(row.backoff),
+    group: row.group_key
   })
 
   /**
@@ -96,11 +100,11 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
       const leased: Array<QueueStore.LeasedRow> = []
       let dead = 0
       while (leased.length < request.qty) {
-        const candidates = yield* Plan.rows(sql<CandidateRow>`SELECT id, payload, priority, enqueued_at,
-            deliveries, last_error, max_deliveries, backoff
-          FROM keel_queue_messages
-          WHERE queue_id = ${queue.id} AND available_at <= ${now}
-          ORDER BY priority, available_at, id
+        const candidates = yield* Plan.rows(sql<CandidateRow>`SELECT m.id, m.payload, m.priority,
+            m.enqueued_at, m.deliveries, m.last_error, m.max_deliveries, m.backoff, m.group_key
+          FROM keel_queue_messages m
+          WHERE m.queue_id = ${queue.id} AND m.available_at <= ${now} AND ${head}
+          ORDER BY m.priority, m.available_at, m.id
           LIMIT ${request.qty - leased.length} ${forUpdateSkipLocked}`)
         if (candidates.length === 0) break
         const allowed = (c: CandidateRow) =>
@@ -145,7 +149,7 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
                m.deliveries >= COALESCE(m.max_deliveries, (SELECT max_deliveries FROM q)) AS exhausted
         FROM keel_queue_messages m
         WHERE m.queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})
-          AND m.available_at <= ${request.now}
+          AND m.available_at <= ${request.now} AND ${head}
         ORDER BY m.priority, m.available_at, m.id
         LIMIT ${limit}
         FOR UPDATE OF m SKIP LOCKED
@@ -154,16 +158,16 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         DELETE FROM keel_queue_messages m USING c
         WHERE m.id = c.id AND c.exhausted
         RETURNING m.id, m.queue_id, m.payload, m.priority, m.enqueued_at, m.deliveries, m.last_error,
-                  m.max_deliveries, m.backoff
+                  m.max_deliveries, m.backoff, m.group_key
       ),
       a AS (
         INSERT INTO keel_queue_archive
           (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at,
-           max_deliveries, backoff)
+           max_deliveries, backoff, group_key)
         SELECT d.id, d.queue_id, d.payload, d.priority, d.enqueued_at, d.deliveries, TRUE,
                COALESCE(d.last_error, CAST(${exhausted.prefix} AS TEXT) || COALESCE(d.max_deliveries, q.max_deliveries)
                         || CAST(${exhausted.suffix} AS TEXT)),
-               CAST(${request.now} AS BIGINT), d.max_deliveries, d.backoff
+               CAST(${request.now} AS BIGINT), d.max_deliveries, d.backoff, d.group_key
         FROM d CROSS JOIN q
         RETURNING id
       ),
@@ -178,11 +182,11 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         WHERE m.id = c.id AND NOT c.exhausted
         RETURNING m.id, m.payload, m.priority, m.enqueued_at, m.deliveries - 1 AS deliveries,
                   m.last_error, m.available_at AS visible_at, c.available_at AS candidate_at,
-                  COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries, m.backoff
+                  COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries, m.backoff, m.group_key
       )
       SELECT q.id AS queue_id, (SELECT COUNT(*) FROM a) AS dead,
              u.id, u.payload, u.priority, u.enqueued_at, u.deliveries, u.last_error, u.visible_at,
-             u.max_deliveries, u.backoff
+             u.max_deliveries, u.backoff, u.group_key
       FROM q LEFT JOIN u ON TRUE
       ORDER BY u.priority, u.candidate_at, u.id`
 
@@ -219,7 +223,8 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
                 deliveries: row.deliveries,
                 last_error: row.last_error,
                 max_deliveries: row.max_deliveries,
-                backoff: row.backoff
+                backoff: row.backoff,
+                group_key: row.group_key
               },
               Number(row.visible_at),
               Number(row.max_deliveries)

@@ -30,6 +30,7 @@ interface MessageRow {
   readonly last_error: string | null
   readonly progress: string | null
   readonly backoff: string | null
+  readonly group_key: string | null
   readonly max_deliveries: number
 }
 
@@ -125,7 +126,7 @@ export const make = (
   ): Plan.Make<QueueStore.MessageRow | "missing" | undefined> =>
     function* () {
       const [row] = yield* Plan.rows(sql<MessageRow>`SELECT m.id, m.payload, m.priority, m.enqueued_at,
-          m.available_at, m.deliveries, m.lease_token, m.last_error, m.progress, m.backoff,
+          m.available_at, m.deliveries, m.lease_token, m.last_error, m.progress, m.backoff, m.group_key,
           COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries
         FROM keel_queue_messages m JOIN keel_queue_queues q ON q.id = m.queue_id
         WHERE q.name = ${name} AND m.id = ${id}`)
@@ -144,7 +145,8 @@ export const make = (
         lastError: row.last_error,
         progress: row.progress,
         maxDeliveries: Number(row.max_deliveries),
-        backoff: Backoff.decode(row.backoff)
+        backoff: Backoff.decode(row.backoff),
+        group: row.group_key
       }
     }
 

@@ -23,11 +23,22 @@ export interface IdRow {
   readonly id: number
   readonly queue_id: number
 }
-/** A message's own retry policy as its columns (null: the queue's or the consumer's). */
-export const retryColumns = (message: QueueStore.NewMessage) => ({
+/** What a message may carry beyond its payload and priority, as its columns: retry policy, group (null: none). */
+export const ownColumns = (message: QueueStore.NewMessage) => ({
   max_deliveries: message.maxDeliveries ?? null,
-  backoff: message.backoff === undefined ? null : Backoff.encode(message.backoff)
+  backoff: message.backoff === undefined ? null : Backoff.encode(message.backoff),
+  group_key: message.group ?? null
 })
+
+/**
+ * The condition under which message `m` may be leased as far as its group goes: it has none, or
+ * it is its group's oldest message (by id) still in the queue. The one place the rule is written.
+ */
+export const groupHead = (sql: SqlClient.SqlClient): Statement.Fragment =>
+  sql`(m.group_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM keel_queue_messages g
+    WHERE g.queue_id = m.queue_id AND g.group_key = m.group_key AND g.id < m.id
+  ))`
 
 /** A key already held: the message it holds, and whether its window is over. */
 interface HeldKey {
@@ -82,12 +93,13 @@ export const make = (
 
   /** One message into the queue named `name`, in one statement that also resolves the queue (and notifies on pg). */
   const insertOneStatement = (name: string, message: QueueStore.NewMessage, now: number) => {
-    const policy = retryColumns(message)
+    const policy = ownColumns(message)
     const insert = sql<IdRow>`INSERT INTO keel_queue_messages
-        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff)
+        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key)
       SELECT id, CAST(${message.payload} AS TEXT), CAST(${message.priority} AS INTEGER),
              CAST(${now} AS BIGINT), CAST(${now + message.delayMs} AS BIGINT),
-             CAST(${policy.max_deliveries} AS INTEGER), CAST(${policy.backoff} AS TEXT)
+             CAST(${policy.max_deliveries} AS INTEGER), CAST(${policy.backoff} AS TEXT),
+             CAST(${policy.group_key} AS TEXT)
       FROM keel_queue_queues WHERE name = ${name}
       RETURNING id, queue_id`
     return options.notifyInSql
@@ -129,7 +141,7 @@ export const make = (
           priority: message.priority,
           enqueued_at: now,
           available_at: now + message.delayMs,
-          ...retryColumns(message)
+          ...ownColumns(message)
         }))
       )
       const notified = options.notifyInSql
@@ -139,17 +151,18 @@ export const make = (
       const rows = yield* sql<{ ord: number; id: number; queue_id: number }>`WITH i AS MATERIALIZED (
           SELECT nextval(pg_get_serial_sequence('keel_queue_messages', 'id')) AS id,
                  t.ord, t.payload, t.priority, t.enqueued_at, t.available_at, t.max_deliveries, t.backoff,
-                 q.id AS queue_id, q.name
+                 t.group_key, q.id AS queue_id, q.name
           FROM json_to_recordset(CAST(${input} AS json))
             AS t(ord INTEGER, queue TEXT, payload TEXT, priority INTEGER, enqueued_at BIGINT, available_at BIGINT,
-                 max_deliveries INTEGER, backoff TEXT)
+                 max_deliveries INTEGER, backoff TEXT, group_key TEXT)
           JOIN keel_queue_queues q ON q.name = t.queue
           ORDER BY t.ord
         ),
         inserted AS (
           INSERT INTO keel_queue_messages
-            (id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff)
-          SELECT id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff FROM i
+            (id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key)
+          SELECT id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key
+          FROM i
           RETURNING id
         )
         SELECT i.ord, i.id, i.queue_id ${notified} FROM i JOIN inserted ON inserted.id = i.id`
@@ -214,10 +227,10 @@ export const make = (
    */
   function* replace(queueId: number, id: number, message: QueueStore.NewMessage, now: number) {
     const availableAt = message.dedupMode === "debounce" ? sql`${now + message.delayMs}` : sql`available_at`
-    const policy = retryColumns(message)
+    const policy = ownColumns(message)
     const rows = yield* Plan.rows(sql<{ id: number }>`UPDATE keel_queue_messages
       SET payload = ${message.payload}, priority = ${message.priority}, available_at = ${availableAt},
-          max_deliveries = ${policy.max_deliveries}, backoff = ${policy.backoff},
+          max_deliveries = ${policy.max_deliveries}, backoff = ${policy.backoff}, group_key = ${policy.group_key},
           deliveries = 0, lease_token = NULL, leased_by = NULL, leased_at = NULL, last_error = NULL
       WHERE id = ${id} AND queue_id = ${queueId} AND (lease_token IS NULL OR available_at <= ${now})
       RETURNING id`)
@@ -323,7 +336,7 @@ export const make = (
       }
       const rows = yield* Plan.chunked(
         toInsert,
-        limits(7),
+        limits(8),
         (chunk) =>
           sql<{ id: number }>`INSERT INTO keel_queue_messages ${sql.insert(
             chunk.map(({ message, availableAt }) => ({
@@ -332,7 +345,7 @@ export const make = (
               priority: message.priority,
               enqueued_at: now,
               available_at: availableAt,
-              ...retryColumns(message)
+              ...ownColumns(message)
             }))
           )} RETURNING id`
       )
@@ -396,10 +409,10 @@ export const make = (
       limits(1),
       (chunk) => sql`INSERT INTO keel_queue_archive
         (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at, max_deliveries, backoff,
-         cancelled)
+         cancelled, group_key)
       SELECT id, queue_id, payload, priority, enqueued_at, deliveries - ${how.undo},
              ${how.dead ? isTrue : isFalse}, COALESCE(${how.error}, last_error, ${how.fallbackError}), ${how.now},
-             max_deliveries, backoff, ${how.cancelled === true ? isTrue : isFalse}
+             max_deliveries, backoff, ${how.cancelled === true ? isTrue : isFalse}, group_key
       FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`
     )
     yield* remove(messageIds)

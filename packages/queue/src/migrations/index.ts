@@ -152,6 +152,17 @@ const cancelled = (boolean: string, no: string) => [
 /** Version 5: the progress a handler last reported for a message (JSON text; NULL: none). */
 const progress = ["ALTER TABLE keel_queue_messages ADD COLUMN progress TEXT"]
 
+/**
+ * Version 6: ordered groups. A message may belong to a group (`group_key`); only the oldest
+ * message of a group (by id) is ever leased, so a group's messages run one at a time, in order.
+ * Kept in the archive so that a requeued dead letter goes back to its group.
+ */
+const groups = [
+  "ALTER TABLE keel_queue_messages ADD COLUMN group_key TEXT",
+  "ALTER TABLE keel_queue_archive ADD COLUMN group_key TEXT",
+  "CREATE INDEX keel_queue_messages_group ON keel_queue_messages (queue_id, group_key, id) WHERE group_key IS NOT NULL"
+]
+
 /** The queue's migrations, recorded in `keel_queue_migrations`. */
 export const migrations: Migrations.MigrationSet = {
   name: "queue",
@@ -165,6 +176,7 @@ export const migrations: Migrations.MigrationSet = {
       sqlite: cancelled("INTEGER", "0"),
       pg: cancelled("BOOLEAN", "FALSE")
     },
-    { version: 5, name: "progress", sqlite: progress, pg: progress }
+    { version: 5, name: "progress", sqlite: progress, pg: progress },
+    { version: 6, name: "ordered groups", sqlite: groups, pg: groups }
   ]
 }
