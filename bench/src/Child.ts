@@ -2,7 +2,7 @@
  * Benchmark child processes: each measured system runs in a process of its own, so its peak RSS
  * is its own and one system's JIT state, timers or sockets never touch another's.
  *
- * A TypeScript entry point is bundled once per coordinating process (`@keel/testkit/Bundle`):
+ * A TypeScript entry point is bundled once per coordinating process (`@keel/sql/test/Bundle`):
  * only the workspace's own TypeScript (`@keel/*`, consumed as source, and the bench's modules)
  * goes into the bundle. Every package from `node_modules` — Effect as much as pg-boss or BullMQ —
  * stays external and is loaded by Node from its own files, as an application loads it. A child
@@ -10,7 +10,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { basename } from "node:path"
-import * as Bundle from "@keel/testkit/Bundle"
+import * as Bundle from "@keel/sql/test/Bundle"
 
 /** The runnable bundle of the TypeScript entry point `script` (built once per process). */
 const runnable = (script: string): Promise<string> => Bundle.runnable(script, { externals: "packages" })

@@ -4,7 +4,8 @@
  * chunks in dist/chunks/ that load only when that command runs: a cold `keel port reserve` then
  * costs about 0.5 s of CPU instead of 0.8 s for the whole program in one file. `--single-file`
  * builds that one file instead. Native and file-locating packages stay external and resolve at
- * run time from apps/cli/node_modules (they are dependencies of @keel/cli for that reason); the
+ * run time from apps/cli/node_modules (they are the only dependencies of @keel/cli for that reason:
+ * everything else is bundled, so the packed CLI runs with no build step after `npm install`); the
  * `pg` driver is plain JavaScript and is bundled (its optional native binding stays external).
  *
  * Safe to run concurrently (test files build in parallel): every file is written to a temporary

@@ -2,7 +2,7 @@
  * Where a V8 CPU profile (`node --cpu-prof`, a `.cpuprofile` file) spends its time: self time per
  * function, per file and per package, and inclusive time under named groups of frames (a frame
  * anywhere on the stack counts the sample once). Frames of an esbuild bundle (a script under a
- * `.bundle/` directory, as `@keel/testkit/Bundle` writes them) are mapped back to their source
+ * `.bundle/` directory, as `@keel/sql/test/Bundle` writes them) are mapped back to their source
  * module through the `// path/to/module.ts` comments esbuild writes before each module.
  * Frames without a script (V8 builtins, native bindings such as better-sqlite3's `run`) are listed
  * under their own name and counted in the package of the frame that called them.

@@ -14,7 +14,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { availableParallelism, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import * as Bundle from "@keel/testkit/Bundle"
+import * as Bundle from "@keel/sql/test/Bundle"
 import * as Report from "../Report.js"
 import * as CpuProfile from "./cpuprofile.js"
 import * as Load from "./load.js"

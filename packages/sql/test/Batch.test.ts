@@ -1,8 +1,9 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Backend, Batch, Transaction } from "@keel/sql"
-import { Faults, TestDatabase } from "@keel/testkit"
 import { Effect, FastCheck, Layer } from "effect"
+import * as Faults from "./support/Faults.js"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 describe("Batch limits", () => {
   it.effect("an oversized batch is a BatchTooLarge naming the limit; a batch at the limit is accepted", () =>

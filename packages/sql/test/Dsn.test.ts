@@ -2,8 +2,8 @@ import { createServer } from "node:net"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Backend, Database, DbError, Dsn } from "@keel/sql"
-import { TestDatabase } from "@keel/testkit"
 import { Cause, ConfigProvider, Effect, Either, FastCheck, Layer, Logger, LogLevel, Redacted } from "effect"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 /** The parsed DSN, or a test failure naming why it was refused. */
 const accepted = (dsn: string): Dsn.Dsn =>

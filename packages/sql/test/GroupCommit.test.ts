@@ -7,8 +7,9 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
 import { Backend, GroupCommit, Plan, Transaction } from "@keel/sql"
-import { Faults, TestDatabase } from "@keel/testkit"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
+import * as Faults from "./support/Faults.js"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 const tables = Layer.effectDiscard(
   Effect.flatMap(

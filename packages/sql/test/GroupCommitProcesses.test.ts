@@ -9,8 +9,9 @@ import { fileURLToPath } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Database } from "@keel/sql"
-import { Processes, TestDatabase } from "@keel/testkit"
 import { Duration, Effect, Schedule } from "effect"
+import * as Processes from "./support/Processes.js"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 const child = fileURLToPath(new URL("./fixtures/group-child.ts", import.meta.url))
 

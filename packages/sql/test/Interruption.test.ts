@@ -7,8 +7,8 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
 import { Backend, GroupCommit, Plan, Retry, Transaction } from "@keel/sql"
-import { TestDatabase } from "@keel/testkit"
 import { Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 const tables = Layer.effectDiscard(
   Effect.flatMap(

@@ -1,8 +1,8 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
 import { Backend, Migrations } from "@keel/sql"
-import { TestDatabase } from "@keel/testkit"
 import { Clock, Effect, Option, Schema } from "effect"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 /** A migration whose statements read the same in both dialects. */
 const migration = (

@@ -2,9 +2,10 @@ import { fileURLToPath } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Database, Migrations } from "@keel/sql"
-import { Processes, TestDatabase } from "@keel/testkit"
 import { Duration, Effect, Schedule, Schema, type Scope } from "effect"
 import { childMigrations } from "./fixtures/migrate-child.js"
+import * as Processes from "./support/Processes.js"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 const child = fileURLToPath(new URL("./fixtures/migrate-child.ts", import.meta.url))
 

@@ -1,8 +1,8 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Transaction } from "@keel/sql"
-import { TestDatabase } from "@keel/testkit"
 import { Deferred, Duration, Effect, Fiber, Scope } from "effect"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 /** Holds the pool's only connection in a transaction until the returned effect is run. */
 const holdTheOnlyConnection = Effect.gen(function* () {

@@ -1,8 +1,9 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, expectTypeOf, it, layer } from "@effect/vitest"
 import { Backend, DbError, Retry, Transaction } from "@keel/sql"
-import { Faults, TestDatabase } from "@keel/testkit"
 import { Chunk, Duration, Effect, FastCheck, Layer, Option, Schedule } from "effect"
+import * as Faults from "./support/Faults.js"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 /** A small, fast policy for tests: the behaviour under test is which failures are retried. */
 const quick = Retry.policy(Faults.quickRetry)

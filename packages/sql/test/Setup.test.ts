@@ -2,10 +2,10 @@ import { pathToFileURL } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Database, Transaction } from "@keel/sql"
-import { TestDatabase } from "@keel/testkit"
 import * as Libsql from "@libsql/client"
 import BetterSqlite3 from "better-sqlite3"
 import { Duration, Effect, Either, Layer, Predicate, type Scope } from "effect"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 /** The first column of the first row a PRAGMA returns, as text (`wal`, `1`, `20`). */
 const firstValue = (rows: ReadonlyArray<Record<string, unknown>>): string => {

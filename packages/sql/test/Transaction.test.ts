@@ -3,9 +3,9 @@ import type { Row } from "@effect/sql/SqlConnection"
 import type * as Statement from "@effect/sql/Statement"
 import { expect, layer } from "@effect/vitest"
 import { Backend, DbError, Retry, Transaction } from "@keel/sql"
-import { TestDatabase } from "@keel/testkit"
 import BetterSqlite3 from "better-sqlite3"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Stream } from "effect"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 /** Rows of `table` whose columns equal the given values (all rows when none are given). */
 const countRows = (

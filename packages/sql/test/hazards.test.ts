@@ -20,7 +20,6 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { describe, expect, it, layer, type Vitest } from "@effect/vitest"
 import { Backend, Batch, Database, DbError, Migrations, Retry, Transaction } from "@keel/sql"
-import { TestDatabase } from "@keel/testkit"
 import * as Libsql from "@libsql/client"
 import BetterSqlite3 from "better-sqlite3"
 import {
@@ -38,6 +37,7 @@ import {
   type Scope
 } from "effect"
 import * as KeelSqlite from "../src/internal/sqlite.js"
+import * as TestDatabase from "./support/TestDatabase.js"
 
 // --- helpers ---------------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
+import { exec } from "@keel/sql/test/Processes"
 import { Effect, type Scope } from "effect"
 import * as Files from "./Files.js"
-import { exec } from "./Processes.js"
 
 const root = "/usr/lib/postgresql"
 

@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync, statfsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { exec } from "@keel/sql/test/Processes"
 import { Effect, type Scope } from "effect"
-import { exec } from "./Processes.js"
 
 /** Why tmpfs cannot be mounted here, or undefined when it can. */
 export const unavailable = (): string | undefined =>
@@ -34,8 +34,10 @@ export const mount = (bytes: number): Effect.Effect<Mount, never, Scope.Scope> =
       (made) => Effect.sync(() => rmSync(made, { recursive: true, force: true }))
     )
     yield* Effect.acquireRelease(
-      Effect.orDie(exec("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir], 30_000)),
-      () => Effect.ignore(exec("umount", ["-l", dir], 30_000))
+      Effect.orDie(
+        exec("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir], { timeoutMs: 30_000 })
+      ),
+      () => Effect.ignore(exec("umount", ["-l", dir], { timeoutMs: 30_000 }))
     )
     return {
       dir,
@@ -43,6 +45,7 @@ export const mount = (bytes: number): Effect.Effect<Mount, never, Scope.Scope> =
         const stats = statfsSync(dir)
         return stats.bavail * stats.bsize
       },
-      readOnly: (on) => Effect.orDie(exec("mount", ["-o", `remount,${on ? "ro" : "rw"}`, dir], 30_000))
+      readOnly: (on) =>
+        Effect.orDie(exec("mount", ["-o", `remount,${on ? "ro" : "rw"}`, dir], { timeoutMs: 30_000 }))
     }
   })

@@ -45,7 +45,7 @@ export interface Control {
 }
 
 /** The fault control of the current layer. */
-export class Faults extends Context.Tag("@keel/testkit/Faults")<Faults, Control>() {}
+export class Faults extends Context.Tag("@keel/sql/test/Faults")<Faults, Control>() {}
 
 const codes: Record<"sqlite" | "pg", Record<FaultError, readonly [string, string]>> = {
   sqlite: {

@@ -118,18 +118,36 @@ export const waitForStart: Effect.Effect<void> = Effect.suspend(() => {
   return wait > 0 ? Effect.sleep(Duration.millis(wait)) : Effect.void
 })
 
+/** How `exec` runs a command. */
+export interface ExecOptions {
+  /** How long it may run (default 60 s). */
+  readonly timeoutMs?: number
+  readonly cwd?: string
+  /** Its whole environment (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv
+}
+
 /**
- * Runs a system command (`mount`, `pg_ctl`…) to completion; its stdout. Fails with an error naming
- * the command and carrying its stderr when it exits non-zero or outlives `timeoutMs` (default 60 s).
+ * Runs a system command (`mount`, `pg_ctl`, `npm`…) to completion; its stdout. Fails with an error
+ * naming the command and carrying what it printed when it exits non-zero or outlives its timeout.
  */
 export const exec = (
   file: string,
   args: ReadonlyArray<string>,
-  timeoutMs = 60_000
+  options: ExecOptions = {}
 ): Effect.Effect<string, Error> =>
   Effect.async<string, Error>((resume) => {
-    execFile(file, [...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
-      if (error) resume(Effect.fail(new Error(`${file} ${args.join(" ")}: ${stderr || error.message}`)))
-      else resume(Effect.succeed(stdout))
-    })
+    const { timeoutMs = 60_000, cwd, env } = options
+    const child = execFile(
+      file,
+      [...args],
+      { timeout: timeoutMs, cwd, env, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const printed = [stderr, stdout].filter((text) => text.trim() !== "").join("\n")
+        if (error) resume(Effect.fail(new Error(`${file} ${args.join(" ")}: ${printed || error.message}`)))
+        else resume(Effect.succeed(stdout))
+      }
+    )
+    // Interrupted (a test timed out): the command must not outlive it.
+    return Effect.sync(() => void child.kill())
   })

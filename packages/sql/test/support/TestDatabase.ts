@@ -42,7 +42,7 @@ export interface Info {
 }
 
 /** The database of the current test layer. */
-export class TestDatabase extends Context.Tag("@keel/testkit/TestDatabase")<TestDatabase, Info>() {}
+export class TestDatabase extends Context.Tag("@keel/sql/test/TestDatabase")<TestDatabase, Info>() {}
 
 const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
   Effect.sync(() => mkdtempSync(join(tmpdir(), "keel-test-"))),
