@@ -5,20 +5,21 @@
  * within one poll interval elsewhere); a queued message's availability and priority change.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { type Consumer, Queue, QueueStore } from "@keel/queue"
+import { type Consumer, Queue } from "@keel/queue"
 import { Processes, TestDatabase } from "@keel/testkit"
-import { Deferred, Effect, Layer, Ref, TestClock } from "effect"
-import { eventually, fixture, layer as queueLayer, uniqueName, withTestClock } from "./support/QueueTest.js"
-
-type Store = TestDatabase.Kind | "memory"
-const stores: ReadonlyArray<Store> = ["memory", ...TestDatabase.kinds]
-const layerOf = (store: Store) =>
-  store === "memory"
-    ? Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory))
-    : Layer.orDie(queueLayer(store))
+import { Deferred, Effect, Ref, TestClock } from "effect"
+import {
+  eventually,
+  fixture,
+  layer as queueLayer,
+  storeLayer,
+  stores,
+  uniqueName,
+  withTestClock
+} from "./support/QueueTest.js"
 
 for (const store of stores) {
-  layer(layerOf(store), { timeout: 120_000, excludeTestServices: true })(
+  layer(storeLayer(store), { timeout: 120_000, excludeTestServices: true })(
     `cancel and update [${store}]`,
     (it) => {
       it.effect("a queued message cancelled is archived as cancelled and never delivered", () =>

@@ -5,20 +5,21 @@
  * at once and each group runs in send order.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Queue, QueueStore } from "@keel/queue"
+import { Queue } from "@keel/queue"
 import { Processes, TestDatabase } from "@keel/testkit"
-import { Effect, Layer, TestClock } from "effect"
-import { eventually, fixture, layer as queueLayer, uniqueName, withTestClock } from "./support/QueueTest.js"
-
-type Store = TestDatabase.Kind | "memory"
-const stores: ReadonlyArray<Store> = ["memory", ...TestDatabase.kinds]
-const layerOf = (store: Store) =>
-  store === "memory"
-    ? Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory))
-    : Layer.orDie(queueLayer(store))
+import { Effect, TestClock } from "effect"
+import {
+  eventually,
+  fixture,
+  layer as queueLayer,
+  storeLayer,
+  stores,
+  uniqueName,
+  withTestClock
+} from "./support/QueueTest.js"
 
 for (const store of stores) {
-  layer(layerOf(store), { timeout: 120_000, excludeTestServices: true })(
+  layer(storeLayer(store), { timeout: 120_000, excludeTestServices: true })(
     `ordered groups [${store}]`,
     (it) => {
       it.effect(

@@ -3,20 +3,12 @@
  * handler reports (`progress`, lease-checked), on every backend and the memory store.
  */
 import { expect, layer } from "@effect/vitest"
-import { Queue, QueueStore } from "@keel/queue"
-import { TestDatabase } from "@keel/testkit"
-import { Deferred, Effect, Layer, TestClock } from "effect"
-import { layer as queueLayer, uniqueName, withTestClock } from "./support/QueueTest.js"
-
-type Store = TestDatabase.Kind | "memory"
-const stores: ReadonlyArray<Store> = ["memory", ...TestDatabase.kinds]
-const layerOf = (store: Store) =>
-  store === "memory"
-    ? Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory))
-    : Layer.orDie(queueLayer(store))
+import { Queue } from "@keel/queue"
+import { Deferred, Effect, TestClock } from "effect"
+import { storeLayer, stores, uniqueName, withTestClock } from "./support/QueueTest.js"
 
 for (const store of stores) {
-  layer(layerOf(store), { timeout: 120_000, excludeTestServices: true })(
+  layer(storeLayer(store), { timeout: 120_000, excludeTestServices: true })(
     `messages by id [${store}]`,
     (it) => {
       it.effect("getMessage shows where a message is, its deliveries and the progress last reported", () =>

@@ -5,10 +5,9 @@
  * policies are `InvalidOption`s naming the field.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Backoff, type Consumer, Queue, QueueStore } from "@keel/queue"
-import { TestDatabase } from "@keel/testkit"
-import { Effect, FastCheck, Layer, Ref, TestClock } from "effect"
-import { consumeUntil, layer as queueLayer, uniqueName, withTestClock } from "./support/QueueTest.js"
+import { Backoff, type Consumer, Queue } from "@keel/queue"
+import { Effect, FastCheck, Ref, TestClock } from "effect"
+import { consumeUntil, storeLayer, stores, uniqueName, withTestClock } from "./support/QueueTest.js"
 
 describe("Backoff.delayOf", () => {
   it("exponential doubles, linear adds, fixed stays; each capped at max", () => {
@@ -36,15 +35,8 @@ describe("Backoff.delayOf", () => {
   )
 })
 
-type Store = TestDatabase.Kind | "memory"
-const stores: ReadonlyArray<Store> = ["memory", ...TestDatabase.kinds]
-const layerOf = (store: Store) =>
-  store === "memory"
-    ? Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory))
-    : Layer.orDie(queueLayer(store))
-
 for (const store of stores) {
-  layer(layerOf(store), { timeout: 120_000, excludeTestServices: true })(
+  layer(storeLayer(store), { timeout: 120_000, excludeTestServices: true })(
     `retry policy per message [${store}]`,
     (it) => {
       it.effect(

@@ -5,19 +5,17 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
-import { Queue, QueueStore } from "@keel/queue"
+import { Queue } from "@keel/queue"
 import { TestDatabase } from "@keel/testkit"
-import { type Duration, Effect, Layer, TestClock } from "effect"
-import { fingerprint, layer as queueLayer, uniqueName, withTestClock } from "./support/QueueTest.js"
-
-type Store = TestDatabase.Kind | "memory"
-
-const stores: ReadonlyArray<Store> = ["memory", ...TestDatabase.kinds]
-
-const layerOf = (store: Store) =>
-  store === "memory"
-    ? Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory))
-    : Layer.orDie(queueLayer(store))
+import { type Duration, Effect, TestClock } from "effect"
+import {
+  fingerprint,
+  layer as queueLayer,
+  storeLayer,
+  stores,
+  uniqueName,
+  withTestClock
+} from "./support/QueueTest.js"
 
 /** The payloads of every visible message, leased now (and released again at once: nothing else changes). */
 const visible = (name: string) =>
@@ -38,7 +36,7 @@ const held = (name: string) =>
 const advance = (duration: Duration.DurationInput) => TestClock.adjust(duration)
 
 for (const store of stores) {
-  layer(layerOf(store), { timeout: 120_000, excludeTestServices: true })(`uniqueness [${store}]`, (it) => {
+  layer(storeLayer(store), { timeout: 120_000, excludeTestServices: true })(`uniqueness [${store}]`, (it) => {
     it.effect("a key held for a window: the same message within it, a new one after it", () =>
       withTestClock(
         Effect.gen(function* () {

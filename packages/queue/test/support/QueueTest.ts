@@ -6,7 +6,7 @@
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { type Consumer, type Message, Queue } from "@keel/queue"
+import { type Consumer, type Message, Queue, QueueStore } from "@keel/queue"
 import type { Backend, Database } from "@keel/sql"
 import { TestDatabase } from "@keel/testkit"
 import { Deferred, type Duration, Effect, Layer, Ref, TestClock, TestContext } from "effect"
@@ -19,6 +19,18 @@ export const layer = (
   Queue.Queue | SqlClient.SqlClient | Backend.Backend | TestDatabase.TestDatabase,
   Queue.LayerError | Database.OpenError
 > => Queue.layer(config).pipe(Layer.provideMerge(TestDatabase.layer(kind)))
+
+/** Where the contract suites run: the memory store and every SQL backend. */
+export type Store = TestDatabase.Kind | "memory"
+
+/** Every store the contract suites run on (the SQL ones narrowed by `KEEL_TEST_BACKENDS`). */
+export const stores: ReadonlyArray<Store> = ["memory", ...TestDatabase.kinds]
+
+/** The queue service over `store` (a database that fails to open is a defect of the test). */
+export const storeLayer = (store: Store): Layer.Layer<Queue.Queue> =>
+  store === "memory"
+    ? Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory), Layer.orDie)
+    : Layer.orDie(layer(store))
 
 let counter = 0
 
