@@ -192,7 +192,8 @@ describe("consume's environment", () => {
       workerId: "w-1",
       lastError: null,
       maxDeliveries: 5,
-      backoff: null
+      backoff: null,
+      group: null
     })
     expect(environment(leased, "w-1")).toEqual({
       KEEL_QUEUE: "jobs",

@@ -1,7 +1,7 @@
 /**
  * `keel queue consume` under SIGKILL: three worker processes drain one queue while ten SIGKILLs,
- * at seeded random moments (`KEEL_FAULT_SEED` replays them), hit a random worker, which is
- * restarted each time. Messages leased by a killed worker come back after the 2 s visibility
+ * spread over the drain at seeded random points (`KEEL_FAULT_SEED` replays them), hit a random
+ * worker, which is restarted each time. Messages leased by a killed worker come back after the 2 s visibility
  * timeout. When the queue is empty the workers stop on SIGTERM (exit 0), and every message has
  * been archived exactly once: none lost, none archived twice, none dead-lettered. The handler
  * records each run, so redeliveries (at-least-once) are counted, not forbidden.
@@ -88,8 +88,13 @@ describe("consumers under SIGKILL", () => {
           const killing = Effect.gen(function* () {
             // The kills start once the workers are consuming, not while they boot.
             while ((yield* remaining) === messages) yield* Effect.sleep(Duration.millis(50))
+            // Kill k comes once the queue is down to about (kills - k) / (kills + 1) of the messages
+            // (a seeded fraction of a step earlier or later): spread over the whole drain however
+            // fast this machine drains, and always into a queue with work left.
+            const step = Math.floor(messages / (kills + 1))
             for (let kill = 0; kill < kills; kill++) {
-              yield* Effect.sleep(Duration.millis(seed.int(300, 1_500)))
+              const threshold = (kills - kill) * step + seed.int(-Math.floor(step / 3), Math.floor(step / 3))
+              while ((yield* remaining) > threshold) yield* Effect.sleep(Duration.millis(20))
               const slot = seed.int(0, workers - 1)
               const victim = running[slot]
               if (victim === undefined) throw new Error(`no worker in slot ${slot}`)
