@@ -23,7 +23,7 @@
  *   completes, and the worker deregisters.
  */
 import {
-  Cause,
+  type Cause,
   Duration,
   Effect,
   Exit,
@@ -37,6 +37,7 @@ import {
 } from "effect"
 import * as Backoff from "./Backoff.js"
 import { checkOptions } from "./internal/consumeOptions.js"
+import * as Failure from "./internal/failure.js"
 import type {
   Backoff as BackoffPolicy,
   Lease,
@@ -150,20 +151,7 @@ export interface Operations {
 type AckFailure = InvalidQueueName | QueueNotFound | InvalidOption | LeaseLost | QueueStoreError
 
 /** The text recorded as a failed delivery's last error: the failure's tag and message, or the cause. */
-export const describeFailure = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  const error = failure._tag === "Some" ? failure.value : Cause.squash(cause)
-  if (error instanceof Error) {
-    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : error.name
-    return failure._tag === "Some" ? `${tag}: ${error.message}` : `defect: ${tag}: ${error.message}`
-  }
-  if (Cause.isInterruptedOnly(cause)) return "interrupted"
-  try {
-    return JSON.stringify(error) ?? String(error)
-  } catch {
-    return String(error)
-  }
-}
+export const describeFailure = Failure.describeFailure
 
 /** Handlers that take less than this on average (ms) widen the prefetch window; slower ones close it. */
 const fastHandlerMs = 5

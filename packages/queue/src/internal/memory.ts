@@ -7,35 +7,10 @@
  * synchronous step (`Effect.sync`), so each is atomic, as a transaction is on SQL.
  */
 import { Effect, Option, PubSub, Stream } from "effect"
-import { type Backoff, exhaustedError } from "../Message.js"
+import { exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
-
-interface Message {
-  readonly id: number
-  readonly queueId: number
-  payload: string
-  priority: number
-  readonly enqueuedAt: number
-  availableAt: number
-  deliveries: number
-  leaseToken: string | null
-  leasedBy: string | null
-  lastError: string | null
-  /** Its own retry policy (null: its queue's max deliveries, the consumer's backoff). */
-  maxDeliveries: number | null
-  backoff: Backoff | null
-  /** The progress last reported (JSON text). */
-  progress?: string | undefined
-  /** Its ordered group: leased only while it is the group\'s oldest message. */
-  group: string | null
-}
-
-interface Archived extends QueueStore.ArchiveRow {
-  readonly queueId: number
-  readonly maxDeliveries: number | null
-  readonly backoff: Backoff | null
-  readonly group: string | null
-}
+import type { Archived, Message } from "./memoryMessages.js"
+import * as MemoryMessages from "./memoryMessages.js"
 
 interface Worker {
   readonly id: string
@@ -473,78 +448,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           }
         }),
 
-      cancel: (name, id, now) =>
-        Effect.suspend(() => {
-          const queue = queues.get(name)
-          if (queue === undefined) return Effect.succeed(undefined)
-          const message = messages.get(id)
-          if (message === undefined || message.queueId !== queue.id) return Effect.succeed("missing" as const)
-          const leased = message.leaseToken !== null && message.availableAt > now
-          toArchive(message, false, now, null, null, true)
-          return leased
-            ? Effect.as(signal(name, "cancel"), "cancelledLeased" as const)
-            : Effect.succeed("cancelled" as const)
-        }),
-
-      update: (name, id, change, now) =>
-        Effect.suspend(() => {
-          const queue = queues.get(name)
-          if (queue === undefined) return Effect.succeed(undefined)
-          const message = messages.get(id)
-          if (message === undefined || message.queueId !== queue.id) return Effect.succeed("missing" as const)
-          if (message.leaseToken !== null && message.availableAt > now)
-            return Effect.succeed("leased" as const)
-          if (change.priority !== undefined) message.priority = change.priority
-          if (change.availableAt !== undefined) message.availableAt = change.availableAt
-          return change.availableAt !== undefined && change.availableAt <= now
-            ? Effect.as(signal(name), "updated" as const)
-            : Effect.succeed("updated" as const)
-        }),
-
-      getMessage: (name, id, now) =>
-        Effect.sync(() => {
-          const queue = queues.get(name)
-          if (queue === undefined) return undefined
-          const message = messages.get(id)
-          if (message === undefined || message.queueId !== queue.id) return "missing" as const
-          return {
-            id: message.id,
-            payload: message.payload,
-            priority: message.priority,
-            enqueuedAt: message.enqueuedAt,
-            availableAt: message.availableAt,
-            deliveries: message.deliveries,
-            leased: message.leaseToken !== null && message.availableAt > now,
-            lastError: message.lastError,
-            progress: message.progress ?? null,
-            maxDeliveries: message.maxDeliveries ?? queue.maxDeliveries,
-            backoff: message.backoff,
-            group: message.group
-          }
-        }),
-
-      setProgress: (name, lease, progress) =>
-        Effect.sync(() => {
-          const queue = queues.get(name)
-          if (queue === undefined) return undefined
-          const message = messages.get(lease.id)
-          if (message === undefined || message.queueId !== queue.id || message.leaseToken !== lease.lease)
-            return "lost" as const
-          message.progress = progress
-          return "set" as const
-        }),
-
-      lostLeases: (name, leases) =>
-        Effect.sync(() => {
-          const queue = queues.get(name)
-          if (queue === undefined) return undefined
-          const lost = leases.filter((lease) => {
-            const message = messages.get(lease.id)
-            return message === undefined || message.queueId !== queue.id || message.leaseToken !== lease.lease
-          })
-          return [...new Set(lost.map((lease) => lease.id))]
-        }),
-
+      ...MemoryMessages.make({ queues, messages, signal, toArchive }),
       wakeups: (name) =>
         Effect.sync(() =>
           queues.has(name)
