@@ -24,7 +24,7 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { integer, optionalDuration, visibilityTimeout } from "./validate.js"
+import { id, optionalDuration, visibilityTimeout } from "./validate.js"
 
 /** Errors of lease-checked acknowledgements. */
 export type AckError = InvalidQueueName | QueueNotFound | InvalidOption | LeaseLost | QueueStoreError
@@ -45,7 +45,7 @@ const validateLeases = (
       )
     }
     return Effect.zipRight(
-      integer(`${field}.id`, lease.id, { min: 1, max: Number.MAX_SAFE_INTEGER }),
+      id(`${field}.id`, lease.id),
       typeof lease.lease === "string" && lease.lease.length >= 1 && lease.lease.length <= 64
         ? Effect.succeed(lease)
         : Effect.fail(

@@ -9,8 +9,8 @@
 import { Effect, Option, PubSub, Stream } from "effect"
 import { exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
-import type { Archived, Message } from "./memoryMessages.js"
 import * as MemoryMessages from "./memoryMessages.js"
+import { type Archived, leased, type Message } from "./memoryMessages.js"
 
 interface Worker {
   readonly id: string
@@ -123,7 +123,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           const queue = queues.get(name)
           if (queue === undefined) return undefined
           const held = ofQueue(queue.id)
-          const inFlight = held.filter((m) => m.leaseToken !== null && m.availableAt > options.now).length
+          const inFlight = held.filter((m) => leased(m, options.now)).length
           if (!options.force && inFlight > 0) return { _tag: "InFlight", inFlight }
           const archived = [...archive.values()].filter((row) => row.queueId === queue.id)
           for (const message of held) messages.delete(message.id)
@@ -158,7 +158,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
             if (known !== undefined && live) {
               if (message.dedupMode === "ignore") return known.messageId
               const held = messages.get(known.messageId)
-              if (held !== undefined && (held.leaseToken === null || held.availableAt <= now)) {
+              if (held !== undefined && !leased(held, now)) {
                 held.payload = message.payload
                 held.priority = message.priority
                 held.maxDeliveries = message.maxDeliveries ?? null
@@ -360,7 +360,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               return {
                 name: queue.name,
                 depth: held.filter((m) => m.availableAt <= now).length,
-                inFlight: held.filter((m) => m.availableAt > now && m.leaseToken !== null).length,
+                inFlight: held.filter((m) => leased(m, now)).length,
                 delayed: held.filter((m) => m.availableAt > now && m.leaseToken === null).length,
                 oldest: held.length === 0 ? null : Math.min(...held.map((m) => m.enqueuedAt)),
                 archived: archived.filter((row) => !row.dead).length,

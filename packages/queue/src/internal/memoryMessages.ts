@@ -28,6 +28,10 @@ export interface Message {
   group: string | null
 }
 
+/** Leased now: a lease token set and not expired (in flight; not to be replaced or changed). */
+export const leased = (message: Message, now: number): boolean =>
+  message.leaseToken !== null && message.availableAt > now
+
 /** An archived message in the memory store. */
 export interface Archived extends QueueStore.ArchiveRow {
   readonly queueId: number
@@ -64,9 +68,9 @@ export const make = ({
       if (queue === undefined) return Effect.succeed(undefined)
       const message = messages.get(id)
       if (message === undefined || message.queueId !== queue.id) return Effect.succeed("missing" as const)
-      const leased = message.leaseToken !== null && message.availableAt > now
+      const wasLeased = leased(message, now)
       toArchive(message, false, now, null, null, true)
-      return leased
+      return wasLeased
         ? Effect.as(signal(name, "cancel"), "cancelledLeased" as const)
         : Effect.succeed("cancelled" as const)
     }),
@@ -77,7 +81,7 @@ export const make = ({
       if (queue === undefined) return Effect.succeed(undefined)
       const message = messages.get(id)
       if (message === undefined || message.queueId !== queue.id) return Effect.succeed("missing" as const)
-      if (message.leaseToken !== null && message.availableAt > now) return Effect.succeed("leased" as const)
+      if (leased(message, now)) return Effect.succeed("leased" as const)
       if (change.priority !== undefined) message.priority = change.priority
       if (change.availableAt !== undefined) message.availableAt = change.availableAt
       return change.availableAt !== undefined && change.availableAt <= now
@@ -98,7 +102,7 @@ export const make = ({
         enqueuedAt: message.enqueuedAt,
         availableAt: message.availableAt,
         deliveries: message.deliveries,
-        leased: message.leaseToken !== null && message.availableAt > now,
+        leased: leased(message, now),
         lastError: message.lastError,
         progress: message.progress ?? null,
         maxDeliveries: message.maxDeliveries ?? queue.maxDeliveries,

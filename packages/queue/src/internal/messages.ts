@@ -26,10 +26,7 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { integer, optionalDuration } from "./validate.js"
-
-/** A message id: a positive integer. */
-const messageId = (id: unknown) => integer("id", id, { min: 1, max: Number.MAX_SAFE_INTEGER })
+import { integer, optionalDuration, id as validId } from "./validate.js"
 
 /** Operations on one message over `store`. */
 export const make = (store: QueueStore.Store) => {
@@ -43,7 +40,7 @@ export const make = (store: QueueStore.Store) => {
   > =>
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
-      const checked = yield* messageId(id)
+      const checked = yield* validId("id", id)
       const outcome = yield* store.cancel(valid, checked, yield* Clock.currentTimeMillis)
       if (outcome === undefined) return yield* new QueueNotFound({ queue: valid })
       if (outcome === "missing") return yield* new MessageNotFound({ queue: valid, id: checked })
@@ -61,7 +58,7 @@ export const make = (store: QueueStore.Store) => {
   > =>
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
-      const checked = yield* messageId(id)
+      const checked = yield* validId("id", id)
       const delayMs =
         options.delay === undefined
           ? undefined
@@ -92,7 +89,7 @@ export const make = (store: QueueStore.Store) => {
   > =>
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
-      const checked = yield* messageId(id)
+      const checked = yield* validId("id", id)
       const now = yield* Clock.currentTimeMillis
       const row = yield* store.getMessage(valid, checked, now)
       if (row === undefined) return yield* new QueueNotFound({ queue: valid })
@@ -128,7 +125,7 @@ export const make = (store: QueueStore.Store) => {
   ): Effect.Effect<void, InvalidQueueName | InvalidOption | QueueNotFound | LeaseLost | QueueStoreError> =>
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
-      const checked = yield* messageId(lease.id)
+      const checked = yield* validId("id", lease.id)
       const text = yield* Either.mapLeft(
         encodePayload(value, maxProgressBytes),
         (error) =>

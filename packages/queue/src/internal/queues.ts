@@ -21,7 +21,7 @@ import * as Metrics from "../Metrics.js"
 import type { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
 import { type InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { duration, integer, optionalInteger } from "./validate.js"
+import { duration, id, integer, optionalInteger } from "./validate.js"
 
 /** A name read back from the database (validated on the way in). */
 const storedName = (name: string): QueueName => QueueName.make(name, true)
@@ -110,10 +110,7 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
       const limit = yield* optionalInteger("limit", query.limit, { min: 1, max: maxBatchSize }, 100)
-      const before =
-        query.before === undefined
-          ? undefined
-          : yield* integer("before", query.before, { min: 1, max: Number.MAX_SAFE_INTEGER })
+      const before = query.before === undefined ? undefined : yield* id("before", query.before)
       const rows = yield* store.listArchive(valid, { dead: query.dead, limit, before })
       if (rows === undefined) return yield* new QueueNotFound({ queue: valid })
       return rows.map(toArchived(valid))
@@ -184,9 +181,7 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
           options.ids === undefined
             ? undefined
             : yield* Effect.flatMap(Batch.validate(options.ids, maxBatchSize), (given) =>
-                Effect.forEach(given, (id, index) =>
-                  integer(`ids[${index}]`, id, { min: 1, max: Number.MAX_SAFE_INTEGER })
-                )
+                Effect.forEach(given, (each, index) => id(`ids[${index}]`, each))
               )
         const moved = yield* store.requeueDead(
           valid,

@@ -84,3 +84,7 @@ export const visibilityTimeout = (input: unknown): Either.Either<number | undefi
   input === undefined
     ? Either.right(undefined)
     : duration("visibilityTimeout", input, { min: 1, max: maxVisibilityTimeoutMs })
+
+/** A message id option (or an id cursor): a positive safe integer. */
+export const id = (option: string, input: unknown): Either.Either<number, InvalidOption> =>
+  integer(option, input, { min: 1, max: Number.MAX_SAFE_INTEGER })
