@@ -97,16 +97,16 @@ export const make = (
 
     // ---- sends ------------------------------------------------------------------------------
 
-    // PostgreSQL dialect: single sends and single acknowledgements of one event-loop turn are one
-    // autocommit statement per group (a group of one is the plain single statement).
-    const sendTurn = yield* GroupCommit.batcher(
-      (
-        items: ReadonlyArray<{
-          readonly name: string
-          readonly message: QueueStore.NewMessage
-          readonly now: number
-        }>
-      ) => answers(Effect.mapError(statements.insertMany(items), autocommitFailure))
+    // Single unkeyed sends of one event-loop turn are one write per group: on PostgreSQL one
+    // autocommit statement, elsewhere one plan (one multi-row INSERT), re-run only when it provably
+    // rolled back. A group of one is the plain single statement. Single acknowledgements likewise
+    // on PostgreSQL.
+    const sendTurn = yield* GroupCommit.batcher((items: ReadonlyArray<Statements.Single>) =>
+      answers(
+        pg
+          ? Effect.mapError(statements.insertMany(items), autocommitFailure)
+          : Retry.run(Retry.plan(statements.insertManyPlan(items), backend))
+      )
     )
     const ackTurn = (action: "Delete" | "Archive") =>
       GroupCommit.batcher(
@@ -121,17 +121,12 @@ export const make = (
     const deleteTurn = yield* ackTurn("Delete")
     const archiveTurn = yield* ackTurn("Archive")
 
-    const sendAlone = (name: string, message: QueueStore.NewMessage, now: number) =>
-      pg
-        ? sendTurn({ name, message, now })
-        : Retry.run(Retry.grouped(committer, statements.sendPlan(name, [message], now)))
-
     const send: QueueStore.Store["send"] = (name, messages, now) =>
       Effect.flatMap(callerTransaction, (joined) => {
         const first = messages[0]
         if (joined) return plan(statements.sendPlan(name, messages, now))
         if (messages.length === 1 && first !== undefined && first.dedupKey === undefined) {
-          return sendAlone(name, first, now)
+          return sendTurn({ name, message: first, now })
         }
         if (
           messages.length > 0 &&

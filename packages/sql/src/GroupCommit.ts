@@ -44,9 +44,9 @@ export interface Options {
   /** The most items one group takes; later ones form the next group. Default 256. */
   readonly maxMembers?: number | undefined
   /**
-   * `make` only: `"always"` wait for the event loop to turn and group; `"never"` run each plan at
-   * once as its own transaction; `"adaptive"` (the default) group while callers come together, and
-   * run at once while they do not (see the module comment).
+   * `"always"` wait for the event loop to turn and group; `"never"` run each plan (each item) at
+   * once on its own; `"adaptive"` (the default) group while callers come together, and run at once
+   * while they do not (see the module comment).
    */
   readonly defer?: "always" | "never" | "adaptive" | undefined
 }
@@ -103,6 +103,28 @@ const lonelyGroups = 8
 const probeEvery = 32
 
 /**
+ * The adaptive choice of `make` and `batcher`: `observe` is told the size of every group that
+ * formed; `atOnce` says whether a caller arriving now runs at once instead of waiting for the turn
+ * (never while items are pending: they are already a group in the making).
+ */
+const pacing = (options: Options) => {
+  const mode = options.defer ?? "adaptive"
+  let alone = 0
+  let sinceProbe = 0
+  return {
+    observe: (size: number) => {
+      alone = size === 1 ? alone + 1 : 0
+    },
+    atOnce: (idle: boolean): boolean => {
+      if (mode !== "adaptive") return mode === "never"
+      if (alone < lonelyGroups || !idle) return false
+      sinceProbe = (sinceProbe + 1) % probeEvery
+      return sinceProbe !== 0
+    }
+  }
+}
+
+/**
  * A group committer over `backend`, for the life of the scope. Closing the scope runs the plans
  * already submitted and waits for the groups in flight.
  */
@@ -111,50 +133,46 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<GroupCommit, never, Scope.Scope> =>
   Effect.suspend(() => {
-    const mode = options.defer ?? "adaptive"
     const group = Transaction.groupOn(backend)
     // Adaptive: the size of the groups that formed says whether callers come together.
-    let alone = 0
-    let sinceProbe = 0
+    const pace = pacing(options)
     const observed = (members: ReadonlyArray<Transaction.GroupMember>) => {
-      alone = members.length === 1 ? alone + 1 : 0
+      pace.observe(members.length)
       return group(members)
     }
-    return Effect.map(collector(observed, options), ({ add, idle }) => {
-      const atOnce = (): boolean => {
-        if (mode !== "adaptive") return mode === "never"
-        if (alone < lonelyGroups || !idle()) return false
-        sinceProbe = (sinceProbe + 1) % probeEvery
-        return sinceProbe !== 0
-      }
-      return {
-        submit: <A, E>(make: Plan.Make<A, E>): Effect.Effect<A, E | Transaction.TransactionError> =>
-          Effect.contextWithEffect((context: Context.Context<never>) => {
-            const active = Context.getOption(context, Transaction.Active)
-            if ((Option.isSome(active) && active.value.backend === backend) || atOnce()) {
-              return Transaction.planOn(backend)(make)
-            }
-            return Effect.async<A, E | Transaction.TransactionError>((resume) => {
-              const member: Transaction.GroupMember<A, E> = { make, own: undefined, resume }
-              add(member)
-            })
+    return Effect.map(collector(observed, options), ({ add, idle }) => ({
+      submit: <A, E>(make: Plan.Make<A, E>): Effect.Effect<A, E | Transaction.TransactionError> =>
+        Effect.contextWithEffect((context: Context.Context<never>) => {
+          const active = Context.getOption(context, Transaction.Active)
+          if ((Option.isSome(active) && active.value.backend === backend) || pace.atOnce(idle())) {
+            return Transaction.planOn(backend)(make)
+          }
+          return Effect.async<A, E | Transaction.TransactionError>((resume) => {
+            const member: Transaction.GroupMember<A, E> = { make, own: undefined, resume }
+            add(member)
           })
-      }
-    })
+        })
+    }))
   })
 
 /**
  * Items submitted in the same event-loop turn are answered together by `run`, which must return
  * one outcome per item, in order (a failure of `run` itself fails every item of the group).
+ * `defer` as for `make`: by default a caller that keeps arriving alone is answered at once, by
+ * `run` of its item alone, in its own fiber.
  */
 export const batcher = <I, A, E>(
   run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, E>,
   options: Options = {}
 ): Effect.Effect<(item: I) => Effect.Effect<A, E>, never, Scope.Scope> =>
-  Effect.map(
-    collector<{ readonly item: I; readonly resume: (exit: Exit.Exit<A, E>) => void }>(
-      (entries) =>
-        Effect.matchCause(run(entries.map((entry) => entry.item)), {
+  Effect.suspend(() => {
+    const pace = pacing(options)
+    const first = (exits: ReadonlyArray<Exit.Exit<A, E>>): Exit.Exit<A, E> =>
+      exits[0] ?? Exit.die(new Error("a batch answered fewer items than it was given"))
+    return Effect.map(
+      collector<{ readonly item: I; readonly resume: (exit: Exit.Exit<A, E>) => void }>((entries) => {
+        pace.observe(entries.length)
+        return Effect.matchCause(run(entries.map((entry) => entry.item)), {
           onFailure: (cause) => {
             for (const entry of entries) entry.resume(Exit.failCause(cause))
           },
@@ -165,10 +183,15 @@ export const batcher = <I, A, E>(
               )
             })
           }
-        }),
-      options
-    ),
-    ({ add }) =>
-      (item) =>
-        Effect.async<A, E>((resume) => add({ item, resume }))
-  )
+        })
+      }, options),
+      ({ add, idle }) =>
+        (item) =>
+          // Decided when the effect runs, not when it is built (a caller may build many first).
+          Effect.suspend(() =>
+            pace.atOnce(idle())
+              ? Effect.flatMap(run([item]), first)
+              : Effect.async<A, E>((resume) => add({ item, resume }))
+          )
+    )
+  })

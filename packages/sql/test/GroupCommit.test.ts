@@ -223,5 +223,41 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
         expect(calls).toEqual([[1, 2, -3, 4]])
       })
     )
+
+    it.scoped(
+      "adaptive batcher: lone callers are answered at once in their own fiber; a crowd is batched again",
+      () =>
+        Effect.gen(function* () {
+          // Where each call of `run` ran: in the caller's fiber (at once) or the collector's (deferred).
+          const ranIn: Array<{ readonly size: number; readonly caller: boolean }> = []
+          let caller = ""
+          const double = yield* GroupCommit.batcher((items: ReadonlyArray<number>) =>
+            Effect.map(Effect.fiberId, (fiber) => {
+              ranIn.push({ size: items.length, caller: String(fiber) === caller })
+              return items.map((n) => Exit.succeed(n * 2))
+            })
+          )
+          caller = String(yield* Effect.fiberId)
+          for (let n = 0; n < 40; n++) expect(yield* double(n)).toBe(n * 2)
+          // The first 8 wait for the turn (deferred, alone); then at once, except one probe in 32.
+          expect(ranIn.slice(0, 8).every((call) => !call.caller && call.size === 1)).toBe(true)
+          const atOnce = ranIn.slice(8).filter((call) => call.caller).length
+          expect(atOnce).toBeGreaterThanOrEqual(30)
+          expect(atOnce).toBeLessThan(32)
+          // Crowds of 10 at once: the next probe (within 32 calls) waits for the turn, the rest of its
+          // crowd joins it, and grouping is back on.
+          ranIn.length = 0
+          for (let crowd = 0; crowd < 5; crowd++) {
+            const answers = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], (n) => double(n), {
+              concurrency: "unbounded"
+            })
+            expect(answers).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20])
+          }
+          const grouped = ranIn.findIndex((call) => call.size > 1)
+          expect(grouped).toBeGreaterThanOrEqual(0)
+          // Once grouped, every later crowd is one call.
+          expect(ranIn.slice(grouped + 1).every((call) => call.size === 10)).toBe(true)
+        })
+    )
   })
 })

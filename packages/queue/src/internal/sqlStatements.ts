@@ -40,6 +40,13 @@ export const groupHead = (sql: SqlClient.SqlClient): Statement.Fragment =>
     WHERE g.queue_id = m.queue_id AND g.group_key = m.group_key AND g.id < m.id
   ))`
 
+/** One single send of a group: the queue's name, the message, the time it was sent. */
+export interface Single {
+  readonly name: string
+  readonly message: QueueStore.NewMessage
+  readonly now: number
+}
+
 /** A key already held: the message it holds, and whether its window is over. */
 interface HeldKey {
   readonly messageId: number | null
@@ -122,13 +129,7 @@ export const make = (
    * answer is matched to its send. One answer per send, in order (undefined: no such queue). A
    * group of one is the plain single statement (`insertOne`).
    */
-  const insertMany = (
-    items: ReadonlyArray<{
-      readonly name: string
-      readonly message: QueueStore.NewMessage
-      readonly now: number
-    }>
-  ) =>
+  const insertMany = (items: ReadonlyArray<Single>) =>
     Effect.gen(function* () {
       const [only] = items
       if (items.length === 1 && only !== undefined)
@@ -172,6 +173,72 @@ export const make = (
         return row === undefined ? undefined : { queueId: Number(row.queue_id), ids: [Number(row.id)] }
       })
     })
+
+  /**
+   * Inserts messages (to any queues) in one statement per chunk; their ids in input order (ids
+   * ascend in insertion order, and a statement inserts its rows in the order given).
+   */
+  function* insertRows(
+    rows: ReadonlyArray<{
+      readonly queueId: number
+      readonly message: QueueStore.NewMessage
+      readonly now: number
+      readonly availableAt: number
+    }>
+  ) {
+    const inserted = yield* Plan.chunked(
+      rows,
+      limits(8),
+      (chunk) =>
+        sql<{ id: number }>`INSERT INTO keel_queue_messages ${sql.insert(
+          chunk.map(({ queueId, message, now, availableAt }) => ({
+            queue_id: queueId,
+            payload: message.payload,
+            priority: message.priority,
+            enqueued_at: now,
+            available_at: availableAt,
+            ...ownColumns(message)
+          }))
+        )} RETURNING id`
+    )
+    return inserted.map((row) => Number(row.id)).sort((a, b) => a - b)
+  }
+
+  /**
+   * A plan for many single unkeyed sends (a group of one event-loop turn), to any queues: the
+   * queues resolved by one read, the messages inserted by one statement per chunk. One answer per
+   * send, in order (undefined: no such queue). A group of one is the plain single statement.
+   */
+  const insertManyPlan = (
+    items: ReadonlyArray<Single>
+  ): Plan.Make<ReadonlyArray<QueueStore.Sent | undefined>> =>
+    function* () {
+      const [only] = items
+      if (items.length === 1 && only !== undefined) {
+        return [toSent(yield* Plan.rows(insertOneStatement(only.name, only.message, only.now)))]
+      }
+      const names = [...new Set(items.map((item) => item.name))]
+      const found = yield* Plan.chunked(
+        names,
+        limits(1),
+        (chunk) => sql<{ id: number; name: string }>`SELECT id, name FROM keel_queue_queues
+          WHERE ${sql.in("name", chunk)}`
+      )
+      const queueIds = new Map(found.map((row) => [String(row.name), Number(row.id)]))
+      const stored = items.flatMap(({ name, message, now }) => {
+        const queueId = queueIds.get(name)
+        return queueId === undefined ? [] : [{ queueId, message, now, availableAt: now + message.delayMs }]
+      })
+      const ids = yield* insertRows(stored)
+      let next = 0
+      return items.map((item): QueueStore.Sent | undefined => {
+        const queueId = queueIds.get(item.name)
+        if (queueId === undefined) return undefined
+        const id = ids[next++]
+        if (id === undefined) throw new Error("a sent message has no id (invariant broken)")
+        return { queueId, ids: [id] }
+      })
+    }
 
   /** The ids of `keys` in queue `queueId`, chunked. */
   function* selectKeys(queueId: number, keys: ReadonlyArray<string>) {
@@ -334,23 +401,9 @@ export const make = (
         holders.set(key, slot)
         slots.push(slot)
       }
-      const rows = yield* Plan.chunked(
-        toInsert,
-        limits(8),
-        (chunk) =>
-          sql<{ id: number }>`INSERT INTO keel_queue_messages ${sql.insert(
-            chunk.map(({ message, availableAt }) => ({
-              queue_id: queueId,
-              payload: message.payload,
-              priority: message.priority,
-              enqueued_at: now,
-              available_at: availableAt,
-              ...ownColumns(message)
-            }))
-          )} RETURNING id`
+      const ids = yield* insertRows(
+        toInsert.map(({ message, availableAt }) => ({ queueId, message, now, availableAt }))
       )
-      // Ids ascend in insertion order.
-      const ids = rows.map((row) => Number(row.id)).sort((a, b) => a - b)
       if (options.notifyInSql && ids.length > 0)
         yield* Plan.run(sql`SELECT pg_notify(${channel(queueId)}, ${name})`)
       const idOf = (slot: Slot): number => {
@@ -435,6 +488,7 @@ export const make = (
     archive,
     remove,
     insertMany,
+    insertManyPlan,
     sendPlan,
     keyedPlan,
     forUpdateOfMessages,

@@ -23,32 +23,43 @@ import * as Session from "./session.js"
 /** How many prepared statements a connection keeps (least recently used are dropped). */
 const cacheCapacity = 500
 
-/** A prepared statement and whether it returns rows. */
+/** A prepared statement, whether it returns rows, and when it was last used (for eviction). */
 interface Prepared {
   readonly statement: Sqlite.Statement
   readonly reader: boolean
+  used: number
 }
 type Rows = <A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>
 
 const connectionOver = (
   db: Sqlite.Database
 ): { readonly connection: Connection; readonly driver: SyncDriver } => {
-  // Each entry keeps `reader` beside the statement: better-sqlite3 computes it natively on every read.
+  // Each entry keeps `reader` beside the statement: better-sqlite3 computes it natively on every
+  // read. A hit only stamps the entry (no reordering of the map on the hot path); the least
+  // recently used entry is found by a scan when the cache overflows, which is rare.
   const cache = new Map<string, Prepared>()
+  let clock = 0
+  const evict = () => {
+    let oldest: string | undefined
+    let oldestUse = Number.POSITIVE_INFINITY
+    for (const [sql, entry] of cache) {
+      if (entry.used < oldestUse) {
+        oldestUse = entry.used
+        oldest = sql
+      }
+    }
+    if (oldest !== undefined) cache.delete(oldest)
+  }
   const prepare = (sql: string): Prepared => {
     const cached = cache.get(sql)
     if (cached !== undefined) {
-      cache.delete(sql)
-      cache.set(sql, cached)
+      cached.used = ++clock
       return cached
     }
     const statement = db.prepare(sql)
-    const prepared = { statement, reader: statement.reader }
+    const prepared = { statement, reader: statement.reader, used: ++clock }
     cache.set(sql, prepared)
-    if (cache.size > cacheCapacity) {
-      const oldest = cache.keys().next()
-      if (oldest.done !== true) cache.delete(oldest.value)
-    }
+    if (cache.size > cacheCapacity) evict()
     return prepared
   }
   const attempt = <A>(run: () => A): Effect.Effect<A, SqlError> =>
@@ -76,7 +87,7 @@ const connectionOver = (
     })
   const unprepared = (sql: string): Prepared => {
     const statement = db.prepare(sql)
-    return { statement, reader: statement.reader }
+    return { statement, reader: statement.reader, used: 0 }
   }
   const connection: Connection = {
     execute: (sql, params, transformRows) => rows(() => prepare(sql), params, transformRows),
