@@ -24,6 +24,7 @@
  */
 import {
   type Cause,
+  Clock,
   Duration,
   Effect,
   Exit,
@@ -38,25 +39,15 @@ import {
 import * as Backoff from "./Backoff.js"
 import { checkOptions } from "./internal/consumeOptions.js"
 import * as Failure from "./internal/failure.js"
-import type {
-  Backoff as BackoffPolicy,
-  Lease,
-  Leased,
-  MaintenanceReport,
-  QueueInfo,
-  QueueName,
-  ReleaseOutcome
-} from "./Message.js"
+import type { Backoff as BackoffPolicy, Leased, ReleaseOutcome } from "./Message.js"
 import type { ConsumeOptions } from "./Options.js"
 import type {
   InvalidOption,
   InvalidQueueName,
-  LeaseLost,
   QueueNotFound,
   QueueStoreError,
   WorkerIdInUse
 } from "./QueueError.js"
-import type * as QueueStore from "./QueueStore.js"
 
 /** Options of `consume` (see `Options.ts`). */
 export type { ConsumeOptions } from "./Options.js"
@@ -102,53 +93,10 @@ export interface Consumer {
   readonly stats: Effect.Effect<ConsumerStats>
 }
 
-/** The queue operations a consumer uses (a subset of the service, and one store operation). */
-export interface Operations {
-  readonly queueName: (name: string) => Effect.Effect<QueueName, InvalidQueueName>
-  readonly getQueue: (
-    name: string
-  ) => Effect.Effect<QueueInfo, InvalidQueueName | QueueNotFound | QueueStoreError>
-  readonly read: (
-    queue: string,
-    options: { readonly qty: number; readonly visibilityTimeout: number; readonly workerId: string }
-  ) => Effect.Effect<
-    ReadonlyArray<Leased>,
-    InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
-  >
-  readonly archive: (queue: string, lease: Lease) => Effect.Effect<void, AckFailure>
-  readonly delete: (queue: string, lease: Lease) => Effect.Effect<void, AckFailure>
-  readonly release: (
-    queue: string,
-    lease: Lease,
-    options: { readonly delay: number; readonly error?: string }
-  ) => Effect.Effect<ReleaseOutcome, AckFailure>
-  /** Settles each held lease on its own (not all-or-nothing); the lost ones. */
-  readonly settleEach: (
-    queue: QueueName,
-    leases: ReadonlyArray<Lease>,
-    settlement: QueueStore.Settlement
-  ) => Effect.Effect<QueueStore.Settled | undefined, QueueStoreError>
-  readonly registerWorker: (options: {
-    readonly queue: string
-    readonly workerId?: string | undefined
-    readonly heartbeatInterval?: Duration.DurationInput | undefined
-    readonly workerTimeout?: Duration.DurationInput | undefined
-  }) => Effect.Effect<
-    { readonly id: string },
-    InvalidQueueName | QueueNotFound | InvalidOption | WorkerIdInUse | QueueStoreError,
-    Scope.Scope
-  >
-  readonly maintain: Effect.Effect<MaintenanceReport, QueueStoreError>
-  /** Signals of the queue: messages to read, or a leased message cancelled. */
-  readonly wakeups: (queue: QueueName) => Stream.Stream<QueueStore.Wakeup, QueueNotFound | QueueStoreError>
-  /** Of these leases, the ids no longer held (read only). */
-  readonly lostLeases: (
-    queue: QueueName,
-    leases: ReadonlyArray<Lease>
-  ) => Effect.Effect<ReadonlyArray<number>, QueueNotFound | QueueStoreError>
-}
+/** The queue operations a consumer uses (see `internal/operations.ts`). */
+export type { Operations } from "./internal/operations.js"
 
-type AckFailure = InvalidQueueName | QueueNotFound | InvalidOption | LeaseLost | QueueStoreError
+import type { Operations } from "./internal/operations.js"
 
 /** The text recorded as a failed delivery's last error: the failure's tag and message, or the cause. */
 export const describeFailure = Failure.describeFailure
@@ -379,15 +327,20 @@ export const make =
           handlingMs = 0
         }
         const read = yield* Effect.either(
-          ops.read(name, { qty: wanted, visibilityTimeout: visibilityMs, workerId: worker.id })
+          ops.take(name, { qty: wanted, visibilityTimeout: visibilityMs, workerId: worker.id })
         )
         if (read._tag === "Left") {
           yield* log("reading failed")(read.left)
           return yield* waitForKick(pollMs)
         }
-        const messages = read.right
+        const { messages, throttledUntil } = read.right
         for (const message of messages) held.set(message.id, message)
         if (messages.length > 0) yield* Queue.offerAll(ready, messages)
+        if (throttledUntil !== undefined) {
+          // The queue's rate window is spent: nothing more until the next one opens.
+          const now = yield* Clock.currentTimeMillis
+          return yield* waitForKick(Math.min(pollMs, Math.max(1, throttledUntil - now)))
+        }
         if (messages.length < wanted) yield* waitForKick(held.size === 0 ? pollMs : undefined)
       })
 

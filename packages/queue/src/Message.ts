@@ -3,8 +3,8 @@
  * message ids, leases, payloads, settings, metrics, dead letters and workers. Durations cross the
  * wire as milliseconds and timestamps as epoch milliseconds.
  */
-import { Effect, Either, Schema } from "effect"
-import { InvalidOption, InvalidPayload, InvalidQueueName, PayloadTooLarge } from "./QueueError.js"
+import { Either, Schema } from "effect"
+import { InvalidQueueName } from "./QueueError.js"
 
 const queueNamePattern = /^[a-z0-9_-]{1,64}$/
 
@@ -69,10 +69,6 @@ export const maxMaxDeliveries = 1000
 export const priorityRange = { min: -32768, max: 32767 } as const
 /** The most messages one batch operation (send, read, acknowledge, requeue) accepts. */
 export const maxBatchSize = 10_000
-/** The longest idempotency key, in characters. */
-export const maxDedupKeyLength = 512
-/** The longest worker id, in characters. */
-export const maxWorkerIdLength = 128
 /** The longest error text recorded on a failed delivery; longer texts are truncated. */
 export const maxErrorLength = 4096
 
@@ -83,6 +79,24 @@ export const exhausted = { prefix: "not acknowledged after ", suffix: " deliveri
 export const exhaustedError = (maxDeliveries: number): string =>
   `${exhausted.prefix}${maxDeliveries}${exhausted.suffix}`
 
+/** What a dead letter does to its ordered group (see `SettingsOptions.groupOnDead`). */
+export const GroupOnDead = Schema.Literal("skip", "block")
+
+/** What a dead letter does to its ordered group. */
+export type GroupOnDead = typeof GroupOnDead.Type
+
+/** A rate limit as stored: `limit` leases per `interval`. */
+export const RateLimit = Schema.Struct({ limit: Schema.Int, interval: Schema.DurationFromMillis })
+
+/** The most messages a concurrency limit allows in flight. */
+export const maxConcurrencyLimit = 100_000
+/** The most leases a rate limit allows per interval. */
+export const maxRateLimit = 1_000_000
+/** The longest rate-limit interval: one day. */
+export const maxRateIntervalMs = 24 * 60 * 60 * 1000
+/** The most messages of one group in flight. */
+export const maxGroupConcurrency = 1000
+
 /** Per-queue settings. */
 export const QueueSettings = Schema.Struct({
   /** How long a `read` hides a message when the reader does not say. */
@@ -90,7 +104,15 @@ export const QueueSettings = Schema.Struct({
   /** Deliveries allowed before the message is moved to the dead letters. */
   maxDeliveries: Schema.Int,
   /** How long archived (not dead) messages are kept before maintenance purges them. */
-  retention: Schema.DurationFromMillis
+  retention: Schema.DurationFromMillis,
+  /** At most this many messages leased at once across every consumer (null: no limit). */
+  concurrencyLimit: Schema.NullOr(Schema.Int),
+  /** At most `limit` leases per `interval` across every consumer (null: no limit). */
+  rateLimit: Schema.NullOr(RateLimit),
+  /** Messages of one ordered group in flight at once. */
+  groupConcurrency: Schema.Int,
+  /** What a dead letter does to its group. */
+  groupOnDead: GroupOnDead
 })
 
 /** Per-queue settings. */
@@ -103,7 +125,11 @@ export type QueueSettings = typeof QueueSettings.Type
 export const SettingsInput = Schema.Struct({
   visibilityTimeout: Schema.optional(Schema.Number),
   maxDeliveries: Schema.optional(Schema.Number),
-  retention: Schema.optional(Schema.Number)
+  retention: Schema.optional(Schema.Number),
+  concurrencyLimit: Schema.optional(Schema.NullOr(Schema.Number)),
+  rateLimit: Schema.optional(Schema.NullOr(Schema.Struct({ limit: Schema.Number, interval: Schema.Number }))),
+  groupConcurrency: Schema.optional(Schema.Number),
+  groupOnDead: Schema.optional(Schema.String)
 })
 
 /** A queue and its settings. */
@@ -112,6 +138,10 @@ export class QueueInfo extends Schema.Class<QueueInfo>("QueueInfo")({
   visibilityTimeout: Schema.DurationFromMillis,
   maxDeliveries: Schema.Int,
   retention: Schema.DurationFromMillis,
+  concurrencyLimit: Schema.NullOr(Schema.Int),
+  rateLimit: Schema.NullOr(RateLimit),
+  groupConcurrency: Schema.Int,
+  groupOnDead: GroupOnDead,
   createdAt: Timestamp,
   updatedAt: Timestamp
 }) {}
@@ -360,113 +390,14 @@ export class Removed extends Schema.Class<Removed>("Removed")({
   archived: Schema.Int
 }) {}
 
-const describe = (value: unknown): string => {
-  if (value === undefined) return "undefined"
-  if (typeof value === "number") return String(value)
-  if (typeof value === "bigint") return "a bigint"
-  if (typeof value === "function") return "a function"
-  if (typeof value === "symbol") return "a symbol"
-  if (typeof value === "object" && value !== null)
-    return `an instance of ${value.constructor?.name ?? "a class"}`
-  return typeof value
-}
-
-/** Where a value stops being plain JSON: the path below the value, and what is wrong there. */
-type Problem = readonly [path: string, reason: string]
-
-/**
- * The first place where `value` is not plain JSON, or undefined when it is plain JSON throughout.
- * Paths are built only on the way back from a problem: valid payloads (the hot path) build none.
- */
-const notJson = (value: unknown, ancestors: Set<object>, depth: number): Problem | undefined => {
-  if (value === null || typeof value === "string" || typeof value === "boolean") return undefined
-  if (typeof value === "number") return Number.isFinite(value) ? undefined : ["", `is ${describe(value)}`]
-  if (typeof value !== "object") return ["", `is ${describe(value)}`]
-  if (depth > 128) return ["", "is nested more than 128 levels deep"]
-  if (ancestors.has(value)) return ["", "refers back to an enclosing value (a cycle)"]
-  ancestors.add(value)
-  try {
-    if (Array.isArray(value)) {
-      for (let index = 0; index < value.length; index++) {
-        const problem = notJson(value[index], ancestors, depth + 1)
-        if (problem !== undefined) return [`[${index}]${problem[0]}`, problem[1]]
-      }
-      return undefined
-    }
-    const prototype = Object.getPrototypeOf(value)
-    if (prototype !== Object.prototype && prototype !== null) return ["", `is ${describe(value)}`]
-    const record = value as Record<string, unknown>
-    for (const key of Object.keys(record)) {
-      const problem = notJson(record[key], ancestors, depth + 1)
-      if (problem !== undefined) return [`.${key}${problem[0]}`, problem[1]]
-    }
-    return undefined
-  } finally {
-    ancestors.delete(value)
-  }
-}
-
-/**
- * The JSON text of `payload`, when it is plain JSON (null, booleans, finite numbers, strings,
- * arrays, plain objects; no cycles, no undefined) and at most `limit` UTF-8 bytes.
- */
-export const encodePayload = (
-  payload: unknown,
-  limit: number
-): Either.Either<string, InvalidPayload | PayloadTooLarge> => {
-  const problem = notJson(payload, new Set(), 0)
-  if (problem !== undefined)
-    return Either.left(new InvalidPayload({ reason: `$${problem[0]} ${problem[1]}` }))
-  const text = JSON.stringify(payload)
-  const size = Buffer.byteLength(text, "utf8")
-  return size > limit ? Either.left(new PayloadTooLarge({ size, limit })) : Either.right(text)
-}
-
-/** Parses a payload given as JSON text (from a command line or a request body). */
-export const parsePayload = (text: string): Effect.Effect<unknown, InvalidPayload> =>
-  Effect.try({
-    try: (): unknown => JSON.parse(text),
-    catch: (error) =>
-      new InvalidPayload({
-        reason: `not JSON text: ${error instanceof Error ? error.message : String(error)}`
-      })
-  })
-
-/** A string option of 1 to `max` characters without control characters. */
-const label = (value: unknown, option: string, max: number): Either.Either<string, InvalidOption> =>
-  typeof value === "string" && value.length >= 1 && value.length <= max && !hasControl(value)
-    ? Either.right(value)
-    : Either.left(
-        new InvalidOption({
-          option,
-          value: describeInput(value),
-          expected: `a string of 1 to ${max} characters without control characters`
-        })
-      )
-
-/** Checks an idempotency key: 1–512 characters, no control characters. */
-export const validateDedupKey = (key: unknown, option = "dedupKey"): Either.Either<string, InvalidOption> =>
-  label(key, option, maxDedupKeyLength)
-
-/** Checks a worker id: 1–128 characters, no control characters. */
-export const validateWorkerId = (id: unknown, option = "workerId"): Either.Either<string, InvalidOption> =>
-  label(id, option, maxWorkerIdLength)
-
-/** The longest group name, in characters. */
-export const maxGroupLength = 128
-
-/** Checks a group name: 1–128 characters, no control characters. */
-export const validateGroup = (group: unknown, option = "group"): Either.Either<string, InvalidOption> =>
-  label(group, option, maxGroupLength)
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: detecting control characters is the point
-const controlCharacters = /[\u0000-\u001f\u007f]/
-
-const hasControl = (text: string): boolean => controlCharacters.test(text)
-
-/** User input rendered for an error message: strings quoted and cut at 100 characters. */
-export const describeInput = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value)
-  if (typeof value === "number" || typeof value === "boolean" || value === null) return String(value)
-  return describe(value)
-}
+export {
+  describeInput,
+  encodePayload,
+  maxDedupKeyLength,
+  maxGroupLength,
+  maxWorkerIdLength,
+  parsePayload,
+  validateDedupKey,
+  validateGroup,
+  validateWorkerId
+} from "./Input.js"

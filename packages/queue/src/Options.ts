@@ -5,7 +5,7 @@
  */
 import type { Duration, Effect } from "effect"
 import type { ConsumerEvent } from "./Consumer.js"
-import type { BackoffKind, DedupMode, QueueName } from "./Message.js"
+import type { BackoffKind, DedupMode, GroupOnDead, QueueName } from "./Message.js"
 
 /** Settings to create a queue with, or to change; absent ones keep their default (or current) value. */
 export interface SettingsOptions {
@@ -15,6 +15,34 @@ export interface SettingsOptions {
   readonly maxDeliveries?: number | undefined
   /** How long archived messages (not dead letters) are kept. From 0 to 3650 days. */
   readonly retention?: Duration.DurationInput | undefined
+  /**
+   * At most this many of the queue's messages leased at once, by every consumer in every process
+   * together (held in the database), from 1 to 100,000; `null` removes the limit. Default none.
+   */
+  readonly concurrencyLimit?: number | null | undefined
+  /**
+   * At most `limit` leases per `interval`, by every consumer in every process together: windows of
+   * `interval` aligned to the epoch, counted in the database (BullMQ's limiter). `limit` from 1 to
+   * 1,000,000, `interval` from 1 ms to 1 day; `null` removes it. Default none.
+   */
+  readonly rateLimit?: RateLimitOptions | null | undefined
+  /**
+   * Messages of one ordered group in flight at once, from 1 to 1000 (the oldest N of the group are
+   * leasable, in send order). Default 1: strictly one after another.
+   */
+  readonly groupConcurrency?: number | undefined
+  /**
+   * What a dead letter does to its ordered group: `skip` (the group goes on with its next message)
+   * or `block` (the group's later messages wait until the dead letter is requeued or purged).
+   * Default `skip`. Any other text is refused with `InvalidOption` (wire input is checked here).
+   */
+  readonly groupOnDead?: GroupOnDead | (string & {}) | undefined
+}
+
+/** A rate limit: `limit` leases per `interval`. */
+export interface RateLimitOptions {
+  readonly limit: number
+  readonly interval: Duration.DurationInput
 }
 
 /** Options of one send. */

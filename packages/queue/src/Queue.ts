@@ -314,7 +314,12 @@ export const defaults = {
   maxPayloadBytes: 256 * 1024,
   visibilityTimeoutMs: 30_000,
   maxDeliveries: 5,
-  retentionMs: 7 * 24 * 60 * 60 * 1000
+  retentionMs: 7 * 24 * 60 * 60 * 1000,
+  concurrencyLimit: null,
+  rateLimit: null,
+  rateIntervalMs: null,
+  groupConcurrency: 1,
+  groupBlockOnDead: false
 } as const
 
 const maxPayloadLimit = 64 * 1024 * 1024
@@ -335,17 +340,14 @@ export const make = (
       defaults.maxPayloadBytes
     )
     const given = yield* Queues.validateSettings(config.defaults ?? {})
-    const queues = Queues.make(store, {
-      visibilityTimeoutMs: given.visibilityTimeoutMs ?? defaults.visibilityTimeoutMs,
-      maxDeliveries: given.maxDeliveries ?? defaults.maxDeliveries,
-      retentionMs: given.retentionMs ?? defaults.retentionMs
-    })
+    const queues = Queues.make(store, Queues.withDefaults(given, defaults))
     const workers = Workers.make(store)
     const acks = Ack.make(store)
+    const lease = Lease.make(store)
     const service: Omit<Service, "consume"> = {
       ...queues,
       ...Send.make(store, maxPayloadBytes),
-      ...Lease.make(store),
+      read: lease.read,
       ...acks,
       ...Messages.make(store),
       registerWorker: workers.registerWorker,
@@ -357,6 +359,7 @@ export const make = (
       consume: Consumer.make({
         ...service,
         queueName: (name) => parseQueueName(name),
+        take: lease.take,
         settleEach: acks.settleEach,
         wakeups: (queue) => Stream.unwrap(workers.wakeups(queue)),
         lostLeases: workers.lostLeases

@@ -19,6 +19,11 @@ export interface QueueRow {
   readonly visibilityTimeoutMs: number
   readonly maxDeliveries: number
   readonly retentionMs: number
+  readonly concurrencyLimit: number | null
+  readonly rateLimit: number | null
+  readonly rateIntervalMs: number | null
+  readonly groupConcurrency: number
+  readonly groupBlockOnDead: boolean
   readonly createdAt: number
   readonly updatedAt: number
 }
@@ -28,6 +33,15 @@ export interface Settings {
   readonly visibilityTimeoutMs: number
   readonly maxDeliveries: number
   readonly retentionMs: number
+  /** Messages leased at once across every consumer (null: no limit). */
+  readonly concurrencyLimit: number | null
+  /** Leases per `rateIntervalMs` window (both null: no limit). */
+  readonly rateLimit: number | null
+  readonly rateIntervalMs: number | null
+  /** Messages of one group in flight at once. */
+  readonly groupConcurrency: number
+  /** A dead letter blocks its group's later messages (true) or they go on (false). */
+  readonly groupBlockOnDead: boolean
 }
 
 /** A message to store. */
@@ -90,6 +104,11 @@ export interface LeasedRow {
 export interface Leases {
   readonly leased: ReadonlyArray<LeasedRow>
   readonly dead: number
+  /**
+   * When fewer were leased than asked because the queue's rate limit is spent: when its next
+   * window opens (epoch ms). Absent otherwise.
+   */
+  readonly throttledUntil?: number | undefined
 }
 
 /** A lease the caller claims to hold. */

@@ -150,13 +150,18 @@ export const make = (
 
     // ---- leases -----------------------------------------------------------------------------
 
+    const leaseInPlan = (name: string, request: QueueStore.LeaseRequest) =>
+      Retry.run(Retry.plan(leases.leasePlan(name, request), backend, { begin: "lazy" }))
+
     const lease: QueueStore.Store["lease"] = (name, request) =>
       Effect.flatMap(
         callerTransaction,
         (joined): Effect.Effect<QueueStore.Leases | undefined, SqlError | Failure.Cause> =>
           pg && !joined
-            ? leases.leaseAlone(name, request)
-            : Retry.run(Retry.plan(leases.leasePlan(name, request), backend, { begin: "lazy" }))
+            ? Effect.flatMap(leases.leaseAlone(name, request), (taken) =>
+                taken === "limited" ? leaseInPlan(name, request) : Effect.succeed(taken)
+              )
+            : leaseInPlan(name, request)
       ).pipe(refail("lease"))
 
     const settleAlone = (

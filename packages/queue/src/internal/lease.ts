@@ -16,19 +16,20 @@ import {
 import type * as QueueStore from "../QueueStore.js"
 import { optionalInteger, visibilityTimeout } from "./validate.js"
 
+/** What one read took: the messages, and when the queue's rate limit lets it take more (if spent). */
+export interface Taken {
+  readonly messages: ReadonlyArray<Leased>
+  /** Epoch ms when the queue's rate window that this read spent ends (absent: not throttled). */
+  readonly throttledUntil: number | undefined
+}
+
 /** Reading over `store`. */
 export const make = (store: QueueStore.Store) => {
-  /**
-   * Leases up to `qty` visible messages, by priority, then visible-since, then id; exhausted ones
-   * are dead-lettered instead. May return fewer than `qty`.
-   */
-  const read = (
+  /** `read`, and whether the queue's rate limit stopped it (for consumers, to wait for the next window). */
+  const take = (
     queue: string,
     options: ReadOptions = {}
-  ): Effect.Effect<
-    ReadonlyArray<Leased>,
-    InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
-  > =>
+  ): Effect.Effect<Taken, InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError> =>
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
       const qty = yield* optionalInteger("qty", options.qty, { min: 1, max: maxBatchSize }, 1)
@@ -41,7 +42,7 @@ export const make = (store: QueueStore.Store) => {
       yield* Metrics.count(Metrics.leased, valid, taken.leased.length)
       yield* Metrics.count(Metrics.deadLettered, valid, taken.dead)
       const leasedAt = DateTime.unsafeMake(now)
-      return taken.leased.map(
+      const messages = taken.leased.map(
         (row) =>
           new Leased(
             {
@@ -63,7 +64,20 @@ export const make = (store: QueueStore.Store) => {
             true
           )
       )
+      return { messages, throttledUntil: taken.throttledUntil }
     })
 
-  return { read }
+  /**
+   * Leases up to `qty` visible messages, by priority, then visible-since, then id; exhausted ones
+   * are dead-lettered instead. May return fewer than `qty` (none visible, or the queue's limits).
+   */
+  const read = (
+    queue: string,
+    options: ReadOptions = {}
+  ): Effect.Effect<
+    ReadonlyArray<Leased>,
+    InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
+  > => Effect.map(take(queue, options), (taken) => taken.messages)
+
+  return { read, take }
 }

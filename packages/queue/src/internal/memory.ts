@@ -9,6 +9,8 @@
 import { Effect, Option, PubSub, Stream } from "effect"
 import { exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
+import { throttledUntil } from "./limits.js"
+import * as MemoryLimits from "./memoryLimits.js"
 import * as MemoryMessages from "./memoryMessages.js"
 import { type Archived, leased, type Message } from "./memoryMessages.js"
 
@@ -37,6 +39,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
       { readonly messageId: number; readonly createdAt: number; readonly expiresAt: number | null }
     >()
     const workers = new Map<string, Worker>()
+    // Each rate-limited queue's current window (start, leases counted in it).
+    const windows = new Map<number, { readonly start: number; readonly count: number }>()
     let lastQueueId = 0
     let lastMessageId = 0
 
@@ -115,6 +119,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
             Object.entries(changes).filter(([, value]) => value !== undefined)
           )
           const updated = { ...queue, ...defined, updatedAt: now }
+          // A new (or removed) rate limit starts counting afresh.
+          if (changes.rateLimit !== undefined) windows.delete(queue.id)
           queues.set(name, updated)
           return updated
         }),
@@ -208,24 +214,16 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           const { now } = request
           const until = now + (request.visibilityMs ?? queue.visibilityTimeoutMs)
           const queued = ofQueue(queue.id)
-          // The oldest message of each group: the only one of its group that may be leased.
-          const heads = new Map<string, number>()
-          for (const message of queued) {
-            if (message.group === null) continue
-            const head = heads.get(message.group)
-            if (head === undefined || message.id < head) heads.set(message.group, message.id)
-          }
-          const visible = queued
-            .filter(
-              (message) =>
-                message.availableAt <= now &&
-                (message.group === null || heads.get(message.group) === message.id)
-            )
-            .sort(byDelivery)
+          const free = MemoryLimits.groupRule(queue, queued, archive.values())
+          const visible = queued.filter((message) => message.availableAt <= now && free(message))
+          if (visible.length === 0) return { leased: [], dead: 0 }
+          visible.sort(byDelivery)
+          const budget = MemoryLimits.budget(queue, queued, request.qty, now, windows.get(queue.id))
+          if (budget.qty === 0) return { leased: [], dead: 0, throttledUntil: throttledUntil(budget, 0) }
           const leased: Array<QueueStore.LeasedRow> = []
           let dead = 0
           for (const message of visible) {
-            if (leased.length >= request.qty) break
+            if (leased.length >= budget.qty) break
             const allowed = message.maxDeliveries ?? queue.maxDeliveries
             if (message.deliveries >= allowed) {
               toArchive(message, true, now, null, exhaustedError(allowed))
@@ -250,7 +248,10 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               group: message.group
             })
           }
-          return { leased, dead }
+          if (budget.window !== undefined && leased.length > 0) {
+            windows.set(queue.id, { start: budget.window.start, count: budget.window.used + leased.length })
+          }
+          return { leased, dead, throttledUntil: throttledUntil(budget, leased.length) }
         }),
 
       settle: (name, request) =>

@@ -6,9 +6,15 @@ import { Batch } from "@keel/sql"
 import { Clock, DateTime, Duration, Effect } from "effect"
 import {
   ArchivedMessage,
+  describeInput,
+  GroupOnDead,
   MessageId,
   maxBatchSize,
+  maxConcurrencyLimit,
+  maxGroupConcurrency,
   maxMaxDeliveries,
+  maxRateIntervalMs,
+  maxRateLimit,
   maxRetentionMs,
   maxVisibilityTimeoutMs,
   parseQueueName,
@@ -19,7 +25,7 @@ import {
 } from "../Message.js"
 import * as Metrics from "../Metrics.js"
 import type { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
-import { type InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
+import { InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
 import { duration, id, integer, optionalInteger } from "./validate.js"
 
@@ -34,11 +40,47 @@ export const toQueueInfo = (row: QueueStore.QueueRow): QueueInfo =>
       visibilityTimeout: Duration.millis(row.visibilityTimeoutMs),
       maxDeliveries: row.maxDeliveries,
       retention: Duration.millis(row.retentionMs),
+      concurrencyLimit: row.concurrencyLimit,
+      rateLimit:
+        row.rateLimit === null || row.rateIntervalMs === null
+          ? null
+          : { limit: row.rateLimit, interval: Duration.millis(row.rateIntervalMs) },
+      groupConcurrency: row.groupConcurrency,
+      groupOnDead: row.groupBlockOnDead ? "block" : "skip",
       createdAt: DateTime.unsafeMake(row.createdAt),
       updatedAt: DateTime.unsafeMake(row.updatedAt)
     },
     true
   )
+
+const groupOnDeadValues: ReadonlyArray<unknown> = GroupOnDead.literals
+
+/** `rateLimit`: `null` (none) or `{ limit, interval }`; both null when removed. */
+const rateLimitOf = (
+  input: unknown
+): Effect.Effect<
+  { readonly rateLimit: number | null; readonly rateIntervalMs: number | null },
+  InvalidOption
+> =>
+  Effect.gen(function* () {
+    if (input === null) return { rateLimit: null, rateIntervalMs: null }
+    if (typeof input !== "object" || input === undefined) {
+      return yield* new InvalidOption({
+        option: "rateLimit",
+        value: describeInput(input),
+        expected: "{ limit, interval } or null"
+      })
+    }
+    const rateLimit = yield* integer("rateLimit.limit", Reflect.get(input, "limit"), {
+      min: 1,
+      max: maxRateLimit
+    })
+    const rateIntervalMs = yield* duration("rateLimit.interval", Reflect.get(input, "interval"), {
+      min: 1,
+      max: maxRateIntervalMs
+    })
+    return { rateLimit, rateIntervalMs }
+  })
 
 /** Checks settings; the ones given (absent ones stay undefined). */
 export const validateSettings = (
@@ -60,8 +102,48 @@ export const validateSettings = (
       settings.retention === undefined
         ? undefined
         : yield* duration("retention", settings.retention, { min: 0, max: maxRetentionMs })
-    return { visibilityTimeoutMs, maxDeliveries, retentionMs }
+    const concurrencyLimit =
+      settings.concurrencyLimit === undefined || settings.concurrencyLimit === null
+        ? settings.concurrencyLimit
+        : yield* integer("concurrencyLimit", settings.concurrencyLimit, { min: 1, max: maxConcurrencyLimit })
+    const rate = settings.rateLimit === undefined ? undefined : yield* rateLimitOf(settings.rateLimit)
+    const groupConcurrency =
+      settings.groupConcurrency === undefined
+        ? undefined
+        : yield* integer("groupConcurrency", settings.groupConcurrency, { min: 1, max: maxGroupConcurrency })
+    if (settings.groupOnDead !== undefined && !groupOnDeadValues.includes(settings.groupOnDead)) {
+      return yield* new InvalidOption({
+        option: "groupOnDead",
+        value: describeInput(settings.groupOnDead),
+        expected: "skip or block"
+      })
+    }
+    return {
+      visibilityTimeoutMs,
+      maxDeliveries,
+      retentionMs,
+      concurrencyLimit,
+      rateLimit: rate?.rateLimit,
+      rateIntervalMs: rate?.rateIntervalMs,
+      groupConcurrency,
+      groupBlockOnDead: settings.groupOnDead === undefined ? undefined : settings.groupOnDead === "block"
+    }
   })
+
+/** The settings given, the rest from `defaults`. */
+export const withDefaults = (
+  given: Partial<QueueStore.Settings>,
+  defaults: QueueStore.Settings
+): QueueStore.Settings => ({
+  visibilityTimeoutMs: given.visibilityTimeoutMs ?? defaults.visibilityTimeoutMs,
+  maxDeliveries: given.maxDeliveries ?? defaults.maxDeliveries,
+  retentionMs: given.retentionMs ?? defaults.retentionMs,
+  concurrencyLimit: given.concurrencyLimit === undefined ? defaults.concurrencyLimit : given.concurrencyLimit,
+  rateLimit: given.rateLimit === undefined ? defaults.rateLimit : given.rateLimit,
+  rateIntervalMs: given.rateIntervalMs === undefined ? defaults.rateIntervalMs : given.rateIntervalMs,
+  groupConcurrency: given.groupConcurrency ?? defaults.groupConcurrency,
+  groupBlockOnDead: given.groupBlockOnDead ?? defaults.groupBlockOnDead
+})
 
 const uniqueNumbers = (values: ReadonlyArray<number>): ReadonlyArray<number> => [...new Set(values)]
 
@@ -78,11 +160,7 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
       const given = yield* validateSettings(settings)
       const { queue, created } = yield* store.createQueue(
         valid,
-        {
-          visibilityTimeoutMs: given.visibilityTimeoutMs ?? defaults.visibilityTimeoutMs,
-          maxDeliveries: given.maxDeliveries ?? defaults.maxDeliveries,
-          retentionMs: given.retentionMs ?? defaults.retentionMs
-        },
+        withDefaults(given, defaults),
         yield* Clock.currentTimeMillis
       )
       if (!created && !ensure) return yield* new QueueAlreadyExists({ queue: valid })

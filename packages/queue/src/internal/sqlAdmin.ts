@@ -11,27 +11,8 @@ import { type Backend, Failure, Plan, Retry } from "@keel/sql"
 import { Effect, type ParseResult, Schema } from "effect"
 import { QueueStoreError } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import * as Queues from "./sqlQueues.js"
 import { type Statements, truthy } from "./sqlStatements.js"
-
-const Row = Schema.Struct({
-  id: Schema.Number,
-  name: Schema.String,
-  visibility_timeout_ms: Schema.Number,
-  max_deliveries: Schema.Number,
-  retention_ms: Schema.Number,
-  created_at: Schema.Number,
-  updated_at: Schema.Number
-})
-
-const toQueue = (row: typeof Row.Type): QueueStore.QueueRow => ({
-  id: row.id,
-  name: row.name,
-  visibilityTimeoutMs: row.visibility_timeout_ms,
-  maxDeliveries: row.max_deliveries,
-  retentionMs: row.retention_ms,
-  createdAt: row.created_at,
-  updatedAt: row.updated_at
-})
 
 const Archived = Schema.Struct({
   id: Schema.Number,
@@ -81,68 +62,10 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
   const read = <A, R>(operation: string, effect: Effect.Effect<A, SqlError | ParseResult.ParseError, R>) =>
     Retry.run(Retry.read(Effect.catchTag(effect, "ParseError", Effect.die))).pipe(refail(operation))
 
-  const findRow = SqlSchema.findAll({
-    Request: Schema.String,
-    Result: Row,
-    execute: (name) => sql`SELECT * FROM keel_queue_queues WHERE name = ${name}`
-  })
-
   const queueId = (name: string) =>
     Effect.map(queueIdOf(name), (rows) => (rows[0] === undefined ? undefined : Number(rows[0].id)))
 
-  const decodeQueue = Schema.decodeUnknownSync(Row)
-
-  // ---- queues -------------------------------------------------------------------------------
-
-  const createQueue: QueueStore.Store["createQueue"] = (name, settings, now) =>
-    write("createQueue", function* () {
-      const inserted = yield* Plan.rows(
-        sql`INSERT INTO keel_queue_queues ${sql.insert({
-          name,
-          visibility_timeout_ms: settings.visibilityTimeoutMs,
-          max_deliveries: settings.maxDeliveries,
-          retention_ms: settings.retentionMs,
-          created_at: now,
-          updated_at: now
-        })} ON CONFLICT (name) DO NOTHING RETURNING *`
-      )
-      const created = inserted[0]
-      if (created !== undefined) return { queue: toQueue(decodeQueue(created)), created: true }
-      const [existing] = yield* Plan.rows(sql`SELECT * FROM keel_queue_queues WHERE name = ${name}`)
-      if (existing === undefined) throw new Error(`queue ${name} neither inserted nor found`)
-      return { queue: toQueue(decodeQueue(existing)), created: false }
-    })
-
-  const findQueue: QueueStore.Store["findQueue"] = (name) =>
-    read(
-      "findQueue",
-      Effect.map(findRow(name), (rows) => (rows[0] === undefined ? undefined : toQueue(rows[0])))
-    )
-
-  const listQueues: QueueStore.Store["listQueues"] = read(
-    "listQueues",
-    Effect.map(
-      SqlSchema.findAll({
-        Request: Schema.Void,
-        Result: Row,
-        execute: () => sql`SELECT * FROM keel_queue_queues ORDER BY name`
-      })(undefined),
-      (rows) => rows.map(toQueue)
-    )
-  )
-
-  const updateQueue: QueueStore.Store["updateQueue"] = (name, changes, now) => {
-    const columns: Record<string, number> = { updated_at: now }
-    if (changes.visibilityTimeoutMs !== undefined) columns.visibility_timeout_ms = changes.visibilityTimeoutMs
-    if (changes.maxDeliveries !== undefined) columns.max_deliveries = changes.maxDeliveries
-    if (changes.retentionMs !== undefined) columns.retention_ms = changes.retentionMs
-    return write("updateQueue", function* () {
-      const [row] = yield* Plan.rows(
-        sql`UPDATE keel_queue_queues SET ${sql.update(columns)} WHERE name = ${name} RETURNING *`
-      )
-      return row === undefined ? undefined : toQueue(decodeQueue(row))
-    })
-  }
+  const queues = Queues.make(sql, backend, { write, read })
 
   const count = (rows: ReadonlyArray<{ readonly n: unknown }>): number => Number(rows[0]?.n ?? 0)
 
@@ -462,10 +385,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
     queueId,
     requeueDead,
     operations: {
-      createQueue,
-      findQueue,
-      listQueues,
-      updateQueue,
+      ...queues,
       deleteQueue,
       purgeQueue,
       listArchive,

@@ -9,14 +9,10 @@ import { Effect } from "effect"
 import * as Backoff from "../Backoff.js"
 import { exhausted, exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
-import { groupHead, type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
+import { type Budget, throttledUntil } from "./limits.js"
+import * as Limits from "./sqlLimits.js"
+import { type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
 
-interface ReadyRow {
-  readonly id: number
-  readonly visibility_timeout_ms: number
-  readonly max_deliveries: number
-  readonly ready: unknown
-}
 interface CandidateRow {
   readonly id: number
   readonly payload: string
@@ -39,6 +35,8 @@ interface LeaseStateRow {
 }
 interface LeaseNextRow {
   readonly queue_id: number
+  /** The queue has a concurrency or rate limit: nothing was leased (its leases take the plan). */
+  readonly limited: unknown
   readonly dead: number
   readonly id: number | null
   readonly payload: string | null
@@ -56,14 +54,15 @@ interface LeaseNextRow {
 export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
   const { archive, remove, forUpdateOfMessages, forUpdateSkipLocked, isTrue, isFalse, limits, queueIdOf } =
     statements
-  const head = groupHead(sql)
+  const limiter = Limits.make(sql, { forUpdate: statements.forUpdate, isTrue })
+  // The PostgreSQL statement's group rule reads the queue's settings from its `q`.
+  const headInStatement = Limits.groupRule(
+    sql,
+    sql`(SELECT group_concurrency FROM q)`,
+    sql`NOT (SELECT group_block_on_dead FROM q)`,
+    isTrue
+  )
   // ---- leases -------------------------------------------------------------------------------
-
-  const readyCheck = (name: string, now: number) =>
-    sql<ReadyRow>`SELECT q.id, q.visibility_timeout_ms, q.max_deliveries, EXISTS (
-        SELECT 1 FROM keel_queue_messages m WHERE m.queue_id = q.id AND m.available_at <= ${now} AND ${head}
-      ) AS ready
-      FROM keel_queue_queues q WHERE q.name = ${name}`
 
   const toLeased = (row: CandidateRow, until: number, queueMax: number): QueueStore.LeasedRow => ({
     id: Number(row.id),
@@ -79,33 +78,39 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
   })
 
   /**
-   * Leases in one write transaction, begun only once a no-lock check found something visible (an
-   * idle read takes no write lock, so idle consumers never block producers on SQLite): candidates
-   * in delivery order (locked, skipping rows others hold, on PostgreSQL), the exhausted ones
-   * dead-lettered, the rest leased. Undefined when the queue does not exist. Run it with
-   * `{ begin: "lazy" }`.
+   * Leases in one write transaction, begun only once a no-lock check found something leasable (an
+   * idle read takes no write lock, so idle consumers never block producers on SQLite): as many as
+   * the queue's limits allow (`sqlLimits.ts`), candidates in delivery order (locked, skipping rows
+   * others hold, on PostgreSQL), the exhausted ones dead-lettered, the rest leased. Undefined when
+   * the queue does not exist. Run it with `{ begin: "lazy" }`.
    */
   const leasePlan = (
     name: string,
     request: QueueStore.LeaseRequest
   ): Plan.Make<QueueStore.Leases | undefined> =>
     function* () {
-      const [queue] = yield* Plan.rows(readyCheck(name, request.now))
+      const [queue] = yield* Plan.rows(limiter.leaseSettings(name))
       if (queue === undefined) return undefined
-      if (!truthy(queue.ready)) return { leased: [], dead: 0 }
-      yield* Plan.begin()
       const { now } = request
+      const [ready] = yield* Plan.rows(limiter.leasable(queue, now))
+      if (!truthy(ready?.ready)) return { leased: [], dead: 0 }
+      yield* Plan.begin()
+      const budget: Budget = Limits.limited(queue)
+        ? yield* limiter.budget(Number(queue.id), request.qty, now)
+        : { qty: request.qty }
+      if (budget.qty === 0) return { leased: [], dead: 0, throttledUntil: throttledUntil(budget, 0) }
+      const head = limiter.groupRuleOf(queue)
       const maxDeliveries = Number(queue.max_deliveries)
       const until = now + (request.visibilityMs ?? Number(queue.visibility_timeout_ms))
       const leased: Array<QueueStore.LeasedRow> = []
       let dead = 0
-      while (leased.length < request.qty) {
+      while (leased.length < budget.qty) {
         const candidates = yield* Plan.rows(sql<CandidateRow>`SELECT m.id, m.payload, m.priority,
             m.enqueued_at, m.deliveries, m.last_error, m.max_deliveries, m.backoff, m.group_key
           FROM keel_queue_messages m
           WHERE m.queue_id = ${queue.id} AND m.available_at <= ${now} AND ${head}
           ORDER BY m.priority, m.available_at, m.id
-          LIMIT ${request.qty - leased.length} ${forUpdateSkipLocked}`)
+          LIMIT ${budget.qty - leased.length} ${forUpdateSkipLocked}`)
         if (candidates.length === 0) break
         const allowed = (c: CandidateRow) =>
           c.max_deliveries === null ? maxDeliveries : Number(c.max_deliveries)
@@ -132,7 +137,8 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         }
         if (spent.length === 0) break
       }
-      return { leased, dead }
+      yield* limiter.spend(Number(queue.id), budget, leased.length)
+      return { leased, dead, throttledUntil: throttledUntil(budget, leased.length) }
     }
 
   /**
@@ -142,14 +148,16 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
    */
   const leaseNext = (name: string, limit: number, request: QueueStore.LeaseRequest) =>
     sql<LeaseNextRow>`WITH q AS (
-        SELECT id, visibility_timeout_ms, max_deliveries FROM keel_queue_queues WHERE name = ${name}
+        SELECT id, visibility_timeout_ms, max_deliveries, group_concurrency, group_block_on_dead,
+               concurrency_limit IS NOT NULL OR rate_limit IS NOT NULL AS limited
+        FROM keel_queue_queues WHERE name = ${name}
       ),
       c AS (
         SELECT m.id, m.priority, m.available_at,
                m.deliveries >= COALESCE(m.max_deliveries, (SELECT max_deliveries FROM q)) AS exhausted
         FROM keel_queue_messages m
         WHERE m.queue_id = (SELECT id FROM keel_queue_queues WHERE name = ${name})
-          AND m.available_at <= ${request.now} AND ${head}
+          AND m.available_at <= ${request.now} AND NOT (SELECT limited FROM q) AND ${headInStatement}
         ORDER BY m.priority, m.available_at, m.id
         LIMIT ${limit}
         FOR UPDATE OF m SKIP LOCKED
@@ -184,7 +192,7 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
                   m.last_error, m.available_at AS visible_at, c.available_at AS candidate_at,
                   COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries, m.backoff, m.group_key
       )
-      SELECT q.id AS queue_id, (SELECT COUNT(*) FROM a) AS dead,
+      SELECT q.id AS queue_id, q.limited, (SELECT COUNT(*) FROM a) AS dead,
              u.id, u.payload, u.priority, u.enqueued_at, u.deliveries, u.last_error, u.visible_at,
              u.max_deliveries, u.backoff, u.group_key
       FROM q LEFT JOIN u ON TRUE
@@ -203,6 +211,9 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         const rows = yield* leaseNext(name, request.qty - leased.length, request)
         const first = rows[0]
         if (first === undefined) return undefined
+        // A limited queue's leases take the plan (its limits are counted under the queue's lock).
+        if (truthy(first.limited))
+          return leased.length === 0 && dead === 0 ? ("limited" as const) : { leased, dead }
         for (const row of rows) {
           if (row.id === null) continue
           if (

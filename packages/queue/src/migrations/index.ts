@@ -163,6 +163,25 @@ const groups = [
   "CREATE INDEX keel_queue_messages_group ON keel_queue_messages (queue_id, group_key, id) WHERE group_key IS NOT NULL"
 ]
 
+/**
+ * Version 7: limits held in the database, so that they hold across processes — at most
+ * `concurrency_limit` messages leased at once, at most `rate_limit` leases per `rate_interval_ms`
+ * window (the current window and its count in `rate_window_start`/`rate_window_count`) — and the
+ * group settings: `group_concurrency` messages of a group in flight, and whether a dead letter
+ * blocks its group (found through the partial index on the archive's dead letters of groups).
+ */
+const limits = (bigint: string, boolean: string, no: string, deadTrue: string) => [
+  "ALTER TABLE keel_queue_queues ADD COLUMN concurrency_limit INTEGER",
+  "ALTER TABLE keel_queue_queues ADD COLUMN rate_limit INTEGER",
+  `ALTER TABLE keel_queue_queues ADD COLUMN rate_interval_ms ${bigint}`,
+  `ALTER TABLE keel_queue_queues ADD COLUMN rate_window_start ${bigint}`,
+  "ALTER TABLE keel_queue_queues ADD COLUMN rate_window_count INTEGER NOT NULL DEFAULT 0",
+  "ALTER TABLE keel_queue_queues ADD COLUMN group_concurrency INTEGER NOT NULL DEFAULT 1",
+  `ALTER TABLE keel_queue_queues ADD COLUMN group_block_on_dead ${boolean} NOT NULL DEFAULT ${no}`,
+  `CREATE INDEX keel_queue_archive_dead_groups ON keel_queue_archive (queue_id, group_key, id)
+    WHERE dead = ${deadTrue} AND group_key IS NOT NULL`
+]
+
 /** The queue's migrations, recorded in `keel_queue_migrations`. */
 export const migrations: Migrations.MigrationSet = {
   name: "queue",
@@ -177,6 +196,12 @@ export const migrations: Migrations.MigrationSet = {
       pg: cancelled("BOOLEAN", "FALSE")
     },
     { version: 5, name: "progress", sqlite: progress, pg: progress },
-    { version: 6, name: "ordered groups", sqlite: groups, pg: groups }
+    { version: 6, name: "ordered groups", sqlite: groups, pg: groups },
+    {
+      version: 7,
+      name: "limits and group settings",
+      sqlite: limits("INTEGER", "INTEGER", "0", "1"),
+      pg: limits("BIGINT", "BOOLEAN", "FALSE", "TRUE")
+    }
   ]
 }

@@ -1,0 +1,130 @@
+/**
+ * The SQL of what may be leased: the ordered-group rule and the queue's limits, held in the
+ * database so that they hold across processes.
+ *
+ * - A message of a group is leasable only while fewer than the queue's `group_concurrency` older
+ *   messages of its group are still in the queue (so the oldest N of a group run at once, in send
+ *   order), and, when the queue blocks groups on dead letters, no older message of its group is a
+ *   dead letter in the archive.
+ * - `concurrency_limit`: leases only up to the limit minus the messages leased now (lease not
+ *   expired), counted under the write lock (the queue row locked on PostgreSQL).
+ * - `rate_limit` per `rate_interval_ms`: windows aligned to the epoch; the current window and its
+ *   count are kept in the queue row and advanced in the same transaction as the leases they count.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
+import { Plan } from "@keel/sql"
+import { type Budget, rateBudget } from "./limits.js"
+import { truthy } from "./sqlStatements.js"
+
+/** A queue's settings that the lease statements need. */
+export interface QueueLeaseRow {
+  readonly id: number
+  readonly visibility_timeout_ms: number
+  readonly max_deliveries: number
+  readonly concurrency_limit: number | null
+  readonly rate_limit: number | null
+  readonly group_concurrency: number
+  readonly group_block_on_dead: unknown
+}
+
+interface LimitRow {
+  readonly concurrency_limit: number | null
+  readonly rate_limit: number | null
+  readonly rate_interval_ms: number | null
+  readonly rate_window_start: number | null
+  readonly rate_window_count: number
+}
+
+/** True when the queue has a concurrency or a rate limit. */
+export const limited = (queue: Pick<QueueLeaseRow, "concurrency_limit" | "rate_limit">): boolean =>
+  queue.concurrency_limit !== null || queue.rate_limit !== null
+
+/**
+ * The condition under which message `m` may be leased as far as its group goes, with the group
+ * settings given as SQL (bound values, or on PostgreSQL a subquery): `concurrency` older messages
+ * of its group at most may be ahead of it, and `goesOnPastDead` (a boolean expression) says a dead
+ * letter of its group does not block it. The one place the group rule is written.
+ */
+export const groupRule = (
+  sql: SqlClient.SqlClient,
+  concurrency: Statement.Fragment,
+  goesOnPastDead: Statement.Fragment,
+  isTrue: Statement.Fragment
+): Statement.Fragment =>
+  sql`(m.group_key IS NULL OR (
+    (SELECT COUNT(*) FROM (
+      SELECT 1 FROM keel_queue_messages g
+      WHERE g.queue_id = m.queue_id AND g.group_key = m.group_key AND g.id < m.id
+      LIMIT ${concurrency}
+    ) ahead) < ${concurrency}
+    AND (${goesOnPastDead} OR NOT EXISTS (
+      SELECT 1 FROM keel_queue_archive a
+      WHERE a.queue_id = m.queue_id AND a.group_key = m.group_key AND a.dead = ${isTrue} AND a.id < m.id
+    ))
+  ))`
+
+/** The limit statements of one database. */
+export const make = (
+  sql: SqlClient.SqlClient,
+  options: { readonly forUpdate: Statement.Fragment; readonly isTrue: Statement.Fragment }
+) => {
+  /** The group rule with a queue's settings bound as values. */
+  const groupRuleOf = (queue: QueueLeaseRow): Statement.Fragment =>
+    groupRule(
+      sql,
+      sql`${Number(queue.group_concurrency)}`,
+      sql`${truthy(queue.group_block_on_dead) ? 0 : 1} = 1`,
+      options.isTrue
+    )
+
+  /** The queue's settings for a lease, by name. */
+  const leaseSettings = (name: string) =>
+    sql<QueueLeaseRow>`SELECT id, visibility_timeout_ms, max_deliveries, concurrency_limit, rate_limit,
+        group_concurrency, group_block_on_dead
+      FROM keel_queue_queues WHERE name = ${name}`
+
+  /** Whether anything is leasable now (a read that takes no lock). */
+  const leasable = (queue: QueueLeaseRow, now: number) =>
+    sql<{ ready: unknown }>`SELECT EXISTS (
+        SELECT 1 FROM keel_queue_messages m
+        WHERE m.queue_id = ${queue.id} AND m.available_at <= ${now} AND ${groupRuleOf(queue)}
+      ) AS ready`
+
+  /**
+   * How many of `wanted` a lease may take now under the queue's limits, read under the write lock
+   * (the queue row locked on PostgreSQL, so that lessees of a limited queue take turns).
+   */
+  function* budget(queueId: number, wanted: number, now: number): Generator<Plan.Run, Budget, unknown> {
+    const [row] = yield* Plan.rows(sql<LimitRow>`SELECT concurrency_limit, rate_limit, rate_interval_ms,
+        rate_window_start, rate_window_count
+      FROM keel_queue_queues WHERE id = ${queueId} ${options.forUpdate}`)
+    if (row === undefined) return { qty: 0 }
+    let qty = wanted
+    if (row.concurrency_limit !== null) {
+      const [inFlight] = yield* Plan.rows(sql<{ n: number }>`SELECT COUNT(*) AS n FROM keel_queue_messages
+        WHERE queue_id = ${queueId} AND lease_token IS NOT NULL AND available_at > ${now}`)
+      qty = Math.min(qty, Number(row.concurrency_limit) - Number(inFlight?.n ?? 0))
+    }
+    if (row.rate_limit === null || row.rate_interval_ms === null) return { qty: Math.max(0, qty) }
+    return rateBudget(
+      qty,
+      now,
+      Number(row.rate_limit),
+      Number(row.rate_interval_ms),
+      row.rate_window_start === null
+        ? undefined
+        : { start: Number(row.rate_window_start), count: Number(row.rate_window_count) }
+    )
+  }
+
+  /** Records `leased` leases in the rate window of `budget`. */
+  function* spend(queueId: number, budget: Budget, leased: number): Generator<Plan.Run, void, unknown> {
+    if (budget.window === undefined || leased === 0) return
+    yield* Plan.run(sql`UPDATE keel_queue_queues
+      SET rate_window_start = ${budget.window.start}, rate_window_count = ${budget.window.used + leased}
+      WHERE id = ${queueId}`)
+  }
+
+  return { groupRuleOf, leaseSettings, leasable, budget, spend }
+}
