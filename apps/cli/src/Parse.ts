@@ -1,6 +1,7 @@
 /**
  * Parsers for what the command line and stdin carry: durations (`30s`, `5m`, `7 days`, plain
- * milliseconds), port exclusions, group service specs and JSON lines. Each failure is an
+ * milliseconds), limits that `none` removes, rates (`100/1s`), port exclusions, group service
+ * specs and JSON lines. Each failure is an
  * `InvalidInput` naming where the bad value came from (exit code 2).
  */
 import { Duration, Effect, Either, Option } from "effect"
@@ -41,12 +42,58 @@ export const duration = (option: string, text: string): Either.Either<number, In
   })
 }
 
+/** An optional option read by `parse`: undefined when absent. */
+export const optional =
+  <A>(parse: (option: string, text: string) => Either.Either<A, InvalidInput>) =>
+  (option: string, text: Option.Option<string>): Either.Either<A | undefined, InvalidInput> =>
+    Option.match(text, { onNone: () => Either.right(undefined), onSome: (given) => parse(option, given) })
+
 /** An optional duration option: undefined when absent. */
-export const optionalDuration = (
-  option: string,
-  text: Option.Option<string>
-): Either.Either<number | undefined, InvalidInput> =>
-  Option.match(text, { onNone: () => Either.right(undefined), onSome: (given) => duration(option, given) })
+export const optionalDuration = optional(duration)
+
+/**
+ * A limit option that `none` removes: a whole number, or `none` (null). Anything else is
+ * `InvalidInput` naming `--option`; bounds are the services' to check.
+ */
+export const limitOrNone = (option: string, text: string): Either.Either<number | null, InvalidInput> => {
+  const trimmed = text.trim()
+  if (trimmed === "none") return Either.right(null)
+  if (/^\d+$/.test(trimmed)) return Either.right(Number(trimmed))
+  return Either.left(
+    new InvalidInput({
+      source: `--${option}`,
+      reason: `${JSON.stringify(text)} is not a whole number or none`
+    })
+  )
+}
+
+/** A rate: at most `limit` per `interval` milliseconds. */
+export interface Rate {
+  readonly limit: number
+  readonly interval: number
+}
+
+/**
+ * A rate option that `none` removes: `N/DURATION` (`100/1s`, `5/250ms`, `600/1m`; the duration
+ * as `duration` reads it), or `none` (null). Anything else is `InvalidInput` naming `--option`;
+ * bounds are the services' to check.
+ */
+export const rateOrNone = (option: string, text: string): Either.Either<Rate | null, InvalidInput> => {
+  const trimmed = text.trim()
+  if (trimmed === "none") return Either.right(null)
+  const slash = trimmed.indexOf("/")
+  const limit = trimmed.slice(0, slash).trim()
+  const interval = slash === -1 ? undefined : duration(option, trimmed.slice(slash + 1))
+  if (!/^\d+$/.test(limit) || interval === undefined || Either.isLeft(interval)) {
+    return Either.left(
+      new InvalidInput({
+        source: `--${option}`,
+        reason: `${JSON.stringify(text)} is not N/DURATION (e.g. 100/1s, 5/250ms) or none`
+      })
+    )
+  }
+  return Either.right({ limit: Number(limit), interval: interval.right })
+}
 
 /** A port exclusion: `5432` becomes a number; ranges (`6000-6010`) stay text for the service to check. */
 export const exclusion = (text: string): number | string => {

@@ -15,6 +15,7 @@ const commands: ReadonlyArray<string> = [
   "db status",
   "queue",
   "queue create",
+  "queue configure",
   "queue list",
   "queue info",
   "queue send",

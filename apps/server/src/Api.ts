@@ -121,8 +121,43 @@ const count = Schema.optional(Schema.NumberFromString)
 // Queues
 // ---------------------------------------------------------------------------------------------
 
-/** `POST /queues`: a new queue with optional settings (durations in milliseconds). */
-export const CreateQueue = Schema.Struct({ name: Schema.String, ...Message.SettingsInput.fields })
+const settings = Message.SettingsInput.fields
+const hours = (ms: number) => ms / 3_600_000
+const days = (ms: number) => ms / 86_400_000
+
+/**
+ * A queue's settings on the wire (`POST /queues`, `PATCH /queues/{name}`), each described in the
+ * OpenAPI document: durations in milliseconds; an absent field keeps its default (or current)
+ * value; the queue checks the values (`InvalidOption` naming the field, 400).
+ */
+export const QueueSettings = Schema.Struct({
+  ...settings,
+  visibilityTimeout: settings.visibilityTimeout.annotations({
+    description: `How long a read hides a message when the reader does not say, in ms (1 to ${hours(Message.maxVisibilityTimeoutMs)} hours).`
+  }),
+  maxDeliveries: settings.maxDeliveries.annotations({
+    description: `Deliveries allowed before a message is dead-lettered (1 to ${Message.maxMaxDeliveries}).`
+  }),
+  retention: settings.retention.annotations({
+    description: `How long archived messages (not dead letters) are kept, in ms (0 to ${days(Message.maxRetentionMs)} days).`
+  }),
+  concurrencyLimit: settings.concurrencyLimit.annotations({
+    description: `At most this many of the queue's messages leased at once, by every consumer in every process together (1 to ${Message.maxConcurrencyLimit}); null removes the limit. Default none.`
+  }),
+  rateLimit: settings.rateLimit.annotations({
+    description: `At most \`limit\` leases (1 to ${Message.maxRateLimit}) per \`interval\` ms (1 ms to ${hours(Message.maxRateIntervalMs)} hours), in windows aligned to the epoch, by every consumer together; null removes it. Default none.`
+  }),
+  groupConcurrency: settings.groupConcurrency.annotations({
+    description: `Messages of one ordered group in flight at once, oldest first (1 to ${Message.maxGroupConcurrency}). Default 1.`
+  }),
+  groupOnDead: settings.groupOnDead.annotations({
+    description:
+      "What a dead letter does to its ordered group: `skip` (the group goes on with its next message; the default) or `block` (the group waits until the dead letter is requeued or purged)."
+  })
+})
+
+/** `POST /queues`: a new queue with optional settings (see `QueueSettings`). */
+export const CreateQueue = Schema.Struct({ name: Schema.String, ...QueueSettings.fields })
 
 /** `{ queues }`: every queue. */
 export const QueueList = Schema.Struct({ queues: Schema.Array(Message.QueueInfo) })
@@ -218,7 +253,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   )
   .add(
     HttpApiEndpoint.patch("update")`/queues/${queueName}`
-      .setPayload(Message.SettingsInput)
+      .setPayload(QueueSettings)
       .addError(bodyErrors)
       .addSuccess(Message.QueueInfo)
       .addError(Q.InvalidQueueName)

@@ -8,6 +8,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Globals from "../Globals.js"
 import * as Leaf from "../Leaf.js"
+import { duration, settings } from "./QueueSettings.js"
 
 const handlers = () => import("../handlers/Queue.js")
 
@@ -16,21 +17,6 @@ const queue = Args.text({ name: "queue" }).pipe(
 )
 const messageId = Args.integer({ name: "id" }).pipe(Args.withDescription("Message id (printed by read)."))
 const lease = Args.text({ name: "lease" }).pipe(Args.withDescription("Lease token (printed by read)."))
-
-const duration = (name: string, description: string) =>
-  Options.text(name).pipe(
-    Options.withDescription(`${description} (30s, 5m, 2h, 7d, '90 seconds', or milliseconds).`),
-    Options.optional
-  )
-
-const settings = {
-  visibilityTimeout: duration("visibility-timeout", "How long a read hides a message (default 30s)"),
-  maxDeliveries: Options.integer("max-deliveries").pipe(
-    Options.withDescription("Deliveries before a message is dead-lettered (default 5)."),
-    Options.optional
-  ),
-  retention: duration("retention", "How long archived messages are kept (default 7d)")
-}
 
 const createConfig = {
   globals: Globals.options,
@@ -47,6 +33,17 @@ export type CreateInput = Command.Command.ParseConfig<typeof createConfig>
 export const create = Command.make("create", createConfig, (input) =>
   Leaf.lazy(input.globals, handlers, (run) => run.create(input))
 ).pipe(Command.withDescription("Create a queue (exit 1 if it exists, unless --if-not-exists)."))
+
+const configureConfig = { globals: Globals.options, queue, ...settings }
+/** `keel queue configure`'s parsed input. */
+export type ConfigureInput = Command.Command.ParseConfig<typeof configureConfig>
+
+/** `keel queue configure`. */
+export const configure = Command.make("configure", configureConfig, (input) =>
+  Leaf.lazy(input.globals, handlers, (run) => run.configure(input))
+).pipe(
+  Command.withDescription("Change a queue's settings; absent flags keep their value, none removes a limit.")
+)
 
 const listConfig = { globals: Globals.options }
 /** `keel queue list`'s parsed input. */
@@ -442,6 +439,7 @@ export const queueCommand = Command.make("queue").pipe(
   Command.withDescription("Durable queues: send, lease, acknowledge, dead letters, consumers."),
   Command.withSubcommands([
     create,
+    configure,
     list,
     info,
     send,

@@ -5,10 +5,11 @@
  */
 import { Message, Queue, type Options as QueueOptions } from "@keel/queue"
 import { Retry } from "@keel/sql"
-import { Array as Arr, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
+import { Array as Arr, DateTime, Effect, Either, Option, Schema } from "effect"
 import type {
   AckInput,
   CancelInput,
+  ConfigureInput,
   CreateInput,
   DeadListInput,
   DeadRequeueInput,
@@ -32,6 +33,7 @@ import * as Input from "../Input.js"
 import * as Layers from "../Layers.js"
 import * as Output from "../Output.js"
 import * as Parse from "../Parse.js"
+import { infoTable, settingsOf } from "./QueueSettings.js"
 
 const withQueue = <E, R>(program: Effect.Effect<void, E, R>) => Effect.provide(program, Layers.queue)
 
@@ -51,34 +53,11 @@ const encodeRemoved = Schema.encodeSync(Message.Removed)
 
 const iso = (value: DateTime.Utc): string => DateTime.formatIso(value)
 
-const human = (duration: Duration.Duration): string => Duration.format(duration)
-
 /** A payload as one line of JSON, cut to `limit` characters for tables. */
 const preview = (payload: unknown, limit = 80): string => {
   const text = Output.json(payload)
   return text.length > limit ? `${text.slice(0, limit - 1)}…` : text
 }
-
-const settingsOf = (input: Pick<CreateInput, "visibilityTimeout" | "maxDeliveries" | "retention">) =>
-  Effect.gen(function* () {
-    return {
-      visibilityTimeout: yield* Parse.optionalDuration("visibility-timeout", input.visibilityTimeout),
-      maxDeliveries: Option.getOrUndefined(input.maxDeliveries),
-      retention: yield* Parse.optionalDuration("retention", input.retention)
-    }
-  })
-
-const infoTable = (queues: ReadonlyArray<Message.QueueInfo>): string =>
-  Output.table(
-    ["QUEUE", "VISIBILITY TIMEOUT", "MAX DELIVERIES", "RETENTION", "CREATED"],
-    queues.map((queue) => [
-      queue.name,
-      human(queue.visibilityTimeout),
-      String(queue.maxDeliveries),
-      human(queue.retention),
-      iso(queue.createdAt)
-    ])
-  )
 
 const metricsTable = (metrics: ReadonlyArray<Message.QueueMetrics>): string =>
   Output.table(
@@ -104,6 +83,16 @@ export const create = (input: CreateInput) =>
         ? yield* queues.ensureQueue(input.queue, settings)
         : yield* queues.createQueue(input.queue, settings)
       yield* Output.confirmation({ queue: encodeInfo(info) }, () => `queue ${info.name} is ready`)
+    })
+  )
+
+/** `keel queue configure`: absent flags keep their value. */
+export const configure = (input: ConfigureInput) =>
+  withQueue(
+    Effect.gen(function* () {
+      const settings = yield* settingsOf(input)
+      const info = yield* (yield* Queue.Queue).updateQueue(input.queue, settings)
+      yield* Output.confirmation({ queue: encodeInfo(info) }, () => `queue ${info.name} is configured`)
     })
   )
 
