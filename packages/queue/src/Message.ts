@@ -112,7 +112,9 @@ export const QueueSettings = Schema.Struct({
   /** Messages of one ordered group in flight at once. */
   groupConcurrency: Schema.Int,
   /** What a dead letter does to its group. */
-  groupOnDead: GroupOnDead
+  groupOnDead: GroupOnDead,
+  /** Every message's lifecycle is recorded in the event log (`Queue.events`). */
+  events: Schema.Boolean
 })
 
 /** Per-queue settings. */
@@ -129,8 +131,39 @@ export const SettingsInput = Schema.Struct({
   concurrencyLimit: Schema.optional(Schema.NullOr(Schema.Number)),
   rateLimit: Schema.optional(Schema.NullOr(Schema.Struct({ limit: Schema.Number, interval: Schema.Number }))),
   groupConcurrency: Schema.optional(Schema.Number),
-  groupOnDead: Schema.optional(Schema.String)
+  groupOnDead: Schema.optional(Schema.String),
+  events: Schema.optional(Schema.Boolean)
 })
+
+/**
+ * What happened to a message, as the event log records it: `sent` (also when a dead letter is
+ * requeued), `leased`, `released` (its handler failed or its lease was given back; `error` says
+ * why), `acknowledged` (archived), `deleted` (acknowledged without archiving, or purged), `dead`
+ * (dead-lettered; `error`), `cancelled`.
+ */
+export const EventType = Schema.Literal(
+  "sent",
+  "leased",
+  "released",
+  "acknowledged",
+  "deleted",
+  "dead",
+  "cancelled"
+)
+
+/** What happened to a message. */
+export type EventType = typeof EventType.Type
+
+/** One event of the log (`Queue.events`): its position `id` (resume after it with `since`). */
+export class QueueEvent extends Schema.Class<QueueEvent>("QueueEvent")({
+  id: Schema.Int,
+  queue: QueueName,
+  messageId: MessageId,
+  type: EventType,
+  /** When it was recorded, by the database's clock. */
+  at: Timestamp,
+  error: Schema.NullOr(Schema.String)
+}) {}
 
 /** A queue and its settings. */
 export class QueueInfo extends Schema.Class<QueueInfo>("QueueInfo")({
@@ -142,6 +175,7 @@ export class QueueInfo extends Schema.Class<QueueInfo>("QueueInfo")({
   rateLimit: Schema.NullOr(RateLimit),
   groupConcurrency: Schema.Int,
   groupOnDead: GroupOnDead,
+  events: Schema.Boolean,
   createdAt: Timestamp,
   updatedAt: Timestamp
 }) {}
@@ -381,7 +415,9 @@ export class MaintenanceReport extends Schema.Class<MaintenanceReport>("Maintena
   /** Archived messages past their queue's retention, deleted. */
   purgedArchived: Schema.Int,
   /** Idempotency keys past retention whose message is gone, forgotten. */
-  purgedKeys: Schema.Int
+  purgedKeys: Schema.Int,
+  /** Events of the log past their queue's retention (or of deleted queues), deleted. */
+  purgedEvents: Schema.Int
 }) {}
 
 /** What deleting or purging removed. */

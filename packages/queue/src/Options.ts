@@ -37,6 +37,23 @@ export interface SettingsOptions {
    * Default `skip`. Any other text is refused with `InvalidOption` (wire input is checked here).
    */
   readonly groupOnDead?: GroupOnDead | (string & {}) | undefined
+  /**
+   * Record every message's lifecycle in the event log, for `Queue.events` in any process (written
+   * in the same transaction as each change; kept as long as the queue's retention). Default false:
+   * a queue without it writes no events.
+   */
+  readonly events?: boolean | undefined
+}
+
+/** Options of `Queue.events`. */
+export interface EventsOptions {
+  /**
+   * Start after this event id (0: every event still kept). Default: the newest event now, so only
+   * what happens from here on.
+   */
+  readonly since?: number | undefined
+  /** The longest wait between reads when no signal arrives, from 1 ms to 1 minute. Default 250 ms. */
+  readonly pollInterval?: Duration.DurationInput | undefined
 }
 
 /** A rate limit: `limit` leases per `interval`. */

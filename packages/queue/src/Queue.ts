@@ -37,6 +37,7 @@ import {
 } from "effect"
 import * as Consumer from "./Consumer.js"
 import * as Ack from "./internal/ack.js"
+import * as Events from "./internal/events.js"
 import * as Lease from "./internal/lease.js"
 import * as Messages from "./internal/messages.js"
 import * as Queues from "./internal/queues.js"
@@ -52,6 +53,7 @@ import {
   type MessageId,
   type MessageInfo,
   parseQueueName,
+  type QueueEvent,
   type QueueInfo,
   type QueueMetrics,
   type ReleaseOutcome,
@@ -261,6 +263,16 @@ export interface Service {
   /** Every queue's counts now; also sets the gauges. */
   readonly metricsAll: Effect.Effect<ReadonlyArray<QueueMetrics>, QueueStoreError>
 
+  /**
+   * The lifecycle events of the messages of `queue` (of every queue when absent) as they are
+   * recorded, in any process: oldest first, each exactly once per reader, from the newest event on
+   * (or after `since`). Only queues with `events: true` record events.
+   */
+  readonly events: (
+    queue?: string,
+    options?: Options.EventsOptions
+  ) => Stream.Stream<QueueEvent, InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError>
+
   /** Registers a worker for the scope: heartbeats while it lasts, deregisters (releasing its leases) at its end. */
   readonly registerWorker: (
     options?: Options.WorkerOptions
@@ -319,7 +331,8 @@ export const defaults = {
   rateLimit: null,
   rateIntervalMs: null,
   groupConcurrency: 1,
-  groupBlockOnDead: false
+  groupBlockOnDead: false,
+  events: false
 } as const
 
 const maxPayloadLimit = 64 * 1024 * 1024
@@ -350,6 +363,7 @@ export const make = (
       read: lease.read,
       ...acks,
       ...Messages.make(store),
+      ...Events.make(store),
       registerWorker: workers.registerWorker,
       listWorkers: workers.listWorkers,
       maintain: workers.maintain

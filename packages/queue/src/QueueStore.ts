@@ -9,7 +9,7 @@
  */
 import { Context, type Effect, Layer, type Stream } from "effect"
 import * as Memory from "./internal/memory.js"
-import type { Backoff, DedupMode } from "./Message.js"
+import type { Backoff, DedupMode, EventType } from "./Message.js"
 import type { QueueStoreError } from "./QueueError.js"
 
 /** A queue and its settings. */
@@ -24,6 +24,7 @@ export interface QueueRow {
   readonly rateIntervalMs: number | null
   readonly groupConcurrency: number
   readonly groupBlockOnDead: boolean
+  readonly events: boolean
   readonly createdAt: number
   readonly updatedAt: number
 }
@@ -42,6 +43,19 @@ export interface Settings {
   readonly groupConcurrency: number
   /** A dead letter blocks its group's later messages (true) or they go on (false). */
   readonly groupBlockOnDead: boolean
+  /** Every message's lifecycle is recorded in the event log. */
+  readonly events: boolean
+}
+
+/** One recorded event (see `Queue.events`). */
+export interface EventRow {
+  readonly id: number
+  readonly queue: string
+  readonly messageId: number
+  readonly type: EventType
+  /** Epoch ms, by the database's clock (the memory store's: the operation's time). */
+  readonly at: number
+  readonly error: string | null
 }
 
 /** A message to store. */
@@ -208,6 +222,7 @@ export interface Maintained {
   readonly releasedLeases: number
   readonly purgedArchived: number
   readonly purgedKeys: number
+  readonly purgedEvents: number
 }
 
 /** What deleting a queue did. */
@@ -369,6 +384,22 @@ export interface Store {
   readonly wakeups: (
     name: string
   ) => Effect.Effect<Stream.Stream<Wakeup, QueueStoreError> | undefined, QueueStoreError>
+  /**
+   * Up to `limit` events of the log after id `after`, oldest first — of queue `name`, or of every
+   * queue when `name` is undefined. Undefined when the named queue does not exist.
+   */
+  readonly readEvents: (
+    name: string | undefined,
+    after: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<EventRow> | undefined, QueueStoreError>
+  /** The id of the log's newest event (0 when empty). */
+  readonly lastEventId: Effect.Effect<number, QueueStoreError>
+  /**
+   * Signals that events may have been recorded (PostgreSQL: a notification from any process; the
+   * memory store: its own writes). Readers also poll: a store may signal nothing.
+   */
+  readonly eventSignals: Stream.Stream<void, QueueStoreError>
 }
 
 /** The store the queue service runs on. */

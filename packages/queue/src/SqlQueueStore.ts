@@ -22,6 +22,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Backend, DbError, Failure, GroupCommit, Retry, Transaction } from "@keel/sql"
 import { Context, Effect, Exit, Layer, Option, Predicate, type Scope, Stream } from "effect"
 import * as Admin from "./internal/sqlAdmin.js"
+import * as Events from "./internal/sqlEvents.js"
 import * as Leases from "./internal/sqlLeases.js"
 import * as Messages from "./internal/sqlMessages.js"
 import * as Statements from "./internal/sqlStatements.js"
@@ -257,6 +258,7 @@ export const make = (
 
     return {
       ...admin.operations,
+      ...Events.make(sql, backend),
       getMessage,
       setProgress,
       cancel,

@@ -6,10 +6,11 @@
  * The state is plain maps owned by the store; every operation reads and changes it inside one
  * synchronous step (`Effect.sync`), so each is atomic, as a transaction is on SQL.
  */
-import { Effect, Option, PubSub, Stream } from "effect"
+import { Clock, Effect, Option, PubSub, Stream } from "effect"
 import { exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
 import { throttledUntil } from "./limits.js"
+import * as MemoryEvents from "./memoryEvents.js"
 import * as MemoryLimits from "./memoryLimits.js"
 import * as MemoryMessages from "./memoryMessages.js"
 import { type Archived, leased, type Message } from "./memoryMessages.js"
@@ -43,6 +44,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
     const windows = new Map<number, { readonly start: number; readonly count: number }>()
     let lastQueueId = 0
     let lastMessageId = 0
+    const events = MemoryEvents.make(queues)
 
     const signal = (name: string, wakeup: QueueStore.Wakeup = "send") =>
       Effect.asVoid(PubSub.publish(signals, { name, wakeup }))
@@ -59,6 +61,13 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
       cancelled = false
     ) => {
       messages.delete(message.id)
+      events.record(
+        message.queueId,
+        message.id,
+        cancelled ? "cancelled" : dead ? "dead" : "acknowledged",
+        now,
+        dead ? (error ?? message.lastError ?? fallback) : null
+      )
       archive.set(message.id, {
         id: message.id,
         queueId: message.queueId,
@@ -80,6 +89,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
       let released = 0
       for (const message of messages.values()) {
         if (message.leasedBy === workerId && message.leaseToken !== null) {
+          events.record(message.queueId, message.id, "released", now, message.lastError)
           message.leaseToken = null
           message.leasedBy = null
           message.availableAt = Math.min(message.availableAt, now)
@@ -140,11 +150,14 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           return { _tag: "Deleted", messages: held.length, archived: archived.length }
         }),
       purgeQueue: (name, options) =>
-        Effect.sync(() => {
+        Effect.map(Clock.currentTimeMillis, (now) => {
           const queue = queues.get(name)
           if (queue === undefined) return undefined
           const held = ofQueue(queue.id)
-          for (const message of held) messages.delete(message.id)
+          for (const message of held) {
+            messages.delete(message.id)
+            events.record(queue.id, message.id, "deleted", now)
+          }
           const archived = options.archive
             ? [...archive.values()].filter((row) => row.queueId === queue.id)
             : []
@@ -194,6 +207,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               backoff: message.backoff ?? null,
               group: message.group ?? null
             })
+            events.record(queue.id, id, "sent", now)
             if (key !== undefined) {
               const window = message.dedupWindowMs
               keys.set(key, {
@@ -235,6 +249,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
             message.leasedBy = request.workerId
             message.availableAt = until
             message.deliveries++
+            events.record(queue.id, message.id, "leased", now)
             leased.push({
               id: message.id,
               payload: message.payload,
@@ -278,6 +293,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
             switch (settlement._tag) {
               case "Delete":
                 messages.delete(message.id)
+                events.record(queue.id, message.id, "deleted", now)
                 break
               case "Archive":
                 toArchive(message, false, now, null, null)
@@ -298,6 +314,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
                   message.leasedBy = null
                   message.availableAt = now + settlement.delayMs
                   if (settlement.error !== null) message.lastError = settlement.error
+                  events.record(queue.id, message.id, "released", now, message.lastError)
                   wake ||= settlement.delayMs === 0
                 }
             }
@@ -346,6 +363,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               backoff: row.backoff,
               group: row.group
             })
+            events.record(queue.id, row.id, "sent", now)
           }
           const ids = chosen.map((row) => row.id)
           return Effect.as(ids.length > 0 ? signal(name) : Effect.void, ids)
@@ -445,11 +463,13 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
             staleWorkers: stale.map((worker) => worker.id),
             releasedLeases,
             purgedArchived: expired.length,
-            purgedKeys: forgotten.length
+            purgedKeys: forgotten.length,
+            purgedEvents: events.purge(now, limit)
           }
         }),
 
       ...MemoryMessages.make({ queues, messages, signal, toArchive }),
+      ...events.operations,
       wakeups: (name) =>
         Effect.sync(() =>
           queues.has(name)

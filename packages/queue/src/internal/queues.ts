@@ -47,6 +47,7 @@ export const toQueueInfo = (row: QueueStore.QueueRow): QueueInfo =>
           : { limit: row.rateLimit, interval: Duration.millis(row.rateIntervalMs) },
       groupConcurrency: row.groupConcurrency,
       groupOnDead: row.groupBlockOnDead ? "block" : "skip",
+      events: row.events,
       createdAt: DateTime.unsafeMake(row.createdAt),
       updatedAt: DateTime.unsafeMake(row.updatedAt)
     },
@@ -111,6 +112,14 @@ export const validateSettings = (
       settings.groupConcurrency === undefined
         ? undefined
         : yield* integer("groupConcurrency", settings.groupConcurrency, { min: 1, max: maxGroupConcurrency })
+    const events = settings.events
+    if (events !== undefined && typeof events !== "boolean") {
+      return yield* new InvalidOption({
+        option: "events",
+        value: describeInput(events),
+        expected: "true or false"
+      })
+    }
     if (settings.groupOnDead !== undefined && !groupOnDeadValues.includes(settings.groupOnDead)) {
       return yield* new InvalidOption({
         option: "groupOnDead",
@@ -126,7 +135,8 @@ export const validateSettings = (
       rateLimit: rate?.rateLimit,
       rateIntervalMs: rate?.rateIntervalMs,
       groupConcurrency,
-      groupBlockOnDead: settings.groupOnDead === undefined ? undefined : settings.groupOnDead === "block"
+      groupBlockOnDead: settings.groupOnDead === undefined ? undefined : settings.groupOnDead === "block",
+      events
     }
   })
 
@@ -142,7 +152,8 @@ export const withDefaults = (
   rateLimit: given.rateLimit === undefined ? defaults.rateLimit : given.rateLimit,
   rateIntervalMs: given.rateIntervalMs === undefined ? defaults.rateIntervalMs : given.rateIntervalMs,
   groupConcurrency: given.groupConcurrency ?? defaults.groupConcurrency,
-  groupBlockOnDead: given.groupBlockOnDead ?? defaults.groupBlockOnDead
+  groupBlockOnDead: given.groupBlockOnDead ?? defaults.groupBlockOnDead,
+  events: given.events ?? defaults.events
 })
 
 const uniqueNumbers = (values: ReadonlyArray<number>): ReadonlyArray<number> => [...new Set(values)]

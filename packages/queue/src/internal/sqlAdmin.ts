@@ -51,6 +51,10 @@ const refail = (operation: string) => Failure.refail((cause) => new QueueStoreEr
 export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, statements: Statements) => {
   const { isTrue, isFalse, forUpdate, limits, queueIdOf } = statements
   const pg = backend.dialect === "pg"
+  /** The database's clock in epoch ms (the event log's clock). */
+  const databaseNow = pg
+    ? sql`CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`
+    : sql`CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
   const least = (column: string, value: number) =>
     pg ? sql`LEAST(${sql.literal(column)}, ${value})` : sql`MIN(${sql.literal(column)}, ${value})`
 
@@ -378,7 +382,14 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
             LIMIT ${limit}
           )
           RETURNING queue_id`)).length
-      return { staleWorkers: stale, releasedLeases, purgedArchived, purgedKeys }
+      // Event times are the database's clock (see migration 8).
+      const purgedEvents = (yield* Plan.rows(sql`DELETE FROM keel_queue_events WHERE id IN (
+          SELECT e.id FROM keel_queue_events e LEFT JOIN keel_queue_queues q ON q.id = e.queue_id
+          WHERE q.id IS NULL OR e.at < ${databaseNow} - q.retention_ms
+          LIMIT ${limit}
+        )
+        RETURNING id`)).length
+      return { staleWorkers: stale, releasedLeases, purgedArchived, purgedKeys, purgedEvents }
     })
 
   return {

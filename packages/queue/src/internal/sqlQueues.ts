@@ -23,6 +23,7 @@ const Row = Schema.Struct({
   rate_interval_ms: Schema.NullOr(Schema.Number),
   group_concurrency: Schema.Number,
   group_block_on_dead: Schema.Unknown,
+  events: Schema.Unknown,
   created_at: Schema.Number,
   updated_at: Schema.Number
 })
@@ -38,6 +39,7 @@ const toQueue = (row: typeof Row.Type): QueueStore.QueueRow => ({
   rateIntervalMs: row.rate_interval_ms,
   groupConcurrency: row.group_concurrency,
   groupBlockOnDead: truthy(row.group_block_on_dead),
+  events: truthy(row.events),
   createdAt: row.created_at,
   updatedAt: row.updated_at
 })
@@ -80,6 +82,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, { write
           rate_interval_ms: settings.rateIntervalMs,
           group_concurrency: settings.groupConcurrency,
           group_block_on_dead: settings.groupBlockOnDead ? trueValue : falseValue,
+          events: settings.events ? trueValue : falseValue,
           created_at: now,
           updated_at: now
         })} ON CONFLICT (name) DO NOTHING RETURNING *`
@@ -125,6 +128,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, { write
     if (changes.groupConcurrency !== undefined) columns.group_concurrency = changes.groupConcurrency
     if (changes.groupBlockOnDead !== undefined)
       columns.group_block_on_dead = changes.groupBlockOnDead ? trueValue : falseValue
+    if (changes.events !== undefined) columns.events = changes.events ? trueValue : falseValue
     return write("updateQueue", function* () {
       const [row] = yield* Plan.rows(
         sql`UPDATE keel_queue_queues SET ${sql.update(columns)} WHERE name = ${name} RETURNING *`

@@ -182,6 +182,128 @@ const limits = (bigint: string, boolean: string, no: string, deadTrue: string) =
     WHERE dead = ${deadTrue} AND group_key IS NOT NULL`
 ]
 
+/**
+ * Version 8: the event log. A queue with `events` on records every message's lifecycle — sent,
+ * leased, released, acknowledged, deleted, dead, cancelled — in `keel_queue_events`, written by
+ * triggers in the same transaction as the change itself (so an event exists exactly when its change
+ * committed, whichever process or statement made it). `at` is the database's clock. Readers follow
+ * the log by id (`Queue.events`); on PostgreSQL a `keel_queue_events` notification wakes them.
+ * A queue without `events` pays one primary-key lookup per changed row (SQLite) or one check per
+ * statement (PostgreSQL).
+ */
+const sqliteNow = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+const sqliteRecording = (row: "NEW" | "OLD") =>
+  `(SELECT events FROM keel_queue_queues WHERE id = ${row}.queue_id) = 1`
+const sqliteRecord = (row: "NEW" | "OLD", type: string, error: string) =>
+  `INSERT INTO keel_queue_events (queue_id, message_id, type, at, error)
+    VALUES (${row}.queue_id, ${row}.id, ${type}, ${sqliteNow}, ${error});`
+const sqliteEvents = [
+  "ALTER TABLE keel_queue_queues ADD COLUMN events INTEGER NOT NULL DEFAULT 0",
+  `CREATE TABLE keel_queue_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    error TEXT
+  )`,
+  "CREATE INDEX keel_queue_events_queue ON keel_queue_events (queue_id, id)",
+  "CREATE INDEX keel_queue_events_at ON keel_queue_events (at)",
+  `CREATE TRIGGER keel_queue_events_sent AFTER INSERT ON keel_queue_messages
+    WHEN ${sqliteRecording("NEW")}
+    BEGIN ${sqliteRecord("NEW", "'sent'", "NULL")} END`,
+  `CREATE TRIGGER keel_queue_events_leased AFTER UPDATE OF deliveries ON keel_queue_messages
+    WHEN NEW.deliveries > OLD.deliveries AND NEW.lease_token IS NOT NULL AND ${sqliteRecording("NEW")}
+    BEGIN ${sqliteRecord("NEW", "'leased'", "NULL")} END`,
+  `CREATE TRIGGER keel_queue_events_released AFTER UPDATE OF lease_token ON keel_queue_messages
+    WHEN OLD.lease_token IS NOT NULL AND NEW.lease_token IS NULL AND ${sqliteRecording("NEW")}
+    BEGIN ${sqliteRecord("NEW", "'released'", "NEW.last_error")} END`,
+  `CREATE TRIGGER keel_queue_events_deleted AFTER DELETE ON keel_queue_messages
+    WHEN NOT EXISTS (SELECT 1 FROM keel_queue_archive WHERE id = OLD.id) AND ${sqliteRecording("OLD")}
+    BEGIN ${sqliteRecord("OLD", "'deleted'", "NULL")} END`,
+  `CREATE TRIGGER keel_queue_events_archived AFTER INSERT ON keel_queue_archive
+    WHEN ${sqliteRecording("NEW")}
+    BEGIN ${sqliteRecord(
+      "NEW",
+      "CASE WHEN NEW.cancelled = 1 THEN 'cancelled' WHEN NEW.dead = 1 THEN 'dead' ELSE 'acknowledged' END",
+      "CASE WHEN NEW.dead = 1 THEN NEW.last_error END"
+    )} END`
+]
+
+const pgNow = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+/** The advisory lock that orders event-recording transactions on PostgreSQL (a constant key). */
+const eventLogLock = 5_712_035_808
+const pgEvents = [
+  "ALTER TABLE keel_queue_queues ADD COLUMN events BOOLEAN NOT NULL DEFAULT FALSE",
+  `CREATE TABLE keel_queue_events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue_id BIGINT NOT NULL,
+    message_id BIGINT NOT NULL,
+    type TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    error TEXT
+  )`,
+  "CREATE INDEX keel_queue_events_queue ON keel_queue_events (queue_id, id)",
+  "CREATE INDEX keel_queue_events_at ON keel_queue_events (at)",
+  `CREATE FUNCTION keel_queue_record_events() RETURNS trigger LANGUAGE plpgsql AS $body$
+  DECLARE
+    recorded BIGINT := 0;
+  BEGIN
+    IF NOT EXISTS (SELECT 1 FROM keel_queue_queues WHERE events) THEN
+      RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+      IF NOT EXISTS (SELECT 1 FROM old_rows o JOIN keel_queue_queues q ON q.id = o.queue_id AND q.events) THEN
+        RETURN NULL;
+      END IF;
+    ELSIF NOT EXISTS (SELECT 1 FROM new_rows n JOIN keel_queue_queues q ON q.id = n.queue_id AND q.events) THEN
+      RETURN NULL;
+    END IF;
+    -- Event ids in commit order: transactions that record events take turns from here to their
+    -- COMMIT, so a reader following the log by id never passes an id that commits later.
+    PERFORM pg_advisory_xact_lock(${eventLogLock});
+    IF TG_TABLE_NAME = 'keel_queue_archive' THEN
+      INSERT INTO keel_queue_events (queue_id, message_id, type, at, error)
+      SELECT n.queue_id, n.id,
+             CASE WHEN n.cancelled THEN 'cancelled' WHEN n.dead THEN 'dead' ELSE 'acknowledged' END,
+             ${pgNow}, CASE WHEN n.dead THEN n.last_error END
+      FROM new_rows n JOIN keel_queue_queues q ON q.id = n.queue_id AND q.events ORDER BY n.id;
+    ELSIF TG_OP = 'INSERT' THEN
+      INSERT INTO keel_queue_events (queue_id, message_id, type, at, error)
+      SELECT n.queue_id, n.id, 'sent', ${pgNow}, NULL
+      FROM new_rows n JOIN keel_queue_queues q ON q.id = n.queue_id AND q.events ORDER BY n.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+      INSERT INTO keel_queue_events (queue_id, message_id, type, at, error)
+      SELECT n.queue_id, n.id,
+             CASE WHEN n.deliveries > o.deliveries AND n.lease_token IS NOT NULL THEN 'leased' ELSE 'released' END,
+             ${pgNow}, CASE WHEN n.lease_token IS NULL THEN n.last_error END
+      FROM new_rows n JOIN old_rows o ON o.id = n.id JOIN keel_queue_queues q ON q.id = n.queue_id AND q.events
+      WHERE (n.deliveries > o.deliveries AND n.lease_token IS NOT NULL)
+         OR (o.lease_token IS NOT NULL AND n.lease_token IS NULL)
+      ORDER BY n.id;
+    ELSE
+      INSERT INTO keel_queue_events (queue_id, message_id, type, at, error)
+      SELECT o.queue_id, o.id, 'deleted', ${pgNow}, NULL
+      FROM old_rows o JOIN keel_queue_queues q ON q.id = o.queue_id AND q.events
+      WHERE NOT EXISTS (SELECT 1 FROM keel_queue_archive a WHERE a.id = o.id) ORDER BY o.id;
+    END IF;
+    GET DIAGNOSTICS recorded = ROW_COUNT;
+    IF recorded > 0 THEN
+      PERFORM pg_notify('keel_queue_events', '');
+    END IF;
+    RETURN NULL;
+  END
+  $body$`,
+  `CREATE TRIGGER keel_queue_events_sent AFTER INSERT ON keel_queue_messages
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_queue_record_events()`,
+  `CREATE TRIGGER keel_queue_events_changed AFTER UPDATE ON keel_queue_messages
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_queue_record_events()`,
+  `CREATE TRIGGER keel_queue_events_deleted AFTER DELETE ON keel_queue_messages
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_queue_record_events()`,
+  `CREATE TRIGGER keel_queue_events_archived AFTER INSERT ON keel_queue_archive
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_queue_record_events()`
+]
+
 /** The queue's migrations, recorded in `keel_queue_migrations`. */
 export const migrations: Migrations.MigrationSet = {
   name: "queue",
@@ -202,6 +324,7 @@ export const migrations: Migrations.MigrationSet = {
       name: "limits and group settings",
       sqlite: limits("INTEGER", "INTEGER", "0", "1"),
       pg: limits("BIGINT", "BOOLEAN", "FALSE", "TRUE")
-    }
+    },
+    { version: 8, name: "event log", sqlite: sqliteEvents, pg: pgEvents }
   ]
 }

@@ -1,0 +1,82 @@
+/**
+ * `Queue.events`: the event log as a `Stream`, in any process. It reads the log by id from a
+ * starting point (the newest event by default), a page at a time, and between pages waits for a
+ * signal (PostgreSQL notifies; the memory store signals its own writes) or at most the poll interval.
+ * Only queues created or changed with `events: true` record events.
+ */
+import { Chunk, DateTime, Duration, Effect, Queue, Stream } from "effect"
+import { MessageId, parseQueueName, QueueEvent, QueueName } from "../Message.js"
+import type { EventsOptions } from "../Options.js"
+import {
+  type InvalidOption,
+  type InvalidQueueName,
+  QueueNotFound,
+  type QueueStoreError
+} from "../QueueError.js"
+import type * as QueueStore from "../QueueStore.js"
+import { duration, integer } from "./validate.js"
+
+/** Events read per page. */
+const pageSize = 500
+
+const toEvent = (row: QueueStore.EventRow): QueueEvent =>
+  new QueueEvent(
+    {
+      id: row.id,
+      queue: QueueName.make(row.queue, true),
+      messageId: MessageId.make(row.messageId, true),
+      type: row.type,
+      at: DateTime.unsafeMake(row.at),
+      error: row.error
+    },
+    true
+  )
+
+/** The event log over `store`. */
+export const make = (store: QueueStore.Store) => {
+  /**
+   * Events of `queue` (every queue when absent), oldest first, from `options.since` on. Fails with
+   * `QueueNotFound` when the queue does not exist (or is deleted while read).
+   */
+  const events = (
+    queue?: string,
+    options: EventsOptions = {}
+  ): Stream.Stream<QueueEvent, InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError> =>
+    Stream.unwrapScoped(
+      Effect.gen(function* () {
+        const name = queue === undefined ? undefined : yield* parseQueueName(queue)
+        const pollMs =
+          options.pollInterval === undefined
+            ? 250
+            : yield* duration("pollInterval", options.pollInterval, { min: 1, max: 60_000 })
+        const since =
+          options.since === undefined
+            ? undefined
+            : yield* integer("since", options.since, { min: 0, max: Number.MAX_SAFE_INTEGER })
+        // Checked before the first read, so that a missing queue fails at once.
+        if (name !== undefined && (yield* store.readEvents(name, Number.MAX_SAFE_INTEGER, 1)) === undefined) {
+          return yield* new QueueNotFound({ queue: name })
+        }
+        let cursor = since ?? (yield* store.lastEventId)
+        const kicks = yield* Queue.sliding<void>(1)
+        yield* Effect.forkScoped(
+          Stream.runForEach(store.eventSignals, () => Queue.offer(kicks, undefined)).pipe(Effect.ignore)
+        )
+        const page = Effect.gen(function* () {
+          for (;;) {
+            const rows = yield* store.readEvents(name, cursor, pageSize)
+            if (rows === undefined) return yield* new QueueNotFound({ queue: name ?? "" })
+            const last = rows[rows.length - 1]
+            if (last !== undefined) {
+              cursor = last.id
+              return Chunk.fromIterable(rows.map(toEvent))
+            }
+            yield* Effect.timeoutOption(Queue.take(kicks), Duration.millis(pollMs))
+          }
+        })
+        return Stream.repeatEffectChunk(page)
+      })
+    )
+
+  return { events }
+}
