@@ -36,6 +36,7 @@ import {
   type Scope,
   Stream
 } from "effect"
+import { Telemetry } from "@keel/sql"
 import * as Backoff from "./Backoff.js"
 import { checkOptions } from "./internal/consumeOptions.js"
 import * as Failure from "./internal/failure.js"
@@ -100,6 +101,21 @@ import type { Operations } from "./internal/operations.js"
 
 /** The text recorded as a failed delivery's last error: the failure's tag and message, or the cause. */
 export const describeFailure = Failure.describeFailure
+
+/** A handler's run in a span `keel.queue.handle`, a child of the span its message was sent in. */
+const traceHandler = <E>(message: Leased, run: Effect.Effect<void, E>): Effect.Effect<void, E> => {
+  const parent = Telemetry.parentOf(message.trace)
+  return Effect.withSpan(run, "keel.queue.handle", {
+    kind: "consumer",
+    attributes: {
+      "messaging.system": "keel",
+      "messaging.destination.name": message.queue,
+      "messaging.message.id": String(message.id),
+      "messaging.keel.deliveries": message.deliveries
+    },
+    ...(parent === undefined ? {} : { parent })
+  })
+}
 
 /** Handlers that take less than this on average (ms) widen the prefetch window; slower ones close it. */
 const fastHandlerMs = 5
@@ -189,7 +205,8 @@ export const make =
         )
 
       const runHandler = (message: Leased): Effect.Effect<void, unknown> => {
-        const run = Effect.provide(handler(message), context)
+        const handled = Effect.provide(handler(message), context)
+        const run = ops.tracing ? traceHandler(message, handled) : handled
         return handlerTimeoutMs === undefined ? run : Effect.timeout(run, Duration.millis(handlerTimeoutMs))
       }
 

@@ -284,7 +284,9 @@ export class Leased extends Schema.Class<Leased>("Leased")({
   /** Its own retry backoff, sent with it; null: the consumer's applies. */
   backoff: Schema.NullOr(Backoff),
   /** Its ordered group, or null. */
-  group: Schema.NullOr(Schema.String)
+  group: Schema.NullOr(Schema.String),
+  /** The trace context it was sent in (W3C `traceparent`), when the sender traced; its handler's span continues it. */
+  trace: Schema.optional(Schema.NullOr(Schema.String))
 }) {}
 
 /**

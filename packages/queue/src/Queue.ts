@@ -23,7 +23,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Backend, Batch } from "@keel/sql"
-import { Migrations } from "@keel/sql"
+import { Migrations, Telemetry } from "@keel/sql"
 import {
   Config,
   type ConfigError,
@@ -319,6 +319,12 @@ export interface QueueConfig {
   readonly defaults?: Options.SettingsOptions | undefined
   /** Signal consumers on send (LISTEN/NOTIFY on PostgreSQL, in-process elsewhere). Default true. */
   readonly notify?: boolean | undefined
+  /**
+   * Spans for every operation (`keel.queue.<operation>`), each sent message carrying its trace
+   * context, and each handler run in a span continuing it (`keel.queue.handle`). Default: on when
+   * an OTLP endpoint is configured (`Telemetry.enabled`); off, nothing is traced and nothing costs.
+   */
+  readonly tracing?: boolean | undefined
 }
 
 /** Defaults: 256 KiB payloads; queues with a 30 s visibility timeout, 5 deliveries, 7 days retention. */
@@ -357,9 +363,10 @@ export const make = (
     const workers = Workers.make(store)
     const acks = Ack.make(store)
     const lease = Lease.make(store)
-    const service: Omit<Service, "consume"> = {
+    const tracing = config.tracing ?? (yield* Telemetry.enabled)
+    const operations: Omit<Service, "consume"> = {
       ...queues,
-      ...Send.make(store, maxPayloadBytes),
+      ...Send.make(store, maxPayloadBytes, tracing),
       read: lease.read,
       ...acks,
       ...Messages.make(store),
@@ -368,6 +375,10 @@ export const make = (
       listWorkers: workers.listWorkers,
       maintain: workers.maintain
     }
+    // The event stream lives as long as its reader: not one span.
+    const service = tracing
+      ? { ...Telemetry.traced("keel.queue", operations), events: operations.events }
+      : operations
     return {
       ...service,
       consume: Consumer.make({
@@ -376,7 +387,8 @@ export const make = (
         take: lease.take,
         settleEach: acks.settleEach,
         wakeups: (queue) => Stream.unwrap(workers.wakeups(queue)),
-        lostLeases: workers.lostLeases
+        lostLeases: workers.lostLeases,
+        tracing
       })
     }
   })

@@ -77,6 +77,8 @@ export interface NewMessage {
   readonly backoff: Backoff | undefined
   /** Its ordered group: leased only once every older message of the group is gone. */
   readonly group: string | undefined
+  /** The trace context it was sent in (W3C `traceparent`), when tracing is on. */
+  readonly trace?: string | undefined
 }
 
 /** What a send stored: the queue's id and, per message, its id (an existing key's message for a known key). */
@@ -112,6 +114,8 @@ export interface LeasedRow {
   readonly backoff: Backoff | null
   /** Its ordered group, or null. */
   readonly group: string | null
+  /** The trace context it was sent in, or null. */
+  readonly trace: string | null
 }
 
 /** What a lease request took: messages by priority, then visible-since, then id; and how many it dead-lettered. */

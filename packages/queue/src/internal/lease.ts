@@ -59,7 +59,8 @@ export const make = (store: QueueStore.Store) => {
               lastError: row.lastError,
               maxDeliveries: row.maxDeliveries,
               backoff: row.backoff,
-              group: row.group
+              group: row.group,
+              trace: row.trace
             },
             true
           )

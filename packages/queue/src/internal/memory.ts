@@ -183,6 +183,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
                 held.maxDeliveries = message.maxDeliveries ?? null
                 held.backoff = message.backoff ?? null
                 held.group = message.group ?? null
+                held.trace = message.trace ?? null
                 if (message.dedupMode === "debounce") held.availableAt = now + message.delayMs
                 held.deliveries = 0
                 held.leaseToken = null
@@ -205,7 +206,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               lastError: null,
               maxDeliveries: message.maxDeliveries ?? null,
               backoff: message.backoff ?? null,
-              group: message.group ?? null
+              group: message.group ?? null,
+              trace: message.trace ?? null
             })
             events.record(queue.id, id, "sent", now)
             if (key !== undefined) {
@@ -260,7 +262,8 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               lastError,
               maxDeliveries: allowed,
               backoff: message.backoff,
-              group: message.group
+              group: message.group,
+              trace: message.trace ?? null
             })
           }
           if (budget.window !== undefined && leased.length > 0) {

@@ -26,6 +26,8 @@ export interface Message {
   progress?: string | undefined
   /** Its ordered group: leased only while it is the group's oldest message. */
   group: string | null
+  /** The trace context it was sent in (W3C `traceparent`), or null. */
+  trace?: string | null | undefined
 }
 
 /** Leased now: a lease token set and not expired (in flight; not to be replaced or changed). */

@@ -56,6 +56,8 @@ export interface Operations {
     queue: QueueName,
     leases: ReadonlyArray<Lease>
   ) => Effect.Effect<ReadonlyArray<number>, QueueNotFound | QueueStoreError>
+  /** Run each handler in a span `keel.queue.handle` continuing the message's trace context. */
+  readonly tracing: boolean
 }
 
 /** How an acknowledgement can fail. */

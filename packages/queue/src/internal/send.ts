@@ -4,7 +4,7 @@
  * `SqlQueueStore.ts`); here a send whose outcome the store could not confirm becomes
  * `SendOutcomeUnknown`, and a missing queue `QueueNotFound`.
  */
-import { Batch } from "@keel/sql"
+import { Batch, Telemetry } from "@keel/sql"
 import { Clock, Effect, Either, Predicate } from "effect"
 import * as Backoff from "../Backoff.js"
 import {
@@ -87,8 +87,11 @@ const dedupOptions = (
   )
 }
 
-/** Sending over `store`: payloads up to `maxPayloadBytes`. */
-export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
+/**
+ * Sending over `store`: payloads up to `maxPayloadBytes`. With `tracing`, each message carries the
+ * trace context it was sent in (without it, a send does no trace work at all).
+ */
+export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing = false) => {
   /**
    * Checks one message; the first failure in field order is the one reported. Plain code, no
    * combinators: it runs on every send.
@@ -152,7 +155,7 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
   }
 
   /** Stores checked messages: their ids, `QueueNotFound`, or `SendOutcomeUnknown` when the store cannot tell. */
-  const stored = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
+  const storedAsIs = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.matchEffect(store.send(queue, messages, now), {
         onFailure: (error): Effect.Effect<never, QueueStoreError | SendOutcomeUnknown> =>
@@ -167,6 +170,14 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number) => {
             : Effect.as(Metrics.count(Metrics.sent, queue, messages.length), sent.ids)
       })
     )
+
+  /** `storedAsIs`, each message with the current trace context when tracing. */
+  const stored = tracing
+    ? (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
+        Effect.flatMap(Telemetry.traceparent, (trace) =>
+          storedAsIs(queue, trace === undefined ? messages : messages.map((message) => ({ ...message, trace })))
+        )
+    : storedAsIs
 
   /** Sends one message; its id. */
   const send = (

@@ -24,6 +24,7 @@ interface CandidateRow {
   readonly max_deliveries: number | null
   readonly backoff: string | null
   readonly group_key: string | null
+  readonly trace: string | null
 }
 interface LeaseStateRow {
   readonly id: number
@@ -48,6 +49,7 @@ interface LeaseNextRow {
   readonly max_deliveries: number | null
   readonly backoff: string | null
   readonly group_key: string | null
+  readonly trace: string | null
 }
 
 /** The lease statements of one database, over its shared statements. */
@@ -74,7 +76,8 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
     lastError: row.last_error,
     maxDeliveries: row.max_deliveries === null ? queueMax : Number(row.max_deliveries),
     backoff: Backoff.decode(row.backoff),
-    group: row.group_key
+    group: row.group_key,
+    trace: row.trace
   })
 
   /**
@@ -106,7 +109,7 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
       let dead = 0
       while (leased.length < budget.qty) {
         const candidates = yield* Plan.rows(sql<CandidateRow>`SELECT m.id, m.payload, m.priority,
-            m.enqueued_at, m.deliveries, m.last_error, m.max_deliveries, m.backoff, m.group_key
+            m.enqueued_at, m.deliveries, m.last_error, m.max_deliveries, m.backoff, m.group_key, m.trace
           FROM keel_queue_messages m
           WHERE m.queue_id = ${queue.id} AND m.available_at <= ${now} AND ${head}
           ORDER BY m.priority, m.available_at, m.id
@@ -190,11 +193,12 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
         WHERE m.id = c.id AND NOT c.exhausted
         RETURNING m.id, m.payload, m.priority, m.enqueued_at, m.deliveries - 1 AS deliveries,
                   m.last_error, m.available_at AS visible_at, c.available_at AS candidate_at,
-                  COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries, m.backoff, m.group_key
+                  COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries, m.backoff, m.group_key,
+                  m.trace
       )
       SELECT q.id AS queue_id, q.limited, (SELECT COUNT(*) FROM a) AS dead,
              u.id, u.payload, u.priority, u.enqueued_at, u.deliveries, u.last_error, u.visible_at,
-             u.max_deliveries, u.backoff, u.group_key
+             u.max_deliveries, u.backoff, u.group_key, u.trace
       FROM q LEFT JOIN u ON TRUE
       ORDER BY u.priority, u.candidate_at, u.id`
 
@@ -235,7 +239,8 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
                 last_error: row.last_error,
                 max_deliveries: row.max_deliveries,
                 backoff: row.backoff,
-                group_key: row.group_key
+                group_key: row.group_key,
+                trace: row.trace
               },
               Number(row.visible_at),
               Number(row.max_deliveries)

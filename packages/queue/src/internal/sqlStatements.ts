@@ -27,7 +27,8 @@ export interface IdRow {
 export const ownColumns = (message: QueueStore.NewMessage) => ({
   max_deliveries: message.maxDeliveries ?? null,
   backoff: message.backoff === undefined ? null : Backoff.encode(message.backoff),
-  group_key: message.group ?? null
+  group_key: message.group ?? null,
+  trace: message.trace ?? null
 })
 
 /**
@@ -102,11 +103,11 @@ export const make = (
   const insertOneStatement = (name: string, message: QueueStore.NewMessage, now: number) => {
     const policy = ownColumns(message)
     const insert = sql<IdRow>`INSERT INTO keel_queue_messages
-        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key)
+        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key, trace)
       SELECT id, CAST(${message.payload} AS TEXT), CAST(${message.priority} AS INTEGER),
              CAST(${now} AS BIGINT), CAST(${now + message.delayMs} AS BIGINT),
              CAST(${policy.max_deliveries} AS INTEGER), CAST(${policy.backoff} AS TEXT),
-             CAST(${policy.group_key} AS TEXT)
+             CAST(${policy.group_key} AS TEXT), CAST(${policy.trace} AS TEXT)
       FROM keel_queue_queues WHERE name = ${name}
       RETURNING id, queue_id`
     return options.notifyInSql
@@ -152,17 +153,17 @@ export const make = (
       const rows = yield* sql<{ ord: number; id: number; queue_id: number }>`WITH i AS MATERIALIZED (
           SELECT nextval(pg_get_serial_sequence('keel_queue_messages', 'id')) AS id,
                  t.ord, t.payload, t.priority, t.enqueued_at, t.available_at, t.max_deliveries, t.backoff,
-                 t.group_key, q.id AS queue_id, q.name
+                 t.group_key, t.trace, q.id AS queue_id, q.name
           FROM json_to_recordset(CAST(${input} AS json))
             AS t(ord INTEGER, queue TEXT, payload TEXT, priority INTEGER, enqueued_at BIGINT, available_at BIGINT,
-                 max_deliveries INTEGER, backoff TEXT, group_key TEXT)
+                 max_deliveries INTEGER, backoff TEXT, group_key TEXT, trace TEXT)
           JOIN keel_queue_queues q ON q.name = t.queue
           ORDER BY t.ord
         ),
         inserted AS (
           INSERT INTO keel_queue_messages
-            (id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key)
-          SELECT id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key
+            (id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key, trace)
+          SELECT id, queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key, trace
           FROM i
           RETURNING id
         )
@@ -298,7 +299,7 @@ export const make = (
     const rows = yield* Plan.rows(sql<{ id: number }>`UPDATE keel_queue_messages
       SET payload = ${message.payload}, priority = ${message.priority}, available_at = ${availableAt},
           max_deliveries = ${policy.max_deliveries}, backoff = ${policy.backoff}, group_key = ${policy.group_key},
-          deliveries = 0, lease_token = NULL, leased_by = NULL, leased_at = NULL, last_error = NULL
+          trace = ${policy.trace}, deliveries = 0, lease_token = NULL, leased_by = NULL, leased_at = NULL, last_error = NULL
       WHERE id = ${id} AND queue_id = ${queueId} AND (lease_token IS NULL OR available_at <= ${now})
       RETURNING id`)
     return rows.length > 0

@@ -304,6 +304,12 @@ const pgEvents = [
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_queue_record_events()`
 ]
 
+/**
+ * Version 9: the trace context a message was sent in (W3C `traceparent`; NULL: none or tracing
+ * off), so that its consumer's span continues the sender's trace in any process.
+ */
+const trace = ["ALTER TABLE keel_queue_messages ADD COLUMN trace TEXT"]
+
 /** The queue's migrations, recorded in `keel_queue_migrations`. */
 export const migrations: Migrations.MigrationSet = {
   name: "queue",
@@ -325,6 +331,7 @@ export const migrations: Migrations.MigrationSet = {
       sqlite: limits("INTEGER", "INTEGER", "0", "1"),
       pg: limits("BIGINT", "BOOLEAN", "FALSE", "TRUE")
     },
-    { version: 8, name: "event log", sqlite: sqliteEvents, pg: pgEvents }
+    { version: 8, name: "event log", sqlite: sqliteEvents, pg: pgEvents },
+    { version: 9, name: "trace context", sqlite: trace, pg: trace }
   ]
 }
