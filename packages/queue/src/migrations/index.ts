@@ -219,7 +219,7 @@ const sqliteEvents = [
     WHEN OLD.lease_token IS NOT NULL AND NEW.lease_token IS NULL AND ${sqliteRecording("NEW")}
     BEGIN ${sqliteRecord("NEW", "'released'", "NEW.last_error")} END`,
   `CREATE TRIGGER keel_queue_events_deleted AFTER DELETE ON keel_queue_messages
-    WHEN NOT EXISTS (SELECT 1 FROM keel_queue_archive WHERE id = OLD.id) AND ${sqliteRecording("OLD")}
+    WHEN ${sqliteRecording("OLD")} AND NOT EXISTS (SELECT 1 FROM keel_queue_archive WHERE id = OLD.id)
     BEGIN ${sqliteRecord("OLD", "'deleted'", "NULL")} END`,
   `CREATE TRIGGER keel_queue_events_archived AFTER INSERT ON keel_queue_archive
     WHEN ${sqliteRecording("NEW")}
