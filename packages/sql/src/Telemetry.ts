@@ -12,9 +12,6 @@
  *   a trace travels inside a message (producer span → consumer span) and into a command's
  *   environment (`TRACEPARENT`).
  */
-import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
-import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { Config, Effect, Layer, Option, Stream, Tracer } from "effect"
 
 /** The OTLP/HTTP traces endpoint the environment names, if any. */
@@ -39,6 +36,14 @@ export const layer: Layer.Layer<never> = Layer.unwrapEffect(
     const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("keel"))
     const protocol = yield* Config.string("OTEL_EXPORTER_OTLP_PROTOCOL").pipe(
       Config.withDefault("http/protobuf")
+    )
+    // Loaded only when spans are exported: a process without tracing never loads the exporter.
+    const [OtlpTracer, OtlpSerialization, FetchHttpClient] = yield* Effect.promise(() =>
+      Promise.all([
+        import("@effect/opentelemetry/OtlpTracer"),
+        import("@effect/opentelemetry/OtlpSerialization"),
+        import("@effect/platform/FetchHttpClient")
+      ])
     )
     return OtlpTracer.layer({ url: url.value, resource: { serviceName }, exportInterval: "1 second" }).pipe(
       Layer.provide(protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf),
