@@ -22,6 +22,8 @@
  *   and are then interrupted and their messages released, every acknowledgement in flight
  *   completes, and the worker deregisters.
  */
+
+import { Telemetry } from "@keel/sql"
 import {
   type Cause,
   Clock,
@@ -36,7 +38,6 @@ import {
   type Scope,
   Stream
 } from "effect"
-import { Telemetry } from "@keel/sql"
 import * as Backoff from "./Backoff.js"
 import { checkOptions } from "./internal/consumeOptions.js"
 import * as Failure from "./internal/failure.js"

@@ -272,6 +272,17 @@ export interface Service {
     queue?: string,
     options?: Options.EventsOptions
   ) => Stream.Stream<QueueEvent, InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError>
+  /**
+   * One page of the event log now, without waiting: up to `limit` (default 100) events after id
+   * `since` (default 0), oldest first; empty when nothing newer is recorded.
+   */
+  readonly readEvents: (
+    queue?: string,
+    options?: { readonly since?: number | undefined; readonly limit?: number | undefined }
+  ) => Effect.Effect<
+    ReadonlyArray<QueueEvent>,
+    InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError
+  >
 
   /** Registers a worker for the scope: heartbeats while it lasts, deregisters (releasing its leases) at its end. */
   readonly registerWorker: (

@@ -78,6 +78,22 @@ for (const store of stores) {
         const third = Chunk.toReadonlyArray(all)[2]
         if (third === undefined) return yield* Effect.die("no third event")
         expect(yield* collect(queues, name, expected.length - 3, third.id)).toEqual(expected.slice(3))
+        // One page at once, without waiting: the first five; after the last, none.
+        const page = yield* queues.readEvents(name, { since: 0, limit: 5 })
+        expect(page.map((event) => event.id)).toEqual(
+          Chunk.toReadonlyArray(all)
+            .slice(0, 5)
+            .map((event) => event.id)
+        )
+        const last = Chunk.toReadonlyArray(all)[expected.length - 1]
+        expect(yield* queues.readEvents(name, { since: last?.id ?? 0 })).toEqual([])
+        expect(yield* Effect.flip(queues.readEvents(`${name}-missing`))).toMatchObject({
+          _tag: "QueueNotFound"
+        })
+        expect(yield* Effect.flip(queues.readEvents(name, { limit: 0 }))).toMatchObject({
+          _tag: "InvalidOption",
+          option: "limit"
+        })
         // The log of every queue holds these too, in the same order.
         const everyQueue = yield* Stream.runCollect(
           Stream.take(

@@ -14,7 +14,7 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { duration, integer } from "./validate.js"
+import { duration, integer, optionalInteger } from "./validate.js"
 
 /** Events read per page. */
 const pageSize = 500
@@ -78,5 +78,31 @@ export const make = (store: QueueStore.Store) => {
       })
     )
 
-  return { events }
+  /**
+   * One page of the log at once, without waiting: up to `limit` (1 to 10,000, default 100) events
+   * of `queue` (every queue when absent) after id `since` (default 0), oldest first — empty when
+   * nothing newer is recorded. `QueueNotFound` when the queue does not exist.
+   */
+  const readEvents = (
+    queue?: string,
+    options: { readonly since?: number | undefined; readonly limit?: number | undefined } = {}
+  ): Effect.Effect<
+    ReadonlyArray<QueueEvent>,
+    InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError
+  > =>
+    Effect.gen(function* () {
+      const name = queue === undefined ? undefined : yield* parseQueueName(queue)
+      const since = yield* optionalInteger(
+        "since",
+        options.since,
+        { min: 0, max: Number.MAX_SAFE_INTEGER },
+        0
+      )
+      const limit = yield* optionalInteger("limit", options.limit, { min: 1, max: 10_000 }, 100)
+      const rows = yield* store.readEvents(name, since, limit)
+      if (rows === undefined) return yield* new QueueNotFound({ queue: name ?? "" })
+      return rows.map(toEvent)
+    })
+
+  return { events, readEvents }
 }

@@ -175,7 +175,10 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
   const stored = tracing
     ? (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
         Effect.flatMap(Telemetry.traceparent, (trace) =>
-          storedAsIs(queue, trace === undefined ? messages : messages.map((message) => ({ ...message, trace })))
+          storedAsIs(
+            queue,
+            trace === undefined ? messages : messages.map((message) => ({ ...message, trace }))
+          )
         )
     : storedAsIs
 
