@@ -21,6 +21,7 @@ import * as Input from "./Input.js"
 import * as Log from "./Log.js"
 import * as Output from "./Output.js"
 import { Shutdown } from "./Shutdown.js"
+import * as Tracing from "./Tracing.js"
 import { version } from "./Version.js"
 
 /** `keel`: the root command. Its global options apply to every subcommand. */
@@ -124,7 +125,8 @@ const wizardNeedsTerminal = (argv: ReadonlyArray<string>): Effect.Effect<void, F
 
 /**
  * The command line parsed and run: `--log-level` taken out first (see `Log.takeLevelFlag`), the
- * logging settings it and the environment give in force, then `@effect/cli`.
+ * logging settings it and the environment give in force, tracing when configured (`Tracing`),
+ * then `@effect/cli`.
  */
 const invocation = (argv: ReadonlyArray<string>) =>
   Effect.gen(function* () {
@@ -133,7 +135,11 @@ const invocation = (argv: ReadonlyArray<string>) =>
       const settings = yield* Log.settings
       const colour = yield* Output.colour
       yield* wizardNeedsTerminal(taken.argv)
-      yield* cli(helpRequest(taken.argv)).pipe(cliPrinting(colour), Log.withSettings(settings))
+      yield* cli(helpRequest(taken.argv)).pipe(
+        cliPrinting(colour),
+        Tracing.traced,
+        Log.withSettings(settings)
+      )
     })
     yield* Log.withLevelFlag(taken.level)(run)
   })

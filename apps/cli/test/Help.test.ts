@@ -32,6 +32,7 @@ const commands: ReadonlyArray<string> = [
   "queue drop",
   "queue metrics",
   "queue workers",
+  "queue events",
   "queue consume",
   "port",
   "port reserve",

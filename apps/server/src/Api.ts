@@ -1,5 +1,6 @@
 /**
- * Keel's HTTP API: queues, reservations, cursors and the system routes, as one `HttpApi`. Request
+ * Keel's HTTP API: queues, reservations, cursors, schedules, the event log (`EventsApi.ts`) and the
+ * system routes, as one `HttpApi`; the errors and their statuses are in `ApiErrors.ts`. Request
  * and response bodies reuse the packages' Schemas; every typed error an endpoint can return is
  * declared on it with its status, so `/openapi.json` documents it and the server encodes it as
  * `{ _tag, message, ...fields }`.
@@ -10,83 +11,15 @@
  * unknown. Requests that are not valid HTTP, or too slow, are answered before routing (`Transport`).
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Cursor, CursorError } from "@keel/cursor"
+import { Cursor } from "@keel/cursor"
 import { Message, QueueError, Schedule } from "@keel/queue"
-import { ReservationError, Schemas } from "@keel/reservation"
+import { Schemas } from "@keel/reservation"
 import { Predicate, Schema } from "effect"
-import {
-  BodyTooLarge,
-  CursorNotFound,
-  InvalidJson,
-  Unhealthy,
-  UnsupportedMediaType,
-  withMessage
-} from "./HttpError.js"
+import { answer, CursorErrors, QueueErrors, ReservationErrors, ServerErrors } from "./ApiErrors.js"
+import { EventsGroup } from "./EventsApi.js"
 
 /** The API's version, as the OpenAPI document states it. */
 export const version = "0.1.0"
-
-/** An error schema on the wire (with its message) answered with `status`. */
-const answer = <A extends { readonly message: string }, I extends object>(
-  schema: Schema.Schema<A, I>,
-  identifier: string,
-  status: number
-) => withMessage(schema, identifier).annotations(HttpApiSchema.annotations({ status }))
-
-// ---------------------------------------------------------------------------------------------
-// Errors, each with its status
-// ---------------------------------------------------------------------------------------------
-
-/** The server's own errors. */
-export const ServerErrors = {
-  BodyTooLarge: answer(BodyTooLarge, "BodyTooLarge", 413),
-  InvalidJson: answer(InvalidJson, "InvalidJson", 400),
-  UnsupportedMediaType: answer(UnsupportedMediaType, "UnsupportedMediaType", 415),
-  CursorNotFound: answer(CursorNotFound, "CursorNotFound", 404),
-  Unhealthy: answer(Unhealthy, "Unhealthy", 503)
-}
-
-/** The queue service's errors. */
-export const QueueErrors = {
-  InvalidQueueName: answer(QueueError.InvalidQueueName, "InvalidQueueName", 400),
-  InvalidOption: answer(QueueError.InvalidOption, "InvalidOption", 400),
-  InvalidPayload: answer(QueueError.InvalidPayload, "InvalidPayload", 400),
-  QueueNotFound: answer(QueueError.QueueNotFound, "QueueNotFound", 404),
-  QueueAlreadyExists: answer(QueueError.QueueAlreadyExists, "QueueAlreadyExists", 409),
-  QueueInFlight: answer(QueueError.QueueInFlight, "QueueInFlight", 409),
-  LeaseLost: answer(QueueError.LeaseLost, "LeaseLost", 409),
-  MessageNotFound: answer(QueueError.MessageNotFound, "MessageNotFound", 404),
-  MessageLeased: answer(QueueError.MessageLeased, "MessageLeased", 409),
-  PayloadTooLarge: answer(QueueError.PayloadTooLarge, "PayloadTooLarge", 413),
-  BatchTooLarge: answer(QueueError.BatchTooLarge, "BatchTooLarge", 413),
-  SendOutcomeUnknown: answer(QueueError.SendOutcomeUnknown, "SendOutcomeUnknown", 503),
-  QueueStoreError: answer(QueueError.QueueStoreError, "QueueStoreError", 503)
-}
-
-/** The reservation registry's errors. */
-export const ReservationErrors = {
-  InvalidPort: answer(ReservationError.InvalidPort, "InvalidPort", 400),
-  InvalidRange: answer(ReservationError.InvalidRange, "InvalidRange", 400),
-  InvalidTag: answer(ReservationError.InvalidTag, "InvalidTag", 400),
-  InvalidLabel: answer(ReservationError.InvalidLabel, "InvalidLabel", 400),
-  InvalidPath: answer(ReservationError.InvalidPath, "InvalidPath", 400),
-  InvalidRequest: answer(ReservationError.InvalidRequest, "InvalidRequest", 400),
-  UnrelatedPath: answer(ReservationError.UnrelatedPath, "UnrelatedPath", 400),
-  ReservationNotFound: answer(ReservationError.ReservationNotFound, "ReservationNotFound", 404),
-  NoPortAvailable: answer(ReservationError.NoPortAvailable, "NoPortAvailable", 409),
-  PreferredPortReserved: answer(ReservationError.PreferredPortReserved, "PreferredPortReserved", 409),
-  StickyFieldChanged: answer(ReservationError.StickyFieldChanged, "StickyFieldChanged", 409),
-  ReservationStoreError: answer(ReservationError.ReservationStoreError, "ReservationStoreError", 503)
-}
-
-/** The cursor store's errors. */
-export const CursorErrors = {
-  InvalidPeer: answer(CursorError.InvalidPeer, "InvalidPeer", 400),
-  InvalidPosition: answer(CursorError.InvalidPosition, "InvalidPosition", 400),
-  StoreClosed: answer(CursorError.StoreClosed, "StoreClosed", 503),
-  CursorStoreError: answer(CursorError.CursorStoreError, "CursorStoreError", 503),
-  FlushFailed: answer(CursorError.FlushFailed, "FlushFailed", 503)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
@@ -153,6 +86,10 @@ export const QueueSettings = Schema.Struct({
   groupOnDead: settings.groupOnDead.annotations({
     description:
       "What a dead letter does to its ordered group: `skip` (the group goes on with its next message; the default) or `block` (the group waits until the dead letter is requeued or purged)."
+  }),
+  events: settings.events.annotations({
+    description:
+      "Record each message's lifecycle in the event log (`GET /queues/{name}/events`), kept as long as the retention. Default false."
   })
 })
 
@@ -816,6 +753,7 @@ export class KeelApi extends HttpApi.make("keel")
   .add(ReservationsGroup)
   .add(CursorsGroup)
   .add(SchedulesGroup)
+  .add(EventsGroup)
   .add(SystemGroup)
   .annotateContext(
     OpenApi.annotations({

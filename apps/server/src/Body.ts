@@ -26,7 +26,7 @@ import {
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect, Inspectable, Option, Schema, Stream } from "effect"
-import { ServerErrors } from "./Api.js"
+import { ServerErrors } from "./ApiErrors.js"
 import { BodyTooLarge, InvalidJson, UnsupportedMediaType } from "./HttpError.js"
 
 /**

@@ -24,7 +24,7 @@ import {
 } from "@effect/platform"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import type { Database } from "@keel/sql"
+import { type Database, Telemetry } from "@keel/sql"
 import {
   Cause,
   Chunk,
@@ -45,6 +45,7 @@ import * as Auth from "./Auth.js"
 import * as Body from "./Body.js"
 import * as HttpError from "./HttpError.js"
 import * as Cursors from "./handlers/Cursors.js"
+import * as Events from "./handlers/Events.js"
 import * as Queues from "./handlers/Queues.js"
 import * as Reservations from "./handlers/Reservations.js"
 import * as Schedules from "./handlers/Schedules.js"
@@ -133,8 +134,17 @@ const shutdown = (node: Http.Server, lifecycle: Lifecycle.Service, grace: Durati
     yield* Effect.logInfo("Keel stopped serving; flushing cursors and closing the database")
   })
 
-/** Serves the API on the `HttpServer` in context and logs where; its release is the graceful stop. */
-const serve = (node: Http.Server, config: ServerConfig.ServerConfig, dsn: Redacted.Redacted<string>) =>
+/**
+ * Serves the API on the `HttpServer` in context and logs where; its release is the graceful stop.
+ * With `tracing`, each request is a span (`@effect/platform`'s `http.server METHOD`, with its
+ * `http.route`), continuing the trace of an incoming `traceparent` header.
+ */
+const serve = (
+  node: Http.Server,
+  config: ServerConfig.ServerConfig,
+  dsn: Redacted.Redacted<string>,
+  tracing: boolean
+) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
       const server = yield* HttpServer.HttpServer
@@ -159,9 +169,9 @@ const serve = (node: Http.Server, config: ServerConfig.ServerConfig, dsn: Redact
     })
   ).pipe(
     Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]),
-    // No span per request: nothing exports spans yet, and building one (with its ten attributes)
-    // cost ~20 µs of a ~250 µs request.
-    HttpMiddleware.withTracerDisabledWhen(() => true)
+    // Without tracing, no span per request: nothing would export it, and building one (with its
+    // ten attributes) cost ~20 µs of a ~250 µs request.
+    HttpMiddleware.withTracerDisabledWhen(tracing ? () => false : () => true)
   )
 
 /**
@@ -199,7 +209,7 @@ export const layerWith = (
   dsn: Redacted.Redacted<string>
 ): Layer.Layer<never, StartError> =>
   Layer.unwrapEffect(
-    Effect.sync(() => {
+    Effect.map(Telemetry.enabled, (tracing) => {
       const node = makeNodeServer({ headers: config.headersTimeout, request: config.requestTimeout })
       const services = Layer.provideMerge(Keel.services, Keel.database(dsn))
       const groups = Layer.mergeAll(
@@ -207,6 +217,7 @@ export const layerWith = (
         Reservations.layer,
         Cursors.layer,
         Schedules.layer,
+        Events.layer,
         System.layer
       )
       const api = HttpApiBuilder.api(KeelApi).pipe(Layer.provide(groups))
@@ -218,7 +229,7 @@ export const layerWith = (
       // Listening comes last: the database is open and migrated and the routes are built before
       // the port accepts a connection, so a client of a server still starting is refused at once
       // (ECONNREFUSED) instead of being held; the few steps between listen and serve answer 503.
-      return serve(node, config, dsn).pipe(
+      return serve(node, config, dsn, tracing).pipe(
         Layer.provide(NodeHttpServer.layer(() => node, { host: config.host, port: config.port })),
         Layer.provide(routes),
         Layer.provide(Lifecycle.layer),

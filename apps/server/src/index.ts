@@ -1,6 +1,8 @@
 export * as Api from "./Api.js"
+export * as ApiErrors from "./ApiErrors.js"
 export * as Auth from "./Auth.js"
 export * as Body from "./Body.js"
+export * as EventsApi from "./EventsApi.js"
 export * as HttpError from "./HttpError.js"
 export * as Keel from "./Keel.js"
 export * as Lifecycle from "./Lifecycle.js"

@@ -34,6 +34,7 @@ const routes = [
   "GET /queues/{name}/dead",
   "POST /queues/{name}/dead/requeue",
   "GET /queues/{name}/metrics",
+  "GET /queues/{name}/events",
   "POST /reservations",
   "GET /reservations",
   "POST /reservations/group",
@@ -53,6 +54,7 @@ const routes = [
   "POST /schedules/{name}/pause",
   "POST /schedules/{name}/resume",
   "DELETE /schedules/{name}",
+  "GET /events",
   "GET /health",
   "GET /metrics"
 ]

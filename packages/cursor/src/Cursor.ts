@@ -12,7 +12,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Backend, Batch, DbError, Migrations, Retry, Transaction } from "@keel/sql"
+import { Backend, Batch, DbError, Migrations, Retry, Telemetry, Transaction } from "@keel/sql"
 import {
   Cause,
   Clock,
@@ -856,14 +856,23 @@ export const make = (
     }
   })
 
-/** The store as a layer: migrations applied at start; release flushes a last time and checkpoints. */
+/**
+ * The store as a layer: migrations applied at start; release flushes a last time and checkpoints.
+ * With tracing on (`Telemetry.enabled`), every operation is a span `keel.cursor.<operation>`.
+ */
 export const layer = (
   config: Config = {}
 ): Layer.Layer<
   CursorStore,
   InvalidConfig | Migrations.MigrationError,
   SqlClient.SqlClient | Backend.Backend
-> => Layer.scoped(CursorStore, make(config))
+> =>
+  Layer.scoped(
+    CursorStore,
+    Effect.zipWith(make(config), Telemetry.enabled, (service, traced) =>
+      traced ? Telemetry.traced("keel.cursor", service) : service
+    )
+  )
 
 /** `layer` over `config` (`KEEL_CURSOR_*`). */
 export const layerConfig: Layer.Layer<

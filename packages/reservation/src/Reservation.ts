@@ -16,7 +16,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Backend, DbError, Migrations, Retry, Transaction } from "@keel/sql"
+import { Backend, DbError, Migrations, Retry, Telemetry, Transaction } from "@keel/sql"
 import { Clock, type ConfigError, Context, Duration, Effect, Layer, Option, Predicate, Schema } from "effect"
 import * as Allocator from "./Allocator.js"
 import * as Paths from "./internal/paths.js"
@@ -751,7 +751,8 @@ export type StartError = Migrations.MigrationError
 
 /**
  * The registry with its migrations applied at start, over any `FileSystem`, `Path` and
- * `Occupancy` (tests substitute them).
+ * `Occupancy` (tests substitute them). With tracing on (`Telemetry.enabled`), every operation is
+ * a span `keel.reservation.<operation>`; off, the service is `make`'s, untouched.
  */
 export const layerWith = (
   config: ReservationConfig.ReservationConfig = ReservationConfig.defaults
@@ -759,7 +760,16 @@ export const layerWith = (
   Reservations,
   StartError,
   SqlClient.SqlClient | Backend.Backend | FileSystem.FileSystem | Path.Path | Occupancy.Occupancy
-> => Layer.effect(Reservations, Effect.zipRight(Migrations.run(migrations), make(config)))
+> =>
+  Layer.effect(
+    Reservations,
+    Effect.zipRight(
+      Migrations.run(migrations),
+      Effect.zipWith(make(config), Telemetry.enabled, (service, traced) =>
+        traced ? Telemetry.traced("keel.reservation", service) : service
+      )
+    )
+  )
 
 /** Node's filesystem and the real occupancy probe. */
 const nodeServices = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, Occupancy.layer)

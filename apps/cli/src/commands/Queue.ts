@@ -8,6 +8,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Globals from "../Globals.js"
 import * as Leaf from "../Leaf.js"
+import { events } from "./Events.js"
 import { duration, settings } from "./QueueSettings.js"
 
 const handlers = () => import("../handlers/Queue.js")
@@ -458,6 +459,7 @@ export const queueCommand = Command.make("queue").pipe(
     drop,
     metrics,
     workers,
+    events,
     consume
   ])
 )

@@ -41,6 +41,16 @@ export const settings = {
       "What a dead letter does to its group: skip (default: the group goes on) or block (the group waits until it is requeued or purged)."
     ),
     Options.optional
+  ),
+  // Two flags rather than one with a negation: @effect/cli gives a boolean flag a default, and
+  // `configure` must tell "absent" (unchanged) from "off".
+  events: Options.boolean("events").pipe(
+    Options.withDescription(
+      "Record each message's lifecycle in the event log (`keel queue events`); default off."
+    )
+  ),
+  noEvents: Options.boolean("no-events").pipe(
+    Options.withDescription("Stop recording the queue's events (those recorded are kept).")
   )
 }
 

@@ -4,9 +4,9 @@
  *
  * - The command runs as `sh -c COMMAND` with the payload's JSON text (and a newline) on stdin and
  *   the message in its environment (`KEEL_QUEUE`, `KEEL_MESSAGE_ID`, `KEEL_LEASE`,
- *   `KEEL_DELIVERIES`, `KEEL_PRIORITY`, `KEEL_ENQUEUED_AT`, `KEEL_WORKER_ID`). Its stdout is
- *   keel's stdout (stderr with `--json`, which keeps stdout for keel's document); its stderr is
- *   keel's stderr.
+ *   `KEEL_DELIVERIES`, `KEEL_PRIORITY`, `KEEL_ENQUEUED_AT`, `KEEL_WORKER_ID`, and `TRACEPARENT`
+ *   when the message carries a trace). Its stdout is keel's stdout (stderr with `--json`, which
+ *   keeps stdout for keel's document); its stderr is keel's stderr.
  * - Exit 0 archives the message (or deletes it, `--on-success delete`); any other exit, a signal
  *   or `--timeout` releases it with exponential backoff, and the queue dead-letters it once it
  *   has had its max deliveries. The lease is extended while the command runs.
@@ -16,6 +16,7 @@
  */
 import { spawn } from "node:child_process"
 import { type Consumer, type Message, Queue } from "@keel/queue"
+import { Telemetry } from "@keel/sql"
 import { Data, Deferred, Duration, Effect, Exit, Option, Ref } from "effect"
 import type { ConsumeInput } from "../commands/Queue.js"
 import { InvalidInput } from "../Failure.js"
@@ -24,6 +25,7 @@ import * as Layers from "../Layers.js"
 import * as Output from "../Output.js"
 import * as Parse from "../Parse.js"
 import { Shutdown } from "../Shutdown.js"
+import * as Tracing from "../Tracing.js"
 
 /** The command did not exit 0. */
 export class CommandFailed extends Data.TaggedError("CommandFailed")<{ readonly reason: string }> {
@@ -38,16 +40,28 @@ export const defaultShutdownTimeout = Duration.seconds(30)
 /** How long a command killed at shutdown (or timeout) gets between SIGTERM and SIGKILL. */
 const killGrace = Duration.seconds(5)
 
-/** The environment a command runs with: keel's, plus the message. */
-export const environment = (message: Message.Leased, workerId: string): Record<string, string> => ({
-  KEEL_QUEUE: message.queue,
-  KEEL_MESSAGE_ID: String(message.id),
-  KEEL_LEASE: message.lease,
-  KEEL_DELIVERIES: String(message.deliveries),
-  KEEL_PRIORITY: String(message.priority),
-  KEEL_ENQUEUED_AT: String(message.enqueuedAt.epochMillis),
-  KEEL_WORKER_ID: workerId
-})
+/**
+ * The environment a command runs with: keel's, plus the message, plus `TRACEPARENT` when there is
+ * a trace to continue — the handler's span (`keel.queue.handle`) with tracing on, else the trace
+ * the message was sent in; with neither, keel's own `TRACEPARENT` (if any) passes through.
+ */
+export const environment = (
+  message: Message.Leased,
+  workerId: string,
+  traceparent: string | undefined = undefined
+): Record<string, string> => {
+  const trace = traceparent ?? message.trace ?? undefined
+  return {
+    KEEL_QUEUE: message.queue,
+    KEEL_MESSAGE_ID: String(message.id),
+    KEEL_LEASE: message.lease,
+    KEEL_DELIVERIES: String(message.deliveries),
+    KEEL_PRIORITY: String(message.priority),
+    KEEL_ENQUEUED_AT: String(message.enqueuedAt.epochMillis),
+    KEEL_WORKER_ID: workerId,
+    ...(trace === undefined ? {} : { TRACEPARENT: trace })
+  }
+}
 
 const signalGroup = (pid: number | undefined, signal: NodeJS.Signals) => {
   if (pid === undefined) return
@@ -66,13 +80,14 @@ export const runCommand = (
   command: string,
   message: Message.Leased,
   workerId: string,
-  stdout: number
+  stdout: number,
+  traceparent: string | undefined = undefined
 ): Effect.Effect<void, CommandFailed> =>
   Effect.async<void, CommandFailed>((resume) => {
     const child = spawn("/bin/sh", ["-c", command], {
       detached: true,
       stdio: ["pipe", stdout, "inherit"],
-      env: { ...process.env, ...environment(message, workerId) }
+      env: { ...process.env, ...environment(message, workerId, traceparent) }
     })
     let ended = false
     const closed = new Promise<void>((done) => {
@@ -163,7 +178,9 @@ export const consume = (input: ConsumeInput) =>
           const consumer = yield* queues.consume(
             input.queue,
             (message) =>
-              Effect.flatMap(Ref.get(workerId), (id) => runCommand(input.command, message, id, stdout)),
+              Effect.zipWith(Ref.get(workerId), Telemetry.traceparent, (id, traceparent) =>
+                runCommand(input.command, message, id, stdout, traceparent)
+              ).pipe(Effect.flatten),
             {
               concurrency: Option.getOrUndefined(input.concurrency),
               visibilityTimeout,
@@ -196,6 +213,8 @@ export const consume = (input: ConsumeInput) =>
       })
 
       yield* running.pipe(
+        // Each message continues its own trace, not the TRACEPARENT keel was started under.
+        Tracing.detached,
         Effect.onExit((exit) =>
           Effect.gen(function* () {
             // An interruption is how SIGINT/SIGTERM arrive; reaching here means the consumer shut

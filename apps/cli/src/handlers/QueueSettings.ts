@@ -6,8 +6,15 @@
 import type { Message, Options as QueueOptions } from "@keel/queue"
 import { DateTime, Duration, Effect, Option } from "effect"
 import type { SettingsInput } from "../commands/QueueSettings.js"
+import { InvalidInput } from "../Failure.js"
 import * as Output from "../Output.js"
 import * as Parse from "../Parse.js"
+
+/** `--events` true, `--no-events` false, neither undefined; both is `InvalidInput`. */
+const eventsOf = (input: SettingsInput): Effect.Effect<boolean | undefined, InvalidInput> =>
+  input.events && input.noEvents
+    ? Effect.fail(new InvalidInput({ source: "--events", reason: "it cannot be given with --no-events" }))
+    : Effect.succeed(input.events ? true : input.noEvents ? false : undefined)
 
 /** The settings the flags give; absent flags stay undefined (the default, or unchanged). */
 export const settingsOf = (input: SettingsInput) =>
@@ -19,7 +26,8 @@ export const settingsOf = (input: SettingsInput) =>
       concurrencyLimit: yield* Parse.optional(Parse.limitOrNone)("concurrency-limit", input.concurrencyLimit),
       rateLimit: yield* Parse.optional(Parse.rateOrNone)("rate-limit", input.rateLimit),
       groupConcurrency: Option.getOrUndefined(input.groupConcurrency),
-      groupOnDead: Option.getOrUndefined(input.groupOnDead)
+      groupOnDead: Option.getOrUndefined(input.groupOnDead),
+      events: yield* eventsOf(input)
     }
     return settings
   })
@@ -53,6 +61,7 @@ export const infoTable = (queues: ReadonlyArray<Message.QueueInfo>): string =>
       "RATE LIMIT",
       "GROUP CONCURRENCY",
       "GROUP ON DEAD",
+      "EVENTS",
       "CREATED"
     ],
     queues.map((queue) => [
@@ -64,6 +73,7 @@ export const infoTable = (queues: ReadonlyArray<Message.QueueInfo>): string =>
       rateText(queue.rateLimit),
       String(queue.groupConcurrency),
       queue.groupOnDead,
+      queue.events ? "yes" : "no",
       DateTime.formatIso(queue.createdAt)
     ])
   )

@@ -10,6 +10,7 @@ import * as Layers from "../Layers.js"
 import * as Output from "../Output.js"
 import * as Parse from "../Parse.js"
 import { Shutdown } from "../Shutdown.js"
+import * as Tracing from "../Tracing.js"
 
 const withSchedules = <A, E, R>(program: Effect.Effect<A, E, R>) => Effect.provide(program, Layers.schedules)
 
@@ -120,6 +121,8 @@ export const run = (input: RunInput) =>
         Layer.provide(Layers.schedules)
       )
     ).pipe(
+      // Ticks start their own traces, not TRACEPARENT's.
+      Tracing.detached,
       // A signal is how the scheduler is stopped; reaching here, the database has been closed.
       Effect.onExit((exit) =>
         Exit.isInterrupted(exit) ? Effect.flatMap(Shutdown, (clean) => Ref.set(clean, true)) : Effect.void

@@ -9,6 +9,7 @@ import { ConfigProvider, Effect, Exit, FiberRef, HashSet, Layer, Option, Ref } f
 import type { ServeInput } from "../commands/Serve.js"
 import * as Layers from "../Layers.js"
 import { Shutdown } from "../Shutdown.js"
+import * as Tracing from "../Tracing.js"
 
 /**
  * The flags as configuration entries, over the configuration in force (the environment, with
@@ -34,6 +35,8 @@ export const serve = (input: ServeInput) =>
       Effect.withConfigProvider(configProvider(input, current)),
       // The server installs its own logger (KEEL_LOG_LEVEL, KEEL_LOG_FORMAT); keel's would repeat each line.
       Effect.locally(FiberRef.currentLoggers, HashSet.empty()),
+      // Each request starts its own trace (or continues its `traceparent` header), not TRACEPARENT's.
+      Tracing.detached,
       Effect.onExit((exit) =>
         // A signal is how the server is stopped; reaching here, its layers have been released.
         Exit.isInterrupted(exit) ? Effect.flatMap(Shutdown, (clean) => Ref.set(clean, true)) : Effect.void

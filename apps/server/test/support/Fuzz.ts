@@ -32,6 +32,9 @@ export interface Case {
 /** How long any request may take to be answered (a long-poll `read` adds its wait). */
 export const answerWithinMs = 5_000
 
+/** Routes that may wait as long as the request says before they answer (at most `maxReadWaitMs`). */
+const longPolls: ReadonlySet<string> = new Set(["queues.read", "events.queue", "events.all"])
+
 // ---------------------------------------------------------------------------------------------
 // Path parameters, query strings, headers, request lines
 // ---------------------------------------------------------------------------------------------
@@ -337,7 +340,8 @@ export const cases = (route: Route, known: Known): fc.Arbitrary<Case> => {
         kind: `method:${method.label} line:${line.label} params:${params.label} query:${query.label} header:${headers.label} type:${contentType.label} body:${body.label} framing:${framing.label}`,
         bytes: RawHttp.request(head, all, framed.bytes),
         head: method.value === "HEAD",
-        timeoutMs: route.id === "queues.read" ? answerWithinMs + maxReadWaitMs : answerWithinMs
+        // Long polls may wait as long as the request says.
+        timeoutMs: longPolls.has(route.id) ? answerWithinMs + maxReadWaitMs : answerWithinMs
       }
     })
 }
