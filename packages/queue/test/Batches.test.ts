@@ -5,7 +5,7 @@
  * a missing queue only its send.
  */
 import { expect, layer } from "@effect/vitest"
-import { type Message, Queue, SqlQueueStore } from "@keel/queue"
+import { Message, Queue, SqlQueueStore } from "@keel/queue"
 import { TestDatabase } from "@keel/testkit"
 import { Cause, Effect, Exit, Option } from "effect"
 import {
@@ -165,6 +165,31 @@ TestDatabase.describeEach("Queue batches", (kind) => {
         // Even indexes were archived (0, 2, 4, 6, 8), odd ones deleted; 3 and 7 were lost.
         expect(yield* archiveRows(name)).toBe(5)
         expect(yield* messageRows(name)).toBe(2)
+      })
+    )
+
+    it.effect("a batch of the largest size, every message with every column, is stored in order", () =>
+      Effect.gen(function* () {
+        const queues = yield* Queue.Queue
+        const name = uniqueName("batch-max")
+        yield* queues.createQueue(name)
+        // Each message fills every column of its row: the statement's chunks must stay under the
+        // backend's bind-parameter limit (SQLite's 32,766) however many columns a row has.
+        const ids = yield* queues.sendBatch(
+          name,
+          Array.from({ length: Message.maxBatchSize }, (_, i) => ({
+            payload: i,
+            priority: i % 5,
+            group: `g${i % 97}`,
+            maxDeliveries: 3,
+            backoff: { kind: "fixed" as const, base: "1 second" }
+          }))
+        )
+        expect(ids).toHaveLength(Message.maxBatchSize)
+        expect([...ids].sort((a, b) => a - b)).toEqual(ids)
+        const last = ids[ids.length - 1]
+        if (last === undefined) return yield* Effect.die("no ids")
+        expect((yield* queues.getMessage(name, last)).payload).toBe(Message.maxBatchSize - 1)
       })
     )
 

@@ -9,6 +9,7 @@ import { type Backend, Plan } from "@keel/sql"
 import { Effect } from "effect"
 import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
+import * as SqlArchive from "./sqlArchive.js"
 
 /** The PostgreSQL channel a queue's producers notify and its consumers listen on. */
 export const channel = (queueId: number): string => `keel_queue_${queueId}`
@@ -60,20 +61,6 @@ type Slot = Insert | { readonly _tag: "Stored"; readonly id: number }
 interface Insert {
   readonly _tag: "Insert"
   readonly index: number
-}
-
-/** How an archived copy of a message is written. */
-export interface Archiving {
-  readonly dead: boolean
-  readonly now: number
-  /** Replaces the message's last error when given. */
-  readonly error: string | null
-  /** Recorded when the message has no last error. */
-  readonly fallbackError: string | null
-  /** Deliveries that never happened, subtracted. */
-  readonly undo: number
-  /** Archived as cancelled (default false). */
-  readonly cancelled?: boolean | undefined
 }
 
 /** The statements of one database. */
@@ -187,20 +174,21 @@ export const make = (
       readonly availableAt: number
     }>
   ) {
+    const columns = rows.map(({ queueId, message, now, availableAt }) => ({
+      queue_id: queueId,
+      payload: message.payload,
+      priority: message.priority,
+      enqueued_at: now,
+      available_at: availableAt,
+      ...ownColumns(message)
+    }))
+    // One bind parameter per column of a row: chunks stay under the backend's parameter limit
+    // whatever columns a message carries.
+    const perRow = Object.keys(columns[0] ?? {}).length
     const inserted = yield* Plan.chunked(
-      rows,
-      limits(8),
-      (chunk) =>
-        sql<{ id: number }>`INSERT INTO keel_queue_messages ${sql.insert(
-          chunk.map(({ queueId, message, now, availableAt }) => ({
-            queue_id: queueId,
-            payload: message.payload,
-            priority: message.priority,
-            enqueued_at: now,
-            available_at: availableAt,
-            ...ownColumns(message)
-          }))
-        )} RETURNING id`
+      columns,
+      limits(perRow),
+      (chunk) => sql<{ id: number }>`INSERT INTO keel_queue_messages ${sql.insert(chunk)} RETURNING id`
     )
     return inserted.map((row) => Number(row.id)).sort((a, b) => a - b)
   }
@@ -454,31 +442,7 @@ export const make = (
       return { queueId, ids: idsOf(messages, [], known) }
     }
 
-  // ---- moving messages ------------------------------------------------------------------------
-
-  /** Moves messages to the archive (dead or not) and deletes them from the queue. */
-  function* archive(messageIds: ReadonlyArray<number>, how: Archiving) {
-    yield* Plan.chunked(
-      messageIds,
-      limits(1),
-      (chunk) => sql`INSERT INTO keel_queue_archive
-        (id, queue_id, payload, priority, enqueued_at, deliveries, dead, last_error, archived_at, max_deliveries, backoff,
-         cancelled, group_key)
-      SELECT id, queue_id, payload, priority, enqueued_at, deliveries - ${how.undo},
-             ${how.dead ? isTrue : isFalse}, COALESCE(${how.error}, last_error, ${how.fallbackError}), ${how.now},
-             max_deliveries, backoff, ${how.cancelled === true ? isTrue : isFalse}, group_key
-      FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`
-    )
-    yield* remove(messageIds)
-  }
-
-  function* remove(messageIds: ReadonlyArray<number>) {
-    yield* Plan.chunked(
-      messageIds,
-      limits(1),
-      (chunk) => sql`DELETE FROM keel_queue_messages WHERE ${sql.in("id", chunk)}`
-    )
-  }
+  const { archive, remove } = SqlArchive.make(sql, { isTrue, isFalse, limits })
 
   return {
     forUpdate,
@@ -496,6 +460,9 @@ export const make = (
     forUpdateSkipLocked
   }
 }
+
+/** How an archived copy of a message is written (see `sqlArchive.ts`). */
+export type { Archiving } from "./sqlArchive.js"
 
 /** The statements of one database. */
 export type Statements = ReturnType<typeof make>
