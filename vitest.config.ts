@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from "node:fs"
+import { availableParallelism } from "node:os"
 import { basename, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
@@ -28,6 +29,10 @@ export default defineConfig({
     projects,
     testTimeout: 60_000,
     hookTimeout: 180_000,
-    pool: "forks"
+    pool: "forks",
+    // One test file per core. Vitest's default is one fewer than the cores, to leave one for its
+    // own process: on CI's 2 cores that is a single worker, every file in turn, and a core idle
+    // while a file waits on its children, its database or a timer — which most of ours do.
+    maxWorkers: availableParallelism()
   }
 })

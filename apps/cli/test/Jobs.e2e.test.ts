@@ -4,8 +4,14 @@
  * retry policy per message (`--max-deliveries`, `--backoff`); the same fields in `send-batch
  * --envelopes`; `keel queue cancel` and `keel queue update` by id; bad options as one-line errors
  * that store nothing.
+ *
+ * What an option stores is the same whether `Program.run` runs in a child process or in this one,
+ * so those tests run keel in-process (`InProcess.run`: milliseconds a run instead of a process
+ * start); the usage errors, which are about the exit code and the one line on stderr, run the
+ * built binary.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as InProcess from "./support/InProcess.js"
 import * as Keel from "./support/Keel.js"
 
 const idOf = (result: Keel.Result): number => Number(Keel.json(result).id)
@@ -14,13 +20,17 @@ for (const kind of Keel.kinds) {
   describe(`keel queue job options [${kind}]`, () => {
     let database: Awaited<ReturnType<typeof Keel.freshDatabase>>
     let env: Record<string, string>
-    const keel = (args: ReadonlyArray<string>, input?: string) =>
-      Keel.keel(args, input === undefined ? { env } : { env, input })
+    /** keel in this process (runs in order: each is awaited before the next starts). */
+    const keel = (args: ReadonlyArray<string>, input?: string) => InProcess.run({ args, env, stdin: input })
+    /** The built binary as a child process. */
+    const binary = (args: ReadonlyArray<string>) => Keel.keel(args, { env })
 
     beforeAll(async () => {
       await Keel.ensureBuilt()
       database = await Keel.freshDatabase(kind)
       env = { KEEL_DB: database.dsn, XDG_DATA_HOME: database.dir }
+      // The in-process runs read KEEL_DB at run time: they are on this backend, not on a default.
+      expect(Keel.json(await keel(["db", "status", "--json"])).backend).toBe(kind)
     })
     afterAll(() => database.close())
 
@@ -184,26 +194,20 @@ for (const kind of Keel.kinds) {
     })
 
     it("a bad mode is a usage error (exit 2); a window or mode without a key is one line, exit 2, nothing stored", async () => {
-      Keel.ok(await keel(["queue", "create", "strict"]))
-      expect(
-        Keel.failure(
-          await keel(["queue", "send", "strict", "1", "--dedup-key", "k", "--dedup-mode", "upsert"]),
-          2
-        )
-      ).toMatch(/ignore.*replace.*debounce/)
-      expect(Keel.failure(await keel(["queue", "send", "strict", "1", "--dedup-window", "1m"]), 2)).toMatch(
-        /dedupWindow/
-      )
-      expect(
-        Keel.failure(await keel(["queue", "send", "strict", "1", "--dedup-mode", "replace"]), 2)
-      ).toMatch(/dedupMode/)
-      expect(
-        Keel.failure(
-          await keel(["queue", "send", "strict", "1", "--dedup-key", "k", "--dedup-window", "0"]),
-          2
-        )
-      ).toMatch(/dedup-window|dedupWindow/)
-      expect(Keel.json(await keel(["queue", "metrics", "strict", "--json"]))).toMatchObject({
+      Keel.ok(await binary(["queue", "create", "strict"]))
+      // Four refused sends, at the same time: each is refused on its own, and the metrics read
+      // after all four have exited show that none of them stored anything.
+      const [badMode, windowWithoutKey, modeWithoutKey, zeroWindow] = await Promise.all([
+        binary(["queue", "send", "strict", "1", "--dedup-key", "k", "--dedup-mode", "upsert"]),
+        binary(["queue", "send", "strict", "1", "--dedup-window", "1m"]),
+        binary(["queue", "send", "strict", "1", "--dedup-mode", "replace"]),
+        binary(["queue", "send", "strict", "1", "--dedup-key", "k", "--dedup-window", "0"])
+      ])
+      expect(Keel.failure(badMode, 2)).toMatch(/ignore.*replace.*debounce/)
+      expect(Keel.failure(windowWithoutKey, 2)).toMatch(/dedupWindow/)
+      expect(Keel.failure(modeWithoutKey, 2)).toMatch(/dedupMode/)
+      expect(Keel.failure(zeroWindow, 2)).toMatch(/dedup-window|dedupWindow/)
+      expect(Keel.json(await binary(["queue", "metrics", "strict", "--json"]))).toMatchObject({
         metrics: [{ queue: "strict", depth: 0, delayed: 0, inFlight: 0 }]
       })
     })

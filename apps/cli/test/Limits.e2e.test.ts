@@ -4,7 +4,7 @@
  * `keel queue configure`, shown back by `queue info` and `queue list` (human and `--json`), removed
  * with `none`; a bad value of each flag is one line on stderr, exit 2, nothing created or changed.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, expect, it } from "vitest"
 import * as Keel from "./support/Keel.js"
 
 const limits = [
@@ -27,7 +27,7 @@ const limited = {
 }
 
 for (const kind of Keel.kinds) {
-  describe(`keel queue limits [${kind}]`, () => {
+  Keel.describeBackend(`keel queue limits [${kind}]`, () => {
     let database: Awaited<ReturnType<typeof Keel.freshDatabase>>
     let env: Record<string, string>
     const keel = (args: ReadonlyArray<string>) => Keel.keel(args, { env })

@@ -2,11 +2,11 @@
  * `keel schedule …` on each backend: create (cron or interval), list, pause, resume, delete, and
  * `schedule run` — two schedulers at once — enqueueing each tick once.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, expect, it } from "vitest"
 import * as Keel from "./support/Keel.js"
 
 for (const kind of Keel.kinds) {
-  describe(`keel schedule [${kind}]`, () => {
+  Keel.describeBackend(`keel schedule [${kind}]`, () => {
     let database: Awaited<ReturnType<typeof Keel.freshDatabase>>
     let env: Record<string, string>
     const keel = (args: ReadonlyArray<string>) => Keel.keel(args, { env })

@@ -115,8 +115,20 @@ const runStreamChild = (
     })
   )
 
+/**
+ * `describe(name, suite)` for one backend's tests, run at the same time as the other backends':
+ * each has a database of its own, and a test spends most of its time waiting for a kill moment,
+ * not on the CPU. The tests inside run in order, as written: they share the children's namespace,
+ * and each round starts where the previous one left off.
+ */
+const describeBackend = (name: string, suite: () => void): void => {
+  describe(name, { concurrent: true }, () => {
+    describe.sequential("in order", suite)
+  })
+}
+
 for (const kind of TestDatabase.kinds.filter(sharedAcrossProcesses))
-  describe(`Cursor processes [${kind}]`, () => {
+  describeBackend(`Cursor processes [${kind}]`, () => {
     layer(TestDatabase.layer(kind), { timeout: 600_000, excludeTestServices: true })((it) => {
       it.effect(
         `a consumer killed with SIGKILL at random moments, ${kills} times, loses at most one flush interval and never skips`,

@@ -21,6 +21,11 @@ export interface Invocation {
   readonly stdoutTerminal?: boolean | undefined
   /** A run still going after this long is interrupted (as by SIGINT/SIGTERM); default 10 s. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * Environment variables for this run only, as a child's environment (`KEEL_DB`…): set in
+   * `process.env` while it runs and restored after (one more reason runs must not overlap).
+   */
+  readonly env?: Readonly<Record<string, string>> | undefined
 }
 
 /** How an in-process run ended; `interrupted` when it was still running at its timeout. */
@@ -32,7 +37,21 @@ export interface InProcessResult extends Result {
 const decoder = new TextDecoder()
 
 /** Runs one invocation to its exit code, capturing what it prints. */
-export const run = (invocation: Invocation): Promise<InProcessResult> => {
+export const run = async (invocation: Invocation): Promise<InProcessResult> => {
+  const env = invocation.env ?? {}
+  const saved = Object.keys(env).map((key) => [key, process.env[key]] as const)
+  Object.assign(process.env, env)
+  try {
+    return await runWithEnv(invocation)
+  } finally {
+    for (const [key, value] of saved) {
+      if (value === undefined) delete process.env[key]
+      else process.env[key] = value
+    }
+  }
+}
+
+const runWithEnv = (invocation: Invocation): Promise<InProcessResult> => {
   let stdout = ""
   let stderr = ""
   const streams: Output.Writers = {

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { TestDatabase } from "@keel/testkit"
 import { Effect, Exit, Scope } from "effect"
-import { expect } from "vitest"
+import { describe, expect } from "vitest"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -21,6 +21,23 @@ export const bin = join(root, "bin", "keel.mjs")
 export const kinds: ReadonlyArray<TestDatabase.Kind> = TestDatabase.kinds.filter(
   (kind) => kind === "sqlite" || kind === "postgres"
 )
+
+/**
+ * `describe(name, suite)` for one backend's tests, run at the same time as the other backends':
+ * each backend has its own database, handed to its children in their environment, and much of a
+ * child's time is its own start-up, which the other backend's children overlap. The tests inside
+ * run in order, as written: they share that backend's database.
+ */
+export const describeBackend = (name: string, suite: () => void): void => {
+  describe(name, { concurrent: true }, () => {
+    describe.sequential("in order", suite)
+  })
+}
+
+/** `describeBackend("name [kind]", …)` for each backend of `kinds`. */
+export const describeBackends = (name: string, suite: (kind: TestDatabase.Kind) => void): void => {
+  for (const kind of kinds) describeBackend(`${name} [${kind}]`, () => suite(kind))
+}
 
 const dist = join(root, "dist")
 
