@@ -28,9 +28,14 @@ export interface IdRow {
 export const ownColumns = (message: QueueStore.NewMessage) => ({
   max_deliveries: message.maxDeliveries ?? null,
   backoff: message.backoff === undefined ? null : Backoff.encode(message.backoff),
-  group_key: message.group ?? null,
-  trace: message.trace ?? null
+  group_key: message.group ?? null
 })
+
+/**
+ * The trace column of a row, only when a message of the statement carries a trace context: with
+ * tracing off no statement binds (or even names) it.
+ */
+const traceOf = (message: QueueStore.NewMessage) => ({ trace: message.trace ?? null })
 
 /**
  * The condition under which message `m` may be leased as far as its group goes: it has none, or
@@ -89,12 +94,14 @@ export const make = (
   /** One message into the queue named `name`, in one statement that also resolves the queue (and notifies on pg). */
   const insertOneStatement = (name: string, message: QueueStore.NewMessage, now: number) => {
     const policy = ownColumns(message)
+    const traced = message.trace === undefined ? sql`` : sql`, trace`
+    const tracedValue = message.trace === undefined ? sql`` : sql`, CAST(${message.trace} AS TEXT)`
     const insert = sql<IdRow>`INSERT INTO keel_queue_messages
-        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key, trace)
+        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key${traced})
       SELECT id, CAST(${message.payload} AS TEXT), CAST(${message.priority} AS INTEGER),
              CAST(${now} AS BIGINT), CAST(${now + message.delayMs} AS BIGINT),
              CAST(${policy.max_deliveries} AS INTEGER), CAST(${policy.backoff} AS TEXT),
-             CAST(${policy.group_key} AS TEXT), CAST(${policy.trace} AS TEXT)
+             CAST(${policy.group_key} AS TEXT)${tracedValue}
       FROM keel_queue_queues WHERE name = ${name}
       RETURNING id, queue_id`
     return options.notifyInSql
@@ -130,7 +137,8 @@ export const make = (
           priority: message.priority,
           enqueued_at: now,
           available_at: now + message.delayMs,
-          ...ownColumns(message)
+          ...ownColumns(message),
+          ...traceOf(message)
         }))
       )
       const notified = options.notifyInSql
@@ -174,13 +182,15 @@ export const make = (
       readonly availableAt: number
     }>
   ) {
+    const traced = rows.some((row) => row.message.trace !== undefined)
     const columns = rows.map(({ queueId, message, now, availableAt }) => ({
       queue_id: queueId,
       payload: message.payload,
       priority: message.priority,
       enqueued_at: now,
       available_at: availableAt,
-      ...ownColumns(message)
+      ...ownColumns(message),
+      ...(traced ? traceOf(message) : {})
     }))
     // One bind parameter per column of a row: chunks stay under the backend's parameter limit
     // whatever columns a message carries.
@@ -287,7 +297,7 @@ export const make = (
     const rows = yield* Plan.rows(sql<{ id: number }>`UPDATE keel_queue_messages
       SET payload = ${message.payload}, priority = ${message.priority}, available_at = ${availableAt},
           max_deliveries = ${policy.max_deliveries}, backoff = ${policy.backoff}, group_key = ${policy.group_key},
-          trace = ${policy.trace}, deliveries = 0, lease_token = NULL, leased_by = NULL, leased_at = NULL, last_error = NULL
+          trace = ${message.trace ?? null}, deliveries = 0, lease_token = NULL, leased_by = NULL, leased_at = NULL, last_error = NULL
       WHERE id = ${id} AND queue_id = ${queueId} AND (lease_token IS NULL OR available_at <= ${now})
       RETURNING id`)
     return rows.length > 0
