@@ -60,7 +60,7 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
   // The PostgreSQL statement's group rule reads the queue's settings from its `q`.
   const headInStatement = Limits.groupRule(
     sql,
-    sql`(SELECT group_concurrency FROM q)`,
+    sql`(SELECT group_concurrency - 1 FROM q)`,
     sql`NOT (SELECT group_block_on_dead FROM q)`,
     isTrue
   )

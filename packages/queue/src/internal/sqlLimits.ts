@@ -42,22 +42,25 @@ export const limited = (queue: Pick<QueueLeaseRow, "concurrency_limit" | "rate_l
 
 /**
  * The condition under which message `m` may be leased as far as its group goes, with the group
- * settings given as SQL (bound values, or on PostgreSQL a subquery): `concurrency` older messages
- * of its group at most may be ahead of it, and `goesOnPastDead` (a boolean expression) says a dead
- * letter of its group does not block it. The one place the group rule is written.
+ * settings given as SQL (bound values, or on PostgreSQL a subquery): fewer than the group's
+ * concurrency of its older messages may be ahead of it — there is no older one at offset
+ * `concurrency - 1` counting back from it (`aheadOffset`) — and `goesOnPastDead` (a boolean
+ * expression) says a dead letter of its group does not block it. The one place the group rule is
+ * written. (A `COUNT` over a `LIMIT` subquery says the same but costs ~20 µs per statement on
+ * SQLite even for messages without a group; `NOT EXISTS … OFFSET` costs what the plain rule did.)
  */
 export const groupRule = (
   sql: SqlClient.SqlClient,
-  concurrency: Statement.Fragment,
+  aheadOffset: Statement.Fragment,
   goesOnPastDead: Statement.Fragment,
   isTrue: Statement.Fragment
 ): Statement.Fragment =>
   sql`(m.group_key IS NULL OR (
-    (SELECT COUNT(*) FROM (
+    NOT EXISTS (
       SELECT 1 FROM keel_queue_messages g
       WHERE g.queue_id = m.queue_id AND g.group_key = m.group_key AND g.id < m.id
-      LIMIT ${concurrency}
-    ) ahead) < ${concurrency}
+      ORDER BY g.id DESC LIMIT 1 OFFSET ${aheadOffset}
+    )
     AND (${goesOnPastDead} OR NOT EXISTS (
       SELECT 1 FROM keel_queue_archive a
       WHERE a.queue_id = m.queue_id AND a.group_key = m.group_key AND a.dead = ${isTrue} AND a.id < m.id
@@ -73,7 +76,7 @@ export const make = (
   const groupRuleOf = (queue: QueueLeaseRow): Statement.Fragment =>
     groupRule(
       sql,
-      sql`${Number(queue.group_concurrency)}`,
+      sql`${Number(queue.group_concurrency) - 1}`,
       sql`${truthy(queue.group_block_on_dead) ? 0 : 1} = 1`,
       options.isTrue
     )
