@@ -58,12 +58,10 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
     statements
   const limiter = Limits.make(sql, { forUpdate: statements.forUpdate, isTrue })
   // The PostgreSQL statement's group rule reads the queue's settings from its `q`.
-  const headInStatement = Limits.groupRule(
-    sql,
-    sql`(SELECT group_concurrency - 1 FROM q)`,
-    sql`NOT (SELECT group_block_on_dead FROM q)`,
-    isTrue
-  )
+  const headInStatement = Limits.groupRule(sql, isTrue, {
+    aheadOffset: sql`(SELECT group_concurrency - 1 FROM q)`,
+    blocks: sql`(SELECT group_block_on_dead FROM q)`
+  })
   // ---- leases -------------------------------------------------------------------------------
 
   const toLeased = (row: CandidateRow, until: number, queueMax: number): QueueStore.LeasedRow => ({

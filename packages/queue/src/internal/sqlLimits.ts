@@ -41,31 +41,43 @@ export const limited = (queue: Pick<QueueLeaseRow, "concurrency_limit" | "rate_l
   queue.concurrency_limit !== null || queue.rate_limit !== null
 
 /**
- * The condition under which message `m` may be leased as far as its group goes, with the group
- * settings given as SQL (bound values, or on PostgreSQL a subquery): fewer than the group's
- * concurrency of its older messages may be ahead of it — there is no older one at offset
- * `concurrency - 1` counting back from it (`aheadOffset`) — and `goesOnPastDead` (a boolean
- * expression) says a dead letter of its group does not block it. The one place the group rule is
- * written. (A `COUNT` over a `LIMIT` subquery says the same but costs ~20 µs per statement on
- * SQLite even for messages without a group; `NOT EXISTS … OFFSET` costs what the plain rule did.)
+ * The condition under which message `m` may be leased as far as its group goes — the one place the
+ * group rule is written. Fewer than the group's concurrency of its older messages may be ahead of
+ * it: no older one at offset `aheadOffset` (= concurrency − 1) counting back from it; without an
+ * offset, no older one at all (concurrency 1). When `blocks` (a boolean SQL expression, or
+ * `"always"`), no older message of its group may be a dead letter either. Settings known when the
+ * statement is built leave out what they do not need: the default rule (one at a time, dead
+ * letters skipped) is a single `NOT EXISTS`, as cheap as before groups had settings. (A `COUNT`
+ * over a `LIMIT` subquery would say the same but costs ~20 µs per statement on SQLite even for
+ * messages without a group.)
  */
 export const groupRule = (
   sql: SqlClient.SqlClient,
-  aheadOffset: Statement.Fragment,
-  goesOnPastDead: Statement.Fragment,
-  isTrue: Statement.Fragment
-): Statement.Fragment =>
-  sql`(m.group_key IS NULL OR (
-    NOT EXISTS (
-      SELECT 1 FROM keel_queue_messages g
-      WHERE g.queue_id = m.queue_id AND g.group_key = m.group_key AND g.id < m.id
-      ORDER BY g.id DESC LIMIT 1 OFFSET ${aheadOffset}
-    )
-    AND (${goesOnPastDead} OR NOT EXISTS (
+  isTrue: Statement.Fragment,
+  rule: {
+    readonly aheadOffset?: Statement.Fragment | undefined
+    readonly blocks?: Statement.Fragment | "always" | undefined
+  }
+): Statement.Fragment => {
+  const ahead =
+    rule.aheadOffset === undefined ? sql`` : sql`ORDER BY g.id DESC LIMIT 1 OFFSET ${rule.aheadOffset}`
+  const deadAhead = sql`NOT EXISTS (
       SELECT 1 FROM keel_queue_archive a
       WHERE a.queue_id = m.queue_id AND a.group_key = m.group_key AND a.dead = ${isTrue} AND a.id < m.id
-    ))
+    )`
+  const dead =
+    rule.blocks === undefined
+      ? sql``
+      : rule.blocks === "always"
+        ? sql`AND ${deadAhead}`
+        : sql`AND (NOT ${rule.blocks} OR ${deadAhead})`
+  return sql`(m.group_key IS NULL OR (
+    NOT EXISTS (
+      SELECT 1 FROM keel_queue_messages g
+      WHERE g.queue_id = m.queue_id AND g.group_key = m.group_key AND g.id < m.id ${ahead}
+    ) ${dead}
   ))`
+}
 
 /** The limit statements of one database. */
 export const make = (
@@ -73,13 +85,13 @@ export const make = (
   options: { readonly forUpdate: Statement.Fragment; readonly isTrue: Statement.Fragment }
 ) => {
   /** The group rule with a queue's settings bound as values. */
-  const groupRuleOf = (queue: QueueLeaseRow): Statement.Fragment =>
-    groupRule(
-      sql,
-      sql`${Number(queue.group_concurrency) - 1}`,
-      sql`${truthy(queue.group_block_on_dead) ? 0 : 1} = 1`,
-      options.isTrue
-    )
+  const groupRuleOf = (queue: QueueLeaseRow): Statement.Fragment => {
+    const concurrency = Number(queue.group_concurrency)
+    return groupRule(sql, options.isTrue, {
+      aheadOffset: concurrency === 1 ? undefined : sql`${concurrency - 1}`,
+      blocks: truthy(queue.group_block_on_dead) ? "always" : undefined
+    })
+  }
 
   /** The queue's settings for a lease, by name. */
   const leaseSettings = (name: string) =>
