@@ -90,11 +90,10 @@ export const make = (sql: SqlClient.SqlClient, statements: Statements) => {
     request: QueueStore.LeaseRequest
   ): Plan.Make<QueueStore.Leases | undefined> =>
     function* () {
-      const [queue] = yield* Plan.rows(limiter.leaseSettings(name))
+      const [queue] = yield* Plan.rows(limiter.leaseSettings(name, request.now))
       if (queue === undefined) return undefined
       const { now } = request
-      const [ready] = yield* Plan.rows(limiter.leasable(queue, now))
-      if (!truthy(ready?.ready)) return { leased: [], dead: 0 }
+      if (!(yield* limiter.leasableNow(queue, now))) return { leased: [], dead: 0 }
       yield* Plan.begin()
       const budget: Budget = Limits.limited(queue)
         ? yield* limiter.budget(Number(queue.id), request.qty, now)

@@ -26,6 +26,8 @@ export interface QueueLeaseRow {
   readonly rate_limit: number | null
   readonly group_concurrency: number
   readonly group_block_on_dead: unknown
+  /** Something is leasable now under the default group rule (see `leaseSettings`). */
+  readonly ready: unknown
 }
 
 interface LimitRow {
@@ -85,6 +87,8 @@ export const make = (
   options: { readonly forUpdate: Statement.Fragment; readonly isTrue: Statement.Fragment }
 ) => {
   /** The group rule with a queue's settings bound as values. */
+  const defaultRule = groupRule(sql, options.isTrue, {})
+
   const groupRuleOf = (queue: QueueLeaseRow): Statement.Fragment => {
     const concurrency = Number(queue.group_concurrency)
     return groupRule(sql, options.isTrue, {
@@ -94,10 +98,27 @@ export const make = (
   }
 
   /** The queue's settings for a lease, by name. */
-  const leaseSettings = (name: string) =>
-    sql<QueueLeaseRow>`SELECT id, visibility_timeout_ms, max_deliveries, concurrency_limit, rate_limit,
-        group_concurrency, group_block_on_dead
-      FROM keel_queue_queues WHERE name = ${name}`
+  const leaseSettings = (name: string, now: number) =>
+    sql<QueueLeaseRow>`SELECT q.id, q.visibility_timeout_ms, q.max_deliveries, q.concurrency_limit,
+        q.rate_limit, q.group_concurrency, q.group_block_on_dead, EXISTS (
+          SELECT 1 FROM keel_queue_messages m
+          WHERE m.queue_id = q.id AND m.available_at <= ${now} AND ${defaultRule}
+        ) AS ready
+      FROM keel_queue_queues q WHERE q.name = ${name}`
+
+  /** True when the queue's group settings are the defaults, so that `leaseSettings`' `ready` holds. */
+  const defaultGroups = (queue: QueueLeaseRow): boolean =>
+    Number(queue.group_concurrency) === 1 && !truthy(queue.group_block_on_dead)
+
+  /**
+   * Whether anything is leasable now (reads that take no lock): `leaseSettings`' answer for a
+   * queue with the default group settings, else one more read under the queue's own rule.
+   */
+  function* leasableNow(queue: QueueLeaseRow, now: number): Generator<Plan.Run, boolean, unknown> {
+    if (defaultGroups(queue)) return truthy(queue.ready)
+    const [row] = yield* Plan.rows(leasable(queue, now))
+    return truthy(row?.ready)
+  }
 
   /** Whether anything is leasable now (a read that takes no lock). */
   const leasable = (queue: QueueLeaseRow, now: number) =>
@@ -141,5 +162,5 @@ export const make = (
       WHERE id = ${queueId}`)
   }
 
-  return { groupRuleOf, leaseSettings, leasable, budget, spend }
+  return { groupRuleOf, leaseSettings, leasableNow, budget, spend }
 }
