@@ -51,12 +51,12 @@ for (const kind of Keel.kinds) {
 
       const table = Keel.ok(await keel(["queue", "info", "limited"]))
       expect(table).toMatch(
-        /^QUEUE\s+VISIBILITY TIMEOUT\s+MAX DELIVERIES\s+RETENTION\s+CONCURRENCY LIMIT\s+RATE LIMIT\s+GROUP CONCURRENCY\s+GROUP ON DEAD\s+CREATED\n/
+        /^QUEUE\s+VISIBILITY TIMEOUT\s+MAX DELIVERIES\s+RETENTION\s+CONCURRENCY LIMIT\s+RATE LIMIT\s+GROUP CONCURRENCY\s+GROUP ON DEAD\s+EVENTS\s+CREATED\n/
       )
-      expect(table).toMatch(/\nlimited\s+30s\s+5\s+7d\s+5\s+100\/1s\s+3\s+block\s+\d{4}-/)
+      expect(table).toMatch(/\nlimited\s+30s\s+5\s+7d\s+5\s+100\/1s\s+3\s+block\s+no\s+\d{4}-/)
       Keel.ok(await keel(["queue", "create", "plain"]))
       expect(Keel.ok(await keel(["queue", "list"]))).toMatch(
-        /\nplain\s+30s\s+5\s+7d\s+none\s+none\s+1\s+skip\s+\d{4}-/
+        /\nplain\s+30s\s+5\s+7d\s+none\s+none\s+1\s+skip\s+no\s+\d{4}-/
       )
 
       const changed = Keel.json(

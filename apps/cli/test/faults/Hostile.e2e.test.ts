@@ -68,6 +68,13 @@ const state = (): Promise<typeof Counts.Type> =>
 
 const env = () => ({ KEEL_DB: database.dsn, XDG_DATA_HOME: join(database.dir, "data") })
 
+/**
+ * Commands that run until they are stopped (`queue consume`, `queue events --follow`): stopped
+ * after a short while, and their being stopped is no hang.
+ */
+const runsUntilStopped = (args: ReadonlyArray<string>): boolean =>
+  args.includes("consume") || (args.includes("events") && (args.includes("--follow") || args.includes("-f")))
+
 /** Runs keel in-process or as a child; NUL bytes cannot be in a child's arguments. */
 const invoke = async (
   args: ReadonlyArray<string>,
@@ -76,7 +83,7 @@ const invoke = async (
 ): Promise<InProcess.InProcessResult> => {
   if (!child) {
     runs.inProcess++
-    return InProcess.run({ args, stdin, timeout: args.includes("consume") ? "1500 millis" : "10 seconds" })
+    return InProcess.run({ args, stdin, timeout: runsUntilStopped(args) ? "1500 millis" : "10 seconds" })
   }
   runs.child++
   const started = Date.now()
@@ -84,7 +91,7 @@ const invoke = async (
     args.map((arg) => arg.replaceAll("\u0000", "")),
     { cwd, env: env(), input: stdin ?? new Uint8Array() }
   )
-  const stop = setTimeout(() => running.child.kill("SIGTERM"), args.includes("consume") ? 2_000 : 15_000)
+  const stop = setTimeout(() => running.child.kill("SIGTERM"), runsUntilStopped(args) ? 2_000 : 15_000)
   const result = await running.exited
   clearTimeout(stop)
   return { ...result, interrupted: result.signal !== null, ms: Date.now() - started }
@@ -98,7 +105,7 @@ const checkRun = (
   after: typeof Counts.Type
 ) => {
   const what = seed.explain(`keel ${JSON.stringify(args)} → ${JSON.stringify(result).slice(0, 2_000)}`)
-  const longRunning = args.includes("consume")
+  const longRunning = runsUntilStopped(args)
   expect(result.interrupted && !longRunning, `hung: ${what}`).toBe(false)
   expect([0, 1, 2], what).toContain(result.code)
   expect(result.stdout + result.stderr, what).not.toContain(Hostile.secret)
