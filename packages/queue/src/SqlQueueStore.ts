@@ -76,6 +76,10 @@ export const make = (
     const notifyInSql = notify && backend.kind === "postgres"
     const statements = Statements.make(sql, backend, { notifyInSql })
     const admin = Admin.make(sql, backend, statements)
+    // The event log's triggers exist only once a queue records events; after an upgrade, create
+    // them now if one already does. A store that cannot tell yet leaves it to the first queue
+    // that turns events on.
+    yield* Effect.ignore(admin.ensureEventTriggers)
     const leases = Leases.make(sql, statements)
     const messages = Messages.make(sql, statements, { notifyInSql })
     const pg = backend.dialect === "pg"

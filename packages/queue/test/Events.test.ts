@@ -6,6 +6,7 @@
  * PostgreSQL): a reader in this process sees every event of 4 consumer processes exactly once, in
  * id order.
  */
+import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { Queue } from "@keel/queue"
 import { Processes, TestDatabase } from "@keel/testkit"
@@ -158,6 +159,47 @@ for (const store of stores) {
       })
     )
   })
+}
+
+/** The event log's triggers the database holds now. */
+const eventTriggerCount = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(
+    sql.onDialectOrElse({
+      pg: () =>
+        sql<{ n: number }>`SELECT COUNT(*) AS n FROM pg_trigger WHERE tgname LIKE 'keel_queue_events_%'`,
+      orElse: () =>
+        sql<{
+          n: number
+        }>`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'keel_queue_events_%'`
+    }),
+    (rows) => Number(rows[0]?.n ?? 0)
+  )
+)
+
+for (const kind of TestDatabase.kinds) {
+  layer(queueLayer(kind), { timeout: 60_000, excludeTestServices: true })(
+    `event triggers [${kind}]`,
+    (it) => {
+      it.effect(
+        "a database has the event triggers only once a queue records events; that queue's first change is recorded",
+        () =>
+          Effect.gen(function* () {
+            const queues = yield* Queue.Queue
+            const name = uniqueName("events-triggers")
+            yield* queues.createQueue(name)
+            yield* queues.send(name, "unrecorded")
+            // No queue records events: writes pay nothing for the log.
+            expect(yield* eventTriggerCount).toBe(0)
+            yield* queues.updateQueue(name, { events: true })
+            expect(yield* eventTriggerCount).toBeGreaterThan(0)
+            const id = yield* queues.send(name, "recorded")
+            expect(
+              (yield* queues.readEvents(name)).map((event) => `${event.type} ${event.messageId}`)
+            ).toEqual([`sent ${id}`])
+          })
+      )
+    }
+  )
 }
 
 const processes = (kind: TestDatabase.Kind) =>

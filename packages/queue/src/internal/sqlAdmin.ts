@@ -69,7 +69,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
   const queueId = (name: string) =>
     Effect.map(queueIdOf(name), (rows) => (rows[0] === undefined ? undefined : Number(rows[0].id)))
 
-  const queues = Queues.make(sql, backend, { write, read })
+  const { ensureEventTriggers, ...queues } = Queues.make(sql, backend, { write, read })
 
   const count = (rows: ReadonlyArray<{ readonly n: unknown }>): number => Number(rows[0]?.n ?? 0)
 
@@ -393,6 +393,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
     })
 
   return {
+    ensureEventTriggers,
     queueId,
     requeueDead,
     operations: {

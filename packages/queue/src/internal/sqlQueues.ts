@@ -8,6 +8,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as SqlSchema from "@effect/sql/SqlSchema"
 import { type Backend, Plan } from "@keel/sql"
 import { Effect, type ParseResult, Schema } from "effect"
+import { eventTriggers } from "../migrations/index.js"
 import type { QueueStoreError } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
 import { truthy } from "./sqlStatements.js"
@@ -58,6 +59,16 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, { write
   // A boolean as a bind value: PostgreSQL's boolean, SQLite's 0/1.
   const trueValue = backend.dialect === "pg" ? true : 1
   const falseValue = backend.dialect === "pg" ? false : 0
+  const triggers = eventTriggers[backend.dialect]
+
+  /**
+   * The event log's triggers, created (idempotently) before a queue turns `events` on, in the same
+   * transaction: its first change is recorded. Created first, so that on PostgreSQL the table
+   * locks come before the queue row's.
+   */
+  function* recordEvents(): Generator<Plan.Run, void, unknown> {
+    for (const statement of triggers) yield* Plan.run(sql.unsafe(statement))
+  }
 
   const findRow = SqlSchema.findAll({
     Request: Schema.String,
@@ -71,6 +82,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, { write
 
   const createQueue: QueueStore.Store["createQueue"] = (name, settings, now) =>
     write("createQueue", function* () {
+      if (settings.events) yield* recordEvents()
       const inserted = yield* Plan.rows(
         sql`INSERT INTO keel_queue_queues ${sql.insert({
           name,
@@ -130,6 +142,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, { write
       columns.group_block_on_dead = changes.groupBlockOnDead ? trueValue : falseValue
     if (changes.events !== undefined) columns.events = changes.events ? trueValue : falseValue
     return write("updateQueue", function* () {
+      if (changes.events === true) yield* recordEvents()
       const [row] = yield* Plan.rows(
         sql`UPDATE keel_queue_queues SET ${sql.update(columns)} WHERE name = ${name} RETURNING *`
       )
@@ -137,5 +150,16 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, { write
     })
   }
 
-  return { createQueue, findQueue, listQueues, updateQueue }
+  /** At start: the triggers, when a queue already records events (a read first; a write only then). */
+  const ensureEventTriggers = Effect.flatMap(
+    read(
+      "ensureEventTriggers",
+      sql<{
+        any: unknown
+      }>`SELECT EXISTS (SELECT 1 FROM keel_queue_queues WHERE events = ${trueValue}) AS any`
+    ),
+    (rows) => (truthy(rows[0]?.any) ? write("ensureEventTriggers", recordEvents) : Effect.void)
+  )
+
+  return { createQueue, findQueue, listQueues, updateQueue, ensureEventTriggers }
 }
