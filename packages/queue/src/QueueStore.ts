@@ -13,18 +13,9 @@ import type { Backoff, DedupMode, EventType } from "./Message.js"
 import type { QueueStoreError } from "./QueueError.js"
 
 /** A queue and its settings. */
-export interface QueueRow {
+export interface QueueRow extends Settings {
   readonly id: number
   readonly name: string
-  readonly visibilityTimeoutMs: number
-  readonly maxDeliveries: number
-  readonly retentionMs: number
-  readonly concurrencyLimit: number | null
-  readonly rateLimit: number | null
-  readonly rateIntervalMs: number | null
-  readonly groupConcurrency: number
-  readonly groupBlockOnDead: boolean
-  readonly events: boolean
   readonly createdAt: number
   readonly updatedAt: number
 }

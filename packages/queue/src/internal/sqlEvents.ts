@@ -6,7 +6,7 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { type Backend, Failure, Retry } from "@keel/sql"
 import { Effect, Stream } from "effect"
-import type { EventType } from "../Message.js"
+import { EventType } from "../Message.js"
 import { QueueStoreError } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
 
@@ -22,15 +22,7 @@ interface EventRowSql {
 /** The PostgreSQL channel the event triggers notify. */
 export const channel = "keel_queue_events"
 
-const eventTypes: ReadonlyArray<string> = [
-  "sent",
-  "leased",
-  "released",
-  "acknowledged",
-  "deleted",
-  "dead",
-  "cancelled"
-] satisfies ReadonlyArray<EventType>
+const eventTypes: ReadonlyArray<string> = EventType.literals
 
 const isEventType = (type: string): type is EventType => eventTypes.includes(type)
 
