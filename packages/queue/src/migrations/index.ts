@@ -188,8 +188,9 @@ const limits = (bigint: string, boolean: string, no: string, deadTrue: string) =
  * triggers in the same transaction as the change itself (so an event exists exactly when its change
  * committed, whichever process or statement made it). `at` is the database's clock. Readers follow
  * the log by id (`Queue.events`); on PostgreSQL a `keel_queue_events` notification wakes them.
- * A queue without `events` pays one primary-key lookup per changed row (SQLite) or one check per
- * statement (PostgreSQL).
+ * Once the triggers exist, a queue without `events` pays one primary-key lookup per changed row
+ * (SQLite) or one check per statement (PostgreSQL); since version 10 they exist only while some
+ * queue records events (`eventTriggers`).
  */
 const sqliteNow = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 const sqliteRecording = (row: "NEW" | "OLD") =>
