@@ -167,8 +167,9 @@ export const batcher = <I, A, E>(
 ): Effect.Effect<(item: I) => Effect.Effect<A, E>, never, Scope.Scope> =>
   Effect.suspend(() => {
     const pace = pacing(options)
-    const first = (exits: ReadonlyArray<Exit.Exit<A, E>>): Exit.Exit<A, E> =>
-      exits[0] ?? Exit.die(new Error("a batch answered fewer items than it was given"))
+    /** The answer to the item at `index`; a batch that answered fewer items is a defect. */
+    const answerAt = (exits: ReadonlyArray<Exit.Exit<A, E>>, index: number): Exit.Exit<A, E> =>
+      exits[index] ?? Exit.die(new Error("a batch answered fewer items than it was given"))
     return Effect.map(
       collector<{ readonly item: I; readonly resume: (exit: Exit.Exit<A, E>) => void }>((entries) => {
         pace.observe(entries.length)
@@ -178,9 +179,7 @@ export const batcher = <I, A, E>(
           },
           onSuccess: (exits) => {
             entries.forEach((entry, index) => {
-              entry.resume(
-                exits[index] ?? Exit.die(new Error("a batch answered fewer items than it was given"))
-              )
+              entry.resume(answerAt(exits, index))
             })
           }
         })
@@ -190,7 +189,7 @@ export const batcher = <I, A, E>(
           // Decided when the effect runs, not when it is built (a caller may build many first).
           Effect.suspend(() =>
             pace.atOnce(idle())
-              ? Effect.flatMap(run([item]), first)
+              ? Effect.flatMap(run([item]), (exits) => answerAt(exits, 0))
               : Effect.async<A, E>((resume) => add({ item, resume }))
           )
     )

@@ -34,6 +34,17 @@ const toEvent = (row: QueueStore.EventRow): QueueEvent =>
 
 /** The event log over `store`. */
 export const make = (store: QueueStore.Store) => {
+  /** Up to `limit` events of `name` (every queue when undefined) after id `after`; `QueueNotFound` without it. */
+  const pageOf = (name: QueueName | undefined, after: number, limit: number) =>
+    Effect.flatMap(store.readEvents(name, after, limit), (rows) =>
+      rows === undefined
+        ? Effect.fail(new QueueNotFound({ queue: name ?? "" }))
+        : Effect.succeed(rows.map(toEvent))
+    )
+
+  /** A `since` option: an event id, 0 for the start of the log. */
+  const sinceOf = (since: unknown) => integer("since", since, { min: 0, max: Number.MAX_SAFE_INTEGER })
+
   /**
    * Events of `queue` (every queue when absent), oldest first, from `options.since` on. Fails with
    * `QueueNotFound` when the queue does not exist (or is deleted while read).
@@ -49,12 +60,9 @@ export const make = (store: QueueStore.Store) => {
           options.pollInterval === undefined
             ? 250
             : yield* duration("pollInterval", options.pollInterval, { min: 1, max: 60_000 })
-        const since =
-          options.since === undefined
-            ? undefined
-            : yield* integer("since", options.since, { min: 0, max: Number.MAX_SAFE_INTEGER })
+        const since = options.since === undefined ? undefined : yield* sinceOf(options.since)
         // Checked before the first read, so that a missing queue fails at once.
-        if (name !== undefined && (yield* store.readEvents(name, Number.MAX_SAFE_INTEGER, 1)) === undefined) {
+        if (name !== undefined && (yield* store.findQueue(name)) === undefined) {
           return yield* new QueueNotFound({ queue: name })
         }
         let cursor = since ?? (yield* store.lastEventId)
@@ -64,12 +72,11 @@ export const make = (store: QueueStore.Store) => {
         )
         const page = Effect.gen(function* () {
           for (;;) {
-            const rows = yield* store.readEvents(name, cursor, pageSize)
-            if (rows === undefined) return yield* new QueueNotFound({ queue: name ?? "" })
-            const last = rows[rows.length - 1]
+            const events = yield* pageOf(name, cursor, pageSize)
+            const last = events[events.length - 1]
             if (last !== undefined) {
               cursor = last.id
-              return Chunk.fromIterable(rows.map(toEvent))
+              return Chunk.fromIterable(events)
             }
             yield* Effect.timeoutOption(Queue.take(kicks), Duration.millis(pollMs))
           }
@@ -92,16 +99,9 @@ export const make = (store: QueueStore.Store) => {
   > =>
     Effect.gen(function* () {
       const name = queue === undefined ? undefined : yield* parseQueueName(queue)
-      const since = yield* optionalInteger(
-        "since",
-        options.since,
-        { min: 0, max: Number.MAX_SAFE_INTEGER },
-        0
-      )
+      const since = options.since === undefined ? 0 : yield* sinceOf(options.since)
       const limit = yield* optionalInteger("limit", options.limit, { min: 1, max: 10_000 }, 100)
-      const rows = yield* store.readEvents(name, since, limit)
-      if (rows === undefined) return yield* new QueueNotFound({ queue: name ?? "" })
-      return rows.map(toEvent)
+      return yield* pageOf(name, since, limit)
     })
 
   return { events, readEvents }

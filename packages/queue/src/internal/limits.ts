@@ -30,19 +30,27 @@ export const throttledUntil = (budget: Budget, leased: number): number | undefin
     ? budget.window.start + budget.window.intervalMs
     : undefined)
 
-/**
- * The budget of a lease at `now` under a rate limit of `limit` per `intervalMs`, given the window
- * the queue counts in (`current`, absent if none yet) and `wanted` (already capped by other limits).
- */
-export const rateBudget = (
-  wanted: number,
-  now: number,
-  limit: number,
-  intervalMs: number,
-  current: { readonly start: number; readonly count: number } | undefined
-): Budget => {
+/** A queue's limits as a lease sees them under the write lock. */
+export interface LimitState {
+  /** At most this many leased at once (null: no limit). */
+  readonly concurrencyLimit: number | null
+  /** Messages leased now (lease not expired); read only when there is a concurrency limit. */
+  readonly inFlight: number
+  /** At most `rateLimit` leases per `rateIntervalMs` (null: no limit). */
+  readonly rateLimit: number | null
+  readonly rateIntervalMs: number | null
+  /** The rate window the queue counts in (absent if none yet). */
+  readonly window: { readonly start: number; readonly count: number } | undefined
+}
+
+/** How many of `wanted` a lease at `now` may take under `limits`, and the rate window it spends. */
+export const budgetOf = (wanted: number, now: number, limits: LimitState): Budget => {
+  const qty =
+    limits.concurrencyLimit === null ? wanted : Math.min(wanted, limits.concurrencyLimit - limits.inFlight)
+  const { rateLimit: limit, rateIntervalMs: intervalMs, window: current } = limits
+  if (limit === null || intervalMs === null) return { qty: Math.max(0, qty) }
   const start = Math.floor(now / intervalMs) * intervalMs
   if (current !== undefined && current.start > start) return { qty: 0, behindUntil: current.start }
   const used = current !== undefined && current.start === start ? current.count : 0
-  return { qty: Math.max(0, Math.min(wanted, limit - used)), window: { start, intervalMs, used, limit } }
+  return { qty: Math.max(0, Math.min(qty, limit - used)), window: { start, intervalMs, used, limit } }
 }

@@ -6,7 +6,7 @@
  * now, and at most what is left of the rate window.
  */
 import type * as QueueStore from "../QueueStore.js"
-import { type Budget, rateBudget } from "./limits.js"
+import { type Budget, budgetOf } from "./limits.js"
 import { type Archived, leased, type Message } from "./memoryMessages.js"
 
 /** Which of a queue's messages its group lets run (`queued`: the queue's messages, `archive`: every archived one). */
@@ -45,11 +45,11 @@ export const budget = (
   wanted: number,
   now: number,
   window: { readonly start: number; readonly count: number } | undefined
-): Budget => {
-  let qty = wanted
-  if (queue.concurrencyLimit !== null) {
-    qty = Math.min(qty, queue.concurrencyLimit - queued.filter((message) => leased(message, now)).length)
-  }
-  if (queue.rateLimit === null || queue.rateIntervalMs === null) return { qty: Math.max(0, qty) }
-  return rateBudget(qty, now, queue.rateLimit, queue.rateIntervalMs, window)
-}
+): Budget =>
+  budgetOf(wanted, now, {
+    concurrencyLimit: queue.concurrencyLimit,
+    inFlight: queue.concurrencyLimit === null ? 0 : queued.filter((message) => leased(message, now)).length,
+    rateLimit: queue.rateLimit,
+    rateIntervalMs: queue.rateIntervalMs,
+    window
+  })

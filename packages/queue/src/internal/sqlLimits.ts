@@ -14,7 +14,7 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
 import { Plan } from "@keel/sql"
-import { type Budget, rateBudget } from "./limits.js"
+import { type Budget, budgetOf } from "./limits.js"
 import { truthy } from "./sqlStatements.js"
 
 /** A queue's settings that the lease statements need. */
@@ -86,10 +86,17 @@ export const make = (
   sql: SqlClient.SqlClient,
   options: { readonly forUpdate: Statement.Fragment; readonly isTrue: Statement.Fragment }
 ) => {
-  /** The group rule with a queue's settings bound as values. */
+  /** The group rule of a queue with the default settings: one at a time, dead letters skipped. */
   const defaultRule = groupRule(sql, options.isTrue, {})
 
+  /** True when the queue's group settings are the defaults, so that `leaseSettings`' `ready` holds. */
+  const defaultGroups = (queue: QueueLeaseRow): boolean =>
+    Number(queue.group_concurrency) === 1 && !truthy(queue.group_block_on_dead)
+
+  /** The group rule with a queue's settings bound as values. */
+
   const groupRuleOf = (queue: QueueLeaseRow): Statement.Fragment => {
+    if (defaultGroups(queue)) return defaultRule
     const concurrency = Number(queue.group_concurrency)
     return groupRule(sql, options.isTrue, {
       aheadOffset: concurrency === 1 ? undefined : sql`${concurrency - 1}`,
@@ -105,10 +112,6 @@ export const make = (
           WHERE m.queue_id = q.id AND m.available_at <= ${now} AND ${defaultRule}
         ) AS ready
       FROM keel_queue_queues q WHERE q.name = ${name}`
-
-  /** True when the queue's group settings are the defaults, so that `leaseSettings`' `ready` holds. */
-  const defaultGroups = (queue: QueueLeaseRow): boolean =>
-    Number(queue.group_concurrency) === 1 && !truthy(queue.group_block_on_dead)
 
   /**
    * Whether anything is leasable now (reads that take no lock): `leaseSettings`' answer for a
@@ -136,22 +139,22 @@ export const make = (
         rate_window_start, rate_window_count
       FROM keel_queue_queues WHERE id = ${queueId} ${options.forUpdate}`)
     if (row === undefined) return { qty: 0 }
-    let qty = wanted
-    if (row.concurrency_limit !== null) {
-      const [inFlight] = yield* Plan.rows(sql<{ n: number }>`SELECT COUNT(*) AS n FROM keel_queue_messages
-        WHERE queue_id = ${queueId} AND lease_token IS NOT NULL AND available_at > ${now}`)
-      qty = Math.min(qty, Number(row.concurrency_limit) - Number(inFlight?.n ?? 0))
-    }
-    if (row.rate_limit === null || row.rate_interval_ms === null) return { qty: Math.max(0, qty) }
-    return rateBudget(
-      qty,
-      now,
-      Number(row.rate_limit),
-      Number(row.rate_interval_ms),
-      row.rate_window_start === null
-        ? undefined
-        : { start: Number(row.rate_window_start), count: Number(row.rate_window_count) }
-    )
+    const inFlight =
+      row.concurrency_limit === null
+        ? []
+        : yield* Plan.rows(sql<{ n: number }>`SELECT COUNT(*) AS n FROM keel_queue_messages
+            WHERE queue_id = ${queueId} AND lease_token IS NOT NULL AND available_at > ${now}`)
+    const nullable = (value: number | null) => (value === null ? null : Number(value))
+    return budgetOf(wanted, now, {
+      concurrencyLimit: nullable(row.concurrency_limit),
+      inFlight: Number(inFlight[0]?.n ?? 0),
+      rateLimit: nullable(row.rate_limit),
+      rateIntervalMs: nullable(row.rate_interval_ms),
+      window:
+        row.rate_window_start === null
+          ? undefined
+          : { start: Number(row.rate_window_start), count: Number(row.rate_window_count) }
+    })
   }
 
   /** Records `leased` leases in the rate window of `budget`. */
