@@ -866,13 +866,7 @@ export const layer = (
   CursorStore,
   InvalidConfig | Migrations.MigrationError,
   SqlClient.SqlClient | Backend.Backend
-> =>
-  Layer.scoped(
-    CursorStore,
-    Effect.zipWith(make(config), Telemetry.enabled, (service, traced) =>
-      traced ? Telemetry.traced("keel.cursor", service) : service
-    )
-  )
+> => Layer.scoped(CursorStore, Telemetry.tracedWhenEnabled("keel.cursor", make(config)))
 
 /** `layer` over `config` (`KEEL_CURSOR_*`). */
 export const layerConfig: Layer.Layer<

@@ -763,12 +763,7 @@ export const layerWith = (
 > =>
   Layer.effect(
     Reservations,
-    Effect.zipRight(
-      Migrations.run(migrations),
-      Effect.zipWith(make(config), Telemetry.enabled, (service, traced) =>
-        traced ? Telemetry.traced("keel.reservation", service) : service
-      )
-    )
+    Effect.zipRight(Migrations.run(migrations), Telemetry.tracedWhenEnabled("keel.reservation", make(config)))
   )
 
 /** Node's filesystem and the real occupancy probe. */

@@ -91,3 +91,13 @@ export const traced = <S extends object>(prefix: string, service: S): S => {
   }
   return Object.assign({ ...service }, spans)
 }
+
+/**
+ * The service `make` builds, `traced` under `prefix` when tracing is enabled (`enabled`), and
+ * untouched otherwise: how a service opts in at the one place it is built.
+ */
+export const tracedWhenEnabled = <S extends object, E, R>(
+  prefix: string,
+  make: Effect.Effect<S, E, R>
+): Effect.Effect<S, E, R> =>
+  Effect.zipWith(make, enabled, (service, on) => (on ? traced(prefix, service) : service))
