@@ -4,59 +4,44 @@
  * the message that carries one (`SendOptions.backoff`), and otherwise the consumer's own applies.
  */
 import { Either, Schema } from "effect"
-import { duration } from "./internal/validate.js"
-import { Backoff, BackoffKind, describeInput } from "./Message.js"
-import type { BackoffOptions } from "./Options.js"
+import { durationExpected } from "./internal/optionSchema.js"
+import { Backoff, describeInput } from "./Message.js"
+import { type BackoffOptions, maxBackoffMs } from "./Options.js"
 import { InvalidOption } from "./QueueError.js"
 
 /** The longest base or cap of a backoff: 365 days. */
-export const maxBackoffMs = 365 * 24 * 3_600_000
+export { maxBackoffMs }
 
 /** The defaults of a message's backoff: exponential from 1 s, at most 5 minutes, 25 % jitter. */
 export const defaults: Backoff = { kind: "exponential", base: 1_000, max: 300_000, jitter: 0.25 }
 
-const kinds: ReadonlyArray<unknown> = BackoffKind.literals
-
 /**
- * Checks a backoff given with a send (`option` names it in errors): `kind` one of the kinds,
- * `base` from 0 to 365 days, `max` from `base` to 365 days (default: the larger of `base` and
- * 5 minutes), `jitter` from 0 to 1.
+ * A decoded backoff (`Options.BackoffOptions`) with its defaults filled in: `max` defaults to the
+ * larger of `base` and 5 minutes, and a `max` below `base` is refused (`option` names it in errors;
+ * `given` is the input, for the error's value).
  */
-export const resolve = (option: string, input: BackoffOptions): Either.Either<Backoff, InvalidOption> => {
-  if (typeof input !== "object" || input === null) {
-    return Either.left(new InvalidOption({ option, value: describeInput(input), expected: "an object" }))
-  }
-  const kind = input.kind ?? defaults.kind
-  if (!kinds.includes(kind)) {
+export const resolve = (
+  option: string,
+  decoded: typeof BackoffOptions.Type,
+  given: BackoffOptions
+): Either.Either<Backoff, InvalidOption> => {
+  const base = decoded.base ?? defaults.base
+  const max = decoded.max ?? Math.max(base, defaults.max)
+  if (max < base) {
     return Either.left(
       new InvalidOption({
-        option: `${option}.kind`,
-        value: describeInput(kind),
-        expected: "one of exponential, linear, fixed"
+        option: `${option}.max`,
+        value: describeInput(given.max),
+        expected: durationExpected({ min: base, max: maxBackoffMs })
       })
     )
   }
-  const base =
-    input.base === undefined
-      ? Either.right(defaults.base)
-      : duration(`${option}.base`, input.base, { min: 0, max: maxBackoffMs })
-  if (Either.isLeft(base)) return Either.left(base.left)
-  const max =
-    input.max === undefined
-      ? Either.right(Math.max(base.right, defaults.max))
-      : duration(`${option}.max`, input.max, { min: base.right, max: maxBackoffMs })
-  if (Either.isLeft(max)) return Either.left(max.left)
-  const jitter = input.jitter ?? defaults.jitter
-  if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) {
-    return Either.left(
-      new InvalidOption({
-        option: `${option}.jitter`,
-        value: describeInput(jitter),
-        expected: "a number from 0 to 1"
-      })
-    )
-  }
-  return Either.right({ kind, base: base.right, max: max.right, jitter })
+  return Either.right({
+    kind: decoded.kind ?? defaults.kind,
+    base,
+    max,
+    jitter: decoded.jitter ?? defaults.jitter
+  })
 }
 
 /**

@@ -40,9 +40,9 @@ import * as Ack from "./internal/ack.js"
 import * as Events from "./internal/events.js"
 import * as Lease from "./internal/lease.js"
 import * as Messages from "./internal/messages.js"
+import { decoder } from "./internal/optionSchema.js"
 import * as Queues from "./internal/queues.js"
 import * as Send from "./internal/send.js"
-import { optionalInteger } from "./internal/validate.js"
 import * as Workers from "./internal/workers.js"
 import {
   type ArchivedMessage,
@@ -61,7 +61,7 @@ import {
   type Worker
 } from "./Message.js"
 import { migrations } from "./migrations/index.js"
-import type * as Options from "./Options.js"
+import * as Options from "./Options.js"
 import type {
   InvalidOption,
   InvalidQueueName,
@@ -322,22 +322,6 @@ export interface Service {
 /** The queue service tag. */
 export class Queue extends Context.Tag("@keel/queue/Queue")<Queue, Service>() {}
 
-/** Service-wide configuration. */
-export interface QueueConfig {
-  /** The largest payload accepted, in UTF-8 bytes of its JSON text. Default 256 KiB; at most 64 MiB. */
-  readonly maxPayloadBytes?: number | undefined
-  /** Settings of queues created without them. */
-  readonly defaults?: Options.SettingsOptions | undefined
-  /** Signal consumers on send (LISTEN/NOTIFY on PostgreSQL, in-process elsewhere). Default true. */
-  readonly notify?: boolean | undefined
-  /**
-   * Spans for every operation (`keel.queue.<operation>`), each sent message carrying its trace
-   * context, and each handler run in a span continuing it (`keel.queue.handle`). Default: on when
-   * an OTLP endpoint is configured (`Telemetry.enabled`); off, nothing is traced and nothing costs.
-   */
-  readonly tracing?: boolean | undefined
-}
-
 /** Defaults: 256 KiB payloads; queues with a 30 s visibility timeout, 5 deliveries, 7 days retention. */
 export const defaults = {
   maxPayloadBytes: 256 * 1024,
@@ -352,29 +336,25 @@ export const defaults = {
   events: false
 } as const
 
-const maxPayloadLimit = 64 * 1024 * 1024
+const decodeQueueConfig = decoder(Options.QueueConfig)
 
 /**
  * Builds the service over the `QueueStore` in context. Fails with `InvalidOption` when the
  * configuration is out of range.
  */
 export const make = (
-  config: QueueConfig = {}
+  config: Options.QueueConfig = {}
 ): Effect.Effect<Service, InvalidOption, QueueStore.QueueStore> =>
   Effect.gen(function* () {
     const store = yield* QueueStore.QueueStore
-    const maxPayloadBytes = yield* optionalInteger(
-      "maxPayloadBytes",
-      config.maxPayloadBytes,
-      { min: 1, max: maxPayloadLimit },
-      defaults.maxPayloadBytes
-    )
-    const given = yield* Queues.validateSettings(config.defaults ?? {})
+    const checked = yield* decodeQueueConfig(config)
+    const maxPayloadBytes = checked.maxPayloadBytes ?? defaults.maxPayloadBytes
+    const given = Queues.settingsOf(checked.defaults ?? {})
     const queues = Queues.make(store, Queues.withDefaults(given, defaults))
     const workers = Workers.make(store)
     const acks = Ack.make(store)
     const lease = Lease.make(store)
-    const tracing = config.tracing ?? (yield* Telemetry.enabled)
+    const tracing = checked.tracing ?? (yield* Telemetry.enabled)
     const operations: Omit<Service, "consume"> = {
       ...queues,
       ...Send.make(store, maxPayloadBytes, tracing),
@@ -412,7 +392,7 @@ export type LayerError = Migrations.MigrationError | InvalidOption
  * queue's migrations first (safe when many processes start at once).
  */
 export const layer = (
-  config: QueueConfig = {}
+  config: Options.QueueConfig = {}
 ): Layer.Layer<Queue, LayerError, SqlClient.SqlClient | Backend.Backend> =>
   Layer.effect(Queue, Effect.zipRight(Migrations.run(migrations), make(config))).pipe(
     Layer.provide(SqlQueueStore.layer({ notify: config.notify }))
@@ -420,7 +400,7 @@ export const layer = (
 
 /** The service over a store already in context (`QueueStore.layerMemory` in tests of the semantics). */
 export const layerStore = (
-  config: QueueConfig = {}
+  config: Options.QueueConfig = {}
 ): Layer.Layer<Queue, InvalidOption, QueueStore.QueueStore> => Layer.effect(Queue, make(config))
 
 /**

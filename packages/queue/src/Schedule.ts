@@ -16,9 +16,10 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Backend, Failure, Migrations, Transaction } from "@keel/sql"
 import { Clock, Context, Duration, Effect, Either, Layer, Option, Schema } from "effect"
+import { valueDecoder } from "./internal/optionSchema.js"
 import * as Ticks from "./internal/ticks.js"
-import * as Validate from "./internal/validate.js"
-import { encodePayload, parseQueueName, priorityRange } from "./Message.js"
+import { encodePayload, parseQueueName } from "./Message.js"
+import { Priority } from "./Options.js"
 import { Queue, type SendError } from "./Queue.js"
 import {
   type InvalidPayload,
@@ -30,6 +31,8 @@ import {
   ScheduleAlreadyExists,
   ScheduleNotFound
 } from "./QueueError.js"
+
+const validPriority = valueDecoder(Priority)
 
 /** How old the latest missed tick may be and still fire when a schedule has no backfill window. */
 export const misfireGrace = Duration.minutes(1)
@@ -243,7 +246,7 @@ const validate = (schedule: NewSchedule, now: number) =>
     const backfillMs = yield* durationMs(schedule.backfill, "backfill")
     if (backfillMs < 0) return yield* new InvalidSchedule({ reason: "backfill is negative" })
     const priority = yield* Either.mapLeft(
-      Validate.optionalInteger("priority", schedule.priority, priorityRange, 0),
+      schedule.priority === undefined ? Either.right(0) : validPriority("priority", schedule.priority),
       (error) => new InvalidSchedule({ reason: `priority must be ${error.expected}` })
     )
     const payload = yield* encodePayload(schedule.payload ?? null, 1024 * 1024)

@@ -8,23 +8,22 @@ import { Clock, DateTime, Effect, Predicate } from "effect"
 import {
   type Lease,
   maxBatchSize,
-  maxDelayMs,
   maxErrorLength,
   parseQueueName,
   type QueueName,
   type ReleaseOutcome
 } from "../Message.js"
 import * as Metrics from "../Metrics.js"
-import type { ExtendOptions, ReleaseOptions } from "../Options.js"
+import { ExtendOptions, LeaseInput, ReleaseOptions } from "../Options.js"
 import {
-  InvalidOption,
+  type InvalidOption,
   type InvalidQueueName,
   LeaseLost,
   QueueNotFound,
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { id, optionalDuration, visibilityTimeout } from "./validate.js"
+import { decoder } from "./optionSchema.js"
 
 /** Errors of lease-checked acknowledgements. */
 export type AckError = InvalidQueueName | QueueNotFound | InvalidOption | LeaseLost | QueueStoreError
@@ -32,31 +31,16 @@ export type AckError = InvalidQueueName | QueueNotFound | InvalidOption | LeaseL
 const truncate = (text: string): string =>
   text.length > maxErrorLength ? `${text.slice(0, maxErrorLength - 1)}…` : text
 
+const decodeLease = decoder(LeaseInput)
+const decodeExtendOptions = decoder(ExtendOptions)
+const decodeReleaseOptions = decoder(ReleaseOptions)
+
 /** Checks leases as given (`lease` for a single one, `leases[i]` in a batch). */
 const validateLeases = (
   leases: ReadonlyArray<Lease>,
   single: boolean
-): Effect.Effect<ReadonlyArray<Lease>, InvalidOption> =>
-  Effect.forEach(leases, (lease, index) => {
-    const field = single ? "lease" : `leases[${index}]`
-    if (!Predicate.isRecord(lease)) {
-      return Effect.fail(
-        new InvalidOption({ option: field, value: String(lease), expected: "{ id, lease }" })
-      )
-    }
-    return Effect.zipRight(
-      id(`${field}.id`, lease.id),
-      typeof lease.lease === "string" && lease.lease.length >= 1 && lease.lease.length <= 64
-        ? Effect.succeed(lease)
-        : Effect.fail(
-            new InvalidOption({
-              option: `${field}.lease`,
-              value: typeof lease.lease === "string" ? JSON.stringify(lease.lease) : String(lease.lease),
-              expected: "the lease token returned by read"
-            })
-          )
-    )
-  })
+): Effect.Effect<ReadonlyArray<typeof LeaseInput.Type>, InvalidOption> =>
+  Effect.forEach(leases, (lease, index) => decodeLease(lease, single ? "lease." : `leases[${index}].`))
 
 /** The single-message form of a batch operation: a batch of one is never too large. */
 const single = <A, E, R>(
@@ -114,7 +98,7 @@ export const make = (store: QueueStore.Store) => {
     isSingle: boolean
   ) =>
     Effect.gen(function* () {
-      const visibilityMs = yield* visibilityTimeout(options.visibilityTimeout)
+      const visibilityMs = (yield* decodeExtendOptions(options)).visibilityTimeout
       const { settled } = yield* settle(queue, leases, isSingle, { _tag: "Extend", visibilityMs })
       return DateTime.unsafeMake(settled?.visibleAt ?? (yield* Clock.currentTimeMillis))
     })
@@ -126,15 +110,9 @@ export const make = (store: QueueStore.Store) => {
     isSingle: boolean
   ) =>
     Effect.gen(function* () {
-      const delayMs = yield* optionalDuration("delay", options.delay, { min: 0, max: maxDelayMs }, 0)
-      if (options.error !== undefined && typeof options.error !== "string") {
-        return yield* new InvalidOption({
-          option: "error",
-          value: String(options.error),
-          expected: "a string"
-        })
-      }
-      const error = options.error === undefined ? null : truncate(options.error)
+      const checked = yield* decodeReleaseOptions(options)
+      const delayMs = checked.delay ?? 0
+      const error = checked.error === undefined ? null : truncate(checked.error)
       const { queue: valid, settled } = yield* settle(queue, leases, isSingle, {
         _tag: "Release",
         delayMs,

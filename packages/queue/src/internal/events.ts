@@ -6,7 +6,7 @@
  */
 import { Chunk, DateTime, Duration, Effect, Queue, Stream } from "effect"
 import { MessageId, parseQueueName, QueueEvent, QueueName } from "../Message.js"
-import type { EventsOptions } from "../Options.js"
+import { EventsOptions, ReadEventsOptions } from "../Options.js"
 import {
   type InvalidOption,
   type InvalidQueueName,
@@ -14,7 +14,10 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { duration, integer, optionalInteger } from "./validate.js"
+import { decoder } from "./optionSchema.js"
+
+const decodeEventsOptions = decoder(EventsOptions)
+const decodeReadEventsOptions = decoder(ReadEventsOptions)
 
 /** Events read per page. */
 const pageSize = 500
@@ -42,9 +45,6 @@ export const make = (store: QueueStore.Store) => {
         : Effect.succeed(rows.map(toEvent))
     )
 
-  /** A `since` option: an event id, 0 for the start of the log. */
-  const sinceOf = (since: unknown) => integer("since", since, { min: 0, max: Number.MAX_SAFE_INTEGER })
-
   /**
    * Events of `queue` (every queue when absent), oldest first, from `options.since` on. Fails with
    * `QueueNotFound` when the queue does not exist (or is deleted while read).
@@ -56,11 +56,7 @@ export const make = (store: QueueStore.Store) => {
     Stream.unwrapScoped(
       Effect.gen(function* () {
         const name = queue === undefined ? undefined : yield* parseQueueName(queue)
-        const pollMs =
-          options.pollInterval === undefined
-            ? 250
-            : yield* duration("pollInterval", options.pollInterval, { min: 1, max: 60_000 })
-        const since = options.since === undefined ? undefined : yield* sinceOf(options.since)
+        const { pollInterval: pollMs = 250, since } = yield* decodeEventsOptions(options)
         // Checked before the first read, so that a missing queue fails at once.
         if (name !== undefined && (yield* store.findQueue(name)) === undefined) {
           return yield* new QueueNotFound({ queue: name })
@@ -92,15 +88,14 @@ export const make = (store: QueueStore.Store) => {
    */
   const readEvents = (
     queue?: string,
-    options: { readonly since?: number | undefined; readonly limit?: number | undefined } = {}
+    options: ReadEventsOptions = {}
   ): Effect.Effect<
     ReadonlyArray<QueueEvent>,
     InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError
   > =>
     Effect.gen(function* () {
       const name = queue === undefined ? undefined : yield* parseQueueName(queue)
-      const since = options.since === undefined ? 0 : yield* sinceOf(options.since)
-      const limit = yield* optionalInteger("limit", options.limit, { min: 1, max: 10_000 }, 100)
+      const { since = 0, limit = 100 } = yield* decodeReadEventsOptions(options)
       return yield* pageOf(name, since, limit)
     })
 

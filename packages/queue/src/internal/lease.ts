@@ -4,9 +4,9 @@
  */
 import { randomUUID } from "node:crypto"
 import { Clock, DateTime, Effect } from "effect"
-import { Leased, LeaseToken, MessageId, maxBatchSize, parseQueueName, validateWorkerId } from "../Message.js"
+import { Leased, LeaseToken, MessageId, parseQueueName } from "../Message.js"
 import * as Metrics from "../Metrics.js"
-import type { ReadOptions } from "../Options.js"
+import { ReadOptions } from "../Options.js"
 import {
   type InvalidOption,
   type InvalidQueueName,
@@ -14,7 +14,9 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { optionalInteger, visibilityTimeout } from "./validate.js"
+import { decoder } from "./optionSchema.js"
+
+const decodeReadOptions = decoder(ReadOptions)
 
 /** What one read took: the messages, and when the queue's rate limit lets it take more (if spent). */
 export interface Taken {
@@ -32,9 +34,10 @@ export const make = (store: QueueStore.Store) => {
   ): Effect.Effect<Taken, InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError> =>
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
-      const qty = yield* optionalInteger("qty", options.qty, { min: 1, max: maxBatchSize }, 1)
-      const visibilityMs = yield* visibilityTimeout(options.visibilityTimeout)
-      const workerId = options.workerId === undefined ? null : yield* validateWorkerId(options.workerId)
+      const checked = yield* decodeReadOptions(options)
+      const qty = checked.qty ?? 1
+      const visibilityMs = checked.visibilityTimeout
+      const workerId = checked.workerId ?? null
       const token = LeaseToken.make(randomUUID(), true)
       const now = yield* Clock.currentTimeMillis
       const taken = yield* store.lease(valid, { qty, visibilityMs, workerId, token, now })

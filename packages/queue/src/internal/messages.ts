@@ -10,12 +10,10 @@ import {
   type Lease as HeldLease,
   MessageId,
   MessageInfo,
-  maxDelayMs,
   maxProgressBytes,
-  parseQueueName,
-  priorityRange
+  parseQueueName
 } from "../Message.js"
-import type { UpdateOptions } from "../Options.js"
+import { Id, UpdateOptions } from "../Options.js"
 import {
   InvalidOption,
   type InvalidQueueName,
@@ -26,7 +24,10 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { integer, optionalDuration, id as validId } from "./validate.js"
+import { decoder, valueDecoder } from "./optionSchema.js"
+
+const validId = valueDecoder(Id)
+const decodeUpdateOptions = decoder(UpdateOptions)
 
 /** Operations on one message over `store`. */
 export const make = (store: QueueStore.Store) => {
@@ -59,14 +60,7 @@ export const make = (store: QueueStore.Store) => {
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
       const checked = yield* validId("id", id)
-      const delayMs =
-        options.delay === undefined
-          ? undefined
-          : yield* optionalDuration("delay", options.delay, { min: 0, max: maxDelayMs }, 0)
-      const priority =
-        options.priority === undefined
-          ? undefined
-          : yield* integer("priority", options.priority, priorityRange)
+      const { delay: delayMs, priority } = yield* decodeUpdateOptions(options)
       const now = yield* Clock.currentTimeMillis
       const outcome = yield* store.update(
         valid,

@@ -3,20 +3,11 @@
  * into the package's Schema classes.
  */
 import { Batch } from "@keel/sql"
-import { Clock, DateTime, Duration, Effect } from "effect"
+import { Clock, DateTime, Duration, Effect, Either } from "effect"
 import {
   ArchivedMessage,
-  describeInput,
-  GroupOnDead,
   MessageId,
   maxBatchSize,
-  maxConcurrencyLimit,
-  maxGroupConcurrency,
-  maxMaxDeliveries,
-  maxRateIntervalMs,
-  maxRateLimit,
-  maxRetentionMs,
-  maxVisibilityTimeoutMs,
   parseQueueName,
   QueueInfo,
   QueueMetrics,
@@ -24,10 +15,10 @@ import {
   Removed
 } from "../Message.js"
 import * as Metrics from "../Metrics.js"
-import type { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
-import { InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
+import { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
+import { type InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { duration, id, integer, optionalInteger } from "./validate.js"
+import { decoder } from "./optionSchema.js"
 
 /** A name read back from the database (validated on the way in). */
 const storedName = (name: string): QueueName => QueueName.make(name, true)
@@ -54,91 +45,28 @@ export const toQueueInfo = (row: QueueStore.QueueRow): QueueInfo =>
     true
   )
 
-const groupOnDeadValues: ReadonlyArray<unknown> = GroupOnDead.literals
-
-/** `rateLimit`: `null` (none) or `{ limit, interval }`; both null when removed. */
-const rateLimitOf = (
-  input: unknown
-): Effect.Effect<
-  { readonly rateLimit: number | null; readonly rateIntervalMs: number | null },
-  InvalidOption
-> =>
-  Effect.gen(function* () {
-    if (input === null) return { rateLimit: null, rateIntervalMs: null }
-    if (typeof input !== "object" || input === undefined) {
-      return yield* new InvalidOption({
-        option: "rateLimit",
-        value: describeInput(input),
-        expected: "{ limit, interval } or null"
-      })
-    }
-    const rateLimit = yield* integer("rateLimit.limit", Reflect.get(input, "limit"), {
-      min: 1,
-      max: maxRateLimit
-    })
-    const rateIntervalMs = yield* duration("rateLimit.interval", Reflect.get(input, "interval"), {
-      min: 1,
-      max: maxRateIntervalMs
-    })
-    return { rateLimit, rateIntervalMs }
-  })
+const decodeSettings = decoder(SettingsOptions)
+const decodeArchiveQuery = decoder(ArchiveQuery)
+const decodeRequeueOptions = decoder(RequeueOptions)
 
 /** Checks settings; the ones given (absent ones stay undefined). */
 export const validateSettings = (
   settings: SettingsOptions
-): Effect.Effect<Partial<QueueStore.Settings>, InvalidOption> =>
-  Effect.gen(function* () {
-    const visibilityTimeoutMs =
-      settings.visibilityTimeout === undefined
-        ? undefined
-        : yield* duration("visibilityTimeout", settings.visibilityTimeout, {
-            min: 1,
-            max: maxVisibilityTimeoutMs
-          })
-    const maxDeliveries =
-      settings.maxDeliveries === undefined
-        ? undefined
-        : yield* integer("maxDeliveries", settings.maxDeliveries, { min: 1, max: maxMaxDeliveries })
-    const retentionMs =
-      settings.retention === undefined
-        ? undefined
-        : yield* duration("retention", settings.retention, { min: 0, max: maxRetentionMs })
-    const concurrencyLimit =
-      settings.concurrencyLimit === undefined || settings.concurrencyLimit === null
-        ? settings.concurrencyLimit
-        : yield* integer("concurrencyLimit", settings.concurrencyLimit, { min: 1, max: maxConcurrencyLimit })
-    const rate = settings.rateLimit === undefined ? undefined : yield* rateLimitOf(settings.rateLimit)
-    const groupConcurrency =
-      settings.groupConcurrency === undefined
-        ? undefined
-        : yield* integer("groupConcurrency", settings.groupConcurrency, { min: 1, max: maxGroupConcurrency })
-    const events = settings.events
-    if (events !== undefined && typeof events !== "boolean") {
-      return yield* new InvalidOption({
-        option: "events",
-        value: describeInput(events),
-        expected: "true or false"
-      })
-    }
-    if (settings.groupOnDead !== undefined && !groupOnDeadValues.includes(settings.groupOnDead)) {
-      return yield* new InvalidOption({
-        option: "groupOnDead",
-        value: describeInput(settings.groupOnDead),
-        expected: "skip or block"
-      })
-    }
-    return {
-      visibilityTimeoutMs,
-      maxDeliveries,
-      retentionMs,
-      concurrencyLimit,
-      rateLimit: rate?.rateLimit,
-      rateIntervalMs: rate?.rateIntervalMs,
-      groupConcurrency,
-      groupBlockOnDead: settings.groupOnDead === undefined ? undefined : settings.groupOnDead === "block",
-      events
-    }
-  })
+): Either.Either<Partial<QueueStore.Settings>, InvalidOption> =>
+  Either.map(decodeSettings(settings), settingsOf)
+
+/** Decoded settings as the store's columns; absent ones stay undefined. */
+export const settingsOf = (given: typeof SettingsOptions.Type): Partial<QueueStore.Settings> => ({
+  visibilityTimeoutMs: given.visibilityTimeout,
+  maxDeliveries: given.maxDeliveries,
+  retentionMs: given.retention,
+  concurrencyLimit: given.concurrencyLimit,
+  rateLimit: given.rateLimit === undefined ? undefined : (given.rateLimit?.limit ?? null),
+  rateIntervalMs: given.rateLimit === undefined ? undefined : (given.rateLimit?.interval ?? null),
+  groupConcurrency: given.groupConcurrency,
+  groupBlockOnDead: given.groupOnDead === undefined ? undefined : given.groupOnDead === "block",
+  events: given.events
+})
 
 /** The settings given, the rest from `defaults`. */
 export const withDefaults = (
@@ -198,9 +126,12 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
   const listArchive = (queue: string, query: ArchiveQuery = {}) =>
     Effect.gen(function* () {
       const valid = yield* parseQueueName(queue)
-      const limit = yield* optionalInteger("limit", query.limit, { min: 1, max: maxBatchSize }, 100)
-      const before = query.before === undefined ? undefined : yield* id("before", query.before)
-      const rows = yield* store.listArchive(valid, { dead: query.dead, limit, before })
+      const checked = yield* decodeArchiveQuery(query)
+      const rows = yield* store.listArchive(valid, {
+        dead: checked.dead,
+        limit: checked.limit ?? 100,
+        before: checked.before
+      })
       if (rows === undefined) return yield* new QueueNotFound({ queue: valid })
       return rows.map(toArchived(valid))
     })
@@ -260,18 +191,8 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
     requeueDead: (queue: string, options: RequeueOptions = {}) =>
       Effect.gen(function* () {
         const valid = yield* parseQueueName(queue)
-        const limit = yield* optionalInteger(
-          "limit",
-          options.limit,
-          { min: 1, max: maxBatchSize },
-          maxBatchSize
-        )
-        const ids =
-          options.ids === undefined
-            ? undefined
-            : yield* Effect.flatMap(Batch.validate(options.ids, maxBatchSize), (given) =>
-                Effect.forEach(given, (each, index) => id(`ids[${index}]`, each))
-              )
+        if (options.ids !== undefined) yield* Batch.validate(options.ids, maxBatchSize)
+        const { limit = maxBatchSize, ids } = yield* decodeRequeueOptions(options)
         const moved = yield* store.requeueDead(
           valid,
           { ids: ids === undefined ? undefined : uniqueNumbers(ids), limit },

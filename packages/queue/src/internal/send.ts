@@ -8,22 +8,15 @@ import { Batch, Telemetry } from "@keel/sql"
 import { Clock, Effect, Either, Predicate } from "effect"
 import * as Backoff from "../Backoff.js"
 import {
-  DedupMode,
   describeInput,
   encodePayload,
   MessageId,
   maxBatchSize,
-  maxDedupWindowMs,
-  maxDelayMs,
-  maxMaxDeliveries,
   parseQueueName,
-  priorityRange,
-  type QueueName,
-  validateDedupKey,
-  validateGroup
+  type QueueName
 } from "../Message.js"
 import * as Metrics from "../Metrics.js"
-import type { OutgoingMessage, SendOptions } from "../Options.js"
+import { type OutgoingMessage, SendOptions } from "../Options.js"
 import {
   InvalidOption,
   InvalidPayload,
@@ -34,7 +27,7 @@ import {
   SendOutcomeUnknown
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { duration, integer, optionalDuration, optionalInteger } from "./validate.js"
+import { decoder } from "./optionSchema.js"
 
 /** Errors of sends. */
 export type SendError =
@@ -49,42 +42,37 @@ export type SendError =
 /** The prefix of option names inside `field` (`messages[3].`), none for a single send. */
 const prefixOf = (field: string): string => (field === "" ? "" : `${field}.`)
 
-const dedupModes: ReadonlyArray<unknown> = DedupMode.literals
+const decodeSendOptions = decoder(SendOptions)
 
-/** `dedupWindow` (1 ms to 3650 days) and `dedupMode`: each only with a `dedupKey`. */
-const dedupOptions = (
-  message: OutgoingMessage,
-  prefix: string,
-  keyed: boolean
-): Either.Either<{ readonly windowMs: number | undefined; readonly mode: DedupMode }, InvalidOption> => {
-  const { dedupMode: mode, dedupWindow: window } = message
-  if (mode !== undefined && !dedupModes.includes(mode)) {
-    return Either.left(
-      new InvalidOption({
-        option: `${prefix}dedupMode`,
-        value: describeInput(mode),
-        expected: "one of ignore, replace, debounce"
-      })
-    )
+/** The options of a send that gives none. */
+const noOptions: typeof SendOptions.Type = {}
+
+/** Whether `options` sets any option (a send without options skips decoding). */
+const setsAny = (options: object): boolean => {
+  for (const key in options) {
+    if (key !== "payload" && Reflect.get(options, key) !== undefined) return true
   }
-  if (!keyed && (mode !== undefined || window !== undefined)) {
-    const option = window !== undefined ? "dedupWindow" : "dedupMode"
-    return Either.left(
-      new InvalidOption({
-        option: `${prefix}${option}`,
-        value: describeInput(window ?? mode),
-        expected: `no ${option} without a dedupKey`
-      })
-    )
+  return false
+}
+
+/** `dedupWindow` and `dedupMode` only with a `dedupKey`. */
+const checkDedup = (
+  options: typeof SendOptions.Type,
+  given: SendOptions,
+  prefix: string
+): InvalidOption | undefined => {
+  if (
+    options.dedupKey !== undefined ||
+    (options.dedupMode === undefined && options.dedupWindow === undefined)
+  ) {
+    return undefined
   }
-  if (window === undefined) return Either.right({ windowMs: undefined, mode: mode ?? "ignore" })
-  return Either.map(
-    duration(`${prefix}dedupWindow`, window, { min: 1, max: maxDedupWindowMs }),
-    (windowMs) => ({
-      windowMs,
-      mode: mode ?? "ignore"
-    })
-  )
+  const option = options.dedupWindow !== undefined ? "dedupWindow" : "dedupMode"
+  return new InvalidOption({
+    option: `${prefix}${option}`,
+    value: describeInput(given.dedupWindow ?? given.dedupMode),
+    expected: `no ${option} without a dedupKey`
+  })
 }
 
 /**
@@ -93,64 +81,44 @@ const dedupOptions = (
  */
 export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing = false) => {
   /**
-   * Checks one message; the first failure in field order is the one reported. Plain code, no
-   * combinators: it runs on every send.
+   * Checks one message: its payload, then its options decoded (skipped when it sets none); the
+   * first failure in field order is the one reported.
    */
   const prepare = (
-    message: OutgoingMessage,
+    payload: unknown,
+    options: SendOptions,
     field: string
   ): Either.Either<QueueStore.NewMessage, InvalidPayload | PayloadTooLarge | InvalidOption> => {
-    const payload = encodePayload(message.payload, maxPayloadBytes)
-    if (Either.isLeft(payload)) {
-      const error = payload.left
+    const encoded = encodePayload(payload, maxPayloadBytes)
+    if (Either.isLeft(encoded)) {
+      const error = encoded.left
       return Either.left(
         error._tag === "InvalidPayload" && field !== ""
           ? new InvalidPayload({ reason: `${field}: ${error.reason}` })
           : error
       )
     }
-    const delayMs =
-      message.delay === undefined
-        ? Either.right(0)
-        : optionalDuration(`${prefixOf(field)}delay`, message.delay, { min: 0, max: maxDelayMs }, 0)
-    if (Either.isLeft(delayMs)) return Either.left(delayMs.left)
-    const priority =
-      message.priority === undefined
-        ? Either.right(0)
-        : optionalInteger(`${prefixOf(field)}priority`, message.priority, priorityRange, 0)
-    if (Either.isLeft(priority)) return Either.left(priority.left)
-    const dedupKey =
-      message.dedupKey === undefined
-        ? Either.right(undefined)
-        : validateDedupKey(message.dedupKey, `${prefixOf(field)}dedupKey`)
-    if (Either.isLeft(dedupKey)) return Either.left(dedupKey.left)
-    const uniqueness = dedupOptions(message, prefixOf(field), dedupKey.right !== undefined)
-    if (Either.isLeft(uniqueness)) return Either.left(uniqueness.left)
-    const maxDeliveries =
-      message.maxDeliveries === undefined
-        ? Either.right(undefined)
-        : integer(`${prefixOf(field)}maxDeliveries`, message.maxDeliveries, { min: 1, max: maxMaxDeliveries })
-    if (Either.isLeft(maxDeliveries)) return Either.left(maxDeliveries.left)
+    const prefix = prefixOf(field)
+    const decoded = setsAny(options) ? decodeSendOptions(options, prefix) : Either.right(noOptions)
+    if (Either.isLeft(decoded)) return Either.left(decoded.left)
+    const checked = decoded.right
+    const dedup = checkDedup(checked, options, prefix)
+    if (dedup !== undefined) return Either.left(dedup)
     const backoff =
-      message.backoff === undefined
+      checked.backoff === undefined || options.backoff === undefined
         ? Either.right(undefined)
-        : Backoff.resolve(`${prefixOf(field)}backoff`, message.backoff)
+        : Backoff.resolve(`${prefix}backoff`, checked.backoff, options.backoff)
     if (Either.isLeft(backoff)) return Either.left(backoff.left)
-    const group =
-      message.group === undefined
-        ? Either.right(undefined)
-        : validateGroup(message.group, `${prefixOf(field)}group`)
-    if (Either.isLeft(group)) return Either.left(group.left)
     return Either.right({
-      payload: payload.right,
-      delayMs: delayMs.right,
-      priority: priority.right,
-      dedupKey: dedupKey.right,
-      dedupWindowMs: uniqueness.right.windowMs,
-      dedupMode: uniqueness.right.mode,
-      maxDeliveries: maxDeliveries.right,
+      payload: encoded.right,
+      delayMs: checked.delay ?? 0,
+      priority: checked.priority ?? 0,
+      dedupKey: checked.dedupKey,
+      dedupWindowMs: checked.dedupWindow,
+      dedupMode: checked.dedupMode ?? "ignore",
+      maxDeliveries: checked.maxDeliveries,
       backoff: backoff.right,
-      group: group.right
+      group: checked.group
     })
   }
 
@@ -191,7 +159,7 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
     Effect.suspend((): Effect.Effect<MessageId, SendError> => {
       const valid = parseQueueName(queue)
       if (Either.isLeft(valid)) return Effect.fail(valid.left)
-      const message = prepare({ ...options, payload }, "")
+      const message = prepare(payload, options, "")
       if (Either.isLeft(message)) return Effect.fail(message.left)
       return Effect.flatMap(stored(valid.right, [message.right]), (ids): Effect.Effect<MessageId> => {
         const id = ids[0]
@@ -210,7 +178,7 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
       const valid = yield* parseQueueName(queue)
       yield* Batch.validate(messages, maxBatchSize)
       const prepared = yield* Effect.forEach(messages, (message, index) =>
-        prepare(message, `messages[${index}]`)
+        prepare(message.payload, message, `messages[${index}]`)
       )
       if (prepared.length === 0) {
         if ((yield* store.findQueue(valid)) === undefined) return yield* new QueueNotFound({ queue: valid })

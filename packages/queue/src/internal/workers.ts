@@ -9,14 +9,12 @@ import { Clock, DateTime, Duration, Effect, Schedule, type Scope } from "effect"
 import {
   type Lease,
   MaintenanceReport,
-  maxVisibilityTimeoutMs,
   parseQueueName,
   type QueueName,
   QueueName as QueueNameSchema,
-  validateWorkerId,
   Worker
 } from "../Message.js"
-import type { RegisteredWorker, WorkerOptions } from "../Options.js"
+import { type RegisteredWorker, WorkerOptions } from "../Options.js"
 import {
   InvalidOption,
   type InvalidQueueName,
@@ -25,7 +23,9 @@ import {
   WorkerIdInUse
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
-import { optionalDuration } from "./validate.js"
+import { decoder } from "./optionSchema.js"
+
+const decodeWorkerOptions = decoder(WorkerOptions)
 
 /** The most archived messages (and keys) one maintenance pass purges; later passes take the rest. */
 const maintenanceBatch = 10_000
@@ -40,20 +40,11 @@ export const make = (store: QueueStore.Store) => {
     Scope.Scope
   > =>
     Effect.gen(function* () {
-      const id = options.workerId === undefined ? randomUUID() : yield* validateWorkerId(options.workerId)
-      const queue = options.queue === undefined ? undefined : yield* parseQueueName(options.queue)
-      const heartbeatMs = yield* optionalDuration(
-        "heartbeatInterval",
-        options.heartbeatInterval,
-        { min: 10, max: 10 * 60_000 },
-        5_000
-      )
-      const timeoutMs = yield* optionalDuration(
-        "workerTimeout",
-        options.workerTimeout,
-        { min: 20, max: maxVisibilityTimeoutMs },
-        Math.max(30_000, heartbeatMs * 3)
-      )
+      const checked = yield* decodeWorkerOptions(options)
+      const id = checked.workerId ?? randomUUID()
+      const queue = checked.queue === undefined ? undefined : yield* parseQueueName(checked.queue)
+      const heartbeatMs = checked.heartbeatInterval ?? 5_000
+      const timeoutMs = checked.workerTimeout ?? Math.max(30_000, heartbeatMs * 3)
       if (timeoutMs <= heartbeatMs) {
         return yield* new InvalidOption({
           option: "workerTimeout",
