@@ -9,8 +9,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Exit, Option, PubSub, Scope, Stream } from "effect"
 import { classify, type DbError } from "./DbError.js"
 
-/** The four backends Keel runs on. */
-export type Kind = "sqlite" | "postgres" | "libsql" | "pglite"
+/** The backends Keel runs on (`turso` is the Turso engine, `@tursodatabase/database`). */
+export type Kind = "sqlite" | "postgres" | "libsql" | "pglite" | "turso"
 
 /** An open write transaction: its connection, how to end it, and how to give the connection back. */
 export interface Session {
@@ -55,7 +55,7 @@ export type OpenTransaction = (restore: Restore) => Effect.Effect<Session, DbErr
 /** The backend behind the SqlClient in the same context. */
 export interface Backend {
   readonly kind: Kind
-  /** The SQL dialect statements are compiled for; libSQL compiles as `sqlite`, PGlite as `pg`. */
+  /** The SQL dialect statements are compiled for; libSQL and Turso compile as `sqlite`, PGlite as `pg`. */
   readonly dialect: "sqlite" | "pg"
   /** True when the database has one session: a transaction excludes every other statement. */
   readonly singleSession: boolean
@@ -94,7 +94,7 @@ export interface Notifications {
 /** The `Backend` service tag. */
 export const Backend = Context.GenericTag<Backend>("@keel/sql/Backend")
 
-/** SQLite's and libSQL's bind parameter limit (SQLITE_MAX_VARIABLE_NUMBER). */
+/** SQLite's, libSQL's and (kept the same, though it accepts more) Turso's bind parameter limit (SQLITE_MAX_VARIABLE_NUMBER). */
 export const sqliteParameterLimit = 32766
 /** PostgreSQL's and PGlite's bind parameter limit (an Int16 count in the wire protocol). */
 export const postgresParameterLimit = 65535
@@ -102,6 +102,7 @@ export const postgresParameterLimit = 65535
 const properties: Record<Kind, { readonly dialect: "sqlite" | "pg"; readonly parameterLimit: number }> = {
   sqlite: { dialect: "sqlite", parameterLimit: sqliteParameterLimit },
   libsql: { dialect: "sqlite", parameterLimit: sqliteParameterLimit },
+  turso: { dialect: "sqlite", parameterLimit: sqliteParameterLimit },
   postgres: { dialect: "pg", parameterLimit: postgresParameterLimit },
   pglite: { dialect: "pg", parameterLimit: postgresParameterLimit }
 }

@@ -18,21 +18,29 @@ import {
   type Scope
 } from "effect"
 import * as Backend from "./Backend.js"
-import { classify, type DbError, type SetupFailed } from "./DbError.js"
+import { classify, type DbError, SetupFailed } from "./DbError.js"
 import * as Dsn from "./Dsn.js"
 import { claim, databaseFile } from "./internal/fileClaims.js"
 import * as FileDiagnosis from "./internal/fileDiagnosis.js"
 import type { SessionClient } from "./internal/session.js"
-import { configureSqlite, connectionPragmas, validBusyTimeout, verifyPostgres } from "./internal/setup.js"
+import {
+  configureSqlite,
+  configureTurso,
+  connectionPragmas,
+  validBusyTimeout,
+  verifyPostgres
+} from "./internal/setup.js"
 import { withTransactionFor } from "./Transaction.js"
+import type * as TursoClient from "./TursoClient.js"
 
 // Drivers load on demand: a CLI started for an SQLite file never pays for loading pg, libSQL
-// or PGlite (cold start matters for `keel port reserve` in shell scripts).
+// PGlite or the Turso engine (cold start matters for `keel port reserve` in shell scripts).
 const drivers = {
   sqlite: Effect.promise(() => import("./internal/sqlite.js")),
   libsql: Effect.promise(() => import("./internal/libsql.js")),
   postgres: Effect.promise(() => import("./internal/postgres.js")),
-  pglite: Effect.promise(() => import("./PgliteClient.js"))
+  pglite: Effect.promise(() => import("./PgliteClient.js")),
+  turso: Effect.promise(() => import("./TursoClient.js"))
 }
 
 /** Tuning that does not belong in a DSN. */
@@ -43,6 +51,11 @@ export interface Options {
   readonly maxConnections?: number | undefined
   /** libSQL auth token when the DSN carries none (usually from `LIBSQL_AUTH_TOKEN`). */
   readonly authToken?: Redacted.Redacted<string> | undefined
+  /**
+   * The Turso engine module for `turso:` DSNs; default `@tursodatabase/database`. For tests that
+   * run Keel on another engine version (seed 000's 0.4.4); not a user setting.
+   */
+  readonly tursoEngine?: TursoClient.Engine | undefined
 }
 
 /** Every way opening a database can fail. */
@@ -64,7 +77,7 @@ type Opened = { readonly client: SqlClient.SqlClient; readonly backend: Backend.
 
 /** A single-session backend over `session`: transactions take its one connection, BEGIN while acquiring. */
 const singleSession = (
-  kind: "sqlite" | "libsql" | "pglite",
+  kind: "sqlite" | "libsql" | "pglite" | "turso",
   session: SessionClient,
   dsn: Dsn.Dsn
 ): Effect.Effect<Opened> =>
@@ -174,6 +187,37 @@ const openPglite = (dsn: Dsn.Dsn & Dsn.Pglite) =>
     return yield* singleSession("pglite", session, dsn)
   })
 
+/** What opening a Turso engine file failed with: another process holding it says so plainly. */
+const tursoOpenFailure = (dsn: Dsn.Dsn & Dsn.Turso, error: unknown): DbError | SetupFailed => {
+  const classified = classify(error)
+  if (/locked by another process/i.test(classified.message)) {
+    return new SetupFailed({
+      backend: dsn.redacted,
+      setting: "multiprocess",
+      expected:
+        "a file no other process has open, or ?multiprocess=1 in every process that opens it (experimental upstream)",
+      actual: "the file is locked by another process"
+    })
+  }
+  return dsn.path === ":memory:" ? classified : FileDiagnosis.explain(dsn.path, classified)
+}
+
+/**
+ * The Turso engine: one connection per opened database, a single session like SQLite's; a file
+ * that better-sqlite3 or libSQL has open in this process is refused (they ignore its locks).
+ */
+const openTurso = (dsn: Dsn.Dsn & Dsn.Turso, options: Options) =>
+  Effect.gen(function* () {
+    yield* claim(databaseFile(dsn.path), "turso", dsn.redacted)
+    const Turso = yield* drivers.turso
+    const { session } = yield* Effect.mapError(
+      Turso.make({ path: dsn.path, multiprocess: dsn.multiprocess, engine: options.tursoEngine }),
+      (error) => tursoOpenFailure(dsn, error)
+    )
+    yield* configureTurso(session.client, dsn.redacted, { memory: dsn.path === ":memory:" })
+    return yield* singleSession("turso", session, dsn)
+  })
+
 /**
  * Opens the database a parsed DSN names, sets it up and verifies it. The scope closes it.
  * The returned client's `withTransaction` is Keel's (`Transaction.immediate` semantics).
@@ -192,6 +236,8 @@ export const open = (
         return openPostgres(dsn, options)
       case "Pglite":
         return openPglite(dsn)
+      case "Turso":
+        return openTurso(dsn, options)
     }
   })()
   return Effect.map(opened, ({ client, backend }) => ({

@@ -1,11 +1,12 @@
 /**
- * Typed database errors. Every driver failure (better-sqlite3, libSQL, pg, PGlite) is
+ * Typed database errors. Every driver failure (better-sqlite3, libSQL, pg, PGlite, Turso) is
  * classified here, once, into a tag that every package can match on. Messages are scrubbed of
  * secrets and never carry the driver's error object or the statement's parameters.
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Predicate, Schema } from "effect"
 import { scrub } from "./Dsn.js"
+import * as TursoErrors from "./internal/tursoErrors.js"
 
 const fields = {
   /** The driver's code: `SQLITE_BUSY`, a five-character SQLSTATE such as `40001`, `ECONNRESET`… */
@@ -132,7 +133,7 @@ const connectionCodes: ReadonlySet<string> = new Set([
 ])
 
 const connectionMessage =
-  /connection (terminated|ended|closed|timeout|is closed|refused|lost)|client (is )?(closed|has encountered a connection error)|not queryable|database is closed|pglite is closed/i
+  /connection (terminated|ended|closed|timeout|is closed|refused|lost)|client (is )?(closed|has encountered a connection error)|not queryable|database is closed|pglite is closed|database connection is not open|database must be connected/i
 
 const stringProperty = (u: unknown, key: string): string | undefined =>
   Predicate.hasProperty(u, key) && typeof u[key] === "string" ? (u[key] as string) : undefined
@@ -164,7 +165,11 @@ const sqliteUniqueCodes: ReadonlySet<string> = new Set([
 export const classify = (error: unknown, secrets: ReadonlyArray<string> = []): DbError => {
   if (isDbError(error)) return error
   const failure = driverFailure(error)
-  const code = failure.code
+  // The Turso engine gives no SQLite code: its message stands for one (see internal/tursoErrors.ts).
+  const code =
+    failure.code === TursoErrors.engineCode
+      ? (TursoErrors.sqliteCode(failure.message) ?? failure.code)
+      : failure.code
   const message = scrub(failure.message === "" ? "database error" : failure.message, secrets)
   const constraint = (() => {
     const inner = Predicate.hasProperty(error, "cause") ? error.cause : error

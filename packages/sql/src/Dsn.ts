@@ -37,8 +37,18 @@ export interface Pglite {
   readonly dataDir: string | undefined
 }
 
+/**
+ * A database file through the Turso engine (`@tursodatabase/database`): a path or `:memory:`.
+ * `multiprocess` asks for the engine's experimental multi-process WAL (`?multiprocess=1`).
+ */
+export interface Turso {
+  readonly _tag: "Turso"
+  readonly path: string
+  readonly multiprocess: boolean
+}
+
 /** A parsed DSN. `redacted` is its printable form, with every secret replaced. */
-export type Dsn = (Sqlite | Postgres | Libsql | Pglite) & { readonly redacted: string }
+export type Dsn = (Sqlite | Postgres | Libsql | Pglite | Turso) & { readonly redacted: string }
 
 /** A DSN that cannot be used. Names the scheme and the reason; never the password or token. */
 export class InvalidDsn extends Schema.TaggedError<InvalidDsn>()("InvalidDsn", {
@@ -189,11 +199,43 @@ const parsePglite = (dsn: string, rest: string): Either.Either<Dsn, InvalidDsn> 
   return Either.right({ _tag: "Pglite", dataDir: path, redacted: `pglite:${path}` })
 }
 
+const tursoFlags: Readonly<Record<string, boolean>> = { "1": true, true: true, "0": false, false: false }
+
+const parseTurso = (dsn: string, given: string): Either.Either<Dsn, InvalidDsn> => {
+  // `turso:///abs/path` is an absolute path; `turso://host…` names a server, which this is not.
+  const rest = given.startsWith("///") ? given.slice(2) : given
+  if (rest.startsWith("//")) {
+    return invalid(dsn, "turso", "turso: names a local file; use libsql:// for a remote Turso database")
+  }
+  const query = rest.indexOf("?")
+  const path = query === -1 ? rest : rest.slice(0, query)
+  if (path === "") return invalid(dsn, "turso", "the path is empty")
+  if (path.includes("\0")) return invalid(dsn, "turso", "the path contains a NUL character")
+  let multiprocess = false
+  for (const [name, value] of new URLSearchParams(query === -1 ? "" : rest.slice(query + 1))) {
+    const flag = tursoFlags[value.toLowerCase()]
+    if (name !== "multiprocess")
+      return invalid(dsn, "turso", `unknown parameter "${name}"; the only one is multiprocess`)
+    if (flag === undefined) return invalid(dsn, "turso", "multiprocess must be 1, 0, true or false")
+    multiprocess = flag
+  }
+  const memory = path === ":memory:" || path === "memory"
+  if (memory && multiprocess)
+    return invalid(dsn, "turso", "an in-memory database cannot be shared between processes")
+  return Either.right({
+    _tag: "Turso",
+    path: memory ? ":memory:" : path,
+    multiprocess,
+    redacted: redact(`turso:${memory ? ":memory:" : path}${multiprocess ? "?multiprocess=1" : ""}`)
+  })
+}
+
 /**
  * Parses a DSN. Accepted forms: `sqlite:PATH`, `sqlite::memory:`, `:memory:` or a bare path
  * (SQLite); `postgres://…` / `postgresql://…`; `libsql://…` (auth token from `?authToken=` or
  * `authToken`, usually read from `LIBSQL_AUTH_TOKEN`) and `file:…` (local libSQL);
- * `pglite:PATH` / `pglite:memory`. Anything else is an `InvalidDsn` that names the scheme.
+ * `pglite:PATH` / `pglite:memory`; `turso:PATH[?multiprocess=1]` / `turso::memory:` (the Turso
+ * engine). Anything else is an `InvalidDsn` that names the scheme.
  */
 export const parse = (
   dsn: string,
@@ -219,11 +261,13 @@ export const parse = (
       return parseLibsql(trimmed, scheme, options.authToken)
     case "pglite":
       return parsePglite(trimmed, rest)
+    case "turso":
+      return parseTurso(trimmed, rest)
     default:
       return invalid(
         trimmed,
         scheme,
-        "unknown scheme; use sqlite:, postgres://, postgresql://, libsql://, file: or pglite:"
+        "unknown scheme; use sqlite:, postgres://, postgresql://, libsql://, file:, pglite: or turso:"
       )
   }
 }

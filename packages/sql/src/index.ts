@@ -1,4 +1,4 @@
-/** @keel/sql: SqlClient layers for four backends, typed errors, scoped transactions, idempotent retry, migrations. */
+/** @keel/sql: SqlClient layers for five backends, typed errors, scoped transactions, idempotent retry, migrations. */
 export * as Backend from "./Backend.js"
 export * as Batch from "./Batch.js"
 export * as Database from "./Database.js"
@@ -12,3 +12,4 @@ export * as Plan from "./Plan.js"
 export * as Retry from "./Retry.js"
 export * as Telemetry from "./Telemetry.js"
 export * as Transaction from "./Transaction.js"
+export * as TursoClient from "./TursoClient.js"

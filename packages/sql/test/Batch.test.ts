@@ -125,7 +125,9 @@ TestDatabase.describeEach("Batch", (kind) => {
         })
     )
 
-    it.effect(
+    // Skipped on turso: the Turso engine enforces no bind-parameter limit (100,000 accepted,
+    // measured on 0.7.2), so nothing refuses one more; Keel still chunks at SQLite's 32766.
+    it.effect.skipIf(kind === "turso")(
       "the backend's parameter limit is exact: a statement at the limit runs, one parameter more is refused",
       () =>
         Effect.gen(function* () {

@@ -1,7 +1,8 @@
 /**
  * One SQLite library per database file per process.
  *
- * better-sqlite3 and libSQL each bundle their own copy of SQLite. POSIX file locks belong to the
+ * better-sqlite3 and libSQL each bundle their own copy of SQLite, and the Turso engine is a
+ * rewrite with locks of its own. POSIX file locks belong to the
  * process, and each copy keeps its own table of them, so within ONE process a better-sqlite3
  * connection and a libSQL connection to the same file do not see each other's locks: both can
  * hold BEGIN IMMEDIATE at once and a committed write is lost (measured; across processes the
@@ -12,7 +13,7 @@ import { resolve } from "node:path"
 import { Effect, type Scope } from "effect"
 import { SetupFailed } from "../DbError.js"
 
-type Driver = "sqlite" | "libsql"
+type Driver = "sqlite" | "libsql" | "turso"
 
 const claims = new Map<string, { readonly driver: Driver; count: number }>()
 
@@ -36,7 +37,7 @@ export const claim = (
               new SetupFailed({
                 backend,
                 setting: "driver",
-                expected: `${held.driver} (the file is already open through it in this process, and two SQLite copies in one process ignore each other's locks)`,
+                expected: `${held.driver} (the file is already open through it in this process, and two SQLite engines in one process ignore each other's locks)`,
                 actual: driver
               })
             )

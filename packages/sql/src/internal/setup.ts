@@ -106,6 +106,43 @@ export const configureSqlite = (
   })
 
 /**
+ * Sets up and verifies a Turso engine connection: foreign keys on (the engine's default is off),
+ * busy_timeout 0 (the engine waits on the Node thread, where the lock holder could never finish —
+ * waits are the session's and the retry schedule's), journal_mode wal (a file someone switched to
+ * the engine's beta `mvcc` mode is refused: Keel's transactions rest on WAL's one writer), and
+ * synchronous not OFF. Keel leaves synchronous at the engine's FULL: 0.4.x turns NORMAL into OFF.
+ * It issues nothing known to crash the engine (no `auto_vacuum`, see TursoClient.ts).
+ */
+export const configureTurso = (
+  client: SqlClient.SqlClient,
+  backend: string,
+  settings: { readonly memory: boolean }
+): Effect.Effect<void, DbError | SetupFailed> =>
+  Effect.gen(function* () {
+    const pragma = (text: string) =>
+      Retry.run(Retry.read(Effect.mapError(client.unsafe(text).raw, (error) => classify(error))))
+    const read = (text: string) =>
+      Retry.run(
+        Retry.read(
+          Effect.map(
+            Effect.mapError(client.unsafe<Record<string, unknown>>(text), (error) => classify(error)),
+            firstValue
+          )
+        )
+      )
+    const expect = (setting: string, actual: string, expected: ReadonlyArray<string>) =>
+      expected.includes(actual)
+        ? Effect.void
+        : Effect.fail(new SetupFailed({ backend, setting, expected: expected.join(" or "), actual }))
+    yield* pragma("PRAGMA busy_timeout = 0")
+    yield* pragma("PRAGMA foreign_keys = ON")
+    yield* expect("foreign_keys", yield* read("PRAGMA foreign_keys"), ["1"])
+    yield* expect("busy_timeout", yield* read("PRAGMA busy_timeout"), ["0"])
+    if (!settings.memory) yield* expect("journal_mode", yield* read("PRAGMA journal_mode"), ["wal"])
+    yield* expect("synchronous", yield* read("PRAGMA synchronous"), ["1", "2"])
+  })
+
+/**
  * PostgreSQL always enforces foreign keys unless `session_replication_role` is `replica`, which
  * also silences triggers: refuse to start then.
  */

@@ -33,7 +33,7 @@ export interface Options {
 }
 
 const nativePackage =
-  /^(better-sqlite3|libsql|@libsql\/linux-[^/]+|@neon-rs\/[^/]+|@electric-sql\/pglite|pg-native|esbuild)(\/.*)?$/
+  /^(better-sqlite3|libsql|@libsql\/linux-[^/]+|@neon-rs\/[^/]+|@electric-sql\/pglite|@tursodatabase\/[^/]+|turso-0\.4\.4|pg-native|esbuild)(\/.*)?$/
 
 /** Bare specifiers (esbuild filters are Go regular expressions: no look-ahead). */
 const bareSpecifier = /^[^./]/

@@ -1,7 +1,7 @@
 /**
- * The backend matrix for tests: a fresh, isolated database per layer on each of the four
- * backends — an SQLite temp file, a libSQL `file:`, PGlite in memory, and a new database on the
- * PostgreSQL server (dropped afterwards). `KEEL_TEST_BACKENDS=sqlite,postgres` narrows the matrix.
+ * The backend matrix for tests: a fresh, isolated database per layer on each of the five
+ * backends — an SQLite temp file, a libSQL `file:`, PGlite in memory, a Turso engine temp file,
+ * and a new database on the PostgreSQL server (dropped afterwards). `KEEL_TEST_BACKENDS=sqlite,postgres` narrows the matrix.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -16,7 +16,7 @@ import { describe } from "vitest"
 export type Kind = Backend.Kind
 
 /** Every backend, in the order suites run. */
-export const allKinds: ReadonlyArray<Kind> = ["sqlite", "libsql", "pglite", "postgres"]
+export const allKinds: ReadonlyArray<Kind> = ["sqlite", "libsql", "pglite", "turso", "postgres"]
 
 const parseKinds = (value: string | undefined): ReadonlyArray<Kind> => {
   if (value === undefined || value.trim() === "" || value.trim() === "all") return allKinds
@@ -26,7 +26,7 @@ const parseKinds = (value: string | undefined): ReadonlyArray<Kind> => {
   return allKinds.filter((kind) => wanted.includes(kind))
 }
 
-/** The backends selected by `KEEL_TEST_BACKENDS` (all four when unset). */
+/** The backends selected by `KEEL_TEST_BACKENDS` (all of them when unset). */
 export const kinds: ReadonlyArray<Kind> = parseKinds(process.env.KEEL_TEST_BACKENDS)
 
 /** The PostgreSQL server tests create their databases on (`KEEL_TEST_PG_URL`). */
@@ -81,6 +81,8 @@ export const fresh = (kind: Kind): Effect.Effect<Info, Database.OpenError, Scope
         return { kind, dir, dsn: `file:${join(dir, "keel.db")}` }
       case "pglite":
         return { kind, dir, dsn: "pglite:memory" }
+      case "turso":
+        return { kind, dir, dsn: `turso:${join(dir, "keel.db")}` }
       case "postgres":
         return { kind, dir, dsn: yield* postgresDatabase }
     }
@@ -95,6 +97,22 @@ export const layer = (
     Effect.map(fresh(kind), (info) =>
       Layer.merge(Database.layer(info.dsn, options), Layer.succeed(TestDatabase, info))
     )
+  )
+
+/**
+ * `layer`, for a database that child processes open too. On turso a file opens in one process
+ * only unless every process asks for the engine's experimental multi-process WAL, so the DSN (and
+ * `Info.dsn`, which children get) carries `?multiprocess=1`; other backends are as in `layer`.
+ */
+export const sharedLayer = (
+  kind: Kind,
+  options: Database.Options = {}
+): Layer.Layer<SqlClient.SqlClient | Backend.Backend | TestDatabase, Database.OpenError> =>
+  Layer.unwrapScoped(
+    Effect.map(fresh(kind), (fresh) => {
+      const info = kind === "turso" ? { ...fresh, dsn: `${fresh.dsn}?multiprocess=1` } : fresh
+      return Layer.merge(Database.layer(info.dsn, options), Layer.succeed(TestDatabase, info))
+    })
   )
 
 /** Declares `suite` once per selected backend, each in its own `describe` block. */
