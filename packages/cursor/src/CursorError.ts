@@ -44,9 +44,12 @@ export class InvalidPeer extends Schema.TaggedError<InvalidPeer>()("InvalidPeer"
   }
 }
 
-/** The store's configuration is invalid; the store was not started. */
+/**
+ * The store's configuration is invalid, or the namespace was declared with another position kind;
+ * the store was not started.
+ */
 export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
-  /** `namespace`, `flushInterval` or `start`. */
+  /** `namespace`, `flushInterval`, `start`, `positionKind` or `idleExpiry`. */
   field: Schema.String,
   value: Schema.String,
   reason: Schema.String
@@ -57,15 +60,32 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidC
 }
 
 /**
+ * A fenced writer was replaced: another store acquired a newer fence (epoch) of the namespace, so
+ * this one's writes are refused and rolled back. It is a zombie; it should stop, not retry.
+ */
+export class Fenced extends Schema.TaggedError<Fenced>()("Fenced", {
+  namespace: Schema.String,
+  /** The fence this writer holds. */
+  epoch: Schema.Number,
+  /** The namespace's current fence. */
+  current: Schema.Number
+}) {
+  override get message(): string {
+    return `namespace ${quote(this.namespace)} is fenced at epoch ${this.current}; this writer holds epoch ${this.epoch} and may not write`
+  }
+}
+
+/**
  * Why a database operation failed: a classified driver error, a transaction that did not commit,
- * or a write asked for inside a transaction that holds the only session.
+ * a write asked for inside a transaction that holds the only session, or a fenced writer.
  */
 export const StoreFailure = Schema.Union(
   DbError.DbError,
   Transaction.CommitRejected,
   Transaction.TransactionAborted,
   Transaction.CommitOutcomeUnknown,
-  Transaction.SessionInUse
+  Transaction.SessionInUse,
+  Fenced
 )
 
 /** Why a database operation failed. */
@@ -86,9 +106,9 @@ export class FlushFailed extends Schema.TaggedError<FlushFailed>()("FlushFailed"
   }
 }
 
-/** A read, delete, reset or checkpoint failed in the database. Memory is unchanged. */
+/** A read, delete, reset, import, expiry or checkpoint failed in the database. Memory is unchanged. */
 export class CursorStoreError extends Schema.TaggedError<CursorStoreError>()("CursorStoreError", {
-  /** `get`, `getAll`, `delete`, `reset` or `checkpoint`. */
+  /** `get`, `getAll`, `delete`, `reset`, `import`, `expire`, `checkpoint`… */
   operation: Schema.String,
   namespace: Schema.String,
   cause: StoreFailure

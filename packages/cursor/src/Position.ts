@@ -44,6 +44,30 @@ const problem = (text: string): string | undefined => {
   return undefined
 }
 
+/** The brand every position carries, whatever its namespace's kind (see `PositionKind.ts`). */
+const anyBrand = "@keel/cursor/AnyPosition"
+
+/** The longest position text of any kind (a JSON map of many partitions). */
+export const maxAnyLength = 65_536
+
+/**
+ * A position of any kind in its canonical text, as a store returns it: a stream id or offset, a
+ * PostgreSQL LSN, a lexicographic string or a JSON map, as its namespace declares
+ * (`PositionKind.ts` checks the form; this schema only bounds the text).
+ */
+export const Any = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(maxAnyLength),
+  Schema.brand(anyBrand),
+  Schema.annotations({
+    identifier: "AnyPosition",
+    description: "A stream position in the canonical text of its namespace's kind"
+  })
+)
+
+/** A position of any kind in its canonical text. */
+export type Any = typeof Any.Type
+
 /**
  * A stream position in canonical form: `<ms>-<seq>` or a non-negative integer offset, each part at
  * most 2^64 − 1, no leading zeros. Decoding anything else fails with a message saying why.
@@ -51,6 +75,7 @@ const problem = (text: string): string | undefined => {
 export const Position = Schema.String.pipe(
   Schema.filter((text) => problem(text)),
   Schema.brand("@keel/cursor/Position"),
+  Schema.brand(anyBrand),
   Schema.annotations({
     identifier: "Position",
     description:

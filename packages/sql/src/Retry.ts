@@ -42,10 +42,16 @@ export interface Idempotent<A, E, R> {
   readonly proof: Proof
   readonly effect: Effect.Effect<A, E, R>
   readonly retryable: (error: E) => boolean
+  /** True for a transaction that is its own even inside an open one: it may be re-run there too. */
+  readonly independent?: boolean | undefined
 }
 
-const make_ = <A, E, R>(proof: Proof, effect: Effect.Effect<A, E, R>, retryable: (error: E) => boolean) =>
-  ({ proof, effect, retryable }) as Idempotent<A, E, R>
+const make_ = <A, E, R>(
+  proof: Proof,
+  effect: Effect.Effect<A, E, R>,
+  retryable: (error: E) => boolean,
+  independent?: boolean
+) => ({ proof, effect, retryable, independent }) as Idempotent<A, E, R>
 
 const transient = (error: unknown): boolean => isTransient(isSqlError(error) ? classify(error) : error)
 
@@ -73,6 +79,19 @@ export const transaction = <A, E, R>(
   body: Effect.Effect<A, E, R>
 ): Idempotent<A, E | Transaction.TransactionError, Exclude<R, Transaction.Provided> | Backend> =>
   make_("transaction", Transaction.immediate(body), rolledBackAndTransient)
+
+/**
+ * A whole write transaction that stays its own inside the caller's (`Transaction.independent`): it
+ * is re-run exactly when `transaction` would re-run it, also while the caller's transaction is open
+ * (it is not part of it). On a single-session backend inside a transaction it fails `SessionInUse`.
+ */
+export const independent = <A, E, R>(
+  body: Effect.Effect<A, E, R>
+): Idempotent<
+  A,
+  E | Transaction.TransactionError | Transaction.SessionInUse,
+  Exclude<R, Transaction.Provided> | Backend
+> => make_("transaction", Transaction.independent(body), rolledBackAndTransient, true)
 
 /**
  * One statement as a whole write transaction (`Transaction.single`, or `Transaction.singleOn` when
@@ -266,7 +285,7 @@ export const run = <A, E, R>(work: Idempotent<A, E, R>, policy?: Policy): Effect
       return Effect.retry(attempt, { schedule, while: work.retryable })
     })
   const once = Effect.catchIf(work.effect, work.retryable, retrying)
-  if (work.proof !== "transaction") return once
+  if (work.proof !== "transaction" || work.independent === true) return once
   // Only the outermost transaction can be re-run as a whole: inside one, run once.
   return Effect.contextWithEffect((context: Context.Context<R>) =>
     Option.isSome(Context.getOption(context, Transaction.Active)) ? work.effect : once

@@ -1,0 +1,355 @@
+/**
+ * The cursor storage on SQL: SQLite, libSQL, PGlite and PostgreSQL. Every statement of the cursor
+ * store is here; every value is a bind parameter, and the only SQL text that varies is chosen once,
+ * per dialect, when the storage is made.
+ *
+ * - Writes are plans (`@keel/sql` `Plan`): on SQLite (better-sqlite3) BEGIN IMMEDIATE, the
+ *   statements and COMMIT run as one synchronous step of the driver; elsewhere statement by
+ *   statement in one transaction. A flush is one statement per chunk: a multi-row monotonic upsert
+ *   on SQLite, and on PostgreSQL one `INSERT … SELECT … FROM json_to_recordset(…) ON CONFLICT …
+ *   WHERE excluded.position_key > …` per chunk (one round trip, one statement text whatever the
+ *   chunk's size). Peers it did not advance are read back in the same transaction.
+ * - A write is never part of the caller's transaction (memory moves after COMMIT, which must be a
+ *   real one): inside one it runs as `Transaction.independent`, which fails at once with
+ *   `SessionInUse` on a single-session backend instead of waiting for the session forever.
+ * - A `json-map` namespace is compared in the process: its write transaction locks the namespace
+ *   (BEGIN IMMEDIATE on SQLite, a transaction-scoped advisory lock on PostgreSQL), reads the stored
+ *   positions, and writes only the ones that move forward.
+ * - Database failures become `CursorStoreError { operation }` here, once (`Failure.refail`).
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
+import { Backend, Failure, Plan, Retry, Transaction } from "@keel/sql"
+import { Context, Effect, Layer, Option } from "effect"
+import { CursorStoreError, Fenced } from "./CursorError.js"
+import * as CursorStorage from "./CursorStorage.js"
+import type * as Peer from "./Peer.js"
+import type * as Position from "./Position.js"
+import type * as PositionKind from "./PositionKind.js"
+
+/** A row of `keel_cursors` as the driver returns it (`updated_at` is a string for a pg BIGINT). */
+interface CursorRow {
+  readonly peer: string
+  readonly position: string
+  readonly position_key: string
+  readonly updated_at: number | string | bigint
+}
+
+/** The table's own rows: mapped, not decoded (the store wrote them; its CHECKs hold them in shape). */
+const stored = (row: CursorRow): CursorStorage.Stored => ({
+  peer: row.peer as Peer.Peer,
+  position: row.position as Position.Any,
+  key: row.position_key,
+  updatedAt: Number(row.updated_at)
+})
+
+/** The store boundary: database failures and a fenced writer become `CursorStoreError { operation }`. */
+const boundary = (operation: string, namespace: string) => {
+  const wrap = (cause: Failure.Cause | Fenced) => new CursorStoreError({ operation, namespace, cause })
+  return <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Failure.refail(wrap)(
+      Effect.catchIf(
+        effect,
+        (error): error is Extract<E, Fenced> => error instanceof Fenced,
+        (error) => Effect.fail(wrap(error))
+      )
+    )
+}
+
+/** Cursors per statement: five parameters each, below the backend's limit. */
+const perStatement = (backend: Backend.Backend): number => Math.max(1, Math.floor(backend.parameterLimit / 5))
+
+/** Builds the storage over the `SqlClient` and `Backend` in context. */
+export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClient | Backend.Backend> =
+  Effect.gen(function* () {
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const backend = yield* Backend.Backend
+    const pg = backend.dialect === "pg"
+    const chunkSize = perStatement(backend)
+    const plan = Transaction.planOn(backend)
+
+    // ---- statements -----------------------------------------------------------------------------
+
+    const columns = sql`(namespace, peer, position, position_key, updated_at)`
+    const rowsOf = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+      writes.map((write) => ({
+        namespace,
+        peer: write.peer,
+        position: write.position,
+        position_key: write.key,
+        updated_at: now
+      }))
+    /** The rows to insert: VALUES on SQLite (and for one row anywhere), one JSON parameter on PostgreSQL. */
+    const source = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+      pg && writes.length > 1
+        ? sql`${columns} SELECT ${namespace}, t.peer, t.position, t.position_key, ${now}
+              FROM json_to_recordset(CAST(${JSON.stringify(
+                writes.map((write) => ({
+                  peer: write.peer,
+                  position: write.position,
+                  position_key: write.key
+                }))
+              )} AS json)) AS t(peer TEXT, position TEXT, position_key TEXT)`
+        : sql`${sql.insert(rowsOf(namespace, writes, now))}`
+    const set = sql`DO UPDATE SET position = excluded.position, position_key = excluded.position_key,
+      updated_at = excluded.updated_at`
+    const upsertForward = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+      sql<{ peer: string }>`INSERT INTO keel_cursors ${source(namespace, writes, now)}
+        ON CONFLICT (namespace, peer) ${set}
+        WHERE excluded.position_key > keel_cursors.position_key
+        RETURNING peer`
+    const upsertAlways = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+      sql`INSERT INTO keel_cursors ${source(namespace, writes, now)} ON CONFLICT (namespace, peer) ${set}`
+    const selectColumns = sql`SELECT peer, position, position_key, updated_at FROM keel_cursors`
+    const selectPeers = (namespace: string, peers: ReadonlyArray<string>) =>
+      sql<CursorRow>`${selectColumns} WHERE namespace = ${namespace} AND ${sql.in("peer", peers)}`
+    const selectAll = (namespace: string) =>
+      sql<CursorRow>`${selectColumns} WHERE namespace = ${namespace} ORDER BY peer`
+    const forShare = pg ? sql` FOR SHARE` : sql``
+    const selectFence = (namespace: string) =>
+      sql<{ epoch: number | string }>`SELECT epoch FROM keel_cursor_namespaces
+        WHERE namespace = ${namespace}${forShare}`
+    /** Serializes the in-process comparisons of a namespace (SQLite: BEGIN IMMEDIATE already does). */
+    const lockNamespace = (namespace: string): Statement.Statement<object> | undefined =>
+      pg ? sql`SELECT pg_advisory_xact_lock(hashtextextended(${`keel_cursor:${namespace}`}, 0))` : undefined
+    const parameterLimit = {
+      parameterLimit: backend.parameterLimit,
+      parametersPerItem: 1,
+      fixedParameters: 2
+    }
+
+    // ---- plans ----------------------------------------------------------------------------------
+
+    /** Aborts with `Fenced` unless the namespace's fence is still `fence` (nothing when unfenced). */
+    function* checkFence(namespace: string, fence: number | undefined) {
+      if (fence === undefined) return
+      const [row] = yield* Plan.rows(selectFence(namespace))
+      const current = Number(row?.epoch ?? 0)
+      if (current !== fence) yield* Plan.abort(new Fenced({ namespace, epoch: fence, current }))
+    }
+
+    function* readBack(namespace: string, peers: ReadonlyArray<string>) {
+      const rows = yield* Plan.chunked(peers, parameterLimit, (chunk) => selectPeers(namespace, chunk))
+      return rows.map(stored)
+    }
+
+    /** Chunks of `writes`, each one statement. */
+    const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> => {
+      if (items.length <= chunkSize) return items.length === 0 ? [] : [items]
+      const all: Array<ReadonlyArray<A>> = []
+      for (let start = 0; start < items.length; start += chunkSize)
+        all.push(items.slice(start, start + chunkSize))
+      return all
+    }
+
+    function* persistPlan(
+      namespace: string,
+      writes: ReadonlyArray<CursorStorage.Write>,
+      now: number,
+      rules: PositionKind.Ordering,
+      fence: number | undefined
+    ): Plan.Plan<CursorStorage.Persisted, Fenced> {
+      yield* checkFence(namespace, fence)
+      const advanced = new Set<string>()
+      if (rules.inDatabase) {
+        for (const chunk of chunks(writes)) {
+          for (const row of yield* Plan.rows(upsertForward(namespace, chunk, now))) advanced.add(row.peer)
+        }
+        if (advanced.size === writes.length) return { advanced, others: [] }
+        const rest = writes.filter((write) => !advanced.has(write.peer)).map((write) => write.peer)
+        return { advanced, others: yield* readBack(namespace, rest) }
+      }
+      const lock = lockNamespace(namespace)
+      if (lock !== undefined) yield* Plan.run(lock)
+      const held = new Map(
+        (yield* readBack(
+          namespace,
+          writes.map((write) => write.peer)
+        )).map((row) => [row.peer, row])
+      )
+      const forward = writes.filter((write) => {
+        const row = held.get(write.peer)
+        return row === undefined || rules.compare(write, row) === "after"
+      })
+      for (const chunk of chunks(forward)) yield* Plan.run(upsertAlways(namespace, chunk, now))
+      for (const write of forward) advanced.add(write.peer)
+      const others = writes.flatMap((write) => {
+        const row = held.get(write.peer)
+        return advanced.has(write.peer) || row === undefined ? [] : [row]
+      })
+      return { advanced, others }
+    }
+
+    /** True while the caller has a transaction open on this backend: then a write is its own anyway. */
+    const callerTransaction: Effect.Effect<boolean> = Effect.contextWith((context: Context.Context<never>) =>
+      Option.exists(Context.getOption(context, Transaction.Active), (active) => active.backend === backend)
+    )
+
+    /**
+     * Runs a write plan as its own transaction under `policy`: the synchronous driver step when
+     * the caller has none open, `Transaction.independent` when it has.
+     */
+    const own = <A, E>(make: Plan.Make<A, E>, policy: Retry.Policy, options?: Transaction.PlanOptions) =>
+      Effect.flatMap(callerTransaction, (inside) =>
+        inside
+          ? Retry.run(Retry.independent(plan(make)), policy).pipe(
+              Effect.provideService(Backend.Backend, backend)
+            )
+          : Retry.run(Retry.plan(make, backend, options), policy)
+      )
+
+    // ---- operations -----------------------------------------------------------------------------
+
+    const declare: CursorStorage.Storage["declare"] = (namespace, kind) => {
+      const read = sql<{ kind: PositionKind.Kind; epoch: number | string }>`SELECT kind, epoch
+        FROM keel_cursor_namespaces WHERE namespace = ${namespace}`
+      const declared = (row: {
+        kind: PositionKind.Kind
+        epoch: number | string
+      }): CursorStorage.Declared => ({
+        kind: row.kind,
+        epoch: Number(row.epoch)
+      })
+      return Effect.flatMap(Retry.CurrentPolicy, (policy) =>
+        own<CursorStorage.Declared, never>(
+          function* () {
+            const [found] = yield* Plan.rows(read)
+            if (found !== undefined) return declared(found)
+            yield* Plan.begin()
+            yield* Plan.run(sql`INSERT INTO keel_cursor_namespaces (namespace, kind, epoch)
+              VALUES (${namespace}, ${kind}, 0) ON CONFLICT (namespace) DO NOTHING`)
+            const [row] = yield* Plan.rows(read)
+            return row === undefined ? { kind, epoch: 0 } : declared(row)
+          },
+          policy,
+          { begin: "lazy" }
+        )
+      ).pipe(boundary("declare", namespace))
+    }
+
+    const acquireFence: CursorStorage.Storage["acquireFence"] = (namespace, policy) =>
+      own<number, never>(function* () {
+        const [row] = yield* Plan.rows(
+          sql<{ epoch: number | string }>`UPDATE keel_cursor_namespaces SET epoch = epoch + 1
+            WHERE namespace = ${namespace} RETURNING epoch`
+        )
+        return Number(row?.epoch ?? 0)
+      }, policy).pipe(boundary("acquireFence", namespace))
+
+    const read: CursorStorage.Storage["read"] = (namespace, peers) =>
+      Retry.run(
+        Retry.read(
+          peers === undefined
+            ? Effect.map(selectAll(namespace), (rows) => rows.map(stored))
+            : Effect.map(
+                Effect.forEach(chunksOf(peers, backend.parameterLimit - 2), (chunk) =>
+                  selectPeers(namespace, chunk)
+                ),
+                (rows) => rows.flat().map(stored)
+              )
+        )
+      ).pipe(boundary("read", namespace))
+
+    const persist: CursorStorage.Storage["persist"] = (namespace, writes, now, rules, guard) =>
+      own(() => persistPlan(namespace, writes, now, rules, guard.fence), guard.policy).pipe(
+        boundary("flush", namespace)
+      )
+
+    const overwrite: CursorStorage.Storage["overwrite"] = (namespace, writes, now, guard) =>
+      own(function* () {
+        yield* checkFence(namespace, guard.fence)
+        for (const chunk of chunks(writes)) yield* Plan.run(upsertAlways(namespace, chunk, now))
+      }, guard.policy).pipe(boundary("reset", namespace))
+
+    const remove: CursorStorage.Storage["remove"] = (namespace, peers, guard) =>
+      own(function* () {
+        yield* checkFence(namespace, guard.fence)
+        const rows = yield* Plan.chunked(
+          peers,
+          parameterLimit,
+          (chunk) =>
+            sql<{ peer: string }>`DELETE FROM keel_cursors
+              WHERE namespace = ${namespace} AND ${sql.in("peer", chunk)} RETURNING peer`
+        )
+        return rows.map((row) => row.peer as Peer.Peer)
+      }, guard.policy).pipe(boundary("delete", namespace))
+
+    const idle = (namespace: string, before: number) =>
+      sql<{ peer: string }>`SELECT peer FROM keel_cursors
+        WHERE namespace = ${namespace} AND updated_at < ${before} ORDER BY peer`
+
+    const expire: CursorStorage.Storage["expire"] = (namespace, before, options) => {
+      // Peers of the table's own rows (written through `Peer.parse`).
+      const pick = (rows: ReadonlyArray<{ peer: string }>) =>
+        rows.map((row) => row.peer as Peer.Peer).filter((peer) => !options.keep.has(peer))
+      if (options.dryRun) {
+        return Retry.run(Retry.read(Effect.map(idle(namespace, before), pick))).pipe(
+          boundary("expire", namespace)
+        )
+      }
+      return own(function* () {
+        yield* checkFence(namespace, options.guard.fence)
+        const candidates = pick(yield* Plan.rows(idle(namespace, before)))
+        const rows = yield* Plan.chunked(
+          candidates,
+          { ...parameterLimit, fixedParameters: 3 },
+          (chunk) =>
+            sql<{ peer: string }>`DELETE FROM keel_cursors
+              WHERE namespace = ${namespace} AND updated_at < ${before} AND ${sql.in("peer", chunk)}
+              RETURNING peer`
+        )
+        return rows.map((row) => row.peer as Peer.Peer).sort()
+      }, options.guard.policy).pipe(boundary("expire", namespace))
+    }
+
+    const writeInTransaction: CursorStorage.Storage["writeInTransaction"] = (
+      namespace,
+      write,
+      now,
+      rules,
+      fence
+    ) =>
+      plan(function* () {
+        const persisted = yield* persistPlan(namespace, [write], now, rules, fence)
+        return persisted.advanced.size > 0
+      }).pipe(boundary("setInTransaction", namespace))
+
+    const checkpoint: CursorStorage.Storage["checkpoint"] = (namespace) =>
+      backend.dialect === "pg"
+        ? Effect.succeed({
+            _tag: "NoCheckpoint",
+            reason: "PostgreSQL checkpoints its own WAL; a committed flush is already durable"
+          })
+        : !backend.singleSession
+          ? Effect.succeed({ _tag: "NoCheckpoint", reason: "a remote libSQL server manages its own WAL" })
+          : backend.kind === "turso"
+            ? Effect.succeed({ _tag: "NoCheckpoint", reason: "the Turso engine checkpoints its own log" })
+            : Retry.run(
+                Retry.read(
+                  sql<{ busy: number; log: number; checkpointed: number }>`PRAGMA wal_checkpoint(TRUNCATE)`
+                )
+              ).pipe(
+                Effect.map(
+                  ([row]): CursorStorage.Checkpointed => ({
+                    _tag: "WalCheckpoint",
+                    busy: Number(row?.busy ?? 0) !== 0,
+                    walFrames: Number(row?.log ?? -1),
+                    checkpointedFrames: Number(row?.checkpointed ?? -1)
+                  })
+                ),
+                boundary("checkpoint", namespace)
+              )
+
+    return { declare, acquireFence, read, persist, overwrite, remove, expire, writeInTransaction, checkpoint }
+  })
+
+/** `items` in slices of at most `size`. */
+const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
+  const all: Array<ReadonlyArray<A>> = []
+  for (let start = 0; start < items.length; start += size) all.push(items.slice(start, start + size))
+  return all
+}
+
+/** The SQL storage as a layer over the `SqlClient` and `Backend` in context. */
+export const layer: Layer.Layer<CursorStorage.CursorStorage, never, SqlClient.SqlClient | Backend.Backend> =
+  Layer.effect(CursorStorage.CursorStorage, make)
