@@ -19,11 +19,12 @@ if (!existsSync(join(scripts, "..", "dist", "keel.mjs"))) {
 const dir = mkdtempSync(join(tmpdir(), "keel-coldstart-"))
 const env = { ...process.env, KEEL_DB: `sqlite:${join(dir, "keel.db")}` }
 
-const time = (args) => {
+const time = (args, expectedStatus = 0) => {
   const started = process.hrtime.bigint()
   const result = spawnSync(process.execPath, args, { cwd: dir, env, encoding: "utf8" })
   const elapsed = Number(process.hrtime.bigint() - started) / 1e6
-  if (result.status !== 0) throw new Error(`${args.join(" ")} exited ${result.status}: ${result.stderr}`)
+  if (result.status !== expectedStatus)
+    throw new Error(`${args.join(" ")} exited ${result.status}: ${result.stderr}`)
   return elapsed
 }
 
@@ -46,19 +47,22 @@ const commands = [
   ["node -e 0", () => ["-e", "0"]],
   ["keel --help", () => [keel, "--help"]],
   ["keel port reserve (present)", () => [keel, "port", "reserve", "--tag", "warm"]],
-  ["keel port reserve (absent)", (round) => [keel, "port", "reserve", "--tag", `t${round}`]]
+  ["keel port reserve (absent)", (round) => [keel, "port", "reserve", "--tag", `t${round}`]],
+  ["keel usage error", () => [keel, "port", "reserve", "--no-such-option"], 2]
 ]
 
 try {
   time([keel, "port", "reserve", "--tag", "warm"])
-  for (const [, args] of commands) time(args(-1))
+  for (const [, args, status] of commands) time(args(-1), status)
   const samples = commands.map(() => [])
   for (let round = 0; round < runs; round++) {
-    for (const [index, [, args]] of commands.entries()) samples[index].push(time(args(round)))
+    for (const [index, [, args, status]] of commands.entries()) samples[index].push(time(args(round), status))
   }
-  const [baseline, help, present, absent] = commands.map(([name], index) => report(name, samples[index]))
+  const [baseline, help, present, absent, usage] = commands.map(([name], index) =>
+    report(name, samples[index])
+  )
   console.log(
-    `ratio to node -e 0 (medians): --help ${(help.median / baseline.median).toFixed(1)}x, reserve present ${(present.median / baseline.median).toFixed(1)}x, reserve absent ${(absent.median / baseline.median).toFixed(1)}x`
+    `ratio to node -e 0 (medians): --help ${(help.median / baseline.median).toFixed(1)}x, reserve present ${(present.median / baseline.median).toFixed(1)}x, reserve absent ${(absent.median / baseline.median).toFixed(1)}x, usage error ${(usage.median / baseline.median).toFixed(1)}x`
   )
 } finally {
   rmSync(dir, { recursive: true, force: true })

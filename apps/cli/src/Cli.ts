@@ -5,10 +5,12 @@
  * `--completions` and usage errors never open the database.
  */
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as ValidationError from "@effect/cli/ValidationError"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import type * as Terminal from "@effect/platform/Terminal"
-import { Cause, Effect, Exit, HashMap, Ref } from "effect"
+import { Effect, HashMap } from "effect"
 import { cursor } from "./commands/Cursor.js"
 import { db } from "./commands/Db.js"
 import { port } from "./commands/Port.js"
@@ -18,9 +20,9 @@ import { serve } from "./commands/Serve.js"
 import * as Failure from "./Failure.js"
 import { options, RootGlobals } from "./Globals.js"
 import * as Input from "./Input.js"
+import * as Invocation from "./Invocation.js"
 import * as Log from "./Log.js"
 import * as Output from "./Output.js"
-import { Shutdown } from "./Shutdown.js"
 import * as Tracing from "./Tracing.js"
 import { version } from "./Version.js"
 
@@ -57,6 +59,17 @@ const tree: HelpNode = node(keel, {
   cursor: node(cursor),
   schedule: node(schedule)
 })
+
+/** Every command's path below `keel` (`[]` for `keel` itself), parents before their children. */
+export const commandPaths: ReadonlyArray<ReadonlyArray<string>> = (() => {
+  const paths: Array<ReadonlyArray<string>> = []
+  const walk = (at: HelpNode, path: ReadonlyArray<string>): void => {
+    paths.push(path)
+    for (const [name, child] of at.children) walk(child, [...path, name])
+  }
+  walk(tree, [])
+  return paths
+})()
 
 /**
  * `@effect/cli` shows help only when `--help` follows the command path directly
@@ -123,70 +136,30 @@ const wizardNeedsTerminal = (argv: ReadonlyArray<string>): Effect.Effect<void, F
       )
     : Effect.void
 
-/**
- * The command line parsed and run: `--log-level` taken out first (see `Log.takeLevelFlag`), the
- * logging settings it and the environment give in force, tracing when configured (`Tracing`),
- * then `@effect/cli`.
- */
-const invocation = (argv: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const taken = yield* Log.takeLevelFlag(argv)
-    const run = Effect.gen(function* () {
-      const settings = yield* Log.settings
-      const colour = yield* Output.colour
-      yield* wizardNeedsTerminal(taken.argv)
-      yield* cli(helpRequest(taken.argv)).pipe(
-        cliPrinting(colour),
-        Tracing.traced,
-        Log.withSettings(settings)
-      )
-    })
-    yield* Log.withLevelFlag(taken.level)(run)
-  })
-
-/** The value of `--db` in raw arguments (for redacting a usage error that echoes it). */
-const rawDb = (argv: ReadonlyArray<string>): string | undefined => {
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index] ?? ""
-    if (arg === "--db") return argv[index + 1]
-    if (arg.startsWith("--db=")) return arg.slice("--db=".length)
-  }
-  return undefined
-}
-
-/** The exit code of `run`'s last invocation, kept where an interruption cannot lose it. */
-const record = (code: number): Effect.Effect<number> =>
-  Effect.sync(() => {
-    process.exitCode = code
-    return code
-  })
+/** `@effect/cli`'s usage error as `Failure.UsageError` (its text rendered here, where its help lives). */
+const usageError = <E>(error: E | ValidationError.ValidationError): E | Failure.UsageError =>
+  ValidationError.isValidationError(error)
+    ? new Failure.UsageError({ kind: error._tag, text: HelpDoc.toAnsiText(error.error) })
+    : error
 
 /**
  * Runs one invocation (`argv` as `process.argv`) to its exit code, also stored in
- * `process.exitCode`: a SIGINT/SIGTERM interrupts the main fiber, and its final `Exit` then says
- * "interrupted" even when the command shut down cleanly, so the entry point reads the code there.
- * Failures inside a command were reported by the command; usage errors are reported here. An
- * interruption ends the command — its scopes close, releasing what it held — and yields 130,
- * or 0 when a long-running command reports a clean shutdown (`Shutdown`).
+ * `process.exitCode` (see `Invocation.run`): the command line parsed and run by `@effect/cli`
+ * (help reduced to the command path, see `helpRequest`), traced when configured (`Tracing`),
+ * logging through keel's logger. Usage errors are reported as one line with exit code 2.
  */
 export const run = (
   argv: ReadonlyArray<string>
 ): Effect.Effect<number, never, FileSystem.FileSystem | Path.Path | Terminal.Terminal> =>
-  Effect.uninterruptibleMask((restore) =>
+  Invocation.run(argv, (args, settings) =>
     Effect.gen(function* () {
-      const clean = yield* Ref.make(false)
-      const exit = yield* Effect.exit(restore(Effect.provideService(invocation(argv), Shutdown, clean)))
-      if (Exit.isSuccess(exit)) return yield* record(Failure.ExitCode.success)
-      if (Cause.isInterruptedOnly(exit.cause)) {
-        return yield* record(
-          (yield* Ref.get(clean)) ? Failure.ExitCode.success : Failure.ExitCode.interrupted
-        )
-      }
-      const report = Failure.describeCause(exit.cause)
-      if (report.tag === "Reported") return yield* record(report.exitCode)
-      const secrets = Failure.secretsOf(rawDb(argv), process.env)
-      const json = argv.includes("--json")
-      yield* Output.stderr(Failure.render(report, { json, verbose: argv.includes("--verbose"), secrets }))
-      return yield* record(report.exitCode)
+      const colour = yield* Output.colour
+      yield* wizardNeedsTerminal(args)
+      yield* cli(helpRequest(args)).pipe(
+        Effect.mapError(usageError),
+        cliPrinting(colour),
+        Tracing.traced,
+        Log.withSettings(settings)
+      )
     })
   )

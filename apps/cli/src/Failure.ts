@@ -12,8 +12,6 @@
  * password or token is ever printed, even in `--verbose` detail. Expected errors never print a
  * stack trace; defects print one only with `--verbose`.
  */
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as ValidationError from "@effect/cli/ValidationError"
 import * as Dsn from "@keel/sql/Dsn"
 import { Cause, ConfigError, Data, Option, Predicate } from "effect"
 import * as Output from "./Output.js"
@@ -34,6 +32,17 @@ export class InvalidInput extends Data.TaggedError("InvalidInput")<{
     return `${this.source}: ${this.reason}`
   }
 }
+
+/**
+ * A command line `@effect/cli` rejected (its `ValidationError`, converted by `Cli.ts` so that this
+ * module, which the fast path loads, needs nothing of `@effect/cli`): exit code 2.
+ */
+export class UsageError extends Data.TaggedError("UsageError")<{
+  /** The `ValidationError`'s kind: `InvalidValue`, `MissingFlag`, `CommandMismatch`… */
+  readonly kind: string
+  /** `@effect/cli`'s explanation, as text. */
+  readonly text: string
+}> {}
 
 /** Errors that mean "bad usage or bad input": exit code 2. Everything else that fails is 1. */
 export const usageErrors: ReadonlySet<string> = new Set([
@@ -84,12 +93,12 @@ const ownFields = (error: object): Record<string, unknown> => {
 
 /** The report of a failure value (an expected error). */
 export const describe = (error: unknown): Report => {
-  if (ValidationError.isValidationError(error)) {
+  if (error instanceof UsageError) {
     return {
       exitCode: ExitCode.usage,
       tag: "ValidationError",
-      message: oneLine(HelpDoc.toAnsiText(error.error)) || "invalid command line",
-      detail: { kind: error._tag },
+      message: oneLine(error.text) || "invalid command line",
+      detail: { kind: error.kind },
       trace: undefined
     }
   }

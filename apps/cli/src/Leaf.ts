@@ -6,7 +6,7 @@
  */
 import { Cause, Effect, Option, Redacted } from "effect"
 import * as Failure from "./Failure.js"
-import { type GlobalOptions, Globals, merge, RootGlobals } from "./Globals.js"
+import { type GlobalOptions, Globals, merge, RootGlobals } from "./GlobalOptions.js"
 import * as Output from "./Output.js"
 
 /** Prints the failure in `cause` for the running command and fails with its exit code. */

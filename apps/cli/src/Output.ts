@@ -4,7 +4,7 @@
  * them, so stdout carries only the result (`PORT=$(keel port reserve)` captures the port alone).
  */
 import { Config, Context, Effect, Option } from "effect"
-import { Globals } from "./Globals.js"
+import { Globals } from "./GlobalOptions.js"
 
 /** Where keel's text goes: a writer per stream. */
 export interface Writers {

@@ -5,7 +5,8 @@
  * - `10 processes`: ten processes do theirs at once, all starting at the same instant; ops/s over
  *   the whole run and p50/p99 over every operation of every process;
  * - `cold process`: a fresh `keel port reserve` process (the CLI bundle) against an existing SQLite
- *   database — the reservation present (refreshed) and absent (created) — next to `node -e 0`.
+ *   database — the reservation present (refreshed) and absent (created) — next to `node -e 0`,
+ *   and `keel --help` and a usage error, which must start as fast.
  *
  * One operation = reserve a port for a key (one allocation transaction) + release it (another).
  * The range holds 500 reservations of other keys so that the allocator reads a realistic table.
@@ -172,7 +173,7 @@ const coldStarts = async (): Promise<ReadonlyArray<Report.Row>> => {
   const env = { ...process.env, KEEL_DB: `sqlite:${join(dir, "keel.db")}` }
   const timeBin = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined
   const rssFile = join(dir, "rss")
-  const once = (args: ReadonlyArray<string>) => {
+  const once = (args: ReadonlyArray<string>, expectedStatus = 0) => {
     const command =
       timeBin === undefined
         ? [process.execPath, ...args]
@@ -184,12 +185,19 @@ const coldStarts = async (): Promise<ReadonlyArray<Report.Row>> => {
       encoding: "utf8"
     })
     const ms = performance.now() - started
-    if (result.status !== 0)
+    if (result.status !== expectedStatus)
       throw new Error(`${args.join(" ")} exited ${result.status}: ${result.stderr.trim()}`)
-    const rss = timeBin === undefined ? Number.NaN : Number(readFileSync(rssFile, "utf8").trim()) / 1024
+    // GNU time puts "Command exited with non-zero status N" before the figure.
+    const rss =
+      timeBin === undefined
+        ? Number.NaN
+        : Number(readFileSync(rssFile, "utf8").trim().split("\n").at(-1)) / 1024
     return { ms, rss }
   }
-  const commands: ReadonlyArray<readonly [string, string, (round: number) => ReadonlyArray<string>]> = [
+  // Each: name, note, arguments, expected exit status.
+  const commands: ReadonlyArray<
+    readonly [string, string, (round: number) => ReadonlyArray<string>, number?]
+  > = [
     ["node -e 0", "the floor: Node starting and exiting", () => ["-e", "0"]],
     [
       "keel port reserve",
@@ -200,15 +208,22 @@ const coldStarts = async (): Promise<ReadonlyArray<Report.Row>> => {
       "keel port reserve (new)",
       "reservation absent (created), occupancy probe on",
       (round) => [bundle.bin, "port", "reserve", "--tag", `t${round}`]
+    ],
+    ["keel --help", "the root's help page, stdout a pipe", () => [bundle.bin, "--help"]],
+    [
+      "keel usage error",
+      "port reserve with an unknown option: one line on stderr, exit 2",
+      () => [bundle.bin, "port", "reserve", "--no-such-option"],
+      2
     ]
   ]
   try {
     // Creates the database and the `warm` reservation; warms the file cache for every command.
-    for (const [, , args] of commands) once(args(-1))
+    for (const [, , args, status] of commands) once(args(-1), status)
     const samples = commands.map(() => ({ ms: [] as Array<number>, rss: [] as Array<number> }))
     for (let round = 0; round < sizes.cold; round++) {
-      for (const [index, [, , args]] of commands.entries()) {
-        const { ms, rss } = once(args(round))
+      for (const [index, [, , args, status]] of commands.entries()) {
+        const { ms, rss } = once(args(round), status)
         samples[index]?.ms.push(ms)
         samples[index]?.rss.push(rss)
       }
