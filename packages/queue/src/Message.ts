@@ -405,7 +405,11 @@ export class Worker extends Schema.Class<Worker>("Worker")({
   host: Schema.String,
   pid: Schema.Int,
   startedAt: Timestamp,
-  heartbeatAt: Timestamp
+  heartbeatAt: Timestamp,
+  /** Stale after this long without a heartbeat (maintenance then releases its leases). */
+  timeout: Schema.DurationFromMillis,
+  /** Messages it holds a live lease on now. */
+  inFlight: Schema.Int
 }) {}
 
 /** What one maintenance pass did. */

@@ -269,6 +269,20 @@ export const RequeueOptions = options({
 /** Options of `requeueDead` as given. */
 export type RequeueOptions = typeof RequeueOptions.Encoded
 
+/** Options of `listMessages`. */
+export const ListMessagesOptions = options({
+  /** `queued` (visible now, the default), `delayed`, or `leased` (lease not expired): as `MessageInfo.state`. */
+  state: Schema.optional(
+    OneOf(Schema.Literal("queued", "delayed", "leased"), "one of queued, delayed, leased")
+  ),
+  /** Only ids above this one (paging). */
+  after: Schema.optional(Id),
+  /** At most this many, from 1 to 1,000. Default 100. */
+  limit: Schema.optional(Int({ min: 1, max: 1000 }))
+})
+/** Options of `listMessages` as given. */
+export type ListMessagesOptions = typeof ListMessagesOptions.Encoded
+
 /** Options of `registerWorker`. */
 export const WorkerOptions = options({
   /** A stable id (e.g. host and slot); default a random UUID. A live worker's id is refused. */

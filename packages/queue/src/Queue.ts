@@ -256,6 +256,26 @@ export interface Service {
     InvalidQueueName | QueueNotFound | InvalidOption | Batch.BatchTooLarge | QueueStoreError
   >
 
+  /** Deletes dead letters for good (these ids, or the oldest `limit`); the ids deleted. */
+  readonly deleteDead: (
+    queue: string,
+    options?: Options.RequeueOptions
+  ) => Effect.Effect<
+    ReadonlyArray<MessageId>,
+    InvalidQueueName | QueueNotFound | InvalidOption | Batch.BatchTooLarge | QueueStoreError
+  >
+  /**
+   * A page of the queue's messages in one state (`queued`: visible now; `delayed`; `leased`), oldest
+   * id first, as `getMessage` shows each; page on with `after` (the last id seen).
+   */
+  readonly listMessages: (
+    queue: string,
+    options?: Options.ListMessagesOptions
+  ) => Effect.Effect<
+    ReadonlyArray<MessageInfo>,
+    InvalidQueueName | QueueNotFound | InvalidOption | QueueStoreError
+  >
+
   /** A queue's counts now; also sets the queue's gauges. */
   readonly metrics: (
     queue: string

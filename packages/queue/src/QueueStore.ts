@@ -206,6 +206,22 @@ export interface WorkerRow {
   readonly pid: number
   readonly startedAt: number
   readonly heartbeatAt: number
+  /** Stale after this long without a heartbeat. */
+  readonly timeoutMs: number
+  /** Messages it holds a live lease on now. */
+  readonly inFlight: number
+}
+
+/** Which messages `listMessages` returns: visible now (`queued`), delayed, or leased (lease not expired). */
+export type MessageState = "queued" | "delayed" | "leased"
+
+/** A page of a queue's messages in one state, by id ascending. */
+export interface MessageQuery {
+  readonly state: MessageState
+  /** Only ids above this one (paging); 0 for the first page. */
+  readonly after: number
+  readonly limit: number
+  readonly now: number
 }
 
 /** What registering did. */
@@ -323,6 +339,16 @@ export interface Store {
     selection: { readonly ids: ReadonlyArray<number> | undefined; readonly limit: number },
     now: number
   ) => Effect.Effect<ReadonlyArray<number> | undefined, QueueStoreError>
+  /** Deletes dead letters (these ids, or the oldest `limit`) for good; the ids deleted. */
+  readonly deleteDead: (
+    name: string,
+    selection: { readonly ids: ReadonlyArray<number> | undefined; readonly limit: number }
+  ) => Effect.Effect<ReadonlyArray<number> | undefined, QueueStoreError>
+  /** A page of the queue's messages in one state (see `MessageQuery`). */
+  readonly listMessages: (
+    name: string,
+    query: MessageQuery
+  ) => Effect.Effect<ReadonlyArray<MessageRow> | undefined, QueueStoreError>
   /** Counts of the named queues (every queue when undefined), by name. */
   readonly metrics: (
     names: ReadonlyArray<string> | undefined,
@@ -335,8 +361,10 @@ export interface Store {
   readonly heartbeat: (worker: WorkerEntry) => Effect.Effect<boolean, QueueStoreError>
   /** Releases a worker's leases and forgets it. */
   readonly deregisterWorker: (id: string, now: number) => Effect.Effect<void, QueueStoreError>
+  /** The registered workers (of `queue` only, when given), with their leases live at `now`. */
   readonly listWorkers: (
-    queue: string | undefined
+    queue: string | undefined,
+    now: number
   ) => Effect.Effect<ReadonlyArray<WorkerRow>, QueueStoreError>
   /** Deregisters stale workers (releasing their leases) and purges up to `limit` expired archive rows and keys. */
   readonly maintain: (now: number, limit: number) => Effect.Effect<Maintained, QueueStoreError>

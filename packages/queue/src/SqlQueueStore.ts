@@ -252,6 +252,11 @@ export const make = (
         refail("lostLeases")
       )
 
+    const listMessages: QueueStore.Store["listMessages"] = (name, query) =>
+      Retry.run(Retry.read(plan(messages.listPlan(name, query), { begin: "lazy" }))).pipe(
+        refail("listMessages")
+      )
+
     const getMessage: QueueStore.Store["getMessage"] = (name, id, now) =>
       Retry.run(Retry.read(plan(messages.getPlan(name, id, now), { begin: "lazy" }))).pipe(
         refail("getMessage")
@@ -264,6 +269,7 @@ export const make = (
       ...admin.operations,
       ...Events.make(sql, backend),
       getMessage,
+      listMessages,
       setProgress,
       cancel,
       update,

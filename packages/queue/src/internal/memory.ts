@@ -418,7 +418,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           releaseLeasesOf(id, now)
           workers.delete(id)
         }),
-      listWorkers: (queue) =>
+      listWorkers: (queue, now) =>
         Effect.sync(() => {
           const names = new Map([...queues.values()].map((row) => [row.id, row.name]))
           return [...workers.values()]
@@ -434,7 +434,10 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
               host: worker.host,
               pid: worker.pid,
               startedAt: worker.startedAt,
-              heartbeatAt: worker.heartbeatAt
+              heartbeatAt: worker.heartbeatAt,
+              timeoutMs: worker.timeoutMs,
+              inFlight: [...messages.values()].filter((m) => m.leasedBy === worker.id && leased(m, now))
+                .length
             }))
         }),
       maintain: (now, limit) =>
@@ -471,7 +474,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
           }
         }),
 
-      ...MemoryMessages.make({ queues, messages, signal, toArchive }),
+      ...MemoryMessages.make({ queues, messages, archive, signal, toArchive }),
       ...events.operations,
       wakeups: (name) =>
         Effect.sync(() =>

@@ -42,10 +42,27 @@ export interface Archived extends QueueStore.ArchiveRow {
   readonly group: string | null
 }
 
+/** A message as the store reports it; `leased` as of `now`. */
+const toRow = (message: Message, queue: QueueStore.QueueRow, now: number): QueueStore.MessageRow => ({
+  id: message.id,
+  payload: message.payload,
+  priority: message.priority,
+  enqueuedAt: message.enqueuedAt,
+  availableAt: message.availableAt,
+  deliveries: message.deliveries,
+  leased: leased(message, now),
+  lastError: message.lastError,
+  progress: message.progress ?? null,
+  maxDeliveries: message.maxDeliveries ?? queue.maxDeliveries,
+  backoff: message.backoff,
+  group: message.group
+})
+
 /** What these operations use of the memory store's state. */
 export interface State {
   readonly queues: ReadonlyMap<string, QueueStore.QueueRow>
   readonly messages: ReadonlyMap<number, Message>
+  readonly archive: Map<number, Archived>
   readonly signal: (name: string, wakeup?: QueueStore.Wakeup) => Effect.Effect<void>
   readonly toArchive: (
     message: Message,
@@ -61,9 +78,13 @@ export interface State {
 export const make = ({
   queues,
   messages,
+  archive,
   signal,
   toArchive
-}: State): Pick<QueueStore.Store, "cancel" | "update" | "getMessage" | "setProgress" | "lostLeases"> => ({
+}: State): Pick<
+  QueueStore.Store,
+  "cancel" | "update" | "getMessage" | "listMessages" | "deleteDead" | "setProgress" | "lostLeases"
+> => ({
   cancel: (name, id, now) =>
     Effect.suspend(() => {
       const queue = queues.get(name)
@@ -97,20 +118,37 @@ export const make = ({
       if (queue === undefined) return undefined
       const message = messages.get(id)
       if (message === undefined || message.queueId !== queue.id) return "missing" as const
-      return {
-        id: message.id,
-        payload: message.payload,
-        priority: message.priority,
-        enqueuedAt: message.enqueuedAt,
-        availableAt: message.availableAt,
-        deliveries: message.deliveries,
-        leased: leased(message, now),
-        lastError: message.lastError,
-        progress: message.progress ?? null,
-        maxDeliveries: message.maxDeliveries ?? queue.maxDeliveries,
-        backoff: message.backoff,
-        group: message.group
-      }
+      return toRow(message, queue, now)
+    }),
+
+  listMessages: (name, query) =>
+    Effect.sync(() => {
+      const queue = queues.get(name)
+      if (queue === undefined) return undefined
+      const { now } = query
+      const inState = (message: Message) =>
+        query.state === "queued"
+          ? message.availableAt <= now
+          : message.availableAt > now && (message.leaseToken === null) === (query.state === "delayed")
+      return [...messages.values()]
+        .filter((message) => message.queueId === queue.id && message.id > query.after && inState(message))
+        .sort((a, b) => a.id - b.id)
+        .slice(0, query.limit)
+        .map((message) => toRow(message, queue, now))
+    }),
+
+  deleteDead: (name, selection) =>
+    Effect.sync(() => {
+      const queue = queues.get(name)
+      if (queue === undefined) return undefined
+      const dead = [...archive.values()]
+        .filter((row) => row.queueId === queue.id && row.dead)
+        .sort((a, b) => a.id - b.id)
+      const wanted = selection.ids === undefined ? undefined : new Set(selection.ids)
+      const chosen =
+        wanted === undefined ? dead.slice(0, selection.limit) : dead.filter((row) => wanted.has(row.id))
+      for (const row of chosen) archive.delete(row.id)
+      return chosen.map((row) => row.id)
     }),
 
   setProgress: (name, lease, progress) =>

@@ -11,9 +11,10 @@ import {
   MessageId,
   MessageInfo,
   maxProgressBytes,
-  parseQueueName
+  parseQueueName,
+  type QueueName
 } from "../Message.js"
-import { Id, UpdateOptions } from "../Options.js"
+import { Id, ListMessagesOptions, UpdateOptions } from "../Options.js"
 import {
   InvalidOption,
   type InvalidQueueName,
@@ -28,6 +29,28 @@ import { decoder, valueDecoder } from "./optionSchema.js"
 
 const validId = valueDecoder(Id)
 const decodeUpdateOptions = decoder(UpdateOptions)
+const decodeListOptions = decoder(ListMessagesOptions)
+
+/** A stored message as `MessageInfo`; its state as of `now`. */
+const toInfo = (queue: QueueName, row: QueueStore.MessageRow, now: number): MessageInfo =>
+  new MessageInfo(
+    {
+      id: MessageId.make(row.id, true),
+      queue,
+      payload: JSON.parse(row.payload),
+      priority: row.priority,
+      state: row.leased ? "leased" : row.availableAt > now ? "delayed" : "queued",
+      deliveries: row.deliveries,
+      maxDeliveries: row.maxDeliveries,
+      enqueuedAt: DateTime.unsafeMake(row.enqueuedAt),
+      availableAt: DateTime.unsafeMake(row.availableAt),
+      lastError: row.lastError,
+      progress: row.progress === null ? null : JSON.parse(row.progress),
+      backoff: row.backoff,
+      group: row.group
+    },
+    true
+  )
 
 /** Operations on one message over `store`. */
 export const make = (store: QueueStore.Store) => {
@@ -88,24 +111,24 @@ export const make = (store: QueueStore.Store) => {
       const row = yield* store.getMessage(valid, checked, now)
       if (row === undefined) return yield* new QueueNotFound({ queue: valid })
       if (row === "missing") return yield* new MessageNotFound({ queue: valid, id: checked })
-      return new MessageInfo(
-        {
-          id: MessageId.make(row.id, true),
-          queue: valid,
-          payload: JSON.parse(row.payload),
-          priority: row.priority,
-          state: row.leased ? "leased" : row.availableAt > now ? "delayed" : "queued",
-          deliveries: row.deliveries,
-          maxDeliveries: row.maxDeliveries,
-          enqueuedAt: DateTime.unsafeMake(row.enqueuedAt),
-          availableAt: DateTime.unsafeMake(row.availableAt),
-          lastError: row.lastError,
-          progress: row.progress === null ? null : JSON.parse(row.progress),
-          backoff: row.backoff,
-          group: row.group
-        },
-        true
-      )
+      return toInfo(valid, row, now)
+    })
+
+  /** A page of the queue's messages in one state, oldest id first. */
+  const listMessages = (
+    queue: string,
+    options: ListMessagesOptions = {}
+  ): Effect.Effect<
+    ReadonlyArray<MessageInfo>,
+    InvalidQueueName | InvalidOption | QueueNotFound | QueueStoreError
+  > =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      const { state = "queued", after = 0, limit = 100 } = yield* decodeListOptions(options)
+      const now = yield* Clock.currentTimeMillis
+      const rows = yield* store.listMessages(valid, { state, after, limit, now })
+      if (rows === undefined) return yield* new QueueNotFound({ queue: valid })
+      return rows.map((row) => toInfo(valid, row, now))
     })
 
   /**
@@ -134,5 +157,5 @@ export const make = (store: QueueStore.Store) => {
       if (outcome === "lost") return yield* new LeaseLost({ queue: valid, messageIds: [checked] })
     })
 
-  return { cancel, update, getMessage, progress }
+  return { cancel, update, getMessage, listMessages, progress }
 }

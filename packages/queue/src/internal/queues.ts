@@ -136,6 +136,24 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
       return rows.map(toArchived(valid))
     })
 
+  /** Acts on dead letters (these ids, or the oldest `limit`); the ids acted on. */
+  const onDead = <E>(
+    queue: string,
+    options: RequeueOptions,
+    act: (
+      queue: QueueName,
+      selection: { readonly ids: ReadonlyArray<number> | undefined; readonly limit: number }
+    ) => Effect.Effect<ReadonlyArray<number> | undefined, E>
+  ) =>
+    Effect.gen(function* () {
+      const valid = yield* parseQueueName(queue)
+      if (options.ids !== undefined) yield* Batch.validate(options.ids, maxBatchSize)
+      const { limit = maxBatchSize, ids } = yield* decodeRequeueOptions(options)
+      const done = yield* act(valid, { ids: ids === undefined ? undefined : uniqueNumbers(ids), limit })
+      if (done === undefined) return yield* new QueueNotFound({ queue: valid })
+      return done.map((id) => MessageId.make(id, true))
+    })
+
   const toMetrics = (at: number) => (row: QueueStore.MetricsRow) =>
     new QueueMetrics(
       {
@@ -189,18 +207,11 @@ export const make = (store: QueueStore.Store, defaults: QueueStore.Settings) => 
     deadLetters: (queue: string, query: Omit<ArchiveQuery, "dead"> = {}) =>
       listArchive(queue, { ...query, dead: true }),
     requeueDead: (queue: string, options: RequeueOptions = {}) =>
-      Effect.gen(function* () {
-        const valid = yield* parseQueueName(queue)
-        if (options.ids !== undefined) yield* Batch.validate(options.ids, maxBatchSize)
-        const { limit = maxBatchSize, ids } = yield* decodeRequeueOptions(options)
-        const moved = yield* store.requeueDead(
-          valid,
-          { ids: ids === undefined ? undefined : uniqueNumbers(ids), limit },
-          yield* Clock.currentTimeMillis
-        )
-        if (moved === undefined) return yield* new QueueNotFound({ queue: valid })
-        return moved.map((id) => MessageId.make(id, true))
-      }),
+      onDead(queue, options, (valid, selection) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => store.requeueDead(valid, selection, now))
+      ),
+    deleteDead: (queue: string, options: RequeueOptions = {}) =>
+      onDead(queue, options, (valid, selection) => store.deleteDead(valid, selection)),
     metrics: (queue: string) =>
       Effect.gen(function* () {
         const valid = yield* parseQueueName(queue)

@@ -42,7 +42,9 @@ const WorkerRow = Schema.Struct({
   host: Schema.String,
   pid: Schema.Number,
   started_at: Schema.Number,
-  heartbeat_at: Schema.Number
+  heartbeat_at: Schema.Number,
+  timeout_ms: Schema.Number,
+  in_flight: Schema.Number
 })
 
 const refail = (operation: string) => Failure.refail((cause) => new QueueStoreError({ operation, cause }))
@@ -197,6 +199,26 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
       return { queueId: id, ids: [...chosen].sort((a, b) => a - b) }
     })
 
+  /** Deletes dead letters (these ids, or the oldest `limit`) for good; the ids deleted. */
+  const deleteDead: QueueStore.Store["deleteDead"] = (name, selection) =>
+    write("deleteDead", function* () {
+      const [queue] = yield* Plan.rows(queueIdOf(name))
+      if (queue === undefined) return undefined
+      const id = Number(queue.id)
+      const deleted =
+        selection.ids === undefined
+          ? yield* Plan.rows(sql<{ id: number }>`DELETE FROM keel_queue_archive WHERE id IN (
+              SELECT id FROM keel_queue_archive WHERE queue_id = ${id} AND dead = ${isTrue}
+              ORDER BY id LIMIT ${selection.limit}) RETURNING id`)
+          : yield* Plan.chunked(
+              selection.ids,
+              limits(1),
+              (chunk) => sql<{ id: number }>`DELETE FROM keel_queue_archive
+                WHERE queue_id = ${id} AND dead = ${isTrue} AND ${sql.in("id", chunk)} RETURNING id`
+            )
+      return deleted.map((row) => Number(row.id)).sort((a, b) => a - b)
+    })
+
   // ---- metrics ------------------------------------------------------------------------------
 
   const metrics: QueueStore.Store["metrics"] = (names, now) =>
@@ -326,13 +348,16 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
       yield* forget([id])
     })
 
-  const listWorkers: QueueStore.Store["listWorkers"] = (queue) =>
+  const listWorkers: QueueStore.Store["listWorkers"] = (queue, now) =>
     read(
       "listWorkers",
       SqlSchema.findAll({
         Request: Schema.Void,
         Result: WorkerRow,
-        execute: () => sql`SELECT w.id, q.name AS queue, w.host, w.pid, w.started_at, w.heartbeat_at
+        execute:
+          () => sql`SELECT w.id, q.name AS queue, w.host, w.pid, w.started_at, w.heartbeat_at, w.timeout_ms,
+            (SELECT COUNT(*) FROM keel_queue_messages m
+              WHERE m.leased_by = w.id AND m.lease_token IS NOT NULL AND m.available_at > ${now}) AS in_flight
           FROM keel_queue_workers w LEFT JOIN keel_queue_queues q ON q.id = w.queue_id
           ${queue === undefined ? sql`` : sql`WHERE q.name = ${queue}`}
           ORDER BY w.started_at, w.id`
@@ -345,7 +370,9 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
               host: row.host,
               pid: row.pid,
               startedAt: row.started_at,
-              heartbeatAt: row.heartbeat_at
+              heartbeatAt: row.heartbeat_at,
+              timeoutMs: row.timeout_ms,
+              inFlight: Number(row.in_flight)
             })
           )
         )
@@ -398,6 +425,7 @@ export const make = (sql: SqlClient.SqlClient, backend: Backend.Backend, stateme
     requeueDead,
     operations: {
       ...queues,
+      deleteDead,
       deleteQueue,
       purgeQueue,
       listArchive,

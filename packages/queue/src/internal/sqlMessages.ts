@@ -34,6 +34,22 @@ interface MessageRow {
   readonly max_deliveries: number
 }
 
+/** A stored message as the store reports it; `leased` as of `now`. */
+const toMessageRow = (row: MessageRow, now: number): QueueStore.MessageRow => ({
+  id: Number(row.id),
+  payload: row.payload,
+  priority: Number(row.priority),
+  enqueuedAt: Number(row.enqueued_at),
+  availableAt: Number(row.available_at),
+  deliveries: Number(row.deliveries),
+  leased: row.lease_token !== null && Number(row.available_at) > now,
+  lastError: row.last_error,
+  progress: row.progress,
+  maxDeliveries: Number(row.max_deliveries),
+  backoff: Backoff.decode(row.backoff),
+  group: row.group_key
+})
+
 /** The message statements of one database, over its shared statements. */
 export const make = (
   sql: SqlClient.SqlClient,
@@ -41,6 +57,10 @@ export const make = (
   options: { readonly notifyInSql: boolean }
 ) => {
   const { archive, forUpdateOfMessages, queueIdOf, limits } = statements
+  /** The columns of a `MessageRow`, from messages `m` joined with their queue `q`. */
+  const messageColumns = sql`m.id, m.payload, m.priority, m.enqueued_at, m.available_at, m.deliveries,
+    m.lease_token, m.last_error, m.progress, m.backoff, m.group_key,
+    COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries`
 
   /** Message `id` of the named queue, locked on PostgreSQL; or whether the queue exists. */
   function* find(name: string, id: number) {
@@ -125,29 +145,36 @@ export const make = (
     now: number
   ): Plan.Make<QueueStore.MessageRow | "missing" | undefined> =>
     function* () {
-      const [row] = yield* Plan.rows(sql<MessageRow>`SELECT m.id, m.payload, m.priority, m.enqueued_at,
-          m.available_at, m.deliveries, m.lease_token, m.last_error, m.progress, m.backoff, m.group_key,
-          COALESCE(m.max_deliveries, q.max_deliveries) AS max_deliveries
+      const [row] = yield* Plan.rows(sql<MessageRow>`SELECT ${messageColumns}
         FROM keel_queue_messages m JOIN keel_queue_queues q ON q.id = m.queue_id
         WHERE q.name = ${name} AND m.id = ${id}`)
       if (row === undefined) {
         const [queue] = yield* Plan.rows(queueIdOf(name))
         return queue === undefined ? undefined : "missing"
       }
-      return {
-        id: Number(row.id),
-        payload: row.payload,
-        priority: Number(row.priority),
-        enqueuedAt: Number(row.enqueued_at),
-        availableAt: Number(row.available_at),
-        deliveries: Number(row.deliveries),
-        leased: row.lease_token !== null && Number(row.available_at) > now,
-        lastError: row.last_error,
-        progress: row.progress,
-        maxDeliveries: Number(row.max_deliveries),
-        backoff: Backoff.decode(row.backoff),
-        group: row.group_key
-      }
+      return toMessageRow(row, now)
+    }
+
+  /** A page of the queue's messages in `query.state`, by id ascending; undefined without the queue. */
+  const listPlan = (
+    name: string,
+    query: QueueStore.MessageQuery
+  ): Plan.Make<ReadonlyArray<QueueStore.MessageRow> | undefined> =>
+    function* () {
+      const [queue] = yield* Plan.rows(queueIdOf(name))
+      if (queue === undefined) return undefined
+      const { now } = query
+      const inState =
+        query.state === "queued"
+          ? sql`m.available_at <= ${now}`
+          : query.state === "delayed"
+            ? sql`m.available_at > ${now} AND m.lease_token IS NULL`
+            : sql`m.available_at > ${now} AND m.lease_token IS NOT NULL`
+      const rows = yield* Plan.rows(sql<MessageRow>`SELECT ${messageColumns}
+        FROM keel_queue_messages m JOIN keel_queue_queues q ON q.id = m.queue_id
+        WHERE m.queue_id = ${Number(queue.id)} AND m.id > ${query.after} AND ${inState}
+        ORDER BY m.id LIMIT ${query.limit}`)
+      return rows.map((row) => toMessageRow(row, now))
     }
 
   /** Records progress on a message whose lease token is still `lease.lease`. */
@@ -166,5 +193,5 @@ export const make = (
       return queue === undefined ? undefined : "lost"
     }
 
-  return { cancelPlan, updatePlan, lostLeasesPlan, getPlan, progressPlan }
+  return { cancelPlan, updatePlan, lostLeasesPlan, getPlan, listPlan, progressPlan }
 }

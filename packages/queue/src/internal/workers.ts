@@ -92,7 +92,7 @@ export const make = (store: QueueStore.Store) => {
   const listWorkers = (queue?: string) =>
     Effect.gen(function* () {
       const valid = queue === undefined ? undefined : yield* parseQueueName(queue)
-      const rows = yield* store.listWorkers(valid)
+      const rows = yield* store.listWorkers(valid, yield* Clock.currentTimeMillis)
       return rows.map(
         (row) =>
           new Worker(
@@ -102,7 +102,9 @@ export const make = (store: QueueStore.Store) => {
               host: row.host,
               pid: row.pid,
               startedAt: DateTime.unsafeMake(row.startedAt),
-              heartbeatAt: DateTime.unsafeMake(row.heartbeatAt)
+              heartbeatAt: DateTime.unsafeMake(row.heartbeatAt),
+              timeout: Duration.millis(row.timeoutMs),
+              inFlight: row.inFlight
             },
             true
           )
