@@ -1,7 +1,7 @@
 /**
  * Optional bearer-token authentication. When a token is configured, every request except
- * `GET /health` must carry `Authorization: Bearer <token>`; anything else is a bare 401 with no
- * detail. Tokens are compared in constant time (over SHA-256 digests, so lengths leak nothing).
+ * `GET /health` and the dashboard's static files (`/ui`) must carry `Authorization: Bearer <token>`;
+ * anything else is a bare 401 with no detail. Tokens are compared in constant time (over SHA-256 digests, so lengths leak nothing).
  */
 import { createHash, timingSafeEqual } from "node:crypto"
 import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
@@ -15,6 +15,13 @@ export const tokensMatch = (presented: string, expected: Redacted.Redacted<strin
 
 /** Paths that never require a token. */
 export const publicPaths: ReadonlySet<string> = new Set(["/health"])
+
+/**
+ * Whether `path` is served without a token: `publicPaths`, and the dashboard's static files under
+ * `/ui` (they hold no data; the page asks for the token and sends it with every API request).
+ */
+export const isPublic = (path: string): boolean =>
+  publicPaths.has(path) || path === "/ui" || path.startsWith("/ui/")
 
 const bearer = /^Bearer\s+(\S+)\s*$/i
 
@@ -33,7 +40,7 @@ export const middleware = (token: Option.Option<Redacted.Redacted<string>>) =>
       if (Option.isNone(token)) return yield* app
       const request = yield* HttpServerRequest.HttpServerRequest
       const path = new URL(request.url, "http://keel").pathname
-      if (publicPaths.has(path)) return yield* app
+      if (isPublic(path)) return yield* app
       const presented = bearerToken(request.headers.authorization)
       if (Option.isSome(presented) && tokensMatch(presented.value, token.value)) return yield* app
       return unauthorized

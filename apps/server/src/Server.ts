@@ -1,6 +1,6 @@
 /**
  * The whole HTTP server as one layer: Keel's API over the three services and one database, with
- * `/openapi.json`, Swagger UI at `/docs`, bearer auth (`KEEL_TOKEN`), the body limit, request
+ * `/openapi.json`, Swagger UI at `/docs`, the dashboard at `/ui` (`UiAssets`), bearer auth (`KEEL_TOKEN`), the body limit, request
  * logging, and a graceful shutdown. Building the layer starts listening and logs where, and on
  * which database (redacted); releasing it (SIGTERM/SIGINT through `NodeRuntime.runMain`) stops
  * accepting connections, lets the requests in flight finish within `KEEL_SHUTDOWN_GRACE`, then
@@ -43,8 +43,10 @@ import {
 import { KeelApi } from "./Api.js"
 import * as Auth from "./Auth.js"
 import * as Body from "./Body.js"
+import * as DepthHistory from "./DepthHistory.js"
 import * as HttpError from "./HttpError.js"
 import * as Cursors from "./handlers/Cursors.js"
+import * as Dashboard from "./handlers/Dashboard.js"
 import * as Events from "./handlers/Events.js"
 import * as Queues from "./handlers/Queues.js"
 import * as Reservations from "./handlers/Reservations.js"
@@ -56,6 +58,7 @@ import * as Log from "./Log.js"
 import * as Observe from "./Observe.js"
 import * as ServerConfig from "./ServerConfig.js"
 import * as Transport from "./Transport.js"
+import * as UiAssets from "./UiAssets.js"
 
 /** The URL a client reaches the server at, from the address it bound. */
 export const urlOf = (address: HttpServer.Address): string => {
@@ -211,19 +214,24 @@ export const layerWith = (
   Layer.unwrapEffect(
     Effect.map(Telemetry.enabled, (tracing) => {
       const node = makeNodeServer({ headers: config.headersTimeout, request: config.requestTimeout })
-      const services = Layer.provideMerge(Keel.services, Keel.database(dsn))
+      const services = Layer.provideMerge(
+        DepthHistory.layerConfig,
+        Layer.provideMerge(Keel.services, Keel.database(dsn))
+      )
       const groups = Layer.mergeAll(
         Queues.layer,
         Reservations.layer,
         Cursors.layer,
         Schedules.layer,
         Events.layer,
-        System.layer
+        System.layer,
+        Dashboard.layer
       )
       const api = HttpApiBuilder.api(KeelApi).pipe(Layer.provide(groups))
       const routes = Layer.mergeAll(
         HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
         HttpApiSwagger.layer({ path: "/docs" }),
+        UiAssets.layer({ token: Option.isSome(config.token) }),
         HttpApiBuilder.middleware(Body.limit(config.maxBodyBytes))
       ).pipe(Layer.provideMerge(api))
       // Listening comes last: the database is open and migrated and the routes are built before

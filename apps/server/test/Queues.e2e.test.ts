@@ -76,6 +76,8 @@ for (const kind of TestServer.kinds) {
             ["GET", "/queues/ghost/archive", undefined],
             ["GET", "/queues/ghost/dead", undefined],
             ["POST", "/queues/ghost/dead/requeue", {}],
+            ["POST", "/queues/ghost/dead/delete", {}],
+            ["GET", "/queues/ghost/messages", undefined],
             ["GET", "/queues/ghost/metrics", undefined]
           ]
           for (const [method, path, payload] of routes) {
@@ -224,6 +226,44 @@ for (const kind of TestServer.kinds) {
           expect(list(expectOk(yield* http.get("/queues/dead/dead")), "messages")).toHaveLength(0)
           const back = list(expectOk(yield* http.post("/queues/dead/read", {})), "messages")
           expect(back.map((message) => [message.id, message.deliveries])).toEqual([[id, 1]])
+        })
+      )
+
+      it.effect("messages are listed by state; a dead letter is deleted for good", () =>
+        Effect.gen(function* () {
+          const http = yield* TestServer.client
+          expectOk(yield* http.post("/queues", { name: "browse", maxDeliveries: 1 }), 201)
+          const sent = expectOk(
+            yield* http.post("/queues/browse/messages/batch", {
+              messages: [{ payload: { n: 1 } }, { payload: { n: 2 } }, { payload: { n: 3 }, delay: 60_000 }]
+            }),
+            201
+          )
+          const ids = Array.isArray(sent.ids) ? sent.ids.map(Number) : []
+          const leased = list(expectOk(yield* http.post("/queues/browse/read", {})), "messages")[0] ?? {}
+          const state = (query: string) =>
+            Effect.map(http.get(`/queues/browse/messages${query}`), (reply) =>
+              list(expectOk(reply), "messages").map((message) => [message.id, message.state, message.payload])
+            )
+          expect(yield* state("")).toEqual([[ids[1], "queued", { n: 2 }]])
+          expect(yield* state("?state=leased")).toEqual([[ids[0], "leased", { n: 1 }]])
+          expect(yield* state("?state=delayed")).toEqual([[ids[2], "delayed", { n: 3 }]])
+          expect(yield* state(`?state=queued&after=${ids[1]}`)).toEqual([])
+          expectError(yield* http.get("/queues/browse/messages?limit=0"), 400, "InvalidOption")
+          expect((yield* http.get("/queues/browse/messages?state=ready")).status).toBe(400)
+          expectOk(
+            yield* http.post(`/queues/browse/messages/${ids[0]}/release`, {
+              lease: leased.lease,
+              error: "boom"
+            })
+          )
+          expect(expectOk(yield* http.post("/queues/browse/dead/delete", { ids: [ids[0], ids[1]] }))).toEqual(
+            {
+              ids: [ids[0]]
+            }
+          )
+          expect(list(expectOk(yield* http.get("/queues/browse/dead")), "messages")).toHaveLength(0)
+          expectError(yield* http.post("/queues/browse/dead/delete", { ids: [-1] }), 400, "InvalidOption")
         })
       )
 

@@ -33,6 +33,8 @@ const routes = [
   "GET /queues/{name}/archive",
   "GET /queues/{name}/dead",
   "POST /queues/{name}/dead/requeue",
+  "POST /queues/{name}/dead/delete",
+  "GET /queues/{name}/messages",
   "GET /queues/{name}/metrics",
   "GET /queues/{name}/events",
   "POST /reservations",
@@ -55,6 +57,8 @@ const routes = [
   "POST /schedules/{name}/resume",
   "DELETE /schedules/{name}",
   "GET /events",
+  "GET /dashboard/overview",
+  "GET /workers",
   "GET /health",
   "GET /metrics"
 ]

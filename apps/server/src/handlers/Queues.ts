@@ -99,6 +99,12 @@ export const layer = HttpApiBuilder.group(KeelApi, "queues", (handlers) =>
       .handle("requeueDead", ({ path, payload }) =>
         Effect.map(queue.requeueDead(path.name, payload), (ids) => ({ ids }))
       )
+      .handle("deleteDead", ({ path, payload }) =>
+        Effect.map(queue.deleteDead(path.name, payload), (ids) => ({ ids }))
+      )
+      .handle("listMessages", ({ path, urlParams }) =>
+        Effect.map(queue.listMessages(path.name, urlParams), (messages) => ({ messages }))
+      )
       .handle("metrics", ({ path }) => queue.metrics(path.name))
   })
 )
