@@ -1,6 +1,7 @@
 /**
  * `bench/cursor`: Keel's cursor store next to the raw driver, on SQLite and PostgreSQL (see
- * `workload.ts`). Each system runs in a child process of its own, on the same database: the
+ * `workload.ts`), and Keel alone on the Turso engine (`turso:`, fewer flush rounds: a statement
+ * there costs ~10× SQLite's). Each system runs in a child process of its own, on the same database: the
  * coordinator migrates Keel's cursor table first, and the raw writer uses other peers' rows.
  */
 import { mkdtempSync, rmSync } from "node:fs"
@@ -44,15 +45,21 @@ const migrate = async (dsn: string) => {
 
 const rows: Array<Report.Row> = []
 try {
-  for (const backend of ["sqlite", "postgres"] as const) {
+  for (const backend of ["sqlite", "postgres", "turso"] as const) {
+    if (!Report.selected("keel", backend) && !Report.selected("raw", backend)) continue
     const database =
       backend === "postgres" ? await Postgres.fresh(`keel_bench_cursor_${process.pid}`) : undefined
-    const dsn = database?.url ?? `sqlite:${join(root, "bench.db")}`
+    const dsn = database?.url ?? `${backend}:${join(root, `bench-${backend}.db`)}`
     try {
       await migrate(dsn)
-      for (const system of ["keel", "raw"] as const) {
+      const systems = backend === "turso" ? (["keel"] as const) : (["keel", "raw"] as const)
+      for (const system of systems.filter((name) => Report.selected(name, backend))) {
         const started = performance.now()
-        const job: Job = { backend, dsn, setOps, flushSizes }
+        const sizes =
+          backend === "turso"
+            ? flushSizes.map(([size, rounds]) => [size, Math.max(2, Math.ceil(rounds / 10))] as const)
+            : flushSizes
+        const job: Job = { backend, dsn, setOps, flushSizes: sizes }
         const result = (await Child.runJson(join(here, `${system}.ts`), [
           JSON.stringify(job)
         ])) as ReadonlyArray<Report.Row>

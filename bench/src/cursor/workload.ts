@@ -19,7 +19,7 @@ export const setPeers = 1_000
 
 /** What the coordinator asks one child to measure. */
 export interface Job {
-  readonly backend: "sqlite" | "postgres"
+  readonly backend: "sqlite" | "postgres" | "turso"
   readonly dsn: string
   readonly setOps: number
   readonly flushSizes: ReadonlyArray<readonly [size: number, rounds: number]>

@@ -4,6 +4,7 @@
  * them with a do-nothing handler at concurrency 1 and 8.
  *
  * - SQLite: Keel vs plainjob and liteque, and `raw` (better-sqlite3 doing Keel's statements by hand).
+ * - Turso (the Rust SQLite rewrite, `turso:` DSN): Keel alone, fewer jobs; compare with Keel on SQLite.
  * - PostgreSQL: Keel vs pg-boss and graphile-worker, and `raw` (node-postgres, fewest round trips).
  * - Redis: BullMQ, the in-memory reference, compared with Keel on PostgreSQL.
  *
@@ -25,8 +26,8 @@ import { type Job, queueName } from "./workload.js"
 const here = dirname(fileURLToPath(import.meta.url))
 const root = mkdtempSync(join(tmpdir(), "keel-bench-queue-"))
 const sizes = Report.quick
-  ? { sqlite: 200, postgres: 100, redis: 200 }
-  : { sqlite: 3000, postgres: 1000, redis: 3000 }
+  ? { sqlite: 200, postgres: 100, redis: 200, turso: 100 }
+  : { sqlite: 3000, postgres: 1000, redis: 3000, turso: 500 }
 /**
  * Untimed jobs per phase before the timed ones: as many as are timed. A few hundred are not enough
  * for V8 to optimize the hot paths of a library as layered as Effect (Keel's SQLite send: ~200 µs
@@ -34,7 +35,7 @@ const sizes = Report.quick
  */
 const warmupOf = (jobs: number) => (Report.quick ? 20 : jobs)
 
-type BackendName = "sqlite" | "postgres" | "redis"
+type BackendName = "sqlite" | "postgres" | "redis" | "turso"
 
 interface Entry {
   readonly script: string
@@ -57,6 +58,12 @@ const entries: ReadonlyArray<Entry> = [
   },
   { script: "plainjob.ts", system: "plainjob", backend: "sqlite", note: "concurrency N = N workers" },
   { script: "liteque.ts", system: "liteque", backend: "sqlite" },
+  {
+    script: "keel.ts",
+    system: "keel",
+    backend: "turso",
+    note: "the Turso engine (@tursodatabase/database), one connection per process; fewer jobs (a statement costs ~10× SQLite's)"
+  },
   { script: "keel.ts", system: "keel", backend: "postgres" },
   {
     script: "raw-postgres.ts",
@@ -97,6 +104,10 @@ const prepare = async (
       dsn: `sqlite:${file}`,
       drop: async () => {}
     }
+  }
+  if (entry.backend === "turso") {
+    const file = join(root, `${slug}.db`)
+    return { target: `turso:${file}`, dsn: `turso:${file}`, drop: async () => {} }
   }
   if (entry.backend === "redis") {
     return { target: `keel-bench-${process.pid}-${slug}`, dsn: "", drop: async () => {} }

@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import * as Turso from "@tursodatabase/database"
 import Sqlite from "better-sqlite3"
 import pg from "pg"
 import * as Child from "../Child.js"
@@ -40,7 +41,7 @@ const prefill = 500
 const root = mkdtempSync(join(tmpdir(), "keel-bench-reservation-"))
 
 interface Backend {
-  readonly name: "sqlite" | "postgres"
+  readonly name: "sqlite" | "postgres" | "turso"
   readonly dsn: string
   readonly fill: () => Promise<void>
   readonly drop: () => Promise<void>
@@ -61,6 +62,25 @@ const sqliteBackend = (): Backend => {
           insert.run(row.path, row.tag, row.port, Date.now(), Date.now())
       })()
       db.close()
+    },
+    drop: async () => undefined
+  }
+}
+
+/** The Turso engine (`turso:`): one process at a time, so Keel alone and one process only. */
+const tursoBackend = (): Backend => {
+  const file = join(root, "bench-turso.db")
+  return {
+    name: "turso",
+    dsn: `turso:${file}`,
+    fill: async () => {
+      const db = await Turso.connect(file)
+      const insert = await db.prepare(
+        "INSERT INTO keel_reservations (path, tag, port, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)"
+      )
+      for (const row of prefillRows(prefill))
+        await insert.run(row.path, row.tag, row.port, Date.now(), Date.now())
+      await db.close()
     },
     drop: async () => undefined
   }
@@ -257,9 +277,16 @@ const coldStarts = async (): Promise<ReadonlyArray<Report.Row>> => {
 
 const rows: Array<Report.Row> = []
 try {
-  for (const make of [async () => sqliteBackend(), postgresBackend]) {
+  for (const make of [async () => sqliteBackend(), postgresBackend, async () => tursoBackend()]) {
     const backend = await make()
     try {
+      if (backend.name === "turso") {
+        const migrated = await keel(backend.dsn, join(root, "migrate-turso"), false)
+        await migrated.close()
+        await backend.fill()
+        rows.push(await run("keel", backend, 1, { system: "keel" }, "the Turso engine, one process"))
+        continue
+      }
       const migrated = await keel(backend.dsn, join(root, "migrate"), false)
       await migrated.close()
       await backend.fill()
