@@ -1,11 +1,13 @@
 /**
  * The dashboard, driven in Chromium against a real `keel serve` on one backend with seeded data:
  * each page shows the seeded numbers, a requeued dead letter is ready again and a deleted one is
- * gone (checked through the API), the messages view lists each state and pages on, the workers page
- * shows each worker's leases, a released port is free, a message sent through the API appears without a reload, a wrong
- * token gets the login prompt, the page fits a phone and is keyboard navigable, losing the server
- * shows "connection lost", and no page logs a console error. On SQLite it saves a screenshot of each
- * page to apps/ui/screenshots/ and prints `/ui`'s first paint and the assets' gzipped size.
+ * gone (checked through the API), a refused delete shows the API's message, the messages view
+ * lists each state, pages on and cancels or retries a message, the workers page shows each
+ * worker's leases, a released port is free, a message sent through the API appears without a
+ * reload, a wrong token gets the login prompt, the page fits a phone and is keyboard navigable,
+ * losing the server shows "connection lost", and no page logs a console error. On SQLite it saves
+ * a screenshot of each page to apps/ui/screenshots/ and prints `/ui`'s first paint and the
+ * assets' gzipped size.
  */
 import { mkdirSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -185,6 +187,11 @@ export const suite = (kind: TestDatabase.Kind, range: { readonly min: number; re
         { order: 46, amount: 30 }
       ])
       await eventually(() => rowIds(page)).toEqual([single, selected, kept])
+      const everyShown = page.getByLabel("select every dead letter shown")
+      await everyShown.check()
+      expect(await page.getByRole("button", { name: "Delete selected (3)" }).isEnabled()).toBe(true)
+      await everyShown.uncheck()
+      expect(await page.getByRole("button", { name: "Delete selected (0)" }).isDisabled()).toBe(true)
       await page.getByLabel(`select message ${selected}`).check()
       await page.getByRole("button", { name: "Delete selected (1)" }).click()
       await confirm(page, "Delete")
@@ -242,7 +249,7 @@ export const suite = (kind: TestDatabase.Kind, range: { readonly min: number; re
       watched.errors.splice(0)
     })
 
-    it("the messages view lists the ready, delayed and leased messages with their payloads, and pages on after the last id", async () => {
+    it("the messages view lists the ready, delayed and leased messages with their payloads, pages on after the last id, and cancels or retries one", async () => {
       const { page } = watched
       await page.getByRole("tab", { name: "Messages" }).click()
       const table = page.getByRole("table", { name: "Messages" })
@@ -286,6 +293,22 @@ export const suite = (kind: TestDatabase.Kind, range: { readonly min: number; re
       expect(await page.getByRole("button", { name: "Next page" }).isDisabled()).toBe(true)
       await page.getByRole("button", { name: "Previous page" }).click()
       await eventually(() => rowIds(page)).toEqual(first)
+
+      // Each listed message can be cancelled, and a delayed one made ready now.
+      const user4 = page.locator("table.messages tbody tr[data-message]", { hasText: "user4@example.com" })
+      const cancelled = Number(await user4.getAttribute("data-message"))
+      await user4.getByRole("button", { name: "Cancel message" }).click()
+      await confirm(page, "Cancel message")
+      await eventually(() => rowIds(page)).not.toContain(cancelled)
+      await expect(api(server, "GET", `/queues/emails/messages/${cancelled}`)).rejects.toThrow(/404/)
+      await page.getByLabel("State").selectOption("delayed")
+      const later = page.locator("table.messages tbody tr[data-message]", { hasText: "later@example.com" })
+      await eventually(() => later.count()).toBe(1)
+      const delayed = Number(await later.getAttribute("data-message"))
+      await later.getByRole("button", { name: "Retry now" }).click()
+      await confirm(page, "Retry now")
+      await eventually(() => page.locator("table.messages tbody tr[data-message]").count()).toBe(0)
+      expect(field(await api(server, "GET", `/queues/emails/messages/${delayed}`), "state")).toBe("queued")
       expect(watched.errors).toEqual([])
     })
 
