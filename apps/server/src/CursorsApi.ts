@@ -1,6 +1,6 @@
 /** The cursor routes of Keel's HTTP API, with the typed errors each can answer. */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Cursor } from "@keel/cursor"
+import { Cursor, Schemas } from "@keel/cursor"
 import { Schema } from "effect"
 import { CursorErrors, ServerErrors } from "./ApiErrors.js"
 import { bodyErrors, peer } from "./ApiParams.js"
@@ -16,6 +16,32 @@ export const PositionBody = Schema.Struct({ position: Schema.String })
 
 /** `{ deleted }`: whether the peer had a cursor. */
 export const Deleted = Schema.Struct({ deleted: Schema.Boolean })
+
+/** `{ lags }`: every cursor's lag against one head, by peer. */
+export const LagList = Schema.Struct({ lags: Schema.Array(Schemas.Lag) })
+
+/** `?head=`: the head of the stream, a position of the namespace's kind. */
+export const HeadParam = Schema.Struct({ head: Schema.String })
+
+/** `POST /cursor-tools/reset`: move many cursors (`peers`, or every stored one) to `target`; `dryRun` only reports. */
+export const ResetRequest = Schema.Struct({
+  target: Schemas.ResetTarget,
+  peers: Schema.optional(Schema.Array(Schema.String)),
+  dryRun: Schema.optional(Schema.Boolean)
+})
+
+/** `POST /cursor-tools/import`: cursors as `GET /cursor-tools/export` wrote them. */
+export const ImportRequest = Schema.Struct({
+  cursors: Schema.Array(Schemas.ExportedCursor),
+  mode: Schema.optional(Schemas.ImportMode),
+  dryRun: Schema.optional(Schema.Boolean)
+})
+
+/** `POST /cursor-tools/expire`: delete cursors idle for `idleForMs` milliseconds (at least 1). */
+export const ExpireRequest = Schema.Struct({
+  idleForMs: Schema.Int.pipe(Schema.positive()),
+  dryRun: Schema.optional(Schema.Boolean)
+})
 
 const C = CursorErrors
 
@@ -67,5 +93,62 @@ export const CursorsGroup = HttpApiGroup.make("cursors")
       .addError(C.InvalidPeer)
       .addError(C.CursorStoreError)
       .annotate(OpenApi.Summary, "Remove a peer's cursor")
+  )
+  .add(
+    HttpApiEndpoint.get("lags", "/cursor-tools/lag")
+      .setUrlParams(HeadParam)
+      .addSuccess(LagList)
+      .addError(C.InvalidPosition)
+      .addError(C.CursorStoreError)
+      .annotate(OpenApi.Summary, "Every cursor's lag behind the given head")
+  )
+  .add(
+    HttpApiEndpoint.get("lag")`/cursors/${peer}/lag`
+      .setUrlParams(HeadParam)
+      .addSuccess(Schemas.Lag)
+      .addError(C.InvalidPeer)
+      .addError(C.InvalidPosition)
+      .addError(C.CursorStoreError)
+      .annotate(OpenApi.Summary, "How far a peer is behind the given head")
+  )
+  .add(
+    HttpApiEndpoint.post("resetMany", "/cursor-tools/reset")
+      .setPayload(ResetRequest)
+      .addError(bodyErrors)
+      .addSuccess(Schemas.ResetResult)
+      .addError(C.InvalidPeer)
+      .addError(C.InvalidPosition)
+      .addError(C.CursorStoreError)
+      .annotate(
+        OpenApi.Summary,
+        "Move many cursors at once (earliest, latest, a position, a time, a shift), backwards too; dryRun reports only"
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("export", "/cursor-tools/export")
+      .addSuccess(Schemas.Export)
+      .addError(C.CursorStoreError)
+      .annotate(OpenApi.Summary, "Every cursor of the namespace, as import reads them")
+  )
+  .add(
+    HttpApiEndpoint.post("import", "/cursor-tools/import")
+      .setPayload(ImportRequest)
+      .addError(bodyErrors)
+      .addSuccess(Schemas.ImportResult)
+      .addError(C.InvalidPeer)
+      .addError(C.InvalidPosition)
+      .addError(C.CursorStoreError)
+      .annotate(
+        OpenApi.Summary,
+        "Import cursors in one transaction (advance, or overwrite); one bad line writes nothing"
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("expire", "/cursor-tools/expire")
+      .setPayload(ExpireRequest)
+      .addError(bodyErrors)
+      .addSuccess(Schemas.ExpireResult)
+      .addError(C.CursorStoreError)
+      .annotate(OpenApi.Summary, "Delete cursors that have not advanced for idleForMs; dryRun lists them")
   )
   .annotate(OpenApi.Description, "Durable per-peer stream positions that never move backwards")

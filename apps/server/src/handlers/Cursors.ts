@@ -1,11 +1,12 @@
 /**
  * The `cursors` routes over the server's cursor store (one namespace, `KEEL_CURSOR_NAMESPACE`).
  * `PUT` advances a position in memory (persisted by the next flush, at the latest on shutdown);
- * `reset` and `delete` write at once.
+ * `reset`, `delete` and the tools (many-cursor reset, import, expiry) write at once; `lag` compares
+ * with a head the caller gives.
  */
 import { HttpApiBuilder } from "@effect/platform"
 import { Cursor } from "@keel/cursor"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { KeelApi } from "../Api.js"
 import { CursorNotFound } from "../HttpError.js"
 
@@ -31,5 +32,17 @@ export const layer = HttpApiBuilder.group(KeelApi, "cursors", (handlers) =>
         Effect.map(cursors.reset(path.peer, payload.position), (position) => ({ peer: path.peer, position }))
       )
       .handle("delete", ({ path }) => Effect.map(cursors.delete(path.peer), (deleted) => ({ deleted })))
+      .handle("lags", ({ urlParams }) => Effect.map(cursors.lags(urlParams.head), (lags) => ({ lags })))
+      .handle("lag", ({ path, urlParams }) => cursors.lag(path.peer, urlParams.head))
+      .handle("resetMany", ({ payload }) =>
+        cursors.resetTo(payload.target, { peers: payload.peers, dryRun: payload.dryRun })
+      )
+      .handle("export", () => cursors.export)
+      .handle("import", ({ payload }) =>
+        cursors.import(payload.cursors, { mode: payload.mode, dryRun: payload.dryRun })
+      )
+      .handle("expire", ({ payload }) =>
+        cursors.expire(Duration.millis(payload.idleForMs), { dryRun: payload.dryRun })
+      )
   })
 )
