@@ -2,7 +2,7 @@
  * Every way a reservation operation can fail, as `Schema.TaggedError`s that cross the HTTP
  * boundary. Bad input fails before anything is read or written; each error names what to fix.
  */
-import { DbError, Transaction } from "@keel/sql"
+import { Failure } from "@keel/sql"
 import { Schema } from "effect"
 
 /** An inclusive range of port numbers as it appears in errors. */
@@ -182,13 +182,22 @@ export class ReservationNotFound extends Schema.TaggedError<ReservationNotFound>
   }
 }
 
-/** What a store failure can wrap: a classified database error or a failed transaction. */
-export const StoreCause = Schema.Union(
-  DbError.DbError,
-  Transaction.CommitRejected,
-  Transaction.TransactionAborted,
-  Transaction.CommitOutcomeUnknown
-)
+/**
+ * `migrate` would move a reservation onto a (path, tag) that already has one. Nothing was changed;
+ * `overwrite` replaces the existing one.
+ */
+export class MigrationConflict extends Schema.TaggedError<MigrationConflict>()("MigrationConflict", {
+  path: Schema.String,
+  tag: Schema.NullOr(Schema.String),
+  port: Schema.Number
+}) {
+  override get message(): string {
+    return `${this.path}${this.tag === null ? "" : ` [${this.tag}]`} already holds port ${this.port}; pass overwrite to replace it`
+  }
+}
+
+/** What a store failure can wrap: a classified database error or a failed transaction (`Failure.Cause`). */
+export const StoreCause = Failure.Cause
 
 /**
  * The database failed. `cause` says how: transient errors were already retried; a

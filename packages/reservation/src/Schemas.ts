@@ -129,7 +129,24 @@ const allocationFields = {
    */
   force: Schema.optional(Schema.Boolean),
   /** Act on a path that is neither the working directory nor related to it. */
-  allowUnrelated: Schema.optional(Schema.Boolean)
+  allowUnrelated: Schema.optional(Schema.Boolean),
+  /** Let this request change the sticky project of an existing reservation (without the rest of `force`). */
+  allowProjectChange: Schema.optional(Schema.Boolean),
+  /** Let this request change the sticky task of an existing reservation. */
+  allowTaskChange: Schema.optional(Schema.Boolean),
+  /** Move an existing reservation to its (different) preferred port, when that port is free. */
+  overwrite: Schema.optional(Schema.Boolean),
+  /** Ignore the configured and requested exclusions for this call. */
+  ignoreExclusions: Schema.optional(Schema.Boolean),
+  /** Decide and report what would be reserved; write nothing. */
+  dryRun: Schema.optional(Schema.Boolean),
+  /**
+   * When the range is exhausted, remove reservations not used for this long (milliseconds or
+   * duration text) and try again — in the same transaction.
+   */
+  expireOnExhaustion: Schema.optional(TtlInput),
+  /** When the range is exhausted, remove reservations whose directory is gone and try again, in the same transaction. */
+  pruneOnExhaustion: Schema.optional(Schema.Boolean)
 }
 
 /** `reserve`: one port for (path, tag). */
@@ -273,3 +290,30 @@ export const CleanupReport = Schema.Struct({
 
 /** The result of `cleanup`. */
 export type CleanupReport = typeof CleanupReport.Type
+
+/** `migrate`: move reservations from one path to another in one transaction. */
+export const MigrateRequest = Schema.Struct({
+  /** Absolute; it need not exist any more. */
+  from: Schema.String,
+  /** Absolute; the new home of the reservations. */
+  to: Schema.String,
+  /** Also move every reservation below `from` (to the same place below `to`). */
+  recursive: Schema.optional(Schema.Boolean),
+  /** Replace reservations that already exist at the destination keys (their ports are freed). */
+  overwrite: Schema.optional(Schema.Boolean),
+  /** Report what would move; change nothing. */
+  dryRun: Schema.optional(Schema.Boolean)
+})
+
+/** `migrate`'s request. */
+export type MigrateRequest = typeof MigrateRequest.Type
+
+/** The result of `migrate`: each reservation moved (or that would be), and those replaced at the destination. */
+export const Migrated = Schema.Struct({
+  dryRun: Schema.Boolean,
+  moved: Schema.Array(Schema.Struct({ from: ReservationPath, reservation: Reservation })),
+  replaced: Schema.Array(Reservation)
+})
+
+/** The result of `migrate`. */
+export type Migrated = typeof Migrated.Type

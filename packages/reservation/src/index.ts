@@ -1,8 +1,12 @@
 /** @keel/reservation: port reservations keyed by (path, tag) that two processes can never share. */
 export * as Allocator from "./Allocator.js"
+export * as ConfigFiles from "./ConfigFiles.js"
 export * as Occupancy from "./Occupancy.js"
 export * as Port from "./Port.js"
+export * as ProjectConfig from "./ProjectConfig.js"
 export * as Reservation from "./Reservation.js"
 export * as ReservationConfig from "./ReservationConfig.js"
 export * as ReservationError from "./ReservationError.js"
+export * as ReservationStore from "./ReservationStore.js"
 export * as Schemas from "./Schemas.js"
+export * as SqlReservationStore from "./SqlReservationStore.js"

@@ -8,6 +8,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Globals from "../Globals.js"
 import * as Leaf from "../Leaf.js"
+import * as Trop from "./port/Trop.js"
 
 const handlers = () => import("../handlers/Port.js")
 
@@ -68,11 +69,17 @@ const reserveConfig = {
   ...allocation
 }
 
-/** `keel port reserve`'s parsed input. */
+/**
+ * `keel port reserve`'s parsed input, without trop's change-control flags (the fast path, which
+ * recognises only these options, builds exactly this; see `FastPath.ts`).
+ */
 export type ReserveInput = Command.Command.ParseConfig<typeof reserveConfig>
 
+/** trop's change-control flags of `keel port reserve`, when given. */
+export type ReserveControl = Partial<Command.Command.ParseConfig<typeof Trop.control>>
+
 /** `keel port reserve`: prints only the port. */
-export const reserve = Command.make("reserve", reserveConfig, (input) =>
+export const reserve = Command.make("reserve", { ...reserveConfig, ...Trop.control }, (input) =>
   Leaf.lazy(input.globals, handlers, (run) => run.reserve(input))
 ).pipe(
   Command.withDescription(
@@ -83,7 +90,9 @@ export const reserve = Command.make("reserve", reserveConfig, (input) =>
 const reserveGroupConfig = {
   globals: Globals.options,
   services: Args.text({ name: "service" }).pipe(
-    Args.withDescription("TAG, TAG=PREFERRED_PORT, or TAG+OFFSET (placed together at base + offset)."),
+    Args.withDescription(
+      "TAG, TAG=PREFERRED_PORT, or TAG+OFFSET (placed together at base + offset); or one trop.yaml file whose reservations to reserve for its directory."
+    ),
     Args.atLeast(1)
   ),
   path,
@@ -91,7 +100,10 @@ const reserveGroupConfig = {
     Options.withDescription("The base port tried first for the offset pattern."),
     Options.optional
   ),
-  ...allocation
+  format: Trop.format,
+  shell: Trop.shell,
+  ...allocation,
+  ...Trop.control
 }
 
 /** `keel port reserve-group`'s parsed input. */
@@ -102,7 +114,7 @@ export const reserveGroup = Command.make("reserve-group", reserveGroupConfig, (i
   Leaf.lazy(input.globals, handlers, (run) => run.reserveGroup(input))
 ).pipe(
   Command.withDescription(
-    "Reserve a port for every service of a path in one transaction; prints 'TAG PORT' lines."
+    "Reserve a port for every service of a path (or of a trop.yaml) in one transaction; prints 'TAG PORT' lines (--format export|dotenv|json|human)."
   )
 )
 
@@ -144,6 +156,15 @@ const listConfig = {
     Options.withAlias("t"),
     Options.withDescription("Only this tag."),
     Options.optional
+  ),
+  format: Options.choice("format", ["table", "json", "csv", "tsv"]).pipe(
+    Options.withDescription("table (default, or output_format of the config), json, csv or tsv."),
+    Options.optional
+  ),
+  showFullPaths: Options.boolean("show-full-paths").pipe(
+    Options.withDescription(
+      "Print whole paths in the table (by default long paths are shortened from the left)."
+    )
   )
 }
 
@@ -205,5 +226,5 @@ export const cleanup = Command.make("cleanup", cleanupConfig, (input) =>
 /** `keel port`. */
 export const port = Command.make("port").pipe(
   Command.withDescription("Port reservations keyed by (path, tag): no two reservations ever share a port."),
-  Command.withSubcommands([reserve, reserveGroup, release, list, show, cleanup])
+  Command.withSubcommands([reserve, reserveGroup, release, list, show, cleanup, ...Trop.commands])
 )

@@ -2,14 +2,15 @@
  * The programs of `keel port …` (loaded on demand): each provides only the database and the
  * reservation registry, resolves paths against the working directory and passes it as `cwd`.
  */
-import { resolve } from "node:path"
-import { Reservation, Schemas } from "@keel/reservation"
+import { existsSync, statSync } from "node:fs"
+import { dirname, resolve } from "node:path"
+import { ProjectConfig, Reservation, Schemas } from "@keel/reservation"
 import { DateTime, Effect, Option, Schema } from "effect"
 import type {
-  AllocationInput,
   CleanupInput,
   ListInput,
   ReleaseInput,
+  ReserveControl,
   ReserveGroupInput,
   ReserveInput,
   ShowInput
@@ -17,25 +18,10 @@ import type {
 import * as Layers from "../Layers.js"
 import * as Output from "../Output.js"
 import * as Parse from "../Parse.js"
-
-const cwd = () => process.cwd()
-
-/** An absolute path: the given one resolved against the working directory, or the working directory. */
-const absolute = (path: Option.Option<string>): string =>
-  Option.match(path, { onNone: cwd, onSome: (given) => resolve(cwd(), given) })
-
-const allocationFields = (input: AllocationInput) =>
-  Effect.map(Parse.optionalDuration("ttl", input.ttl), (ttl) => ({
-    cwd: cwd(),
-    range: Option.getOrUndefined(input.range),
-    exclude: input.exclude.length === 0 ? undefined : input.exclude.map(Parse.exclusion),
-    project: Option.getOrUndefined(input.project),
-    task: Option.getOrUndefined(input.task),
-    ttl,
-    force: input.force || undefined,
-    allowUnrelated: input.allowUnrelated || undefined,
-    occupancy: input.noOccupancyCheck ? { enabled: false } : undefined
-  }))
+import * as Formats from "./port/Formats.js"
+import * as Group from "./port/Group.js"
+import * as Settings from "./port/Settings.js"
+import * as Trop from "./port/Trop.js"
 
 const encodeReservation = Schema.encodeSync(Schemas.Reservation)
 
@@ -44,14 +30,25 @@ export const reservationDocument = (reservation: Schemas.Reservation) => encodeR
 
 const iso = (value: DateTime.Utc): string => DateTime.formatIso(value)
 
-/** The human table of reservations. */
-export const reservationTable = (reservations: ReadonlyArray<Schemas.Reservation>): string =>
+const columns = ["PORT", "TAG", "PATH", "PROJECT", "TASK", "LAST USED", "EXPIRES"]
+
+/** The longest path the table prints whole unless `--show-full-paths`. */
+const shortPath = 48
+
+const shorten = (path: string, full: boolean): string =>
+  full || path.length <= shortPath ? path : `…${path.slice(path.length - shortPath + 1)}`
+
+/** The human table of reservations (long paths shortened from the left unless `fullPaths`). */
+export const reservationTable = (
+  reservations: ReadonlyArray<Schemas.Reservation>,
+  fullPaths = true
+): string =>
   Output.table(
-    ["PORT", "TAG", "PATH", "PROJECT", "TASK", "LAST USED", "EXPIRES"],
+    columns,
     reservations.map((reservation) => [
       String(reservation.port),
       Output.orDash(reservation.tag),
-      reservation.path,
+      shorten(reservation.path, fullPaths),
       Output.orDash(reservation.project),
       Output.orDash(reservation.task),
       iso(reservation.lastUsedAt),
@@ -62,16 +59,18 @@ export const reservationTable = (reservations: ReadonlyArray<Schemas.Reservation
 const withRegistry = <E, R>(program: Effect.Effect<void, E, R>) =>
   Effect.provide(program, Layers.reservations)
 
-/** `keel port reserve`. */
-export const reserve = (input: ReserveInput) =>
+/** `keel port reserve`: the flags over the config layers (see `port/Settings.ts`). */
+export const reserve = (input: ReserveInput & ReserveControl) =>
   withRegistry(
     Effect.gen(function* () {
+      const { effective } = yield* Settings.load()
+      const ttl = yield* Parse.optionalDuration("ttl", input.ttl)
       const registry = yield* Reservation.Reservations
       const reserved = yield* registry.reserve({
-        path: absolute(input.path),
+        ...Settings.allocationFields(effective, input, ttl),
+        path: Settings.pathOf(effective, input.path),
         tag: Option.getOrUndefined(input.tag),
-        preferred: Option.getOrUndefined(input.preferred),
-        ...(yield* allocationFields(input))
+        preferred: Option.getOrUndefined(input.preferred)
       })
       yield* Output.result(
         {
@@ -84,18 +83,52 @@ export const reserve = (input: ReserveInput) =>
     })
   )
 
-/** `keel port reserve-group`. */
+const isConfigFile = (arg: string): boolean =>
+  /\.ya?ml$/i.test(arg) || (existsSync(arg) && statSync(arg).isFile())
+
+/**
+ * `keel port reserve-group`: the services given as arguments, or (one argument naming a YAML file)
+ * the reservations of that trop.yaml, for the file's directory.
+ */
 export const reserveGroup = (input: ReserveGroupInput) =>
   withRegistry(
     Effect.gen(function* () {
+      const loaded = yield* Settings.load()
+      const [first] = input.services
+      const format = Option.getOrElse(input.format, () => "human" as const)
+      if (input.services.length === 1 && first !== undefined && isConfigFile(first)) {
+        const file = resolve(process.cwd(), first)
+        const document = yield* Effect.provide(ProjectConfig.load(file), Settings.files)
+        return yield* Trop.reserveProjectGroup({ ...input, shell: input.shell }, format, loaded, {
+          file,
+          document,
+          dir: dirname(file)
+        })
+      }
       const services = yield* Effect.forEach(input.services, (spec) => Parse.service(spec))
+      const ttl = yield* Parse.optionalDuration("ttl", input.ttl)
       const registry = yield* Reservation.Reservations
       const group = yield* registry.reserveGroup({
-        path: absolute(input.path),
+        ...Settings.allocationFields(loaded.effective, input, ttl),
+        path: Settings.pathOf(loaded.effective, input.path),
         services,
-        base: Option.getOrUndefined(input.base),
-        ...(yield* allocationFields(input))
+        base: Option.getOrUndefined(input.base)
       })
+      if (Option.isSome(input.format)) {
+        return yield* Group.print(
+          format,
+          input.shell,
+          group.path,
+          group.reservations.map((reserved) => ({
+            reserved,
+            env:
+              reserved.reservation.tag === null
+                ? undefined
+                : ProjectConfig.defaultEnv(reserved.reservation.tag)
+          })),
+          input.dryRun
+        )
+      }
       yield* Output.result(
         {
           path: group.path,
@@ -120,8 +153,8 @@ export const release = (input: ReleaseInput) =>
     Effect.gen(function* () {
       const registry = yield* Reservation.Reservations
       const released = yield* registry.release({
-        path: absolute(input.path),
-        cwd: cwd(),
+        path: Settings.pathOf((yield* Settings.load()).effective, input.path),
+        cwd: process.cwd(),
         tag: Option.getOrUndefined(input.tag),
         untaggedOnly: input.untaggedOnly || undefined,
         recursive: input.recursive || undefined,
@@ -153,13 +186,35 @@ export const list = (input: ListInput) =>
     Effect.gen(function* () {
       const registry = yield* Reservation.Reservations
       const reservations = yield* registry.list({
-        pathPrefix: Option.getOrUndefined(Option.map(input.pathPrefix, (prefix) => resolve(cwd(), prefix))),
+        pathPrefix: Option.getOrUndefined(
+          Option.map(input.pathPrefix, (prefix) => resolve(process.cwd(), prefix))
+        ),
         project: Option.getOrUndefined(input.project),
         tag: Option.getOrUndefined(input.tag)
       })
-      yield* Output.result(
-        { reservations: reservations.map((reservation) => reservationDocument(reservation)) },
-        () => (reservations.length === 0 ? "" : reservationTable(reservations))
+      const documents = reservations.map((reservation) => reservationDocument(reservation))
+      const format =
+        Option.getOrUndefined(input.format) ?? (yield* Settings.load()).effective.outputFormat ?? "table"
+      if (format === "json")
+        return yield* Output.result({ reservations: documents }, () =>
+          Output.json({ reservations: documents })
+        )
+      if (format === "csv" || format === "tsv") {
+        const rows = documents.map((d) => [
+          String(d.port),
+          d.tag ?? "",
+          d.path,
+          d.project ?? "",
+          d.task ?? "",
+          d.lastUsedAt,
+          d.expiresAt ?? ""
+        ])
+        return yield* Output.result({ reservations: documents }, () =>
+          Formats.delimited(format, ["port", "tag", "path", "project", "task", "last_used", "expires"], rows)
+        )
+      }
+      yield* Output.result({ reservations: documents }, () =>
+        reservations.length === 0 ? "" : reservationTable(reservations, input.showFullPaths)
       )
     })
   )
@@ -168,9 +223,14 @@ export const list = (input: ListInput) =>
 export const show = (input: ShowInput) =>
   withRegistry(
     Effect.gen(function* () {
+      const { effective } = yield* Settings.load()
       const registry = yield* Reservation.Reservations
       const reservation = yield* Option.match(input.port, {
-        onNone: () => registry.show({ path: absolute(input.path), tag: Option.getOrUndefined(input.tag) }),
+        onNone: () =>
+          registry.show({
+            path: Settings.pathOf(effective, input.path),
+            tag: Option.getOrUndefined(input.tag)
+          }),
         onSome: (port) => registry.showPort({ port })
       })
       yield* Output.result({ reservation: reservationDocument(reservation) }, () =>

@@ -116,3 +116,56 @@ export const exists = (target: string): Effect.Effect<boolean, never, FileSystem
   Effect.flatMap(FileSystem.FileSystem, (fs) =>
     Effect.catchAll(fs.exists(target), () => Effect.succeed(true))
   )
+
+/** The most canonical paths one process remembers (then it starts over). */
+const cacheLimit = 4096
+
+/**
+ * `existingDirectory` and `anyPath`, remembering each answer for an existing path: a process
+ * resolves a spelling once (realpath and stat cost more than the reservation's statements). A
+ * directory deleted later is still accepted by the same process under its remembered real path.
+ */
+export const cached = () => {
+  const directories = new Map<string, ReservationPath>()
+  const existing = new Map<string, ReservationPath>()
+  const remember = (cache: Map<string, ReservationPath>, raw: string, real: ReservationPath) => {
+    if (cache.size >= cacheLimit) cache.clear()
+    cache.set(raw, real)
+  }
+  return {
+    existingDirectory: (
+      field: string,
+      raw: string
+    ): Effect.Effect<ReservationPath, InvalidPath, FileSystem.FileSystem | Path.Path> => {
+      const hit = directories.get(raw)
+      if (hit !== undefined) return Effect.succeed(hit)
+      return Effect.tap(existingDirectory(field, raw), (real) =>
+        Effect.sync(() => remember(directories, raw, real))
+      )
+    },
+    anyPath: (
+      field: string,
+      raw: string
+    ): Effect.Effect<ReservationPath, InvalidPath, FileSystem.FileSystem | Path.Path> => {
+      const hit = directories.get(raw) ?? existing.get(raw)
+      if (hit !== undefined) return Effect.succeed(hit)
+      return Effect.gen(function* () {
+        yield* checkShape(field, raw)
+        const fs = yield* FileSystem.FileSystem
+        const real = yield* Effect.option(fs.realPath(raw))
+        if (real._tag === "Some") {
+          const path = ReservationPath.make(real.value)
+          remember(existing, raw, path)
+          return path
+        }
+        return yield* anyPath(field, raw)
+      })
+    }
+  }
+}
+
+/** The canonicalisers of one registry (see `cached`). */
+export type Cached = ReturnType<typeof cached>
+
+/** Every way a path check fails. */
+export type PathError = InvalidPath | UnrelatedPath

@@ -1,0 +1,447 @@
+/**
+ * The programs of trop's commands under `keel port` (loaded on demand): every one resolves the
+ * config layers (`Settings`) first, so a bad file fails before the database is opened, and every
+ * change is one call of the registry (one transaction).
+ */
+import { existsSync } from "node:fs"
+import { basename, dirname, join, resolve } from "node:path"
+import { ConfigFiles, Occupancy, Port, ProjectConfig, Reservation, Schemas } from "@keel/reservation"
+import * as Dsn from "@keel/sql/Dsn"
+import { Data, Effect, Either, Option, Redacted, Schema } from "effect"
+import type {
+  AssertDataDirInput,
+  AssertPortInput,
+  AssertReservationInput,
+  AutoreserveInput,
+  CompactInput,
+  ExcludeInput,
+  InitInput,
+  MigrateInput,
+  PortInfoInput,
+  ScanInput,
+  ValidateInput
+} from "../../commands/port/Trop.js"
+import { InvalidInput } from "../../Failure.js"
+import * as Layers from "../../Layers.js"
+import * as Output from "../../Output.js"
+import * as Parse from "../../Parse.js"
+import type * as Formats from "./Formats.js"
+import * as Group from "./Group.js"
+import * as Settings from "./Settings.js"
+
+/** An assertion did not hold (exit code 1). */
+export class AssertionFailed extends Data.TaggedError("AssertionFailed")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason
+  }
+}
+
+const withRegistry = <E, R>(program: Effect.Effect<void, E, R>) =>
+  Effect.provide(program, Layers.reservations)
+
+const encode = Schema.encodeSync(Schemas.Reservation)
+
+const check = (holds: boolean, reason: string) =>
+  holds ? Effect.void : Effect.fail(new AssertionFailed({ reason }))
+
+/** The group of the nearest trop.yaml, reserved for its directory, printed. */
+export const reserveProjectGroup = (
+  input: Settings.AllocationFlags & { readonly shell: Formats.Shell; readonly dryRun: boolean },
+  format: Group.Format,
+  loaded: Effect.Effect.Success<ReturnType<typeof Settings.load>>,
+  file: ProjectConfig.Loaded & { readonly dir: string }
+) =>
+  Effect.gen(function* () {
+    const reservations = file.document.reservations
+    if (reservations === undefined) {
+      return yield* new InvalidInput({ source: file.file, reason: "has no reservations section to reserve" })
+    }
+    const group = yield* ProjectConfig.groupOf(reservations, file.file)
+    const registry = yield* Reservation.Reservations
+    const fields = Settings.allocationFields(loaded.effective, input, undefined)
+    const reserved = yield* registry.reserveGroup({
+      ...fields,
+      path: file.dir,
+      base: group.base,
+      services: group.services.map(({ offset, preferred, tag }) => ({ tag, offset, preferred }))
+    })
+    yield* Group.print(
+      format,
+      input.shell,
+      reserved.path,
+      reserved.reservations.map((entry, index) => ({ reserved: entry, env: group.services[index]?.env })),
+      input.dryRun
+    )
+  })
+
+/** `keel port autoreserve`. */
+export const autoreserve = (input: AutoreserveInput) =>
+  withRegistry(
+    Effect.gen(function* () {
+      const loaded = yield* Settings.load()
+      const project = loaded.layers.project
+      if (project === undefined) {
+        return yield* new InvalidInput({
+          source: process.cwd(),
+          reason: `no ${ProjectConfig.projectFile} here or in a parent directory (keel port init writes one)`
+        })
+      }
+      yield* reserveProjectGroup(
+        input,
+        Option.getOrElse(input.format, () => "export" as const),
+        loaded,
+        project
+      )
+    })
+  )
+
+/** `keel port list-projects`. */
+export const listProjects = () =>
+  withRegistry(
+    Effect.gen(function* () {
+      const registry = yield* Reservation.Reservations
+      const counts = new Map<string, number>()
+      for (const reservation of yield* registry.list()) {
+        const project = reservation.project ?? ""
+        counts.set(project, (counts.get(project) ?? 0) + 1)
+      }
+      const projects = [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      yield* Output.result(
+        {
+          projects: projects.map(([project, reservations]) => ({
+            project: project === "" ? null : project,
+            reservations
+          }))
+        },
+        () =>
+          Output.table(
+            ["PROJECT", "RESERVATIONS"],
+            projects.map(([project, n]) => [Output.orDash(project), String(n)])
+          )
+      )
+    })
+  )
+
+/** `keel port prune` / `expire` / `autoclean`. */
+export const clean = (
+  kind: "prune" | "expire" | "autoclean",
+  input: { readonly dryRun: boolean; readonly days: Option.Option<number> },
+  _withDays: boolean
+) =>
+  withRegistry(
+    Effect.gen(function* () {
+      const loaded = yield* Settings.load()
+      const days = Option.getOrElse(input.days, () => loaded.effective.expireAfterDays ?? 30)
+      if (!(Number.isInteger(days) && days >= 1 && days <= 3650)) {
+        return yield* new InvalidInput({
+          source: "--days",
+          reason: `${days} is not a whole number of days from 1 to 3650`
+        })
+      }
+      const registry = yield* Reservation.Reservations
+      const report = yield* registry.cleanup({
+        dryRun: input.dryRun || undefined,
+        expired: kind !== "prune",
+        missingPaths: kind !== "expire",
+        unusedFor: kind === "prune" ? undefined : `${days} days`
+      })
+      const verb = report.dryRun ? "would remove" : "removed"
+      yield* Output.confirmation(
+        {
+          dryRun: report.dryRun,
+          removed: report.removed.map(({ reason, reservation }) => ({
+            reason,
+            reservation: encode(reservation)
+          }))
+        },
+        () =>
+          report.removed.length === 0
+            ? `nothing to ${kind}`
+            : report.removed
+                .map(
+                  ({ reason, reservation }) =>
+                    `${verb} ${reservation.port} ${Output.orDash(reservation.tag)} ${Output.singleLine(reservation.path)} (${reason})`
+                )
+                .join("\n")
+      )
+    })
+  )
+
+/** `keel port migrate`. */
+export const migrate = (input: MigrateInput) =>
+  withRegistry(
+    Effect.gen(function* () {
+      const registry = yield* Reservation.Reservations
+      const result = yield* registry.migrate({
+        from: resolve(process.cwd(), input.from),
+        to: resolve(process.cwd(), input.to),
+        recursive: input.recursive || undefined,
+        overwrite: input.overwrite || undefined,
+        dryRun: input.dryRun || undefined
+      })
+      const verb = result.dryRun ? "would move" : "moved"
+      yield* Output.confirmation(
+        {
+          dryRun: result.dryRun,
+          moved: result.moved.map(({ from, reservation }) => ({ from, reservation: encode(reservation) })),
+          replaced: result.replaced.map((reservation) => encode(reservation))
+        },
+        () =>
+          result.moved.length === 0
+            ? "nothing to migrate"
+            : result.moved
+                .map(
+                  ({ from, reservation }) =>
+                    `${verb} ${reservation.port} ${Output.orDash(reservation.tag)} ${Output.singleLine(from)} -> ${Output.singleLine(reservation.path)}`
+                )
+                .join("\n")
+      )
+    })
+  )
+
+/** `keel port assert-reservation`. */
+export const assertReservation = (input: AssertReservationInput) =>
+  withRegistry(
+    Effect.gen(function* () {
+      const loaded = yield* Settings.load()
+      const path = Settings.pathOf(loaded.effective, input.path)
+      const registry = yield* Reservation.Reservations
+      const found = yield* Effect.option(
+        Effect.catchTag(
+          registry.show({ path, tag: Option.getOrUndefined(input.tag) }),
+          "ReservationNotFound",
+          () => Effect.fail(undefined)
+        )
+      )
+      const holds = Option.match(found, {
+        onNone: () => false,
+        onSome: (reservation) =>
+          Option.match(input.port, { onNone: () => true, onSome: (port) => reservation.port === port })
+      })
+      const key = `${path}${Option.match(input.tag, { onNone: () => "", onSome: (tag) => ` [${tag}]` })}`
+      yield* check(
+        holds !== input.not,
+        input.not
+          ? `${key} is reserved`
+          : `${key} is not reserved${Option.isSome(input.port) ? " with that port" : ""}`
+      )
+      if (Option.isSome(found))
+        yield* Output.result({ reservation: encode(found.value) }, () => String(found.value.port))
+    })
+  )
+
+/** `keel port assert-port`. */
+export const assertPort = (input: AssertPortInput) =>
+  withRegistry(
+    Effect.gen(function* () {
+      const registry = yield* Reservation.Reservations
+      const found = yield* Effect.option(
+        Effect.catchTag(registry.showPort({ port: input.port }), "ReservationNotFound", () =>
+          Effect.fail(undefined)
+        )
+      )
+      yield* check(
+        Option.isSome(found) !== input.not,
+        input.not ? `port ${input.port} is reserved` : `port ${input.port} is not reserved`
+      )
+    })
+  )
+
+/** `keel port port-info`. */
+export const portInfo = (input: PortInfoInput) =>
+  withRegistry(
+    Effect.gen(function* () {
+      const port = yield* Port.validate(input.port, "port")
+      const registry = yield* Reservation.Reservations
+      const found = yield* Effect.option(
+        Effect.catchTag(registry.showPort({ port }), "ReservationNotFound", () => Effect.fail(undefined))
+      )
+      const occupied = input.includeOccupancy
+        ? yield* Occupancy.probe(port, {
+            hosts: registry.config.occupancy.hosts,
+            timeout: registry.config.occupancy.timeout
+          })
+        : undefined
+      const reservation = Option.getOrUndefined(found)
+      yield* Output.result(
+        {
+          port,
+          reservation: reservation === undefined ? null : encode(reservation),
+          occupied: occupied ?? null
+        },
+        () =>
+          [
+            `port ${port}: ${reservation === undefined ? "not reserved" : `reserved by ${Output.singleLine(reservation.path)} [${Output.orDash(reservation.tag)}]`}`,
+            ...(occupied === undefined ? [] : [`in use: ${occupied ? "yes" : "no"}`])
+          ].join("\n")
+      )
+    })
+  )
+
+const sqliteFile = Effect.map(Layers.dsn, (dsn) => {
+  const parsed = Dsn.parse(Redacted.value(dsn))
+  return Either.isRight(parsed) && parsed.right._tag === "Sqlite" && parsed.right.filename !== ":memory:"
+    ? { file: resolve(parsed.right.filename), redacted: parsed.right.redacted }
+    : {
+        file: undefined,
+        redacted: Either.isRight(parsed) ? parsed.right.redacted : Dsn.redact(Redacted.value(dsn))
+      }
+})
+
+/** `keel port show-data-dir`. */
+export const showDataDir = () =>
+  Effect.gen(function* () {
+    const { file, redacted } = yield* sqliteFile
+    yield* Output.result({ dataDir: file === undefined ? null : dirname(file), database: redacted }, () =>
+      file === undefined ? redacted : dirname(file)
+    )
+  })
+
+/** `keel port assert-data-dir`. */
+export const assertDataDir = (input: AssertDataDirInput) =>
+  Effect.gen(function* () {
+    const { file, redacted } = yield* sqliteFile
+    const exists = file !== undefined && existsSync(file)
+    yield* check(
+      exists !== input.not,
+      input.not ? `the database ${redacted} exists` : `the database ${redacted} does not exist`
+    )
+  })
+
+/** `keel port validate`. */
+export const validate = (input: ValidateInput) =>
+  Effect.gen(function* () {
+    const file = resolve(process.cwd(), input.file)
+    yield* Effect.provide(ProjectConfig.load(file), Settings.files)
+    yield* Output.confirmation({ file, valid: true }, () => `${file}: valid`)
+  })
+
+/** `keel port init`. */
+export const init = (input: InitInput) =>
+  Effect.gen(function* () {
+    const dir = Option.match(input.path, {
+      onNone: () => process.cwd(),
+      onSome: (path) => resolve(process.cwd(), path)
+    })
+    const file = join(dir, ProjectConfig.projectFile)
+    if (existsSync(file) && !input.force) {
+      return yield* new InvalidInput({ source: file, reason: "exists already (--force replaces it)" })
+    }
+    const text = ConfigFiles.starter(Option.getOrElse(input.project, () => basename(dir)))
+    yield* ProjectConfig.parse(text, file)
+    yield* Effect.tryPromise({
+      try: () => import("node:fs/promises").then((fs) => fs.writeFile(file, text)),
+      catch: (error) => new InvalidInput({ source: file, reason: String(error) })
+    })
+    yield* Output.confirmation({ file }, () => `wrote ${file}`)
+  })
+
+/** The file `exclude`, `compact-exclusions` and `scan --autoexclude` edit. */
+const exclusionsFile = (global: boolean) =>
+  Effect.gen(function* () {
+    if (global) return Settings.userConfigFile()
+    const dir = yield* Effect.provide(ProjectConfig.findProject(process.cwd()), Settings.files)
+    if (dir === undefined) {
+      return yield* new InvalidInput({
+        source: process.cwd(),
+        reason: `no ${ProjectConfig.projectFile} here or in a parent directory (use --global or keel port init)`
+      })
+    }
+    return join(dir, ProjectConfig.projectFile)
+  })
+
+const spanText = (range: { readonly min: number; readonly max: number }) =>
+  range.min === range.max ? `${range.min}` : `${range.min}..${range.max}`
+
+const printExclusions = (
+  file: string,
+  ranges: ReadonlyArray<{ readonly min: number; readonly max: number }>
+) =>
+  Output.confirmation(
+    { file, excluded: ranges },
+    () => `${file}: excluded ${ranges.length === 0 ? "nothing" : ranges.map(spanText).join(", ")}`
+  )
+
+/** `keel port exclude`. */
+export const exclude = (input: ExcludeInput) =>
+  Effect.gen(function* () {
+    const file = yield* exclusionsFile(input.global)
+    const added = yield* Effect.forEach(input.ports, (text, index) =>
+      Effect.mapError(
+        Port.parseExclusion(Parse.exclusion(text.replace("..", "-")), `port-or-range[${index}]`),
+        (error) => new InvalidInput({ source: JSON.stringify(text), reason: error.message })
+      )
+    )
+    const ranges = yield* Effect.provide(
+      ConfigFiles.editExclusions(file, (current) => [...current, ...added]),
+      Settings.files
+    )
+    yield* printExclusions(file, ranges)
+  })
+
+/** `keel port compact-exclusions`. */
+export const compactExclusions = (input: CompactInput) =>
+  Effect.gen(function* () {
+    const file = yield* exclusionsFile(input.global)
+    const ranges = yield* Effect.provide(
+      ConfigFiles.editExclusions(file, ConfigFiles.compact),
+      Settings.files
+    )
+    yield* printExclusions(file, ranges)
+  })
+
+/** `keel port scan`. */
+export const scan = (input: ScanInput) =>
+  withRegistry(
+    Effect.gen(function* () {
+      const loaded = yield* Settings.load()
+      const registry = yield* Reservation.Reservations
+      const range = yield* Option.match(input.range, {
+        onNone: () => Effect.succeed(loaded.effective.range ?? registry.config.range),
+        onSome: (text) => Port.parseRange(text, "range")
+      })
+      const hosts = ProjectConfig.hostsOf({
+        ...loaded.effective.occupancy,
+        allInterfaces: input.checkAllInterfaces || loaded.effective.occupancy.allInterfaces
+      })
+      const timeout = registry.config.occupancy.timeout
+      const ports = Array.from({ length: range.max - range.min + 1 }, (_, index) => range.min + index)
+      const occupied = yield* Effect.filter(ports, (port) => Occupancy.probe(port, { hosts, timeout }), {
+        concurrency: 32
+      })
+      const reserved = new Set<number>((yield* registry.list()).map((reservation) => reservation.port))
+      const found = occupied.map((port) => ({ port, reserved: reserved.has(port) }))
+      let excluded:
+        | {
+            readonly file: string
+            readonly ranges: ReadonlyArray<{ readonly min: number; readonly max: number }>
+          }
+        | undefined
+      if (input.autoexclude) {
+        const add = found
+          .filter((entry) => !entry.reserved)
+          .map((entry) => ({ min: entry.port, max: entry.port }))
+        const file = yield* exclusionsFile(input.global)
+        const ranges = yield* Effect.provide(
+          ConfigFiles.editExclusions(file, (current) => ConfigFiles.compact([...current, ...add])),
+          Settings.files
+        )
+        excluded = { file, ranges }
+      }
+      yield* Output.result({ range, occupied: found, excluded: excluded ?? null }, () =>
+        [
+          ...(found.length === 0
+            ? []
+            : [
+                Output.table(
+                  ["PORT", "RESERVED"],
+                  found.map((entry) => [String(entry.port), entry.reserved ? "yes" : "no"])
+                )
+              ]),
+          ...(excluded === undefined
+            ? []
+            : [`${excluded.file}: excluded ${excluded.ranges.map(spanText).join(", ")}`])
+        ].join("\n")
+      )
+    })
+  )

@@ -1,0 +1,216 @@
+/**
+ * The registry's store on SQL: SQLite, libSQL, PGlite and PostgreSQL. Every statement is here;
+ * every value is a bind parameter, and the SQL text that varies by dialect (the key order, the
+ * allocation lock) is chosen once when the store is made.
+ *
+ * Every write is a plan (`@keel/sql` `Plan`) run by `Transaction.plan`: on better-sqlite3 the lock,
+ * the reads, the choice and the writes run as ONE synchronous driver step between BEGIN IMMEDIATE
+ * and COMMIT; elsewhere statement by statement in one transaction holding the allocation lock (a
+ * transaction-scoped advisory lock on PostgreSQL and PGlite). The lowest free port is found by SQL
+ * (the candidates are the range's start and the port after each held or avoided one), so no holder
+ * row of the range is read into JavaScript. A transaction is re-run only when its failure proves it
+ * rolled back (`Retry.plan`); database failures become `ReservationStoreError` here, once.
+ */
+import * as Path from "@effect/platform/Path"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
+import { Backend, DbError, Failure, Plan, Retry, Transaction } from "@keel/sql"
+import { Effect, Either, Layer } from "effect"
+import * as Rows from "./internal/rows.js"
+import * as SqlAllocation from "./internal/sqlAllocation.js"
+import * as SqlMigration from "./internal/sqlMigration.js"
+import { ReservationStoreError } from "./ReservationError.js"
+import {
+  type Allocated,
+  type Filter,
+  type Oracle,
+  ReservationStore,
+  type Store,
+  type Stored
+} from "./ReservationStore.js"
+
+/** The key of the lock that serializes every write on PostgreSQL (SQLite's BEGIN IMMEDIATE does it there). */
+export const allocationLock = "keel-reservation-allocate"
+
+/** FNV-1a over the key folded to a signed 53-bit integer: the id `Transaction.lock(key)` locks. */
+const lockId = (key: string): number => {
+  let hash = 0xcbf29ce484222325n
+  for (const byte of new TextEncoder().encode(key)) {
+    hash ^= BigInt(byte)
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn
+  }
+  return Number(BigInt.asIntN(53, hash))
+}
+
+/** What one allocation has found out so far. */
+interface Learnt {
+  readonly probed: Map<number, boolean>
+  missing: ReadonlySet<string> | undefined
+}
+
+/** The store boundary: database failures become `ReservationStoreError { operation }`. */
+const refail = (operation: string) =>
+  Failure.refail((cause) => new ReservationStoreError({ operation, cause }))
+
+/** Builds the store over the `SqlClient`, `Backend` and `Path` in context. */
+export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Backend | Path.Path> =
+  Effect.gen(function* () {
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const backend = yield* Backend.Backend
+    const separator = (yield* Path.Path).sep
+
+    // ---- dialect fragments, chosen once ----
+
+    /** Path then tag, by code unit on every backend (PostgreSQL would otherwise use its locale). */
+    const keyOrder = sql.onDialectOrElse({
+      pg: () => sql`path COLLATE "C", tag COLLATE "C"`,
+      orElse: () => sql`path, tag`
+    })
+    const lock: Statement.Statement<object> | undefined = sql.onDialectOrElse({
+      pg: () => sql`SELECT pg_advisory_xact_lock(${lockId(allocationLock)})`,
+      orElse: () => undefined
+    })
+    const columns = sql`path, tag, port, project, task, created_at, last_used_at, ttl_ms, expires_at`
+
+    /** The path and everything below it, by whole segments (no LIKE: SQLite's is case-insensitive). */
+    const underPath = (path: string) => {
+      const prefix = path.endsWith(separator) ? path : `${path}${separator}`
+      return sql`(path = ${path} OR substr(path, 1, ${[...prefix].length}) = ${prefix})`
+    }
+
+    const where = (filter: Filter) =>
+      sql.and([
+        ...(filter.path === undefined ? [] : [sql`path = ${filter.path}`]),
+        ...(filter.under === undefined ? [] : [underPath(filter.under)]),
+        ...(filter.tag === undefined ? [] : [sql`tag = ${filter.tag}`]),
+        ...(filter.project === undefined ? [] : [sql`project = ${filter.project}`]),
+        ...(filter.port === undefined ? [] : [sql`port = ${filter.port}`])
+      ])
+
+    function* locked(): Generator<Plan.Instruction<never>, void, unknown> {
+      if (lock !== undefined) yield* Plan.run(lock)
+    }
+
+    const planned = <A, E>(make: Plan.Make<A, E>) => Retry.run(Retry.plan(make, backend))
+
+    const decoded = <A>(either: Either.Either<A, DbError.DbError>) =>
+      Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(either.left)
+
+    const allocation = SqlAllocation.make(sql, { columns, locked, parameterLimit: backend.parameterLimit })
+    const migration = SqlMigration.make(sql, { columns, locked, under: underPath })
+
+    const plan = Transaction.planOn(backend)
+
+    /** What the plan asked to know, found out: ports probed, or which paths are gone. */
+    const learn = (asked: Exclude<Allocated, { _tag: "Allocated" }>, oracle: Oracle, known: Learnt) =>
+      Effect.gen(function* () {
+        if (asked._tag === "CheckPaths") {
+          const gone = new Set<string>()
+          for (const path of asked.paths) if (!(yield* oracle.exists(path))) gone.add(path)
+          known.missing = gone
+        } else {
+          for (const port of asked.ports) {
+            if (!known.probed.has(port)) known.probed.set(port, yield* oracle.isOccupied(port))
+          }
+        }
+      })
+
+    const allocate: Store["allocate"] = (a, oracle, now) => {
+      const known: Learnt = { probed: new Map(), missing: undefined }
+      // First the plan alone (one driver step on better-sqlite3); with occupancy checked it begins
+      // only when it needs no probe (a refresh), else it stops before BEGIN having locked nothing.
+      const first = Retry.run(
+        Retry.plan(allocation(a, known, now, a.checkOccupancy), backend, {
+          begin: a.checkOccupancy ? "lazy" : "eager"
+        })
+      )
+      // Then, when it needs to know more: the plan again in one transaction that probes under the
+      // lock as ports come up (each attempt a savepoint), as the whole allocation always did.
+      const withProbes = Retry.run(
+        Retry.transaction(
+          Effect.gen(function* () {
+            for (;;) {
+              const attempt = yield* plan(allocation(a, known, now, false))
+              if (attempt._tag === "Allocated") return attempt.reservations
+              yield* learn(attempt, oracle, known)
+            }
+          })
+        )
+      ).pipe(Effect.provideService(Backend.Backend, backend))
+      return first.pipe(
+        Effect.flatMap((attempt) => {
+          if (attempt._tag === "Allocated") return Effect.succeed(attempt.reservations)
+          return attempt._tag === "CheckPaths"
+            ? Effect.zipRight(learn(attempt, oracle, known), withProbes)
+            : withProbes
+        }),
+        Effect.catchIf(
+          (error): error is SqlAllocation.DryRun => error instanceof SqlAllocation.DryRun,
+          (dry) => Effect.succeed(dry.allocated._tag === "Allocated" ? dry.allocated.reservations : [])
+        ),
+        refail(a.operation)
+      )
+    }
+
+    // ---- reads and removals ----
+
+    const find: Store["find"] = (filter, operation) =>
+      Retry.run(
+        Retry.read(
+          DbError.refine(
+            sql`SELECT ${columns} FROM keel_reservations WHERE ${where(filter)} ORDER BY ${keyOrder}`
+          )
+        )
+      ).pipe(
+        Effect.flatMap((raw) => decoded(Either.flatMap(Rows.storedRows(raw), Rows.toReservations))),
+        refail(operation)
+      )
+
+    const remove: Store["remove"] = (filter) =>
+      planned(function* () {
+        yield* locked()
+        return yield* Plan.rows(
+          sql<Stored>`DELETE FROM keel_reservations WHERE ${where(filter)} RETURNING ${columns}`
+        )
+      }).pipe(
+        Effect.flatMap((raw) => decoded(Either.flatMap(Rows.storedRows(raw), Rows.toReservations))),
+        refail("release")
+      )
+
+    const all: Store["all"] = (operation) =>
+      Retry.run(Retry.read(DbError.refine(sql`SELECT ${columns} FROM keel_reservations ORDER BY port`))).pipe(
+        Effect.flatMap((raw) => decoded(Rows.storedRows(raw))),
+        refail(operation)
+      )
+
+    const removeUnchanged: Store["removeUnchanged"] = (rows, operation) =>
+      planned(function* () {
+        yield* locked()
+        const removed: Array<Stored> = []
+        for (const row of rows) {
+          const deleted = yield* Plan.rows(
+            sql<{ port: number }>`DELETE FROM keel_reservations
+              WHERE path = ${row.path} AND tag = ${row.tag}
+                AND port = ${row.port} AND last_used_at = ${row.last_used_at}
+              RETURNING port`
+          )
+          if (deleted.length > 0) removed.push(row)
+        }
+        return removed
+      }).pipe(refail(operation))
+
+    const migrate: Store["migrate"] = (m) =>
+      planned(migration(m)).pipe(
+        Effect.catchIf(
+          (error): error is SqlMigration.DryMigration => error instanceof SqlMigration.DryMigration,
+          (dry) => Effect.succeed(dry.result)
+        ),
+        refail("migrate")
+      )
+
+    return { allocate, find, remove, all, removeUnchanged, migrate }
+  })
+
+/** The SQL store in context. */
+export const layer: Layer.Layer<ReservationStore, never, SqlClient.SqlClient | Backend.Backend | Path.Path> =
+  Layer.effect(ReservationStore, make)

@@ -1,0 +1,309 @@
+/**
+ * The allocation transaction as a plan: read the key's reservations, check the sticky labels,
+ * choose the ports (`Allocator.choose`, with the lowest free port found by SQL), write.
+ *
+ * A port whose occupancy is unknown is not probed here (a plan does not wait): the plan answers
+ * `Probe` and the store probes under the lock and runs it again (`SqlReservationStore.ts`). With
+ * `prephase` (run with `{ begin: "lazy" }`) the plan first decides without a transaction and, when
+ * that decision needs a probe, answers before BEGIN having locked nothing; otherwise it begins,
+ * takes the lock and decides again from the database as it is now — only that is written.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
+import { Plan } from "@keel/sql"
+import * as Allocator from "../Allocator.js"
+import { inRange, type Port, type PortRange } from "../Port.js"
+import { NoPortAvailable, PreferredPortReserved, StickyFieldChanged } from "../ReservationError.js"
+import {
+  type Allocated,
+  type Allocation,
+  choiceOf,
+  type Known,
+  type Stored,
+  untagged,
+  type Want
+} from "../ReservationStore.js"
+import type { Outcome } from "../Schemas.js"
+
+/** A dry run's result, carried out of its plan by an abort so that its writes roll back. */
+export class DryRun {
+  readonly _tag = "DryRun"
+  constructor(readonly allocated: Allocated) {}
+}
+
+/** Every way the plan aborts. */
+export type Aborted = StickyFieldChanged | NoPortAvailable | PreferredPortReserved | DryRun
+
+type Decision =
+  | { readonly _tag: "Probe"; readonly ports: ReadonlyArray<Port> }
+  | { readonly _tag: "Refused"; readonly error: StickyFieldChanged | NoPortAvailable | PreferredPortReserved }
+  | {
+      readonly _tag: "Write"
+      readonly existing: ReadonlyMap<string, Stored>
+      readonly placing: ReadonlyArray<Want>
+      readonly assigned: ReadonlyMap<string, Port>
+    }
+
+/** What the plan shares with the rest of the store. */
+export interface Parts {
+  readonly parameterLimit: number
+  readonly columns: Statement.Fragment
+  readonly locked: () => Generator<Plan.Instruction<never>, void, unknown>
+}
+
+/** The allocation plan over `sql`. */
+export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
+  const { columns, locked } = parts
+  const joinSpaced = sql.join(" ", false, "")
+
+  /**
+   * The lowest port of `range` that no row `taken` holds and no span of `avoid` covers: it is the
+   * range's start or the port after a held or avoided one, so only those are candidates.
+   */
+  const lowestFree = (range: PortRange, avoid: ReadonlyArray<Allocator.Span>, taken: Statement.Fragment) => {
+    const spans = avoid.filter((span) => span.max >= range.min && span.min <= range.max)
+    const after = spans
+      .filter((span) => span.max < range.max)
+      .map((span) => sql`UNION ALL SELECT CAST(${span.max + 1} AS INTEGER)`)
+    const outside = spans.map((span) => sql`NOT (c BETWEEN ${span.min} AND ${span.max})`)
+    return sql<{ port: number | null }>`SELECT MIN(c) AS port FROM (
+        SELECT CAST(${range.min} AS INTEGER) AS c
+        UNION ALL SELECT port + 1 FROM keel_reservations
+          WHERE port >= ${range.min} AND port < ${range.max} AND ${taken}
+        ${joinSpaced(after)}
+      ) candidates
+      WHERE c <= ${range.max} AND ${sql.and(outside)}
+        AND c NOT IN (SELECT port FROM keel_reservations
+          WHERE port BETWEEN ${range.min} AND ${range.max} AND ${taken})`
+  }
+
+  function* decide(
+    a: Allocation,
+    probed: ReadonlyMap<number, boolean>,
+    now: number
+  ): Generator<Plan.Instruction<never>, Decision, unknown> {
+    const tags = a.wants.map((want) => want.tag)
+    const existing = new Map(
+      (yield* Plan.rows(
+        sql<Stored>`SELECT ${columns} FROM keel_reservations WHERE path = ${a.path} AND ${sql.in("tag", tags)}`
+      )).map((row) => [row.tag, row] as const)
+    )
+    if (!a.force) {
+      for (const row of existing.values()) {
+        for (const field of ["project", "task"] as const) {
+          const requested = a[field]
+          if (field === "project" ? a.allowProjectChange : a.allowTaskChange) continue
+          if (requested !== undefined && requested !== row[field]) {
+            return {
+              _tag: "Refused",
+              error: new StickyFieldChanged({
+                path: row.path,
+                tag: row.tag === untagged ? null : row.tag,
+                field,
+                current: row[field],
+                requested
+              })
+            }
+          }
+        }
+      }
+    }
+    const placing = a.wants.filter((want) => {
+      const row = existing.get(want.tag)
+      return (
+        row === undefined ||
+        ((a.force || a.move) && want.preferred !== undefined && want.preferred !== Number(row.port))
+      )
+    })
+    if (placing.length === 0) return { _tag: "Write", existing, placing, assigned: new Map() }
+    const placingTags = placing.map((want) => want.tag)
+    const kept = [...existing.keys()].filter((tag) => !placingTags.includes(tag))
+    // Taken: every live reservation, and this request's own kept reservations even when expired;
+    // the reservations this request moves free their ports.
+    const taken = sql`((path = ${a.path} AND ${sql.in("tag", kept)}) OR (NOT (path = ${a.path} AND ${sql.in("tag", [...existing.keys()])}) AND (expires_at IS NULL OR expires_at > ${now})))`
+    const holders: Allocator.Holders<Plan.Instruction<never>> = {
+      *isTaken(port) {
+        const rows = yield* Plan.rows(
+          sql<{ port: number }>`SELECT port FROM keel_reservations WHERE port = ${port} AND ${taken}`
+        )
+        return rows.length > 0
+      },
+      *takenIn(range) {
+        const rows = yield* Plan.rows(
+          sql<{ port: number }>`SELECT port FROM keel_reservations
+            WHERE port BETWEEN ${range.min} AND ${range.max} AND ${taken}`
+        )
+        return new Set(rows.map((row) => Number(row.port)))
+      },
+      *lowestFree(range, avoid) {
+        const [row] = yield* Plan.rows(lowestFree(range, avoid, taken))
+        const port = row?.port
+        return port === null || port === undefined ? undefined : inRange(range, Number(port))
+      }
+    }
+    const chosen = yield* Allocator.choose(choiceOf(a, placing, probed), holders)
+    switch (chosen._tag) {
+      case "Probe":
+        return chosen
+      case "Placed":
+        return { _tag: "Write", existing, placing, assigned: chosen.assigned }
+      case "Exhausted":
+        return {
+          _tag: "Refused",
+          error: new NoPortAvailable({
+            path: a.path,
+            tag: chosen.key === untagged ? null : chosen.key,
+            range: { min: a.range.min, max: a.range.max },
+            requested: placing.length
+          })
+        }
+      case "PreferredTaken": {
+        const [holder] = yield* Plan.rows(
+          sql<{
+            path: string
+            tag: string
+          }>`SELECT path, tag FROM keel_reservations WHERE port = ${chosen.port}`
+        )
+        return {
+          _tag: "Refused",
+          error: new PreferredPortReserved({
+            port: chosen.port,
+            holderPath: holder?.path ?? "",
+            holderTag: holder === undefined || holder.tag === untagged ? null : holder.tag
+          })
+        }
+      }
+    }
+  }
+
+  function* write(
+    a: Allocation,
+    decision: Extract<Decision, { _tag: "Write" }>,
+    now: number
+  ): Generator<Plan.Instruction<never>, Allocated, unknown> {
+    const { existing, placing, assigned } = decision
+    const written = new Map<string, { readonly row: Stored; readonly outcome: Outcome }>()
+    if (placing.length > 0) {
+      // Moved reservations leave their old ports first, so that another service of this request
+      // may take one of them; expired reservations of others give up the chosen ports.
+      const moving = placing.map((want) => want.tag).filter((tag) => existing.has(tag))
+      if (moving.length > 0) {
+        yield* Plan.run(
+          sql`DELETE FROM keel_reservations WHERE path = ${a.path} AND ${sql.in("tag", moving)}`
+        )
+      }
+      yield* Plan.run(
+        sql`DELETE FROM keel_reservations
+          WHERE ${sql.in("port", [...assigned.values()])} AND expires_at IS NOT NULL AND expires_at <= ${now}`
+      )
+      const rows: Array<Stored> = []
+      for (const want of placing) {
+        const port = assigned.get(want.tag)
+        if (port === undefined) continue
+        const previous = existing.get(want.tag)
+        const row: Stored = {
+          path: a.path,
+          tag: want.tag,
+          port,
+          project: a.project ?? null,
+          task: a.task ?? null,
+          created_at: previous === undefined ? now : Number(previous.created_at),
+          last_used_at: now,
+          ttl_ms: a.ttlMs ?? null,
+          expires_at: a.ttlMs === undefined ? null : now + a.ttlMs
+        }
+        rows.push(row)
+        written.set(want.tag, { row, outcome: previous === undefined ? "created" : "moved" })
+      }
+      yield* Plan.run(sql`INSERT INTO keel_reservations ${sql.insert(rows)}`)
+    }
+    for (const want of a.wants) {
+      const previous = existing.get(want.tag)
+      if (previous === undefined || written.has(want.tag)) continue
+      const ttl = a.ttlMs ?? (previous.ttl_ms === null ? null : Number(previous.ttl_ms))
+      const row: Stored = {
+        ...previous,
+        last_used_at: now,
+        ttl_ms: ttl,
+        expires_at: ttl === null ? null : now + ttl,
+        project: a.project ?? previous.project,
+        task: a.task ?? previous.task
+      }
+      yield* Plan.run(
+        sql`UPDATE keel_reservations SET
+          last_used_at = ${row.last_used_at}, ttl_ms = ${row.ttl_ms}, expires_at = ${row.expires_at},
+          project = ${row.project}, task = ${row.task}
+        WHERE path = ${row.path} AND tag = ${row.tag}`
+      )
+      written.set(want.tag, { row, outcome: "refreshed" })
+    }
+    return {
+      _tag: "Allocated",
+      reservations: a.wants.flatMap((want) => {
+        const entry = written.get(want.tag)
+        return entry === undefined ? [] : [entry]
+      })
+    }
+  }
+
+  /**
+   * On exhaustion, in the allocation's transaction: removes reservations unused for
+   * `expireUnusedMs` and those of the paths found missing (never this request's own). True when
+   * something was removed, so choosing again may succeed.
+   */
+  function* reclaim(
+    a: Allocation,
+    missing: ReadonlySet<string> | undefined,
+    now: number
+  ): Generator<Plan.Instruction<never>, boolean, unknown> {
+    let removed = 0
+    const notOwn = sql`NOT (path = ${a.path} AND ${sql.in(
+      "tag",
+      a.wants.map((want) => want.tag)
+    )})`
+    if (a.expireUnusedMs !== undefined) {
+      const rows = yield* Plan.rows(
+        sql<{ port: number }>`DELETE FROM keel_reservations
+          WHERE last_used_at <= ${now - a.expireUnusedMs} AND ${notOwn} RETURNING port`
+      )
+      removed += rows.length
+    }
+    if (a.prune && missing !== undefined && missing.size > 0) {
+      const rows = yield* Plan.chunked(
+        [...missing],
+        { parameterLimit: parts.parameterLimit, parametersPerItem: 1, fixedParameters: 1 + a.wants.length },
+        (paths) =>
+          sql<{
+            port: number
+          }>`DELETE FROM keel_reservations WHERE ${sql.in("path", paths)} AND ${notOwn} RETURNING port`
+      )
+      removed += rows.length
+    }
+    return removed > 0
+  }
+
+  /** The plan of one allocation attempt (see the module comment). */
+  return (a: Allocation, known: Known, now: number, prephase: boolean): Plan.Make<Allocated, Aborted> =>
+    function* () {
+      if (prephase) {
+        const first = yield* decide(a, known.probed, now)
+        if (first._tag === "Probe") return first
+        yield* Plan.begin()
+      }
+      yield* locked()
+      let decision = yield* decide(a, known.probed, now)
+      const exhausted = decision._tag === "Refused" && decision.error._tag === "NoPortAvailable"
+      if (exhausted && (a.expireUnusedMs !== undefined || a.prune)) {
+        if (a.prune && known.missing === undefined) {
+          const paths = yield* Plan.rows(sql<{ path: string }>`SELECT DISTINCT path FROM keel_reservations`)
+          return { _tag: "CheckPaths", paths: paths.map((row) => row.path) }
+        }
+        if (yield* reclaim(a, known.missing, now)) decision = yield* decide(a, known.probed, now)
+      }
+      if (decision._tag === "Probe") return decision
+      if (decision._tag === "Refused") return yield* Plan.abort(decision.error)
+      const allocated = yield* write(a, decision, now)
+      if (a.dryRun) return yield* Plan.abort(new DryRun(allocated))
+      return allocated
+    }
+}
