@@ -63,6 +63,24 @@ export const connectionPragmas = (busyTimeoutMs: number): ReadonlyArray<string> 
 ]
 
 /**
+ * Running and reading a PRAGMA on `client`, each retried as a read (every setting here is
+ * idempotent, and any can meet a lock on a fresh file); `read` returns the first value as text.
+ */
+const pragmas = (client: SqlClient.SqlClient) => ({
+  pragma: (text: string) =>
+    Retry.run(Retry.read(Effect.mapError(client.unsafe(text).raw, (error) => classify(error)))),
+  read: (text: string) =>
+    Retry.run(
+      Retry.read(
+        Effect.map(
+          Effect.mapError(client.unsafe<Record<string, unknown>>(text), (error) => classify(error)),
+          firstValue
+        )
+      )
+    )
+})
+
+/**
  * Applies WAL (persistent in the file), the per-connection pragmas, and reads every setting back:
  * journal_mode=wal, foreign_keys=1, busy_timeout, synchronous=1 (NORMAL).
  */
@@ -75,17 +93,7 @@ export const configureSqlite = (
     const timeout = yield* validBusyTimeout(settings.busyTimeoutMs, backend)
     // Every statement here is idempotent, and any of them can meet a lock on a fresh file (the
     // first statement reads the schema; another process may be switching the file to WAL).
-    const pragma = (text: string) =>
-      Retry.run(Retry.read(Effect.mapError(client.unsafe(text).raw, (error) => classify(error))))
-    const read = (text: string) =>
-      Retry.run(
-        Retry.read(
-          Effect.map(
-            Effect.mapError(client.unsafe<Record<string, unknown>>(text), (error) => classify(error)),
-            firstValue
-          )
-        )
-      )
+    const { pragma, read } = pragmas(client)
     const expect = (setting: string, actual: string, expected: string) =>
       actual === expected ? Effect.void : Effect.fail(new SetupFailed({ backend, setting, expected, actual }))
 
@@ -119,17 +127,7 @@ export const configureTurso = (
   settings: { readonly memory: boolean }
 ): Effect.Effect<void, DbError | SetupFailed> =>
   Effect.gen(function* () {
-    const pragma = (text: string) =>
-      Retry.run(Retry.read(Effect.mapError(client.unsafe(text).raw, (error) => classify(error))))
-    const read = (text: string) =>
-      Retry.run(
-        Retry.read(
-          Effect.map(
-            Effect.mapError(client.unsafe<Record<string, unknown>>(text), (error) => classify(error)),
-            firstValue
-          )
-        )
-      )
+    const { pragma, read } = pragmas(client)
     const expect = (setting: string, actual: string, expected: ReadonlyArray<string>) =>
       expected.includes(actual)
         ? Effect.void
