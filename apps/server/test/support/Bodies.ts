@@ -122,8 +122,12 @@ const get = (value: unknown, path: Path): unknown =>
     value
   )
 
-/** Sets an own property, `__proto__` included (plain assignment would change the prototype). */
+/**
+ * Sets an own property, `__proto__` included (plain assignment would change the prototype). An
+ * array's `length` cannot be redefined (the generator can draw that key): it is left as it is.
+ */
 const put = (target: unknown, key: string | number, item: unknown): void => {
+  if (Array.isArray(target) && key === "length") return
   if (Predicate.isRecord(target) || Array.isArray(target)) {
     Object.defineProperty(target, key, { value: item, enumerable: true, writable: true, configurable: true })
   }
