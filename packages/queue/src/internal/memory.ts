@@ -13,7 +13,7 @@ import { throttledUntil } from "./limits.js"
 import * as MemoryEvents from "./memoryEvents.js"
 import * as MemoryLimits from "./memoryLimits.js"
 import * as MemoryMessages from "./memoryMessages.js"
-import { type Archived, leased, type Message } from "./memoryMessages.js"
+import { type Archived, chooseDead, leased, type Message } from "./memoryMessages.js"
 
 interface Worker {
   readonly id: string
@@ -343,12 +343,7 @@ export const make: Effect.Effect<QueueStore.Store> = Effect.map(
         Effect.suspend(() => {
           const queue = queues.get(name)
           if (queue === undefined) return Effect.succeed(undefined)
-          const dead = [...archive.values()]
-            .filter((row) => row.queueId === queue.id && row.dead)
-            .sort((a, b) => a.id - b.id)
-          const wanted = selection.ids === undefined ? undefined : new Set(selection.ids)
-          const chosen =
-            wanted === undefined ? dead.slice(0, selection.limit) : dead.filter((row) => wanted.has(row.id))
+          const chosen = chooseDead(archive, queue.id, selection)
           for (const row of chosen) {
             archive.delete(row.id)
             messages.set(row.id, {

@@ -58,6 +58,19 @@ const toRow = (message: Message, queue: QueueStore.QueueRow, now: number): Queue
   group: message.group
 })
 
+/** The queue's dead letters `selection` names (these ids, or the oldest `limit`), oldest first. */
+export const chooseDead = (
+  archive: ReadonlyMap<number, Archived>,
+  queueId: number,
+  selection: { readonly ids: ReadonlyArray<number> | undefined; readonly limit: number }
+): ReadonlyArray<Archived> => {
+  const dead = [...archive.values()]
+    .filter((row) => row.queueId === queueId && row.dead)
+    .sort((a, b) => a.id - b.id)
+  const wanted = selection.ids === undefined ? undefined : new Set(selection.ids)
+  return wanted === undefined ? dead.slice(0, selection.limit) : dead.filter((row) => wanted.has(row.id))
+}
+
 /** What these operations use of the memory store's state. */
 export interface State {
   readonly queues: ReadonlyMap<string, QueueStore.QueueRow>
@@ -141,12 +154,7 @@ export const make = ({
     Effect.sync(() => {
       const queue = queues.get(name)
       if (queue === undefined) return undefined
-      const dead = [...archive.values()]
-        .filter((row) => row.queueId === queue.id && row.dead)
-        .sort((a, b) => a.id - b.id)
-      const wanted = selection.ids === undefined ? undefined : new Set(selection.ids)
-      const chosen =
-        wanted === undefined ? dead.slice(0, selection.limit) : dead.filter((row) => wanted.has(row.id))
+      const chosen = chooseDead(archive, queue.id, selection)
       for (const row of chosen) archive.delete(row.id)
       return chosen.map((row) => row.id)
     }),
