@@ -16,9 +16,31 @@ export { maxBackoffMs }
 export const defaults: Backoff = { kind: "exponential", base: 1_000, max: 300_000, jitter: 0.25 }
 
 /**
- * A decoded backoff (`Options.BackoffOptions`) with its defaults filled in: `max` defaults to the
- * larger of `base` and 5 minutes, and a `max` below `base` is refused (`option` names it in errors;
- * `given` is the input, for the error's value).
+ * A backoff's cap in milliseconds: `max` as decoded, by default the larger of `base` and 5 minutes;
+ * a `max` below `base` is refused (`option` names the backoff in errors; `given` is the cap as the
+ * caller wrote it, for the error's value).
+ */
+export const capOf = (
+  option: string,
+  base: number,
+  max: number | undefined,
+  given: unknown
+): Either.Either<number, InvalidOption> => {
+  const cap = max ?? Math.max(base, defaults.max)
+  return cap < base
+    ? Either.left(
+        new InvalidOption({
+          option: `${option}.max`,
+          value: describeInput(given),
+          expected: durationExpected({ min: base, max: maxBackoffMs })
+        })
+      )
+    : Either.right(cap)
+}
+
+/**
+ * A decoded backoff (`Options.BackoffOptions`) with its defaults filled in (the cap as `capOf`;
+ * `option` names it in errors; `given` is the input, for the error's value).
  */
 export const resolve = (
   option: string,
@@ -26,22 +48,12 @@ export const resolve = (
   given: BackoffOptions
 ): Either.Either<Backoff, InvalidOption> => {
   const base = decoded.base ?? defaults.base
-  const max = decoded.max ?? Math.max(base, defaults.max)
-  if (max < base) {
-    return Either.left(
-      new InvalidOption({
-        option: `${option}.max`,
-        value: describeInput(given.max),
-        expected: durationExpected({ min: base, max: maxBackoffMs })
-      })
-    )
-  }
-  return Either.right({
+  return Either.map(capOf(option, base, decoded.max, given.max), (max) => ({
     kind: decoded.kind ?? defaults.kind,
     base,
     max,
     jitter: decoded.jitter ?? defaults.jitter
-  })
+  }))
 }
 
 /**

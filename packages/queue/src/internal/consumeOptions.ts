@@ -4,10 +4,9 @@
  * The worker options among them are checked by `registerWorker`.
  */
 import { Either } from "effect"
-import { describeInput } from "../Message.js"
-import { type ConsumeOptions, ConsumeSettings, maxBackoffMs } from "../Options.js"
-import { InvalidOption } from "../QueueError.js"
-import { decoder, durationExpected } from "./optionSchema.js"
+import * as Backoff from "../Backoff.js"
+import { type ConsumeOptions, ConsumeSettings } from "../Options.js"
+import { decoder } from "./optionSchema.js"
 
 const decodeSettings = decoder(ConsumeSettings)
 
@@ -15,16 +14,8 @@ const decodeSettings = decoder(ConsumeSettings)
 export const checkOptions = (options: ConsumeOptions) =>
   Either.flatMap(decodeSettings(options), (given) => {
     const backoffInitialMs = given.backoff?.initial ?? 1_000
-    const backoffMaxMs = given.backoff?.max ?? Math.max(backoffInitialMs, 5 * 60_000)
-    if (backoffMaxMs < backoffInitialMs) {
-      return Either.left(
-        new InvalidOption({
-          option: "backoff.max",
-          value: describeInput(options.backoff?.max),
-          expected: durationExpected({ min: backoffInitialMs, max: maxBackoffMs })
-        })
-      )
-    }
+    const backoffMaxMs = Backoff.capOf("backoff", backoffInitialMs, given.backoff?.max, options.backoff?.max)
+    if (Either.isLeft(backoffMaxMs)) return Either.left(backoffMaxMs.left)
     return Either.right({
       concurrency: given.concurrency ?? 1,
       prefetch: given.prefetch ?? 32,
@@ -33,7 +24,7 @@ export const checkOptions = (options: ConsumeOptions) =>
       shutdownMs: given.shutdownTimeout ?? 10_000,
       handlerTimeoutMs: given.handlerTimeout,
       backoffInitialMs,
-      backoffMaxMs,
+      backoffMaxMs: backoffMaxMs.right,
       onSuccess: given.onSuccess ?? "archive",
       visibilityMs: given.visibilityTimeout
     })
