@@ -29,6 +29,7 @@ import {
   Either,
   Layer,
   Option,
+  Ref,
   Schedule,
   type Scope
 } from "effect"
@@ -317,8 +318,9 @@ export class Cursors extends Context.Tag("@keel/cursor/CursorStore")<Cursors, Se
 export { Cursors as CursorStore }
 
 /**
- * Builds the store over a `CursorStorage`: declares the namespace's position kind (a mismatch is
- * `InvalidConfig`), acquires a fence when configured, then starts the background flusher in the
+ * Builds the store over a `CursorStorage`: reads the namespace's position kind (a mismatch is
+ * `InvalidConfig`; an undeclared namespace is declared by the store's first write), acquires a
+ * fence when configured (which declares it at once), then starts the background flusher in the
  * current scope. Closing the scope stops it, refuses further `set`s, flushes once more and
  * checkpoints (failures are logged: a finalizer cannot fail).
  */
@@ -334,15 +336,21 @@ export const makeWith = (
     const { namespace, flushInterval } = settled
     const storage = yield* CursorStorage.CursorStorage
     const backend = yield* Backend.Backend
-    const declared = yield* storage.declare(namespace, settled.positionKind ?? defaults.positionKind)
-    if (settled.positionKind !== undefined && declared.kind !== settled.positionKind) {
+    const wanted = settled.positionKind ?? defaults.positionKind
+    // A fenced store declares the namespace as it takes the fence; any other writes nothing until
+    // its first write, which declares the namespace (a store that only reads leaves no trace).
+    const found = settled.fenced
+      ? Option.some(yield* storage.acquireFence(namespace, wanted, yield* Retry.CurrentPolicy))
+      : yield* storage.declaration(namespace)
+    const kind = Option.match(found, { onNone: () => wanted, onSome: (declared) => declared.kind })
+    if (settled.positionKind !== undefined && kind !== settled.positionKind) {
       return yield* new InvalidConfig({
         field: "positionKind",
         value: settled.positionKind,
-        reason: `namespace ${JSON.stringify(namespace)} holds positions of kind ${declared.kind}`
+        reason: `namespace ${JSON.stringify(namespace)} holds positions of kind ${kind}`
       })
     }
-    const rules = PositionKind.ordering(declared.kind)
+    const rules = PositionKind.ordering(kind)
     // A start checked against `stream` while the kind was the namespace's to say: check it again.
     const start =
       settled.positionKind !== undefined
@@ -352,7 +360,7 @@ export const makeWith = (
             (error) => new InvalidConfig({ field: "start", value: error.position, reason: error.reason })
           )
     const fence = settled.fenced
-      ? yield* storage.acquireFence(namespace, yield* Retry.CurrentPolicy)
+      ? Option.getOrUndefined(Option.map(found, (declared) => declared.epoch))
       : undefined
     const tagged = Metrics.forNamespace(namespace)
     const env: Env = {
@@ -362,6 +370,7 @@ export const makeWith = (
       storage,
       backend,
       memory: yield* State.make(tagged.dirty),
+      undeclared: yield* Ref.make(Option.isNone(found) ? Option.some(kind) : Option.none()),
       writer: yield* Effect.makeSemaphore(1),
       fence,
       metrics: tagged
@@ -417,7 +426,7 @@ export const makeWith = (
 
     return {
       namespace,
-      kind: declared.kind,
+      kind,
       start,
       fence: fence ?? null,
       get,

@@ -76,8 +76,26 @@ export class Fenced extends Schema.TaggedError<Fenced>()("Fenced", {
 }
 
 /**
+ * The namespace was declared with another position kind by a store that wrote first, after this
+ * store started on the namespace while it was still undeclared. The write rolled back; this store's
+ * configuration conflicts with the namespace's and it should be restarted with the declared kind.
+ */
+export class KindConflict extends Schema.TaggedError<KindConflict>()("KindConflict", {
+  namespace: Schema.String,
+  /** The kind the namespace holds. */
+  declared: Schema.String,
+  /** The kind this store would have declared. */
+  wanted: Schema.String
+}) {
+  override get message(): string {
+    return `namespace ${quote(this.namespace)} holds positions of kind ${this.declared}; this store writes ${this.wanted}`
+  }
+}
+
+/**
  * Why a database operation failed: a classified driver error, a transaction that did not commit,
- * a write asked for inside a transaction that holds the only session, or a fenced writer.
+ * a write asked for inside a transaction that holds the only session, a fenced writer, or a
+ * namespace declared with another kind since the store started.
  */
 export const StoreFailure = Schema.Union(
   DbError.DbError,
@@ -85,7 +103,8 @@ export const StoreFailure = Schema.Union(
   Transaction.TransactionAborted,
   Transaction.CommitOutcomeUnknown,
   Transaction.SessionInUse,
-  Fenced
+  Fenced,
+  KindConflict
 )
 
 /** Why a database operation failed. */

@@ -7,10 +7,12 @@
  * the given retry policy only when its failure proves it rolled back. Every failure of the
  * database is a `CursorStoreError { operation, cause }`. A write given a `fence` first checks, in
  * its transaction, that the namespace's fence is still that epoch, and otherwise rolls back with
- * the cause `Fenced`. Times are epoch milliseconds.
+ * the cause `Fenced`. A write given `declare` first declares the namespace with that kind when it
+ * has no declaration yet (and rolls back with `KindConflict` when it holds another): starting a
+ * store writes nothing; its first write declares the namespace. Times are epoch milliseconds.
  */
 import type { Retry } from "@keel/sql"
-import { Context, type Effect } from "effect"
+import { Context, type Effect, type Option } from "effect"
 import type { CursorStoreError } from "./CursorError.js"
 import type * as Peer from "./Peer.js"
 import type * as Position from "./Position.js"
@@ -52,6 +54,11 @@ export interface Guard {
   readonly fence: number | undefined
   /** The retry policy of the transaction (counted by the caller). */
   readonly policy: Retry.Policy
+  /**
+   * The kind to declare the namespace with first (persist, overwrite, writeInTransaction; a delete
+   * or an expiry never declares); undefined: it is known to be declared.
+   */
+  readonly declare: PositionKind.Kind | undefined
 }
 
 /** What the result of `checkpoint` reports: a WAL checkpoint, or why none was needed. */
@@ -66,13 +73,18 @@ export type Checkpointed =
 
 /** The storage operations. */
 export interface Storage {
+  /** The namespace's declaration, if it has one; writes nothing. */
+  readonly declaration: (namespace: string) => Effect.Effect<Option.Option<Declared>, CursorStoreError>
   /**
-   * Declares `namespace` with `kind` if it has no declaration yet; the declaration as stored (its
-   * kind may differ from `kind`: the caller refuses to start then).
+   * Declares `namespace` with `kind` if it has no declaration yet, then moves its fence to the next
+   * epoch: every older holder is fenced off. The declaration as stored (its kind may differ from
+   * `kind`: the caller refuses to start then).
    */
-  readonly declare: (namespace: string, kind: PositionKind.Kind) => Effect.Effect<Declared, CursorStoreError>
-  /** Moves the namespace's fence to the next epoch and returns it: every older holder is fenced off. */
-  readonly acquireFence: (namespace: string, policy: Retry.Policy) => Effect.Effect<number, CursorStoreError>
+  readonly acquireFence: (
+    namespace: string,
+    kind: PositionKind.Kind,
+    policy: Retry.Policy
+  ) => Effect.Effect<Declared, CursorStoreError>
   /** The stored cursors of `peers` (every cursor of the namespace, ordered by peer, when undefined). */
   readonly read: (
     namespace: string,
@@ -120,7 +132,7 @@ export interface Storage {
     write: Write,
     now: number,
     rules: PositionKind.Ordering,
-    fence: number | undefined
+    guard: Omit<Guard, "policy">
   ) => Effect.Effect<boolean, CursorStoreError>
   /** `PRAGMA wal_checkpoint(TRUNCATE)` on SQLite and local libSQL; nothing elsewhere. */
   readonly checkpoint: (namespace: string) => Effect.Effect<Checkpointed, CursorStoreError>

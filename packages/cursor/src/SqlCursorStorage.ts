@@ -21,7 +21,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
 import { Backend, Failure, Plan, Retry, Transaction } from "@keel/sql"
 import { Context, Effect, Layer, Option } from "effect"
-import { CursorStoreError, Fenced } from "./CursorError.js"
+import { CursorStoreError, Fenced, KindConflict } from "./CursorError.js"
 import * as CursorStorage from "./CursorStorage.js"
 import type * as Peer from "./Peer.js"
 import type * as Position from "./Position.js"
@@ -43,14 +43,19 @@ const stored = (row: CursorRow): CursorStorage.Stored => ({
   updatedAt: Number(row.updated_at)
 })
 
-/** The store boundary: database failures and a fenced writer become `CursorStoreError { operation }`. */
+/**
+ * The store boundary: database failures, a fenced writer and a kind conflict become
+ * `CursorStoreError { operation }`.
+ */
 const boundary = (operation: string, namespace: string) => {
-  const wrap = (cause: Failure.Cause | Fenced) => new CursorStoreError({ operation, namespace, cause })
+  const wrap = (cause: Failure.Cause | Fenced | KindConflict) =>
+    new CursorStoreError({ operation, namespace, cause })
   return <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Failure.refail(wrap)(
       Effect.catchIf(
         effect,
-        (error): error is Extract<E, Fenced> => error instanceof Fenced,
+        (error): error is Extract<E, Fenced | KindConflict> =>
+          error instanceof Fenced || error instanceof KindConflict,
         (error) => Effect.fail(wrap(error))
       )
     )
@@ -112,6 +117,12 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
     /** Serializes the in-process comparisons of a namespace (SQLite: BEGIN IMMEDIATE already does). */
     const lockNamespace = (namespace: string): Statement.Statement<object> | undefined =>
       pg ? sql`SELECT pg_advisory_xact_lock(hashtextextended(${`keel_cursor:${namespace}`}, 0))` : undefined
+    const selectDeclaration = (namespace: string) =>
+      sql<{ kind: PositionKind.Kind; epoch: number | string }>`SELECT kind, epoch
+        FROM keel_cursor_namespaces WHERE namespace = ${namespace}`
+    const insertDeclaration = (namespace: string, kind: PositionKind.Kind) =>
+      sql`INSERT INTO keel_cursor_namespaces (namespace, kind, epoch)
+        VALUES (${namespace}, ${kind}, 0) ON CONFLICT (namespace) DO NOTHING`
     const parameterLimit = {
       parameterLimit: backend.parameterLimit,
       parametersPerItem: 1,
@@ -119,6 +130,18 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
     }
 
     // ---- plans ----------------------------------------------------------------------------------
+
+    /**
+     * Declares the namespace with `kind` unless it is declared; aborts with `KindConflict` when it
+     * holds another kind. Nothing when `kind` is undefined (known to be declared).
+     */
+    function* declareIn(namespace: string, kind: PositionKind.Kind | undefined) {
+      if (kind === undefined) return
+      yield* Plan.run(insertDeclaration(namespace, kind))
+      const [row] = yield* Plan.rows(selectDeclaration(namespace))
+      if (row !== undefined && row.kind !== kind)
+        yield* Plan.abort(new KindConflict({ namespace, declared: row.kind, wanted: kind }))
+    }
 
     /** Aborts with `Fenced` unless the namespace's fence is still `fence` (nothing when unfenced). */
     function* checkFence(namespace: string, fence: number | undefined) {
@@ -147,9 +170,10 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
       writes: ReadonlyArray<CursorStorage.Write>,
       now: number,
       rules: PositionKind.Ordering,
-      fence: number | undefined
-    ): Plan.Plan<CursorStorage.Persisted, Fenced> {
-      yield* checkFence(namespace, fence)
+      guard: Omit<CursorStorage.Guard, "policy">
+    ): Plan.Plan<CursorStorage.Persisted, Fenced | KindConflict> {
+      yield* declareIn(namespace, guard.declare)
+      yield* checkFence(namespace, guard.fence)
       const advanced = new Set<string>()
       if (rules.inDatabase) {
         for (const chunk of chunks(writes)) {
@@ -200,40 +224,26 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
 
     // ---- operations -----------------------------------------------------------------------------
 
-    const declare: CursorStorage.Storage["declare"] = (namespace, kind) => {
-      const read = sql<{ kind: PositionKind.Kind; epoch: number | string }>`SELECT kind, epoch
-        FROM keel_cursor_namespaces WHERE namespace = ${namespace}`
-      const declared = (row: {
-        kind: PositionKind.Kind
-        epoch: number | string
-      }): CursorStorage.Declared => ({
-        kind: row.kind,
-        epoch: Number(row.epoch)
-      })
-      return Effect.flatMap(Retry.CurrentPolicy, (policy) =>
-        own<CursorStorage.Declared, never>(
-          function* () {
-            const [found] = yield* Plan.rows(read)
-            if (found !== undefined) return declared(found)
-            yield* Plan.begin()
-            yield* Plan.run(sql`INSERT INTO keel_cursor_namespaces (namespace, kind, epoch)
-              VALUES (${namespace}, ${kind}, 0) ON CONFLICT (namespace) DO NOTHING`)
-            const [row] = yield* Plan.rows(read)
-            return row === undefined ? { kind, epoch: 0 } : declared(row)
-          },
-          policy,
-          { begin: "lazy" }
+    const declared = (row: { kind: PositionKind.Kind; epoch: number | string }): CursorStorage.Declared => ({
+      kind: row.kind,
+      epoch: Number(row.epoch)
+    })
+
+    const declaration: CursorStorage.Storage["declaration"] = (namespace) =>
+      Retry.run(
+        Retry.read(
+          Effect.map(selectDeclaration(namespace), ([row]) => Option.map(Option.fromNullable(row), declared))
         )
       ).pipe(boundary("declare", namespace))
-    }
 
-    const acquireFence: CursorStorage.Storage["acquireFence"] = (namespace, policy) =>
-      own<number, never>(function* () {
+    const acquireFence: CursorStorage.Storage["acquireFence"] = (namespace, kind, policy) =>
+      own<CursorStorage.Declared, never>(function* () {
+        yield* Plan.run(insertDeclaration(namespace, kind))
         const [row] = yield* Plan.rows(
-          sql<{ epoch: number | string }>`UPDATE keel_cursor_namespaces SET epoch = epoch + 1
-            WHERE namespace = ${namespace} RETURNING epoch`
+          sql<{ kind: PositionKind.Kind; epoch: number | string }>`UPDATE keel_cursor_namespaces
+            SET epoch = epoch + 1 WHERE namespace = ${namespace} RETURNING kind, epoch`
         )
-        return Number(row?.epoch ?? 0)
+        return row === undefined ? { kind, epoch: 0 } : declared(row)
       }, policy).pipe(boundary("acquireFence", namespace))
 
     const read: CursorStorage.Storage["read"] = (namespace, peers) =>
@@ -251,12 +261,13 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
       ).pipe(boundary("read", namespace))
 
     const persist: CursorStorage.Storage["persist"] = (namespace, writes, now, rules, guard) =>
-      own(() => persistPlan(namespace, writes, now, rules, guard.fence), guard.policy).pipe(
+      own(() => persistPlan(namespace, writes, now, rules, guard), guard.policy).pipe(
         boundary("flush", namespace)
       )
 
     const overwrite: CursorStorage.Storage["overwrite"] = (namespace, writes, now, guard) =>
-      own(function* () {
+      own<void, Fenced | KindConflict>(function* () {
+        yield* declareIn(namespace, guard.declare)
         yield* checkFence(namespace, guard.fence)
         for (const chunk of chunks(writes)) yield* Plan.run(upsertAlways(namespace, chunk, now))
       }, guard.policy).pipe(boundary("reset", namespace))
@@ -307,10 +318,10 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
       write,
       now,
       rules,
-      fence
+      guard
     ) =>
       plan(function* () {
-        const persisted = yield* persistPlan(namespace, [write], now, rules, fence)
+        const persisted = yield* persistPlan(namespace, [write], now, rules, guard)
         return persisted.advanced.size > 0
       }).pipe(boundary("setInTransaction", namespace))
 
@@ -340,7 +351,17 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
                 boundary("checkpoint", namespace)
               )
 
-    return { declare, acquireFence, read, persist, overwrite, remove, expire, writeInTransaction, checkpoint }
+    return {
+      declaration,
+      acquireFence,
+      read,
+      persist,
+      overwrite,
+      remove,
+      expire,
+      writeInTransaction,
+      checkpoint
+    }
   })
 
 /** `items` in slices of at most `size`. */

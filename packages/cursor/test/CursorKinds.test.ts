@@ -147,6 +147,9 @@ TestDatabase.describeEach("Cursor position kinds, fencing and tools", (kind) => 
         Effect.gen(function* () {
           const faults = yield* Faults.Faults
           const cursors = yield* store(ns)
+          // The store's first write declares the namespace (two statements more, once).
+          yield* cursors.set("warm", "1-0")
+          yield* cursors.flush
           yield* cursors.set("p", "1-0")
           yield* faults.clear
           expect((yield* cursors.flush).persisted).toBe(1)
@@ -164,7 +167,8 @@ TestDatabase.describeEach("Cursor position kinds, fencing and tools", (kind) => 
       const ns = freshNamespace("declared")
       return Effect.scoped(
         Effect.gen(function* () {
-          yield* store(ns, { positionKind: "lsn" })
+          const declaring = yield* store(ns, { positionKind: "lsn" })
+          yield* declaring.reset("p", "0/1")
           const error = yield* Effect.flip(store(ns, { positionKind: "integer" }))
           expect(error._tag).toBe("InvalidConfig")
           if (error._tag === "InvalidConfig") expect(error.field).toBe("positionKind")
@@ -175,6 +179,74 @@ TestDatabase.describeEach("Cursor position kinds, fencing and tools", (kind) => 
         })
       )
     })
+
+    it.effect(
+      "starting a store writes nothing; its first write declares the namespace, in that write's transaction",
+      () => {
+        const ns = freshNamespace("lazy")
+        const declaration = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.map(
+            sql<{ kind: string }>`SELECT kind FROM keel_cursor_namespaces WHERE namespace = ${ns}`,
+            (rows) => rows.map((row) => row.kind)
+          )
+        )
+        return Effect.scoped(
+          Effect.gen(function* () {
+            const reader = yield* store(ns, { positionKind: "integer" })
+            expect(reader.kind).toBe("integer")
+            expect(yield* reader.get("p")).toEqual(Option.none())
+            expect(Option.isNone(yield* storedPosition(ns, "p"))).toBe(true)
+            expect(yield* declaration).toEqual([])
+            // Refused input writes nothing either.
+            expect((yield* Effect.flip(reader.set("p", "-1")))._tag).toBe("InvalidPosition")
+            expect((yield* reader.flush).flushed).toBe(0)
+            expect(yield* declaration).toEqual([])
+            // A write in a transaction that rolls back leaves no declaration behind.
+            const rolledBack = yield* Effect.either(
+              Transaction.immediate(
+                Effect.zipRight(reader.setInTransaction("p", "5"), Effect.fail("roll back" as const))
+              )
+            )
+            expect(Either.isLeft(rolledBack)).toBe(true)
+            expect(yield* declaration).toEqual([])
+            yield* reader.set("p", "7")
+            expect((yield* reader.flush).persisted).toBe(1)
+            expect(yield* declaration).toEqual(["integer"])
+            // Now declared: another kind is refused at start.
+            expect((yield* Effect.flip(store(ns, { positionKind: "lsn" })))._tag).toBe("InvalidConfig")
+            const unset = yield* store(ns)
+            expect(unset.kind).toBe("integer")
+          })
+        ).pipe(Retry.withPolicy(quick))
+      }
+    )
+
+    it.effect(
+      "two stores started on an undeclared namespace with different kinds: the second to write gets KindConflict and writes nothing",
+      () => {
+        const ns = freshNamespace("conflict")
+        return Effect.scoped(
+          Effect.gen(function* () {
+            const lsn = yield* store(ns, { positionKind: "lsn" })
+            const integer = yield* store(ns, { positionKind: "integer" })
+            yield* lsn.set("p", "0/10")
+            expect((yield* lsn.flush).persisted).toBe(1)
+            yield* integer.set("q", "5")
+            const refused = yield* Effect.flip(integer.flush)
+            expect(refused.cause._tag).toBe("KindConflict")
+            if (refused.cause instanceof CursorError.KindConflict) {
+              expect(refused.cause.declared).toBe("lsn")
+              expect(refused.cause.wanted).toBe("integer")
+            }
+            expect((yield* integer.stats).dirty).toBe(1)
+            const reset = yield* Effect.flip(integer.reset("q", "6"))
+            expect(reset._tag === "CursorStoreError" && reset.cause._tag).toBe("KindConflict")
+            expect(yield* storedPosition(ns, "q")).toEqual(Option.none())
+            expect(yield* storedPosition(ns, "p")).toEqual(Option.some("0/10"))
+          })
+        ).pipe(Retry.withPolicy(quick))
+      }
+    )
 
     it.effect("a fenced writer replaced by a newer one is refused with Fenced and moves nothing", () => {
       const ns = freshNamespace("fenced")

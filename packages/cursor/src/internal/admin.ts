@@ -5,7 +5,7 @@
  * only after COMMIT.
  */
 import { Retry, Transaction } from "@keel/sql"
-import { Clock, Duration, Effect, HashMap, Option } from "effect"
+import { Clock, Duration, Effect, HashMap, Option, Ref } from "effect"
 import { type CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
 import type * as CursorStorage from "../CursorStorage.js"
 import type * as Peer from "../Peer.js"
@@ -20,12 +20,11 @@ import type {
   ResetResult,
   ResetTarget
 } from "../Schemas.js"
-import { asOperation, type Env, keyedOf, peerOf } from "./env.js"
+import { asOperation, declaring, type Env, guardOf, keyedOf, peerOf } from "./env.js"
 import { getAll } from "./reads.js"
 import { put, type State } from "./state.js"
 
-const guard = (env: Env) =>
-  Effect.map(Retry.CurrentPolicy, (policy): CursorStorage.Guard => ({ fence: env.fence, policy }))
+const guard = (env: Env) => Effect.flatMap(Retry.CurrentPolicy, (policy) => guardOf(env, policy))
 
 /** Memory after a write of `writes` committed: each peer holds what was written, clean. */
 const adopt = (env: Env, writes: ReadonlyArray<CursorStorage.Write>) =>
@@ -64,11 +63,9 @@ export const reset =
         const peer = yield* peerOf(peerText)
         const keyed = yield* keyedOf(env, positionText)
         const write = { peer, ...keyed }
-        yield* env.storage.overwrite(
-          env.namespace,
-          [write],
-          yield* Clock.currentTimeMillis,
-          yield* guard(env)
+        yield* declaring(
+          env,
+          env.storage.overwrite(env.namespace, [write], yield* Clock.currentTimeMillis, yield* guard(env))
         )
         yield* adopt(env, [write])
         return keyed.position
@@ -92,13 +89,13 @@ export const setInTransaction =
         )
       }
       const now = yield* Clock.currentTimeMillis
-      return yield* env.storage.writeInTransaction(
-        env.namespace,
-        { peer, ...keyed },
-        now,
-        env.rules,
-        env.fence
-      )
+      // Declares the namespace in the caller's transaction when it may not be yet, every time: that
+      // transaction may still roll back, so this store cannot count the namespace as declared.
+      const undeclared = yield* Ref.get(env.undeclared)
+      return yield* env.storage.writeInTransaction(env.namespace, { peer, ...keyed }, now, env.rules, {
+        fence: env.fence,
+        declare: Option.getOrUndefined(undeclared)
+      })
     })
 
 const unsupported = (field: string, text: string, reason: string) =>
@@ -183,7 +180,10 @@ export const resetMany =
             key: env.rules.key(change.to)
           }))
           yield* Effect.mapError(
-            env.storage.overwrite(env.namespace, writes, yield* Clock.currentTimeMillis, yield* guard(env)),
+            declaring(
+              env,
+              env.storage.overwrite(env.namespace, writes, yield* Clock.currentTimeMillis, yield* guard(env))
+            ),
             asOperation("reset")
           )
           yield* adopt(env, writes)
@@ -239,7 +239,15 @@ export const importAll =
         if (mode === "overwrite") {
           if (!dryRun && writes.length > 0) {
             yield* Effect.mapError(
-              env.storage.overwrite(env.namespace, writes, yield* Clock.currentTimeMillis, yield* guard(env)),
+              declaring(
+                env,
+                env.storage.overwrite(
+                  env.namespace,
+                  writes,
+                  yield* Clock.currentTimeMillis,
+                  yield* guard(env)
+                )
+              ),
               asOperation("import")
             )
             yield* adopt(env, writes)
@@ -265,12 +273,15 @@ export const importAll =
           }
         }
         const persisted = yield* Effect.mapError(
-          env.storage.persist(
-            env.namespace,
-            writes,
-            yield* Clock.currentTimeMillis,
-            env.rules,
-            yield* guard(env)
+          declaring(
+            env,
+            env.storage.persist(
+              env.namespace,
+              writes,
+              yield* Clock.currentTimeMillis,
+              env.rules,
+              yield* guard(env)
+            )
           ),
           asOperation("import")
         )

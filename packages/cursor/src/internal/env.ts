@@ -2,8 +2,8 @@
  * What every cursor operation works with: the namespace and its ordering, the storage, the memory,
  * the writer permit, the fence this store holds and its metrics. Built once per store in `Cursor.make`.
  */
-import type { Backend } from "@keel/sql"
-import { Effect, Either } from "effect"
+import type { Backend, Retry } from "@keel/sql"
+import { Effect, Either, Option, Ref } from "effect"
 import { CursorStoreError, FlushFailed, type InvalidPeer, type InvalidPosition } from "../CursorError.js"
 import type * as CursorStorage from "../CursorStorage.js"
 import type * as Metrics from "../Metrics.js"
@@ -24,8 +24,22 @@ export interface Env {
   readonly writer: Effect.Semaphore
   /** The fence this store holds, when it is a fenced writer. */
   readonly fence: number | undefined
+  /** The kind its next write declares the namespace with; none once the namespace is known declared. */
+  readonly undeclared: Ref.Ref<Option.Option<PositionKind.Kind>>
   readonly metrics: Metrics.NamespaceMetrics
 }
+
+/** How a write of this store is guarded: its fence, `policy`, and the declaration still owed. */
+export const guardOf = (env: Env, policy: Retry.Policy): Effect.Effect<CursorStorage.Guard> =>
+  Effect.map(Ref.get(env.undeclared), (undeclared) => ({
+    fence: env.fence,
+    policy,
+    declare: Option.getOrUndefined(undeclared)
+  }))
+
+/** Runs a write that declares the namespace when it still owes it; once it commits, none is owed. */
+export const declaring = <A, E, R>(env: Env, write: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tap(write, () => Ref.set(env.undeclared, Option.none()))
 
 /** `either` as an effect. */
 export const fromEither = <A, E>(either: Either.Either<A, E>): Effect.Effect<A, E> =>

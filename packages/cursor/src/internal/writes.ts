@@ -9,7 +9,7 @@ import { type FlushFailed, type InvalidPeer, type InvalidPosition, StoreClosed }
 import type * as CursorStorage from "../CursorStorage.js"
 import * as Peer from "../Peer.js"
 import type { FlushResult, SetResult, StaleWrite } from "../Schemas.js"
-import { type Env, flushFailed } from "./env.js"
+import { declaring, type Env, flushFailed, guardOf } from "./env.js"
 import { type Entry, put, type State } from "./state.js"
 
 /** Records `position` for `peer` in memory if it is after the one held. */
@@ -80,8 +80,9 @@ const flushDirty = (env: Env): Effect.Effect<FlushResult, FlushFailed> =>
       if (pending.length === 0) return { flushed: 0, persisted: 0, stale: [] }
       const policy = countingRetries(env, yield* Retry.CurrentPolicy)
       const started = yield* Clock.currentTimeMillis
+      const guard = yield* guardOf(env, policy)
       const outcome = yield* restore(
-        env.storage.persist(env.namespace, pending, started, env.rules, { fence: env.fence, policy })
+        declaring(env, env.storage.persist(env.namespace, pending, started, env.rules, guard))
       ).pipe(Effect.either)
       const elapsed = (yield* Clock.currentTimeMillis) - started
       yield* Metric.update(env.metrics.flushLatency, Duration.millis(elapsed))
