@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
-import { Message, QueueError } from "@keel/queue"
+import { QueueError, Schemas } from "@keel/queue"
 import { ReservationError } from "@keel/reservation"
 import { DbError, Dsn } from "@keel/sql"
 import { Cause, ConfigError, Effect, Either, FastCheck, Schema } from "effect"
@@ -179,7 +179,7 @@ describe("version", () => {
 describe("consume's environment", () => {
   it("names the message for the command", async () => {
     const { environment } = await import("../src/handlers/Consume.js")
-    const leased = Schema.decodeUnknownSync(Message.Leased)({
+    const leased = Schema.decodeUnknownSync(Schemas.Leased)({
       id: 42,
       queue: "jobs",
       payload: { n: 1 },

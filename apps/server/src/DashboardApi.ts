@@ -5,7 +5,7 @@
  * writes; the dashboard's actions use the queue, reservation and cursor routes.
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Message } from "@keel/queue"
+import { Schemas } from "@keel/queue"
 import { Schema } from "effect"
 import { CursorErrors, QueueErrors, ReservationErrors } from "./ApiErrors.js"
 
@@ -48,7 +48,7 @@ export const Overview = Schema.Struct({
 
 /** A registered worker with its heartbeat age; `stale` past its own worker timeout. */
 export const WorkerStatus = Schema.Struct({
-  ...Message.Worker.fields,
+  ...Schemas.Worker.fields,
   heartbeatAgeMs: Schema.Number,
   stale: Schema.Boolean
 })

@@ -92,7 +92,7 @@ export const layer = (interval: Duration.DurationInput = defaultInterval) =>
   Layer.scoped(
     DepthHistory,
     Effect.gen(function* () {
-      const queue = yield* Queue.Queue
+      const queue = yield* Queue.Queues
       const kept = yield* Ref.make<ReadonlyMap<string, ReadonlyArray<Sample>>>(new Map())
       const sample = Effect.gen(function* () {
         const all = yield* queue.metricsAll

@@ -4,7 +4,7 @@
  * created or changed with `events: true` record events.
  */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Message } from "@keel/queue"
+import { Schemas } from "@keel/queue"
 import { Schema } from "effect"
 import { QueueErrors } from "./ApiErrors.js"
 
@@ -33,7 +33,7 @@ export const EventsQuery = Schema.Struct({
 
 /** `{ events, next }`: a page of the log and where the next one starts. */
 export const EventsPage = Schema.Struct({
-  events: Schema.Array(Message.QueueEvent),
+  events: Schema.Array(Schemas.QueueEvent),
   next: Schema.Int.annotations({
     description: "Pass as `since` to get the events after these (`since` itself when there are none)."
   })

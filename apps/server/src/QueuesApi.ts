@@ -3,12 +3,12 @@
  * dead letters, with the typed errors each can answer.
  */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Message } from "@keel/queue"
+import { Schemas } from "@keel/queue"
 import { Schema } from "effect"
 import { QueueErrors } from "./ApiErrors.js"
 import { bodyErrors, count, flag, messageId, queueName } from "./ApiParams.js"
 
-const settings = Message.SettingsInput.fields
+const settings = Schemas.SettingsInput.fields
 const hours = (ms: number) => ms / 3_600_000
 const days = (ms: number) => ms / 86_400_000
 
@@ -20,22 +20,22 @@ const days = (ms: number) => ms / 86_400_000
 export const QueueSettings = Schema.Struct({
   ...settings,
   visibilityTimeout: settings.visibilityTimeout.annotations({
-    description: `How long a read hides a message when the reader does not say, in ms (1 to ${hours(Message.maxVisibilityTimeoutMs)} hours).`
+    description: `How long a read hides a message when the reader does not say, in ms (1 to ${hours(Schemas.maxVisibilityTimeoutMs)} hours).`
   }),
   maxDeliveries: settings.maxDeliveries.annotations({
-    description: `Deliveries allowed before a message is dead-lettered (1 to ${Message.maxMaxDeliveries}).`
+    description: `Deliveries allowed before a message is dead-lettered (1 to ${Schemas.maxMaxDeliveries}).`
   }),
   retention: settings.retention.annotations({
-    description: `How long archived messages (not dead letters) are kept, in ms (0 to ${days(Message.maxRetentionMs)} days).`
+    description: `How long archived messages (not dead letters) are kept, in ms (0 to ${days(Schemas.maxRetentionMs)} days).`
   }),
   concurrencyLimit: settings.concurrencyLimit.annotations({
-    description: `At most this many of the queue's messages leased at once, by every consumer in every process together (1 to ${Message.maxConcurrencyLimit}); null removes the limit. Default none.`
+    description: `At most this many of the queue's messages leased at once, by every consumer in every process together (1 to ${Schemas.maxConcurrencyLimit}); null removes the limit. Default none.`
   }),
   rateLimit: settings.rateLimit.annotations({
-    description: `At most \`limit\` leases (1 to ${Message.maxRateLimit}) per \`interval\` ms (1 ms to ${hours(Message.maxRateIntervalMs)} hours), in windows aligned to the epoch, by every consumer together; null removes it. Default none.`
+    description: `At most \`limit\` leases (1 to ${Schemas.maxRateLimit}) per \`interval\` ms (1 ms to ${hours(Schemas.maxRateIntervalMs)} hours), in windows aligned to the epoch, by every consumer together; null removes it. Default none.`
   }),
   groupConcurrency: settings.groupConcurrency.annotations({
-    description: `Messages of one ordered group in flight at once, oldest first (1 to ${Message.maxGroupConcurrency}). Default 1.`
+    description: `Messages of one ordered group in flight at once, oldest first (1 to ${Schemas.maxGroupConcurrency}). Default 1.`
   }),
   groupOnDead: settings.groupOnDead.annotations({
     description:
@@ -51,29 +51,29 @@ export const QueueSettings = Schema.Struct({
 export const CreateQueue = Schema.Struct({ name: Schema.String, ...QueueSettings.fields })
 
 /** `{ queues }`: every queue. */
-export const QueueList = Schema.Struct({ queues: Schema.Array(Message.QueueInfo) })
+export const QueueList = Schema.Struct({ queues: Schema.Array(Schemas.QueueInfo) })
 
 /** `{ id }`: the id of a sent message. */
-export const Sent = Schema.Struct({ id: Message.MessageId })
+export const Sent = Schema.Struct({ id: Schemas.MessageId })
 
 /** `{ ids }`: message ids, in input order. */
-export const MessageIds = Schema.Struct({ ids: Schema.Array(Message.MessageId) })
+export const MessageIds = Schema.Struct({ ids: Schema.Array(Schemas.MessageId) })
 
 /** `{ messages }`: leased messages. */
-export const LeasedList = Schema.Struct({ messages: Schema.Array(Message.Leased) })
+export const LeasedList = Schema.Struct({ messages: Schema.Array(Schemas.Leased) })
 
 /** `{ messages }`: a queue's messages in one state, oldest id first. */
-export const MessageList = Schema.Struct({ messages: Schema.Array(Message.MessageInfo) })
+export const MessageList = Schema.Struct({ messages: Schema.Array(Schemas.MessageInfo) })
 
 /** `{ messages }`: archived messages or dead letters, newest first. */
-export const ArchivedList = Schema.Struct({ messages: Schema.Array(Message.ArchivedMessage) })
+export const ArchivedList = Schema.Struct({ messages: Schema.Array(Schemas.ArchivedMessage) })
 
 /** The longest a `read` may wait for a message to arrive (long polling), in milliseconds. */
 export const maxReadWaitMs = 20_000
 
 /** `POST /queues/{name}/read`: lease messages, optionally waiting up to `wait` ms for one to arrive. */
 export const ReadRequest = Schema.Struct({
-  ...Message.ReadOptions.fields,
+  ...Schemas.ReadOptions.fields,
   /** Wait up to this many milliseconds (at most 20,000) while the queue is empty. Default 0. */
   wait: Schema.optional(Schema.Number)
 })
@@ -82,15 +82,15 @@ export const ReadRequest = Schema.Struct({
 export const LeaseBody = Schema.Struct({ lease: Schema.String })
 
 /** Leases held on several messages (all are acknowledged, or none). */
-export const LeasesBody = Schema.Struct({ leases: Schema.Array(Message.Lease) })
+export const LeasesBody = Schema.Struct({ leases: Schema.Array(Schemas.Lease) })
 
 /** `release` of one message. */
-export const ReleaseOne = Schema.Struct({ lease: Schema.String, ...Message.ReleaseOptions.fields })
+export const ReleaseOne = Schema.Struct({ lease: Schema.String, ...Schemas.ReleaseOptions.fields })
 
 /** `release` of several messages. */
 export const ReleaseMany = Schema.Struct({
-  leases: Schema.Array(Message.Lease),
-  ...Message.ReleaseOptions.fields
+  leases: Schema.Array(Schemas.Lease),
+  ...Schemas.ReleaseOptions.fields
 })
 
 /** `extend` of one lease; `visibilityTimeout` in milliseconds (default: the queue's). */
@@ -101,18 +101,18 @@ export const ExtendOne = Schema.Struct({
 
 /** `extend` of several leases. */
 export const ExtendMany = Schema.Struct({
-  leases: Schema.Array(Message.Lease),
+  leases: Schema.Array(Schemas.Lease),
   visibilityTimeout: Schema.optional(Schema.Number)
 })
 
 /** `{ outcome }` of one release. */
-export const Released = Schema.Struct({ outcome: Message.ReleaseOutcome })
+export const Released = Schema.Struct({ outcome: Schemas.ReleaseOutcome })
 
 /** `{ outcomes }` of a batch release, in input order. */
-export const ReleasedMany = Schema.Struct({ outcomes: Schema.Array(Message.ReleaseOutcome) })
+export const ReleasedMany = Schema.Struct({ outcomes: Schema.Array(Schemas.ReleaseOutcome) })
 
 /** `{ visibleAt }`: the new lease deadline (epoch milliseconds). */
-export const Extended = Schema.Struct({ visibleAt: Message.Timestamp })
+export const Extended = Schema.Struct({ visibleAt: Schemas.Timestamp })
 
 /** `POST /queues/{name}/dead/requeue`: these dead letters, or the oldest `limit`. */
 export const RequeueRequest = Schema.Struct({
@@ -131,7 +131,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
     HttpApiEndpoint.post("create", "/queues")
       .setPayload(CreateQueue)
       .addError(bodyErrors)
-      .addSuccess(Message.QueueInfo, { status: 201 })
+      .addSuccess(Schemas.QueueInfo, { status: 201 })
       .addError(Q.InvalidQueueName)
       .addError(Q.InvalidOption)
       .addError(Q.QueueAlreadyExists)
@@ -140,7 +140,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   .add(HttpApiEndpoint.get("list", "/queues").addSuccess(QueueList).annotate(OpenApi.Summary, "List queues"))
   .add(
     HttpApiEndpoint.get("info")`/queues/${queueName}`
-      .addSuccess(Message.QueueInfo)
+      .addSuccess(Schemas.QueueInfo)
       .addError(Q.InvalidQueueName)
       .addError(Q.QueueNotFound)
       .annotate(OpenApi.Summary, "A queue's settings")
@@ -149,7 +149,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
     HttpApiEndpoint.patch("update")`/queues/${queueName}`
       .setPayload(QueueSettings)
       .addError(bodyErrors)
-      .addSuccess(Message.QueueInfo)
+      .addSuccess(Schemas.QueueInfo)
       .addError(Q.InvalidQueueName)
       .addError(Q.InvalidOption)
       .addError(Q.QueueNotFound)
@@ -158,7 +158,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   .add(
     HttpApiEndpoint.del("delete")`/queues/${queueName}`
       .setUrlParams(Schema.Struct({ force: flag }))
-      .addSuccess(Message.Removed)
+      .addSuccess(Schemas.Removed)
       .addError(Q.InvalidQueueName)
       .addError(Q.QueueNotFound)
       .addError(Q.QueueInFlight)
@@ -168,14 +168,14 @@ export const QueuesGroup = HttpApiGroup.make("queues")
     HttpApiEndpoint.post("purge")`/queues/${queueName}/purge`
       .setPayload(Schema.Struct({ archive: Schema.optional(Schema.Boolean) }))
       .addError(bodyErrors)
-      .addSuccess(Message.Removed)
+      .addSuccess(Schemas.Removed)
       .addError(Q.InvalidQueueName)
       .addError(Q.QueueNotFound)
       .annotate(OpenApi.Summary, "Delete every message (and with archive=true the archive)")
   )
   .add(
     HttpApiEndpoint.post("send")`/queues/${queueName}/messages`
-      .setPayload(Message.OutgoingMessage)
+      .setPayload(Schemas.OutgoingMessage)
       .addError(bodyErrors)
       .addSuccess(Sent, { status: 201 })
       .addError(Q.InvalidQueueName)
@@ -188,7 +188,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   )
   .add(
     HttpApiEndpoint.post("sendBatch")`/queues/${queueName}/messages/batch`
-      .setPayload(Schema.Struct({ messages: Schema.Array(Message.OutgoingMessage) }))
+      .setPayload(Schema.Struct({ messages: Schema.Array(Schemas.OutgoingMessage) }))
       .addError(bodyErrors)
       .addSuccess(MessageIds, { status: 201 })
       .addError(Q.InvalidQueueName)
@@ -246,7 +246,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   )
   .add(
     HttpApiEndpoint.get("getMessage")`/queues/${queueName}/messages/${messageId}`
-      .addSuccess(Message.MessageInfo)
+      .addSuccess(Schemas.MessageInfo)
       .addError(Q.InvalidQueueName)
       .addError(Q.InvalidOption)
       .addError(Q.QueueNotFound)
@@ -263,7 +263,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   )
   .add(
     HttpApiEndpoint.post("cancelMessage")`/queues/${queueName}/messages/${messageId}/cancel`
-      .addSuccess(Schema.Struct({ outcome: Message.CancelOutcome }))
+      .addSuccess(Schema.Struct({ outcome: Schemas.CancelOutcome }))
       .addError(Q.InvalidQueueName)
       .addError(Q.InvalidOption)
       .addError(Q.QueueNotFound)
@@ -275,7 +275,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   )
   .add(
     HttpApiEndpoint.patch("updateMessage")`/queues/${queueName}/messages/${messageId}`
-      .setPayload(Message.MessageUpdate)
+      .setPayload(Schemas.MessageUpdate)
       .addError(bodyErrors)
       .addSuccess(HttpApiSchema.NoContent)
       .addError(Q.InvalidQueueName)
@@ -379,7 +379,7 @@ export const QueuesGroup = HttpApiGroup.make("queues")
   )
   .add(
     HttpApiEndpoint.get("metrics")`/queues/${queueName}/metrics`
-      .addSuccess(Message.QueueMetrics)
+      .addSuccess(Schemas.QueueMetrics)
       .addError(Q.InvalidQueueName)
       .addError(Q.QueueNotFound)
       .annotate(OpenApi.Summary, "A queue's counts now")

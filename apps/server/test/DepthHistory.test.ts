@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Message } from "@keel/queue"
+import { Schemas } from "@keel/queue"
 import { DateTime, Duration } from "effect"
 import * as DepthHistory from "../src/DepthHistory.js"
 import { statusOf } from "../src/handlers/Dashboard.js"
@@ -39,7 +39,7 @@ describe("DepthHistory.perMinute", () => {
 
 describe("the dashboard's worker status", () => {
   const worker = (heartbeatAt: number) =>
-    Message.Worker.make({
+    Schemas.Worker.make({
       id: "w",
       queue: null,
       host: "h",

@@ -10,8 +10,8 @@ import * as TestServer from "./support/TestServer.js"
 /** What the database holds after the server exited: the cursor's stored position and the queue's messages. */
 const afterExit = (dsn: string, peer: string, queue: string) =>
   Effect.gen(function* () {
-    const cursors = yield* Cursor.CursorStore
-    const queues = yield* Queue.Queue
+    const cursors = yield* Cursor.Cursors
+    const queues = yield* Queue.Queues
     const position = yield* cursors.get(peer)
     const messages = yield* queues.read(queue, { qty: 10 })
     return { position: Option.getOrNull(position), payloads: messages.map((message) => message.payload) }

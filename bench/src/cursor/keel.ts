@@ -15,7 +15,7 @@ await main(async (job) => {
     Cursor.layer({ namespace, flushInterval: Duration.hours(1) }).pipe(Layer.provide(Database.layer(job.dsn)))
   )
   try {
-    const store = await runtime.runPromise(Cursor.CursorStore)
+    const store = await runtime.runPromise(Cursor.Cursors)
     const peers = Array.from({ length: setPeers }, (_, i) => `set-${i}`)
     const setMany = (base: number, count: number) =>
       Effect.gen(function* () {

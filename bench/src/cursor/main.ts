@@ -37,7 +37,7 @@ const migrate = async (dsn: string) => {
     Cursor.layer({ namespace, flushInterval: Duration.hours(1) }).pipe(Layer.provide(Database.layer(dsn)))
   )
   try {
-    await runtime.runPromise(Effect.asVoid(Cursor.CursorStore))
+    await runtime.runPromise(Effect.asVoid(Cursor.Cursors))
   } finally {
     await runtime.dispose()
   }

@@ -17,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), "keel-cpu-"))
 const runtime = ManagedRuntime.make(
   Queue.layer().pipe(Layer.provide(Database.layer(`sqlite:${join(dir, "q.db")}`)))
 )
-const queues = await runtime.runPromise(Queue.Queue)
+const queues = await runtime.runPromise(Queue.Queues)
 await runtime.runPromise(queues.ensureQueue("bench"))
 const n = 20000
 const cpu = () => {

@@ -86,7 +86,7 @@ const entries: ReadonlyArray<Entry> = [
 const keelSchema = async (dsn: string) => {
   const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(dsn))))
   try {
-    await runtime.runPromise(Effect.flatMap(Queue.Queue, (queues) => queues.ensureQueue(queueName)))
+    await runtime.runPromise(Effect.flatMap(Queue.Queues, (queues) => queues.ensureQueue(queueName)))
   } finally {
     await runtime.dispose()
   }

@@ -97,7 +97,7 @@ const keel = async (file: string): Promise<System> => {
     import("effect")
   ])
   const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(`sqlite:${file}`))))
-  const queues = await runtime.runPromise(Queue.Queue)
+  const queues = await runtime.runPromise(Queue.Queues)
   await runtime.runPromise(queues.ensureQueue(queueName))
   return {
     send: (job) => runtime.runPromise(queues.send(queueName, job)),

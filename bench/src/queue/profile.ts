@@ -70,7 +70,7 @@ const profile = async (backend: string, dsn: string) => {
   console.log(`\n## ${backend}`)
   const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(dsn))))
   try {
-    const queues = await runtime.runPromise(Queue.Queue)
+    const queues = await runtime.runPromise(Queue.Queues)
     await runtime.runPromise(queues.ensureQueue(queueName))
     const drain = async (concurrency: number) => {
       let handled = 0

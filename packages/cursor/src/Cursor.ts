@@ -14,8 +14,8 @@
  * A store configured `fenced` acquires the namespace's next fence epoch when it starts: from then
  * on every write of an older holder (a zombie) is refused with `Fenced` and moves nothing.
  *
- * The service is this module (tag, interface, layers); the statements are in `SqlCursorStorage`,
- * behind the `CursorStorage` seam; the semantics are plain functions in `internal/`.
+ * The service is this module (tag, interface, layers); the statements are in `SqlCursorStore`,
+ * behind the `CursorStore` seam; the semantics are plain functions in `internal/`.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Backend, Migrations, Retry, Telemetry, type Transaction } from "@keel/sql"
@@ -41,7 +41,7 @@ import {
   type InvalidPosition,
   type StoreClosed
 } from "./CursorError.js"
-import * as CursorStorage from "./CursorStorage.js"
+import * as CursorStore from "./CursorStore.js"
 import * as Admin from "./internal/admin.js"
 import type { Env } from "./internal/env.js"
 import * as Reads from "./internal/reads.js"
@@ -53,7 +53,7 @@ import * as Peer from "./Peer.js"
 import type * as Position from "./Position.js"
 import * as PositionKind from "./PositionKind.js"
 import type * as Schemas from "./Schemas.js"
-import * as SqlCursorStorage from "./SqlCursorStorage.js"
+import * as SqlCursorStore from "./SqlCursorStore.js"
 
 export {
   Checkpoint,
@@ -312,13 +312,11 @@ export interface Service {
   readonly stats: Effect.Effect<Schemas.Stats>
 }
 
-/** The cursor store service (the concept's tag; `CursorStore` is the same tag under its first name). */
-export class Cursors extends Context.Tag("@keel/cursor/CursorStore")<Cursors, Service>() {}
-
-export { Cursors as CursorStore }
+/** The cursor store service. */
+export class Cursors extends Context.Tag("@keel/cursor/Cursors")<Cursors, Service>() {}
 
 /**
- * Builds the store over a `CursorStorage`: reads the namespace's position kind (a mismatch is
+ * Builds the store over a `CursorStore`: reads the namespace's position kind (a mismatch is
  * `InvalidConfig`; an undeclared namespace is declared by the store's first write), acquires a
  * fence when configured (which declares it at once), then starts the background flusher in the
  * current scope. Closing the scope stops it, refuses further `set`s, flushes once more and
@@ -329,12 +327,12 @@ export const makeWith = (
 ): Effect.Effect<
   Service,
   InvalidConfig | CursorStoreError,
-  CursorStorage.CursorStorage | Backend.Backend | Scope.Scope
+  CursorStore.CursorStore | Backend.Backend | Scope.Scope
 > =>
   Effect.gen(function* () {
     const settled = yield* settings(config)
     const { namespace, flushInterval } = settled
-    const storage = yield* CursorStorage.CursorStorage
+    const storage = yield* CursorStore.CursorStore
     const backend = yield* Backend.Backend
     const wanted = settled.positionKind ?? defaults.positionKind
     // A fenced store declares the namespace as it takes the fence; any other writes nothing until
@@ -466,8 +464,8 @@ export const make = (
 > =>
   Effect.gen(function* () {
     yield* Migrations.run(cursorMigrations)
-    const storage = yield* SqlCursorStorage.make
-    return yield* Effect.provideService(makeWith(config), CursorStorage.CursorStorage, storage)
+    const storage = yield* SqlCursorStore.make
+    return yield* Effect.provideService(makeWith(config), CursorStore.CursorStore, storage)
   })
 
 /**

@@ -1,10 +1,10 @@
 /** @keel/cursor: a durable per-peer stream cursor store that never moves backwards. */
 export * as Cursor from "./Cursor.js"
 export * as CursorError from "./CursorError.js"
-export * as CursorStorage from "./CursorStorage.js"
+export * as CursorStore from "./CursorStore.js"
 export * as Metrics from "./Metrics.js"
 export * as Peer from "./Peer.js"
 export * as Position from "./Position.js"
 export * as PositionKind from "./PositionKind.js"
 export * as Schemas from "./Schemas.js"
-export * as SqlCursorStorage from "./SqlCursorStorage.js"
+export * as SqlCursorStore from "./SqlCursorStore.js"

@@ -1,13 +1,13 @@
 /**
  * Retry backoff: how long a message whose handler failed waits before its next delivery. A
- * `Message.Backoff` is resolved (every field present, durations in milliseconds); it is stored with
+ * `Schemas.Backoff` is resolved (every field present, durations in milliseconds); it is stored with
  * the message that carries one (`SendOptions.backoff`), and otherwise the consumer's own applies.
  */
 import { Either, Schema } from "effect"
 import { durationExpected } from "./internal/optionSchema.js"
-import { Backoff, describeInput } from "./Message.js"
 import { type BackoffOptions, maxBackoffMs } from "./Options.js"
 import { InvalidOption } from "./QueueError.js"
+import { Backoff, describeInput } from "./Schemas.js"
 
 /** The longest base or cap of a backoff: 365 days. */
 export { maxBackoffMs }

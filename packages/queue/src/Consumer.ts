@@ -41,7 +41,6 @@ import {
 import * as Backoff from "./Backoff.js"
 import { checkOptions } from "./internal/consumeOptions.js"
 import * as Failure from "./internal/failure.js"
-import type { Backoff as BackoffPolicy, Leased, ReleaseOutcome } from "./Message.js"
 import type { ConsumeOptions } from "./Options.js"
 import type {
   InvalidOption,
@@ -50,6 +49,7 @@ import type {
   QueueStoreError,
   WorkerIdInUse
 } from "./QueueError.js"
+import type { Backoff as BackoffPolicy, Leased, ReleaseOutcome } from "./Schemas.js"
 
 /** Options of `consume` (see `Options.ts`). */
 export type { ConsumeOptions } from "./Options.js"

@@ -4,7 +4,7 @@
  * Effect metrics exporter (OpenTelemetry, Prometheus).
  */
 import { Effect, Metric } from "effect"
-import type { QueueMetrics } from "./Message.js"
+import type { QueueMetrics } from "./Schemas.js"
 
 /** Visible messages, as of the last metrics query. */
 export const depth = Metric.gauge("keel_queue_depth", { description: "Messages visible now" })

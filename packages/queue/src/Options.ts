@@ -28,7 +28,7 @@ import {
   maxWorkerIdLength,
   priorityRange,
   type QueueName
-} from "./Message.js"
+} from "./Schemas.js"
 
 /** The longest retry backoff base or cap: 365 days. */
 export const maxBackoffMs = 365 * 24 * 3_600_000
@@ -143,7 +143,7 @@ export const ReadEventsOptions = options({
 export type ReadEventsOptions = typeof ReadEventsOptions.Encoded
 
 /**
- * A retry backoff (see `Message.BackoffKind`): `kind` default exponential; `base` from 0 to 365
+ * A retry backoff (see `Schemas.BackoffKind`): `kind` default exponential; `base` from 0 to 365
  * days, default 1 s; `max` from `base` to 365 days, default the larger of `base` and 5 minutes;
  * `jitter` the fraction (0 to 1) the delay may be reduced by at random, default 0.25.
  */

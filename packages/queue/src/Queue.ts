@@ -41,25 +41,9 @@ import * as Events from "./internal/events.js"
 import * as Lease from "./internal/lease.js"
 import * as Messages from "./internal/messages.js"
 import { decoder } from "./internal/optionSchema.js"
-import * as Queues from "./internal/queues.js"
+import * as QueueOps from "./internal/queues.js"
 import * as Send from "./internal/send.js"
 import * as Workers from "./internal/workers.js"
-import {
-  type ArchivedMessage,
-  type CancelOutcome,
-  type Lease as HeldLease,
-  type Leased,
-  type MaintenanceReport,
-  type MessageId,
-  type MessageInfo,
-  parseQueueName,
-  type QueueEvent,
-  type QueueInfo,
-  type QueueMetrics,
-  type ReleaseOutcome,
-  type Removed,
-  type Worker
-} from "./Message.js"
 import { migrations } from "./migrations/index.js"
 import * as Options from "./Options.js"
 import type {
@@ -75,6 +59,22 @@ import type {
   WorkerIdInUse
 } from "./QueueError.js"
 import * as QueueStore from "./QueueStore.js"
+import {
+  type ArchivedMessage,
+  type CancelOutcome,
+  type Lease as HeldLease,
+  type Leased,
+  type MaintenanceReport,
+  type MessageId,
+  type MessageInfo,
+  parseQueueName,
+  type QueueEvent,
+  type QueueInfo,
+  type QueueMetrics,
+  type ReleaseOutcome,
+  type Removed,
+  type Worker
+} from "./Schemas.js"
 import * as SqlQueueStore from "./SqlQueueStore.js"
 
 /** The option types of the operations below (also the `Options` module). */
@@ -340,7 +340,7 @@ export interface Service {
 }
 
 /** The queue service tag. */
-export class Queue extends Context.Tag("@keel/queue/Queue")<Queue, Service>() {}
+export class Queues extends Context.Tag("@keel/queue/Queues")<Queues, Service>() {}
 
 /** Defaults: 256 KiB payloads; queues with a 30 s visibility timeout, 5 deliveries, 7 days retention. */
 export const defaults = {
@@ -369,8 +369,8 @@ export const make = (
     const store = yield* QueueStore.QueueStore
     const checked = yield* decodeQueueConfig(config)
     const maxPayloadBytes = checked.maxPayloadBytes ?? defaults.maxPayloadBytes
-    const given = Queues.settingsOf(checked.defaults ?? {})
-    const queues = Queues.make(store, Queues.withDefaults(given, defaults))
+    const given = QueueOps.settingsOf(checked.defaults ?? {})
+    const queues = QueueOps.make(store, QueueOps.withDefaults(given, defaults))
     const workers = Workers.make(store)
     const acks = Ack.make(store)
     const lease = Lease.make(store)
@@ -413,15 +413,15 @@ export type LayerError = Migrations.MigrationError | InvalidOption
  */
 export const layer = (
   config: Options.QueueConfig = {}
-): Layer.Layer<Queue, LayerError, SqlClient.SqlClient | Backend.Backend> =>
-  Layer.effect(Queue, Effect.zipRight(Migrations.run(migrations), make(config))).pipe(
+): Layer.Layer<Queues, LayerError, SqlClient.SqlClient | Backend.Backend> =>
+  Layer.effect(Queues, Effect.zipRight(Migrations.run(migrations), make(config))).pipe(
     Layer.provide(SqlQueueStore.layer({ notify: config.notify }))
   )
 
 /** The service over a store already in context (`QueueStore.layerMemory` in tests of the semantics). */
 export const layerStore = (
   config: Options.QueueConfig = {}
-): Layer.Layer<Queue, InvalidOption, QueueStore.QueueStore> => Layer.effect(Queue, make(config))
+): Layer.Layer<Queues, InvalidOption, QueueStore.QueueStore> => Layer.effect(Queues, make(config))
 
 /**
  * `layer` configured from the environment: `KEEL_QUEUE_MAX_PAYLOAD_BYTES`,
@@ -429,7 +429,7 @@ export const layerStore = (
  * like `30 seconds`) and `KEEL_QUEUE_NOTIFY`; missing ones keep their defaults.
  */
 export const layerConfig: Layer.Layer<
-  Queue,
+  Queues,
   LayerError | ConfigError.ConfigError,
   SqlClient.SqlClient | Backend.Backend
 > = Layer.unwrapEffect(

@@ -9,8 +9,8 @@
  */
 import { Context, type Effect, Layer, type Stream } from "effect"
 import * as Memory from "./internal/memory.js"
-import type { Backoff, DedupMode, EventType } from "./Message.js"
 import type { QueueStoreError } from "./QueueError.js"
+import type { Backoff, DedupMode, EventType } from "./Schemas.js"
 
 /** A queue and its settings. */
 export interface QueueRow extends Settings {

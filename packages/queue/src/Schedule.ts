@@ -18,9 +18,8 @@ import { Backend, Failure, Migrations, Transaction } from "@keel/sql"
 import { Clock, Context, Duration, Effect, Either, Layer, Option, Schema } from "effect"
 import { valueDecoder } from "./internal/optionSchema.js"
 import * as Ticks from "./internal/ticks.js"
-import { encodePayload, parseQueueName } from "./Message.js"
 import { Priority } from "./Options.js"
-import { Queue, type SendError } from "./Queue.js"
+import { Queues, type SendError } from "./Queue.js"
 import {
   type InvalidPayload,
   type InvalidQueueName,
@@ -31,6 +30,7 @@ import {
   ScheduleAlreadyExists,
   ScheduleNotFound
 } from "./QueueError.js"
+import { encodePayload, parseQueueName } from "./Schemas.js"
 
 const validPriority = valueDecoder(Priority)
 
@@ -287,11 +287,11 @@ const refail = (operation: string) =>
   Failure.refail((cause) => new QueueStoreError({ operation: `schedule:${operation}`, cause }))
 
 /** Builds the service over the queue, `SqlClient` and `Backend` in context. */
-export const make: Effect.Effect<Service, never, Queue | SqlClient.SqlClient | Backend.Backend> = Effect.gen(
+export const make: Effect.Effect<Service, never, Queues | SqlClient.SqlClient | Backend.Backend> = Effect.gen(
   function* () {
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const backend = yield* Backend.Backend
-    const queues = yield* Queue
+    const queues = yield* Queues
     const pg = backend.dialect === "pg"
     const skipLocked = sql.literal(pg ? "FOR UPDATE OF s SKIP LOCKED" : "")
     const inTransaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -428,7 +428,7 @@ export const make: Effect.Effect<Service, never, Queue | SqlClient.SqlClient | B
 export const layer: Layer.Layer<
   Schedules,
   Migrations.MigrationError,
-  Queue | SqlClient.SqlClient | Backend.Backend
+  Queues | SqlClient.SqlClient | Backend.Backend
 > = Layer.effect(Schedules, Effect.zipRight(Migrations.run(migrations), make))
 
 /**

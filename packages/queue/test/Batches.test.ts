@@ -5,7 +5,7 @@
  * a missing queue only its send.
  */
 import { expect, layer } from "@effect/vitest"
-import { Message, Queue, SqlQueueStore } from "@keel/queue"
+import { Queue, Schemas, SqlQueueStore } from "@keel/queue"
 import { TestDatabase } from "@keel/testkit"
 import { Cause, Effect, Exit, Option } from "effect"
 import {
@@ -32,7 +32,7 @@ TestDatabase.describeEach("Queue batches", (kind) => {
   layer(queueLayer(kind), { timeout: 120_000, excludeTestServices: true })((it) => {
     it.effect("readers claiming in batches at once never lease a message twice and skip none", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("claims")
         yield* queues.createQueue(name, { visibilityTimeout: "1 hour" })
         const sent = yield* queues.sendBatch(
@@ -58,7 +58,7 @@ TestDatabase.describeEach("Queue batches", (kind) => {
 
     it.effect("a consumer claiming ahead (prefetch) handles every message exactly once", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("prefetch")
         yield* queues.createQueue(name)
         const sent = yield* queues.sendBatch(
@@ -82,7 +82,7 @@ TestDatabase.describeEach("Queue batches", (kind) => {
       "acknowledging a batch of leases one by one: a lost lease is reported for that message only",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const store = yield* SqlQueueStore.make()
           const name = uniqueName("ack-batch")
           yield* queues.createQueue(name)
@@ -114,7 +114,7 @@ TestDatabase.describeEach("Queue batches", (kind) => {
 
     it.effect("a consumer whose batch of acknowledgements holds a lost lease acknowledges the rest", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("consumer-lost")
         yield* queues.createQueue(name)
         yield* queues.sendBatch(
@@ -141,7 +141,7 @@ TestDatabase.describeEach("Queue batches", (kind) => {
 
     it.effect("single acknowledgements at once each get their own outcome: lost leases fail alone", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("acks-at-once")
         yield* queues.createQueue(name)
         yield* queues.sendBatch(
@@ -155,7 +155,7 @@ TestDatabase.describeEach("Queue batches", (kind) => {
         }
         const exits = yield* Effect.forEach(
           leased,
-          (message: Message.Leased, index) =>
+          (message: Schemas.Leased, index) =>
             Effect.exit(index % 2 === 0 ? queues.archive(name, message) : queues.delete(name, message)),
           { concurrency: "unbounded" }
         )
@@ -170,14 +170,14 @@ TestDatabase.describeEach("Queue batches", (kind) => {
 
     it.effect("a batch of the largest size, every message with every column, is stored in order", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("batch-max")
         yield* queues.createQueue(name)
         // Each message fills every column of its row: the statement's chunks must stay under the
         // backend's bind-parameter limit (SQLite's 32,766) however many columns a row has.
         const ids = yield* queues.sendBatch(
           name,
-          Array.from({ length: Message.maxBatchSize }, (_, i) => ({
+          Array.from({ length: Schemas.maxBatchSize }, (_, i) => ({
             payload: i,
             priority: i % 5,
             group: `g${i % 97}`,
@@ -185,17 +185,17 @@ TestDatabase.describeEach("Queue batches", (kind) => {
             backoff: { kind: "fixed" as const, base: "1 second" }
           }))
         )
-        expect(ids).toHaveLength(Message.maxBatchSize)
+        expect(ids).toHaveLength(Schemas.maxBatchSize)
         expect([...ids].sort((a, b) => a - b)).toEqual(ids)
         const last = ids[ids.length - 1]
         if (last === undefined) return yield* Effect.die("no ids")
-        expect((yield* queues.getMessage(name, last)).payload).toBe(Message.maxBatchSize - 1)
+        expect((yield* queues.getMessage(name, last)).payload).toBe(Schemas.maxBatchSize - 1)
       })
     )
 
     it.effect("single sends at once each get their own id; a send to a missing queue fails alone", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const first = uniqueName("sends-a")
         const second = uniqueName("sends-b")
         yield* queues.createQueue(first)

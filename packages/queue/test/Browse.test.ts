@@ -13,7 +13,7 @@ for (const store of stores) {
     it.effect("messages by state, oldest id first, paged with after; a missing queue is QueueNotFound", () =>
       withTestClock(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("browse")
           yield* queues.createQueue(name)
           const ready = yield* Effect.forEach([1, 2, 3], (n) => queues.send(name, { n }))
@@ -51,7 +51,7 @@ for (const store of stores) {
 
     it.effect("dead letters are deleted by id or oldest first; nothing else is touched", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("dead")
         const other = uniqueName("other")
         yield* queues.createQueue(name, { maxDeliveries: 1 })
@@ -90,7 +90,7 @@ for (const store of stores) {
 
     it.effect("a worker shows its own timeout and the messages it holds a live lease on", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("workers")
         yield* queues.createQueue(name)
         yield* queues.sendBatch(name, [{ payload: 1 }, { payload: 2 }, { payload: 3 }])
@@ -115,7 +115,7 @@ describe("browsing needs no database to describe", () => {
   it.effect("the option schema refuses a page size above 1,000", () =>
     Effect.gen(function* () {
       expect(
-        yield* Effect.flip(Queue.Queue.pipe(Effect.flatMap((q) => q.listMessages("x", { limit: 1001 }))))
+        yield* Effect.flip(Queue.Queues.pipe(Effect.flatMap((q) => q.listMessages("x", { limit: 1001 }))))
       ).toMatchObject({
         option: "limit"
       })

@@ -24,7 +24,7 @@ for (const store of stores) {
     (it) => {
       it.effect("a queued message cancelled is archived as cancelled and never delivered", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("cancel")
           yield* queues.createQueue(name)
           const id = yield* queues.send(name, "unwanted")
@@ -55,7 +55,7 @@ for (const store of stores) {
       it.effect("a leased message cancelled loses its lease and does not come back", () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("cancel-leased")
             yield* queues.createQueue(name)
             const id = yield* queues.send(name, "running")
@@ -78,7 +78,7 @@ for (const store of stores) {
         () =>
           withTestClock(
             Effect.gen(function* () {
-              const queues = yield* Queue.Queue
+              const queues = yield* Queue.Queues
               const name = uniqueName("update")
               yield* queues.createQueue(name)
               const first = yield* queues.send(name, "first")
@@ -115,7 +115,7 @@ for (const store of stores) {
 
       it.effect("a consumer's handler of a cancelled message is interrupted; the consumer goes on", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("cancel-consumer")
           yield* queues.createQueue(name)
           const stuck = yield* queues.send(name, "stuck")
@@ -186,7 +186,7 @@ const crossProcess = (kind: TestDatabase.Kind, pollMs: number, within: number) =
       `a cancel reaches a handler in another process within ${within} ms (its poll interval ${pollMs} ms)`,
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const info = yield* TestDatabase.TestDatabase
           const name = uniqueName("cancel-process")
           yield* queues.createQueue(name)

@@ -1,6 +1,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
-import { type Consumer, type Message, Queue } from "@keel/queue"
+import { type Consumer, Queue, type Schemas } from "@keel/queue"
 import { TestDatabase } from "@keel/testkit"
 import { Deferred, type Duration, Effect, Exit, Fiber, Ref, Scope } from "effect"
 import { archiveRows, messageRows, layer as queueLayer, uniqueName } from "./support/QueueTest.js"
@@ -30,7 +30,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
   layer(queueLayer(kind), { timeout: 120_000, excludeTestServices: true })((it) => {
     it.effect("a registered worker is listed; closing its scope deregisters it and releases its leases", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("worker")
         yield* queues.createQueue(name)
         yield* queues.send(name, "job")
@@ -52,7 +52,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
 
     it.effect("a live worker's id is refused; a stale one is taken over and its old leases released", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const sql = yield* SqlClient.SqlClient
         const name = uniqueName("takeover")
         yield* queues.createQueue(name)
@@ -82,7 +82,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
 
     it.effect("maintenance releases the leases of a worker whose heartbeat stopped, and deregisters it", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const sql = yield* SqlClient.SqlClient
         const name = uniqueName("stale")
         yield* queues.createQueue(name)
@@ -104,7 +104,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
 
     it.effect("consume processes every message once, archives it, and deregisters at scope close", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("consume")
         yield* queues.createQueue(name)
         const ids = yield* queues.sendBatch(
@@ -141,7 +141,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
       "a failing handler's message is released with growing backoff, then dead-lettered with its error",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("failing")
           yield* queues.createQueue(name, { maxDeliveries: 3 })
           const id = yield* queues.send(name, "poison")
@@ -186,7 +186,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
 
     it.effect("an idle consumer is woken by a send, not by polling", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("wakeup")
         yield* queues.createQueue(name)
         const handled = yield* Deferred.make<number>()
@@ -211,7 +211,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
       "a handler that outlives the visibility timeout keeps its lease: nobody else gets the message",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("long")
           yield* queues.createQueue(name)
           yield* queues.send(name, "slow")
@@ -251,7 +251,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
 
     it.effect("shutdown lets a quick handler finish and releases the message of one that does not", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("shutdown")
         yield* queues.createQueue(name)
         const [quickId, stuckId] = yield* queues.sendBatch(name, [{ payload: "quick" }, { payload: "stuck" }])
@@ -292,11 +292,11 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
 
     it.effect("a handler whose lease is lost is interrupted and its message is not acknowledged", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("lost")
         yield* queues.createQueue(name)
         yield* queues.send(name, "contended")
-        const leased = yield* Deferred.make<Message.Leased>()
+        const leased = yield* Deferred.make<Schemas.Leased>()
         const interrupted = yield* Deferred.make<void>()
         yield* Effect.scoped(
           Effect.gen(function* () {
@@ -324,7 +324,7 @@ TestDatabase.describeEach("Queue contract: workers and consumers", (kind) => {
       "a handler that exceeds handlerTimeout fails and its message is released with the timeout",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("timeout")
           yield* queues.createQueue(name)
           yield* queues.send(name, "hangs")

@@ -68,7 +68,7 @@ const deliveryAccounting = (options: {
   Effect.scoped(
     Effect.gen(function* () {
       const info = yield* TestDatabase.TestDatabase
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const name = uniqueName("accounting")
       yield* queues.createQueue(name, { maxDeliveries: 100 })
       const total = options.producers * options.perProducer

@@ -34,7 +34,7 @@ for (const store of stores) {
   layer(storeLayer(store), { timeout: 120_000, excludeTestServices: true })(`event log [${store}]`, (it) => {
     it.effect("every step of every message is recorded in order, and read back from any id", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("events")
         expect((yield* queues.createQueue(name, { events: true, maxDeliveries: 2 })).events).toBe(true)
         const m1 = yield* queues.send(name, "one")
@@ -112,7 +112,7 @@ for (const store of stores) {
       "a reader from now sees what happens after it starts; a queue without events records none",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("events-live")
           const quiet = uniqueName("events-off")
           yield* queues.createQueue(name, { events: true })
@@ -137,7 +137,7 @@ for (const store of stores) {
 
     it.effect("bad input is typed: a missing queue, a negative since, a bad poll interval", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("events-invalid")
         yield* queues.createQueue(name, { events: true })
         expect(yield* Effect.flip(Stream.runDrain(queues.events(`${name}-missing`)))).toMatchObject({
@@ -184,7 +184,7 @@ for (const kind of TestDatabase.kinds) {
         "a database has the event triggers only once a queue records events; that queue's first change is recorded",
         () =>
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("events-triggers")
             yield* queues.createQueue(name)
             yield* queues.send(name, "unrecorded")
@@ -206,7 +206,7 @@ const processes = (kind: TestDatabase.Kind) =>
   layer(queueLayer(kind), { timeout: 180_000, excludeTestServices: true })((it) => {
     it.scoped("4 consumer processes: a reader here sees every event exactly once, in id order", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const info = yield* TestDatabase.TestDatabase
         const name = uniqueName("events-processes")
         yield* queues.createQueue(name, { events: true })

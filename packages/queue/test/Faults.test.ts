@@ -40,7 +40,7 @@ TestDatabase.describeEach("Queue faults", (kind) => {
   layer(queue, { timeout: 120_000, excludeTestServices: true })((it) => {
     const prepare = (prefix: string) =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const faults = yield* Faults.Faults
         const backend = yield* Backend.Backend
         const name = uniqueName(prefix)

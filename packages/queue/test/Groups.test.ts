@@ -27,7 +27,7 @@ for (const store of stores) {
         () =>
           withTestClock(
             Effect.gen(function* () {
-              const queues = yield* Queue.Queue
+              const queues = yield* Queue.Queues
               const name = uniqueName("groups")
               yield* queues.createQueue(name, { maxDeliveries: 2 })
               const a1 = yield* queues.send(name, "a1", { group: "a" })
@@ -67,7 +67,7 @@ for (const store of stores) {
 
       it.effect("bad group names are InvalidOption; nothing is stored", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("groups-invalid")
           yield* queues.createQueue(name)
           for (const group of ["", "g".repeat(129), "tab\there"]) {
@@ -107,7 +107,7 @@ const processes = (kind: TestDatabase.Kind) =>
   layer(queueLayer(kind), { timeout: 180_000, excludeTestServices: true })((it) => {
     it.scoped("4 consumer processes: each group one at a time, in send order; every message once", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const info = yield* TestDatabase.TestDatabase
         const name = uniqueName("groups-processes")
         yield* queues.createQueue(name)

@@ -1,5 +1,5 @@
 import { expect, layer } from "@effect/vitest"
-import { type Message, Metrics, Queue } from "@keel/queue"
+import { Metrics, Queue, type Schemas } from "@keel/queue"
 import { TestDatabase } from "@keel/testkit"
 import { DateTime, Duration, Effect, Metric, TestClock } from "effect"
 import {
@@ -12,7 +12,7 @@ import {
 } from "./support/QueueTest.js"
 
 /** The only message of a read, or a defect. */
-const one = (messages: ReadonlyArray<Message.Leased>) =>
+const one = (messages: ReadonlyArray<Schemas.Leased>) =>
   messages.length === 1 && messages[0] !== undefined
     ? Effect.succeed(messages[0])
     : Effect.dieMessage(`expected one message, got ${messages.length}`)
@@ -24,7 +24,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("lease")
             yield* queues.createQueue(name, { visibilityTimeout: "30 seconds" })
             yield* queues.sendBatch(
@@ -59,7 +59,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("expired")
             yield* queues.createQueue(name)
             yield* queues.send(name, "job")
@@ -92,7 +92,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
     it.effect("extending a lease keeps the message hidden past its first deadline", () =>
       withTestClock(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("extend")
           yield* queues.createQueue(name)
           yield* queues.send(name, "long job")
@@ -111,7 +111,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
     it.effect("release makes a message visible again (after a delay) and records the error", () =>
       withTestClock(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("release")
           yield* queues.createQueue(name, { maxDeliveries: 10 })
           yield* queues.send(name, "flaky")
@@ -138,7 +138,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("batch-ack")
             yield* queues.createQueue(name)
             yield* queues.sendBatch(name, [{ payload: 1 }, { payload: 2 }, { payload: 3 }])
@@ -171,7 +171,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
 
     it.effect("many concurrent readers never lease the same message twice", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("concurrent")
         yield* queues.createQueue(name)
         yield* queues.sendBatch(
@@ -201,7 +201,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       "a message released with an error after its last allowed delivery is dead-lettered, then requeued",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("dead")
           yield* queues.createQueue(name, { maxDeliveries: 2 })
           const id = yield* queues.send(name, { job: "poison" }, { priority: 4 })
@@ -230,7 +230,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("dead-expired")
             yield* queues.createQueue(name, { maxDeliveries: 1 })
             const poison = yield* queues.send(name, "crashes the consumer")
@@ -250,7 +250,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       "requeueDead moves only the chosen dead letters; the archive lists acknowledged and dead apart",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("requeue")
           yield* queues.createQueue(name, { maxDeliveries: 1 })
           const ids = yield* queues.sendBatch(name, [{ payload: "a" }, { payload: "b" }, { payload: "c" }])
@@ -277,7 +277,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("metrics")
             yield* queues.createQueue(name, { maxDeliveries: 1 })
             yield* queues.sendBatch(name, [{ payload: 1 }, { payload: 2 }])
@@ -306,7 +306,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("key-retention")
             yield* queues.createQueue(name, { retention: "1 hour" })
             const first = yield* queues.send(name, "v1", { dedupKey: "invoice-7" })
@@ -328,7 +328,7 @@ TestDatabase.describeEach("Queue contract: leases", (kind) => {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("retention")
             yield* queues.createQueue(name, { retention: "1 hour", maxDeliveries: 1 })
             yield* queues.sendBatch(name, [{ payload: 1 }, { payload: 2 }, { payload: 3 }])

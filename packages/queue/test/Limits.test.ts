@@ -30,7 +30,7 @@ for (const store of stores) {
       it.effect("a concurrency limit caps the messages leased at once; expired leases free their slots", () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("limit-concurrency")
             const info = yield* queues.createQueue(name, { concurrencyLimit: 3 })
             expect(info.concurrencyLimit).toBe(3)
@@ -58,7 +58,7 @@ for (const store of stores) {
       it.effect("a rate limit caps the leases per window; the next window allows more", () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("limit-rate")
             // Start at a window boundary so that the test's windows are the limiter's.
             yield* TestClock.setTime(Math.ceil(Date.now() / 1000) * 1000 + 1000)
@@ -88,7 +88,7 @@ for (const store of stores) {
 
       it.effect("groupConcurrency N: the oldest N of a group run at once, the next when one is done", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("limit-group")
           expect((yield* queues.createQueue(name, { groupConcurrency: 2 })).groupConcurrency).toBe(2)
           const sent = yield* queues.sendBatch(name, [
@@ -109,7 +109,7 @@ for (const store of stores) {
 
       it.effect("groupOnDead block: a dead letter holds its group until it is requeued", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("limit-block")
           const info = yield* queues.createQueue(name, { groupOnDead: "block", maxDeliveries: 1 })
           expect(info.groupOnDead).toBe("block")
@@ -138,7 +138,7 @@ for (const store of stores) {
 
       it.effect("bad limits are InvalidOption naming the option; the queue is not created", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("limit-invalid")
           const cases: ReadonlyArray<readonly [Queue.SettingsOptions, string]> = [
             [{ concurrencyLimit: 0 }, "concurrencyLimit"],
@@ -213,7 +213,7 @@ const processes = (kind: TestDatabase.Kind) =>
 
     it.scoped("4 consumer processes: a rate limit holds in every window and within 10% over the run", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("rate-processes")
         const limit = 50
         const intervalMs = 500
@@ -258,7 +258,7 @@ const processes = (kind: TestDatabase.Kind) =>
 
     it.scoped("4 consumer processes: a concurrency limit and a group's concurrency are never exceeded", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("concurrency-processes")
         yield* queues.createQueue(name, { concurrencyLimit: 5, groupConcurrency: 2 })
         const running = yield* consumers(name, "5-15")

@@ -42,12 +42,12 @@ describe("option schemas", () => {
 })
 
 describe("operations report the rejected option", () => {
-  const refused = <A, E>(effect: Effect.Effect<A, E, Queue.Queue>) =>
+  const refused = <A, E>(effect: Effect.Effect<A, E, Queue.Queues>) =>
     Effect.flip(effect).pipe(Effect.provide(memory))
 
   it.effect("a send: path, value given and expected range; nothing stored", () =>
     Effect.gen(function* () {
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const name = uniqueName("options")
       yield* queues.createQueue(name)
       expect(yield* Effect.flip(queues.send(name, 1, { priority: 40_000 }))).toMatchObject({
@@ -83,7 +83,7 @@ describe("operations report the rejected option", () => {
 
   it.effect("reads, releases, acknowledgements and updates", () =>
     Effect.gen(function* () {
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const name = uniqueName("options")
       yield* queues.createQueue(name)
       yield* queues.send(name, 1)
@@ -122,7 +122,7 @@ describe("operations report the rejected option", () => {
 
   it.effect("settings, the archive, dead letters and the event log", () =>
     Effect.gen(function* () {
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const name = uniqueName("options")
       expect(
         yield* Effect.flip(queues.createQueue(name, { rateLimit: { limit: 10, interval: "0 seconds" } }))
@@ -164,7 +164,7 @@ describe("operations report the rejected option", () => {
     refused(
       Effect.scoped(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("options")
           yield* queues.createQueue(name)
           return yield* queues.consume(name, () => Effect.void, {

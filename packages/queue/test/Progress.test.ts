@@ -14,7 +14,7 @@ for (const store of stores) {
       it.effect("getMessage shows where a message is, its deliveries and the progress last reported", () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("show")
             yield* queues.createQueue(name, { maxDeliveries: 4 })
             const id = yield* queues.send(name, { job: 1 }, { priority: 2 })
@@ -60,7 +60,7 @@ for (const store of stores) {
 
       it.effect("progress must be JSON of at most 4 KiB; a bad value changes nothing", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("progress-invalid")
           yield* queues.createQueue(name)
           const id = yield* queues.send(name, "x")
@@ -78,7 +78,7 @@ for (const store of stores) {
 
       it.effect("a consumer's handler reports progress that another fiber reads while it runs", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("progress-consumer")
           yield* queues.createQueue(name)
           const id = yield* queues.send(name, "work")

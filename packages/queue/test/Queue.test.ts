@@ -1,6 +1,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Message, Queue } from "@keel/queue"
+import { Queue, Schemas } from "@keel/queue"
 import { Transaction } from "@keel/sql"
 import { TestDatabase } from "@keel/testkit"
 import { Duration, Effect, Either, FastCheck, TestClock } from "effect"
@@ -16,14 +16,14 @@ describe("queue names", () => {
   it.prop(
     "a name of 1-64 lowercase letters, digits, '_' and '-' is accepted",
     [FastCheck.stringMatching(/^[a-z0-9_-]{1,64}$/)],
-    ([name]) => Either.isRight(Message.parseQueueName(name))
+    ([name]) => Either.isRight(Schemas.parseQueueName(name))
   )
 
   it.prop(
     "any other string is an InvalidQueueName",
     [FastCheck.string({ maxLength: 80 }).filter((name) => !/^[a-z0-9_-]{1,64}$/.test(name))],
     ([name]) => {
-      const parsed = Message.parseQueueName(name)
+      const parsed = Schemas.parseQueueName(name)
       return Either.isLeft(parsed) && parsed.left._tag === "InvalidQueueName"
     }
   )
@@ -35,7 +35,7 @@ describe("payloads", () => {
     [FastCheck.jsonValue()],
     ([value]) =>
       Effect.gen(function* () {
-        const text = yield* Message.encodePayload(value, 1_000_000)
+        const text = yield* Schemas.encodePayload(value, 1_000_000)
         expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(value)))
       }),
     { fastCheck: { numRuns: 40 } }
@@ -54,23 +54,23 @@ describe("payloads", () => {
       [{ big: 1n }, "$.big is a bigint"]
     ]
     for (const [payload, reason] of cases) {
-      const encoded = Message.encodePayload(payload, 1_000_000)
+      const encoded = Schemas.encodePayload(payload, 1_000_000)
       expect(Either.isLeft(encoded) && encoded.left._tag === "InvalidPayload" && encoded.left.reason).toBe(
         reason
       )
     }
     // A value that appears twice without enclosing itself is not a cycle.
     const shared = { x: 1 }
-    expect(Either.getOrThrow(Message.encodePayload({ a: shared, b: [shared] }, 1_000_000))).toBe(
+    expect(Either.getOrThrow(Schemas.encodePayload({ a: shared, b: [shared] }, 1_000_000))).toBe(
       '{"a":{"x":1},"b":[{"x":1}]}'
     )
   })
 
   it.effect("text that is not JSON is an InvalidPayload", () =>
     Effect.gen(function* () {
-      const error = yield* Effect.flip(Message.parsePayload("{not json"))
+      const error = yield* Effect.flip(Schemas.parsePayload("{not json"))
       expect(error._tag).toBe("InvalidPayload")
-      expect(yield* Message.parsePayload('{"a":[1,2]}')).toEqual({ a: [1, 2] })
+      expect(yield* Schemas.parsePayload('{"a":[1,2]}')).toEqual({ a: [1, 2] })
     })
   )
 })
@@ -79,7 +79,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
   layer(queueLayer(kind), { timeout: 120_000, excludeTestServices: true })((it) => {
     it.effect("a created queue has the given settings, is listed, and can be changed", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("settings")
         const created = yield* queues.createQueue(name, {
           visibilityTimeout: "45 seconds",
@@ -100,7 +100,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("a queue created without settings gets the defaults", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const created = yield* queues.createQueue(uniqueName("defaults"))
         expect(Duration.toMillis(created.visibilityTimeout)).toBe(Queue.defaults.visibilityTimeoutMs)
         expect(created.maxDeliveries).toBe(Queue.defaults.maxDeliveries)
@@ -110,7 +110,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("creating an existing queue is QueueAlreadyExists; ensureQueue returns it unchanged", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("exists")
         yield* queues.createQueue(name, { maxDeliveries: 9 })
         const before = yield* fingerprint
@@ -124,7 +124,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("invalid queue names are InvalidQueueName for every operation, and nothing changes", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const before = yield* fingerprint
         for (const name of [
           "",
@@ -157,7 +157,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("operations on an unknown queue are QueueNotFound, and nothing changes", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("missing")
         const before = yield* fingerprint
         const errors = yield* Effect.all([
@@ -186,7 +186,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
       "negative, non-finite or absurd options are InvalidOption naming the option, and nothing changes",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("options")
           yield* queues.createQueue(name)
           yield* queues.send(name, "seed")
@@ -215,7 +215,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
             ["qty", queues.read(name, { qty: 0 })],
             ["qty", queues.read(name, { qty: -3 })],
             ["qty", queues.read(name, { qty: 1.5 })],
-            ["qty", queues.read(name, { qty: Message.maxBatchSize + 1 })],
+            ["qty", queues.read(name, { qty: Schemas.maxBatchSize + 1 })],
             ["visibilityTimeout", queues.read(name, { visibilityTimeout: -100 })],
             ["visibilityTimeout", queues.read(name, { visibilityTimeout: Number.POSITIVE_INFINITY })],
             ["visibilityTimeout", queues.read(name, { visibilityTimeout: "13 hours" })],
@@ -241,7 +241,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("non-JSON and oversized payloads are typed errors, and nothing is written", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("payloads")
         yield* queues.createQueue(name)
         const before = yield* fingerprint
@@ -278,18 +278,18 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("a batch over the limit is BatchTooLarge, and nothing is written", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("oversized")
         yield* queues.createQueue(name)
         const before = yield* fingerprint
-        const tooMany = Array.from({ length: Message.maxBatchSize + 1 }, (_, i) => ({ payload: i }))
+        const tooMany = Array.from({ length: Schemas.maxBatchSize + 1 }, (_, i) => ({ payload: i }))
         const error = yield* Effect.flip(queues.sendBatch(name, tooMany))
         expect(error).toMatchObject({
           _tag: "BatchTooLarge",
-          size: Message.maxBatchSize + 1,
-          limit: Message.maxBatchSize
+          size: Schemas.maxBatchSize + 1,
+          limit: Schemas.maxBatchSize
         })
-        const leases = Array.from({ length: Message.maxBatchSize + 1 }, (_, i) => ({ id: i + 1, lease: "x" }))
+        const leases = Array.from({ length: Schemas.maxBatchSize + 1 }, (_, i) => ({ id: i + 1, lease: "x" }))
         for (const attempt of [
           queues.deleteBatch(name, leases),
           queues.archiveBatch(name, leases),
@@ -304,7 +304,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("sent JSON payloads come back unchanged, with their priority and delivery count", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("roundtrip")
         yield* queues.createQueue(name)
         const payload = {
@@ -326,7 +326,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("read delivers by priority (lower first), then by time visible, then by id", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("order")
         yield* queues.createQueue(name)
         const late = yield* queues.send(name, "late", { priority: 5 })
@@ -341,7 +341,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
     it.effect("a delayed message stays invisible until its delay has passed", () =>
       withTestClock(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("delay")
           yield* queues.createQueue(name)
           const id = yield* queues.send(name, "later", { delay: "10 seconds" })
@@ -357,7 +357,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("a batch is written in one transaction; ids come back in input order", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("batch")
         yield* queues.createQueue(name)
         const ids = yield* queues.sendBatch(
@@ -379,10 +379,10 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
       "a batch larger than one statement's parameter limit is chunked and fully written",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("chunked")
           yield* queues.createQueue(name)
-          const size = Message.maxBatchSize
+          const size = Schemas.maxBatchSize
           const ids = yield* queues.sendBatch(
             name,
             Array.from({ length: size }, (_, i) => ({ payload: i }))
@@ -398,7 +398,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("a keyed send is idempotent: the same key yields the same id and one row", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("keyed")
         yield* queues.createQueue(name)
         const first = yield* queues.send(name, { n: 1 }, { dedupKey: "order-42" })
@@ -423,7 +423,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("a key is remembered after its message was consumed: a late retry does not resend", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("keyed-consumed")
         yield* queues.createQueue(name)
         const id = yield* queues.send(name, "once", { dedupKey: "k" })
@@ -437,7 +437,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("a send inside the caller's transaction commits or rolls back with the business write", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const sql = yield* SqlClient.SqlClient
         const name = uniqueName("transactional")
         yield* queues.createQueue(name)
@@ -471,7 +471,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("deleting a queue with messages in flight is refused unless forced", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("delete")
         yield* queues.createQueue(name)
         yield* queues.sendBatch(name, [{ payload: 1 }, { payload: 2 }, { payload: 3 }])
@@ -489,7 +489,7 @@ TestDatabase.describeEach("Queue contract: queues and sends", (kind) => {
 
     it.effect("purge removes every message, and with archive the archive too", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("purge")
         yield* queues.createQueue(name)
         yield* queues.sendBatch(name, [{ payload: 1 }, { payload: 2 }, { payload: 3 }])

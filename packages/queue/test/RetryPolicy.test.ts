@@ -43,7 +43,7 @@ for (const store of stores) {
         "a message's own maxDeliveries dead-letters it on a failed release; others keep the queue's",
         () =>
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("max")
             yield* queues.createQueue(name, { maxDeliveries: 5 })
             const own = yield* queues.send(name, "own", {
@@ -78,7 +78,7 @@ for (const store of stores) {
         () =>
           withTestClock(
             Effect.gen(function* () {
-              const queues = yield* Queue.Queue
+              const queues = yield* Queue.Queues
               const name = uniqueName("expire")
               yield* queues.createQueue(name, { maxDeliveries: 10 })
               const id = yield* queues.send(name, "once", { maxDeliveries: 1 })
@@ -97,7 +97,7 @@ for (const store of stores) {
 
       it.effect("the consumer waits the message's own backoff, and its own for the rest", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("consumer")
           yield* queues.createQueue(name)
           yield* queues.send(name, "fast", { backoff: { kind: "fixed", base: 20, jitter: 0 } })
@@ -132,7 +132,7 @@ for (const store of stores) {
 
       it.effect("bad policies are InvalidOption naming the field; nothing is stored", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("invalid")
           yield* queues.createQueue(name)
           const cases = [

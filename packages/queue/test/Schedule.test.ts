@@ -32,7 +32,7 @@ TestDatabase.describeEach("Schedules", (kind) => {
   layer(schedules, { timeout: 120_000, excludeTestServices: true })((it) => {
     const setup = (every: Duration.DurationInput | undefined, options: Partial<Schedule.NewSchedule> = {}) =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const service = yield* Schedule.Schedules
         const queue = uniqueName("sched")
         yield* queues.createQueue(queue)
@@ -88,7 +88,7 @@ TestDatabase.describeEach("Schedules", (kind) => {
 
     it.effect("a cron schedule with seconds and a time zone fires at its local times", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const service = yield* Schedule.Schedules
         const queue = uniqueName("cron")
         yield* queues.createQueue(queue)
@@ -122,7 +122,7 @@ TestDatabase.describeEach("Schedules", (kind) => {
 
     it.effect("list, get, remove; deleting the queue deletes its schedules", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const { queue, name, service } = yield* setup("1 minute")
         expect((yield* service.list(queue)).map((schedule) => schedule.name)).toEqual([name])
         yield* service.remove(name)
@@ -136,7 +136,7 @@ TestDatabase.describeEach("Schedules", (kind) => {
 
     it.effect("bad definitions fail typed and write nothing", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const service = yield* Schedule.Schedules
         const queue = uniqueName("bad")
         yield* queues.createQueue(queue)
@@ -175,7 +175,7 @@ describe("Schedules across processes", () => {
     })((it) => {
       it.effect(`[${kind}] 4 schedulers racing enqueue each tick exactly once`, () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const service = yield* Schedule.Schedules
           const info = yield* TestDatabase.TestDatabase
           const queue = uniqueName("race")

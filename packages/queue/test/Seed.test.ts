@@ -20,7 +20,7 @@ for (const kind of sqliteFiles) {
           Effect.scoped(
             Effect.gen(function* () {
               const info = yield* TestDatabase.TestDatabase
-              const queues = yield* Queue.Queue
+              const queues = yield* Queue.Queues
               const name = uniqueName("seed")
               yield* queues.createQueue(name)
               const hammer = yield* Processes.spawn({
@@ -39,7 +39,7 @@ for (const kind of sqliteFiles) {
                 const fresh = Queue.layer().pipe(Layer.provide(Database.layer(info.dsn)))
                 ids.push(
                   yield* Effect.provide(
-                    Effect.flatMap(Queue.Queue, (q) => q.send(name, { i })),
+                    Effect.flatMap(Queue.Queues, (q) => q.send(name, { i })),
                     fresh
                   )
                 )

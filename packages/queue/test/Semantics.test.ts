@@ -18,7 +18,7 @@ for (const [store, queueLayer] of Object.entries(stores)) {
   layer(queueLayer, { timeout: 60_000, excludeTestServices: true })(`Queue semantics [${store}]`, (it) => {
     it.effect("send, read in priority order, archive: the archive keeps it, the queue is empty", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("basics")
         yield* queues.createQueue(name)
         const low = yield* queues.send(name, { n: 1 }, { priority: 5 })
@@ -37,7 +37,7 @@ for (const [store, queueLayer] of Object.entries(stores)) {
 
     it.effect("a dedup key yields the same message; a delayed message is invisible until its time", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("keys")
         yield* queues.createQueue(name)
         const id = yield* queues.send(name, "once", { dedupKey: "k" })
@@ -50,7 +50,7 @@ for (const [store, queueLayer] of Object.entries(stores)) {
 
     it.effect("a release with an error at max deliveries dead-letters; requeue brings it back fresh", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("dead")
         yield* queues.createQueue(name, { maxDeliveries: 2 })
         const id = yield* queues.send(name, "poison")
@@ -72,7 +72,7 @@ for (const [store, queueLayer] of Object.entries(stores)) {
       "a batch acknowledgement with a lost lease changes nothing; deleting a busy queue is refused",
       () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("atomic")
           yield* queues.createQueue(name)
           yield* queues.sendBatch(name, [{ payload: 1 }, { payload: 2 }])
@@ -90,7 +90,7 @@ for (const [store, queueLayer] of Object.entries(stores)) {
 
     it.effect("a consumer handles every message once and dead-letters the one that keeps failing", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("consumer")
         yield* queues.createQueue(name, { maxDeliveries: 2 })
         yield* queues.sendBatch(

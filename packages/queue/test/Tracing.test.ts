@@ -29,7 +29,7 @@ const capturing = Layer.unwrapEffect(
   )
 )
 
-const serviceOn = (store: Store, tracing: boolean): Layer.Layer<Queue.Queue> =>
+const serviceOn = (store: Store, tracing: boolean): Layer.Layer<Queue.Queues> =>
   store === "memory"
     ? Queue.layerStore({ tracing }).pipe(Layer.provide(QueueStore.layerMemory), Layer.orDie)
     : Layer.orDie(queueLayer(store, { tracing }))
@@ -75,7 +75,7 @@ for (const store of stores) {
     (it) => {
       it.scoped("a handler's span is a child of the span its message was sent in; operations are spans", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           captured.length = 0
           const { request, handle, trace } = yield* roundTrip(queues, uniqueName("traced"))
           const send = captured.find((span) => span.name === "keel.queue.send")
@@ -99,7 +99,7 @@ for (const store of stores) {
     (it) => {
       it.scoped("no Keel span is made and no trace context is stored", () =>
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           captured.length = 0
           const { handle, trace } = yield* roundTrip(queues, uniqueName("untraced"))
           expect(captured.filter((span) => span.name.startsWith("keel.")).map((span) => span.name)).toEqual(

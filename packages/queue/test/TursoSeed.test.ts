@@ -186,7 +186,7 @@ const keelInThreads = (version: string, url: string, keyed: boolean) =>
       )
       // The current engine migrates and creates the queue; then each thread opens its own connection.
       const setup = yield* Layer.build(queueOn(info.dsn))
-      yield* Context.get(setup, Queue.Queue).createQueue(name)
+      yield* Context.get(setup, Queue.Queues).createQueue(name)
       const sql = Context.get(setup, SqlClient.SqlClient)
       if (version !== "0.7.2") yield* withoutCheckConstraints(sql)
       const outcomes = yield* Effect.promise(() =>
@@ -267,7 +267,7 @@ describe.skipIf(!selected)("seed 000 on the Turso engine", () => {
           const dsn = `${info.dsn}?multiprocess=1`
           const name = "seed-processes"
           const queue = yield* Layer.build(queueOn(dsn))
-          yield* Context.get(queue, Queue.Queue).createQueue(name)
+          yield* Context.get(queue, Queue.Queues).createQueue(name)
           const startAt = Processes.startAt()
           const exits = yield* Processes.runMany(workers, () => ({
             script: fixture("turso-sender"),

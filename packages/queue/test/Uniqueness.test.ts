@@ -20,7 +20,7 @@ import {
 /** The payloads of every visible message, leased now (and released again at once: nothing else changes). */
 const visible = (name: string) =>
   Effect.gen(function* () {
-    const queues = yield* Queue.Queue
+    const queues = yield* Queue.Queues
     const leased = yield* queues.read(name, { qty: 100 })
     yield* queues.releaseBatch(name, leased)
     return leased.map((message) => ({ id: message.id, payload: message.payload, priority: message.priority }))
@@ -29,7 +29,7 @@ const visible = (name: string) =>
 /** Messages held by `name` (visible, leased or delayed). */
 const held = (name: string) =>
   Effect.map(
-    Effect.flatMap(Queue.Queue, (queues) => queues.metrics(name)),
+    Effect.flatMap(Queue.Queues, (queues) => queues.metrics(name)),
     (m) => m.depth + m.inFlight + m.delayed
   )
 
@@ -40,7 +40,7 @@ for (const store of stores) {
     it.effect("a key held for a window: the same message within it, a new one after it", () =>
       withTestClock(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("window")
           yield* queues.createQueue(name)
           const first = yield* queues.send(name, "a", { dedupKey: "k", dedupWindow: "1 minute" })
@@ -66,7 +66,7 @@ for (const store of stores) {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("replace")
             yield* queues.createQueue(name)
             const id = yield* queues.send(name, { v: 1 }, { dedupKey: "k", delay: "10 seconds" })
@@ -92,7 +92,7 @@ for (const store of stores) {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("replace-leased")
             yield* queues.createQueue(name)
             const first = yield* queues.send(name, "v1", { dedupKey: "k" })
@@ -120,7 +120,7 @@ for (const store of stores) {
       () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const name = uniqueName("replace-expired")
             yield* queues.createQueue(name)
             const id = yield* queues.send(name, "v1", { dedupKey: "k" })
@@ -138,7 +138,7 @@ for (const store of stores) {
     it.effect("debounce: each send pushes the message back by its delay; it runs once the sends stop", () =>
       withTestClock(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("debounce")
           yield* queues.createQueue(name)
           const send = (n: number) =>
@@ -160,7 +160,7 @@ for (const store of stores) {
     it.effect("a batch applies its messages in order, as if sent one after another", () =>
       withTestClock(
         Effect.gen(function* () {
-          const queues = yield* Queue.Queue
+          const queues = yield* Queue.Queues
           const name = uniqueName("batch")
           yield* queues.createQueue(name)
           const existing = yield* queues.send(name, "old", { dedupKey: "held" })
@@ -191,7 +191,7 @@ for (const store of stores) {
 
     it.effect("bad uniqueness options are InvalidOption naming the option, and nothing is written", () =>
       Effect.gen(function* () {
-        const queues = yield* Queue.Queue
+        const queues = yield* Queue.Queues
         const name = uniqueName("invalid")
         yield* queues.createQueue(name)
         const before = yield* held(name)
@@ -227,7 +227,7 @@ for (const kind of TestDatabase.kinds) {
       it.effect("maintenance forgets a key once its window is over, and only then", () =>
         withTestClock(
           Effect.gen(function* () {
-            const queues = yield* Queue.Queue
+            const queues = yield* Queue.Queues
             const sql = yield* SqlClient.SqlClient
             const name = uniqueName("purge")
             yield* queues.createQueue(name)
@@ -254,7 +254,7 @@ for (const kind of TestDatabase.kinds) {
         () =>
           withTestClock(
             Effect.gen(function* () {
-              const queues = yield* Queue.Queue
+              const queues = yield* Queue.Queues
               const name = uniqueName("concurrent")
               yield* queues.createQueue(name)
               const send = (n: number) =>

@@ -15,7 +15,7 @@
  *   them), then are killed and their messages released; the worker deregisters and keel exits 0.
  */
 import { spawn } from "node:child_process"
-import { type Consumer, type Message, Queue } from "@keel/queue"
+import { type Consumer, Queue, type Schemas } from "@keel/queue"
 import { Telemetry } from "@keel/sql"
 import { Data, Deferred, Duration, Effect, Exit, Option, Ref } from "effect"
 import type { ConsumeInput } from "../commands/Queue.js"
@@ -46,7 +46,7 @@ const killGrace = Duration.seconds(5)
  * the message was sent in; with neither, keel's own `TRACEPARENT` (if any) passes through.
  */
 export const environment = (
-  message: Message.Leased,
+  message: Schemas.Leased,
   workerId: string,
   traceparent: string | undefined = undefined
 ): Record<string, string> => {
@@ -78,7 +78,7 @@ const signalGroup = (pid: number | undefined, signal: NodeJS.Signals) => {
  */
 export const runCommand = (
   command: string,
-  message: Message.Leased,
+  message: Schemas.Leased,
   workerId: string,
   stdout: number,
   traceparent: string | undefined = undefined
@@ -145,7 +145,7 @@ export const consume = (input: ConsumeInput) =>
   Effect.provide(
     Effect.gen(function* () {
       const globals = yield* Globals
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const limit = Option.getOrUndefined(input.maxMessages)
       if (limit !== undefined && limit < 1) {
         return yield* new InvalidInput({

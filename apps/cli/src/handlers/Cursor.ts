@@ -67,7 +67,7 @@ export const get = (input: GetInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       const stored = yield* store.get(input.peer)
       const position = Option.isSome(stored)
         ? stored.value
@@ -87,7 +87,7 @@ export const set = (input: SetInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       if (input.force) {
         const position = yield* store.reset(input.peer, input.position)
         yield* Output.confirmation(
@@ -117,7 +117,7 @@ export const list = (input: ListInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       const cursors = yield* store.getAll
       yield* Output.result({ namespace: store.namespace, cursors }, () =>
         cursors.length === 0
@@ -139,7 +139,7 @@ export const remove = (input: DeleteInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       const deleted = yield* store.delete(input.peer)
       yield* Output.confirmation({ namespace: store.namespace, peer: input.peer, deleted }, () =>
         deleted ? `deleted the cursor of ${input.peer}` : `${input.peer} has no cursor`
@@ -152,7 +152,7 @@ export const flush = (input: FlushInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       const flushed = yield* store.flush
       const checkpoint = yield* store.checkpoint
       yield* Output.confirmation({ namespace: store.namespace, flush: flushed, checkpoint }, () =>
@@ -171,7 +171,7 @@ export const lag = (input: LagInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       const heads = yield* Option.match(input.heads, {
         onNone: () => Effect.succeed(undefined),
         onSome: (file) =>
@@ -271,7 +271,7 @@ export const reset = (input: ResetInput) =>
     withStore(
       input.namespace,
       Effect.gen(function* () {
-        const store = yield* Cursor.CursorStore
+        const store = yield* Cursor.Cursors
         const result = yield* store.resetTo(target, {
           peers: input.peers.length === 0 ? undefined : input.peers,
           dryRun: input.dryRun
@@ -295,7 +295,7 @@ export const expire = (input: ExpireInput) =>
     withStore(
       input.namespace,
       Effect.gen(function* () {
-        const store = yield* Cursor.CursorStore
+        const store = yield* Cursor.Cursors
         const result = yield* store.expire(idleFor, { dryRun: input.dryRun })
         yield* Output.result({ namespace: store.namespace, ...result }, () =>
           result.expired.length === 0
@@ -311,7 +311,7 @@ export const exportCursors = (input: ExportInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       const exported = yield* store.export
       yield* Output.result(exported, () => Output.json(exported))
     })
@@ -336,7 +336,7 @@ export const importCursors = (input: ImportInput) =>
     yield* withStore(
       input.namespace,
       Effect.gen(function* () {
-        const store = yield* Cursor.CursorStore
+        const store = yield* Cursor.Cursors
         const result = yield* store.import(document.cursors, { mode: input.mode, dryRun: input.dryRun })
         yield* Output.confirmation(
           { namespace: store.namespace, ...result },
@@ -355,7 +355,7 @@ export const fence = (input: FenceInput) =>
   withStore(
     input.namespace,
     Effect.gen(function* () {
-      const store = yield* Cursor.CursorStore
+      const store = yield* Cursor.Cursors
       yield* Output.confirmation(
         { namespace: store.namespace, fence: store.fence },
         () => `namespace ${store.namespace} fenced at epoch ${store.fence}`

@@ -1,12 +1,12 @@
 /**
  * `keel queue events` (loaded on demand): the queue service's event log, printed as it is read,
- * one line per event (with `--json`, one JSON object per line, as `Message.QueueEvent` encodes it).
+ * one line per event (with `--json`, one JSON object per line, as `Schemas.QueueEvent` encodes it).
  *
  * Without `--follow` the command prints the log as it is, a page at a time (`Queue.readEvents`),
  * and stops when it has caught up. With `--follow` it follows the log's stream (`Queue.events`)
  * until SIGINT/SIGTERM and exits 0.
  */
-import { Message, Queue } from "@keel/queue"
+import { Queue, Schemas } from "@keel/queue"
 import { DateTime, Effect, Exit, Option, Ref, Schema, Stream } from "effect"
 import type { EventsInput } from "../commands/Events.js"
 import * as Layers from "../Layers.js"
@@ -16,10 +16,10 @@ import { Shutdown } from "../Shutdown.js"
 /** Events per read without `--follow`. */
 const pageSize = 500
 
-const encodeEvent = Schema.encodeSync(Message.QueueEvent)
+const encodeEvent = Schema.encodeSync(Schemas.QueueEvent)
 
 /** `12  2026-12-07T01:02:03.456Z  orders  #41  leased`, and the error when there is one. */
-const line = (event: Message.QueueEvent): string =>
+const line = (event: Schemas.QueueEvent): string =>
   [
     String(event.id),
     DateTime.formatIso(event.at),
@@ -29,10 +29,10 @@ const line = (event: Message.QueueEvent): string =>
     ...(event.error === null ? [] : [Output.singleLine(event.error)])
   ].join("  ")
 
-const print = (event: Message.QueueEvent) => Output.result(encodeEvent(event), () => line(event))
+const print = (event: Schemas.QueueEvent) => Output.result(encodeEvent(event), () => line(event))
 
 /** Events as the stream reads them, until SIGINT/SIGTERM, which ends the command cleanly. */
-const follow = <E, R>(events: Stream.Stream<Message.QueueEvent, E, R>) =>
+const follow = <E, R>(events: Stream.Stream<Schemas.QueueEvent, E, R>) =>
   Stream.runForEach(events, print).pipe(
     Effect.onExit((exit) =>
       Exit.isInterrupted(exit) ? Effect.flatMap(Shutdown, (clean) => Ref.set(clean, true)) : Effect.void
@@ -56,7 +56,7 @@ const recorded = (queues: Queue.Service, name: string | undefined, since: number
 export const events = (input: EventsInput) =>
   Effect.provide(
     Effect.gen(function* () {
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const name = Option.getOrUndefined(input.queue)
       // Checked first, so that a missing queue fails however the read below is timed.
       if (name !== undefined) yield* queues.getQueue(name)

@@ -3,7 +3,7 @@
  * queue service. JSON documents carry durations and timestamps as milliseconds, as the queue's
  * schemas encode them.
  */
-import { Message, Queue, type Options as QueueOptions } from "@keel/queue"
+import { Queue, type Options as QueueOptions, Schemas } from "@keel/queue"
 import { Retry } from "@keel/sql"
 import { Array as Arr, DateTime, Effect, Either, Option, Schema } from "effect"
 import type {
@@ -44,12 +44,12 @@ const withQueue = <E, R>(program: Effect.Effect<void, E, R>) => Effect.provide(p
  */
 const atomically = <A, E, R>(writes: Effect.Effect<A, E, R>) => Retry.run(Retry.transaction(writes))
 
-const encodeInfo = Schema.encodeSync(Message.QueueInfo)
-const encodeLeased = Schema.encodeSync(Message.Leased)
-const encodeArchived = Schema.encodeSync(Message.ArchivedMessage)
-const encodeMetrics = Schema.encodeSync(Message.QueueMetrics)
-const encodeWorker = Schema.encodeSync(Message.Worker)
-const encodeRemoved = Schema.encodeSync(Message.Removed)
+const encodeInfo = Schema.encodeSync(Schemas.QueueInfo)
+const encodeLeased = Schema.encodeSync(Schemas.Leased)
+const encodeArchived = Schema.encodeSync(Schemas.ArchivedMessage)
+const encodeMetrics = Schema.encodeSync(Schemas.QueueMetrics)
+const encodeWorker = Schema.encodeSync(Schemas.Worker)
+const encodeRemoved = Schema.encodeSync(Schemas.Removed)
 
 const iso = (value: DateTime.Utc): string => DateTime.formatIso(value)
 
@@ -59,7 +59,7 @@ const preview = (payload: unknown, limit = 80): string => {
   return text.length > limit ? `${text.slice(0, limit - 1)}…` : text
 }
 
-const metricsTable = (metrics: ReadonlyArray<Message.QueueMetrics>): string =>
+const metricsTable = (metrics: ReadonlyArray<Schemas.QueueMetrics>): string =>
   Output.table(
     ["QUEUE", "DEPTH", "IN FLIGHT", "DELAYED", "OLDEST (ms)", "ARCHIVED", "DEAD"],
     metrics.map((row) => [
@@ -77,7 +77,7 @@ const metricsTable = (metrics: ReadonlyArray<Message.QueueMetrics>): string =>
 export const create = (input: CreateInput) =>
   withQueue(
     Effect.gen(function* () {
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const settings = yield* settingsOf(input)
       const info = input.ifNotExists
         ? yield* queues.ensureQueue(input.queue, settings)
@@ -91,7 +91,7 @@ export const configure = (input: ConfigureInput) =>
   withQueue(
     Effect.gen(function* () {
       const settings = yield* settingsOf(input)
-      const info = yield* (yield* Queue.Queue).updateQueue(input.queue, settings)
+      const info = yield* (yield* Queue.Queues).updateQueue(input.queue, settings)
       yield* Output.confirmation({ queue: encodeInfo(info) }, () => `queue ${info.name} is configured`)
     })
   )
@@ -100,7 +100,7 @@ export const configure = (input: ConfigureInput) =>
 export const list = (_input: ListInput) =>
   withQueue(
     Effect.gen(function* () {
-      const queues = yield* (yield* Queue.Queue).listQueues
+      const queues = yield* (yield* Queue.Queues).listQueues
       yield* Output.result({ queues: queues.map((queue) => encodeInfo(queue)) }, () =>
         queues.length === 0 ? "" : infoTable(queues)
       )
@@ -111,7 +111,7 @@ export const list = (_input: ListInput) =>
 export const info = (input: InfoInput) =>
   withQueue(
     Effect.gen(function* () {
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const queue = yield* queues.getQueue(input.queue)
       const metrics = yield* queues.metrics(input.queue)
       yield* Output.result({ queue: encodeInfo(queue), metrics: encodeMetrics(metrics) }, () =>
@@ -120,7 +120,7 @@ export const info = (input: InfoInput) =>
     })
   )
 
-const isBackoffKind = Schema.is(Message.BackoffKind)
+const isBackoffKind = Schema.is(Schemas.BackoffKind)
 
 /**
  * A backoff option: `KIND[:BASE[:MAX]]`, e.g. `fixed:30s`, `exponential:1s:1h`, `linear:10s`;
@@ -157,8 +157,8 @@ export const send = (input: SendInput) =>
         onNone: () => Input.stdin("a JSON payload"),
         onSome: Effect.succeed
       })
-      const payload = yield* Message.parsePayload(text)
-      const queues = yield* Queue.Queue
+      const payload = yield* Schemas.parsePayload(text)
+      const queues = yield* Queue.Queues
       const options = {
         delay: yield* Parse.optionalDuration("delay", input.delay),
         priority: Option.getOrUndefined(input.priority),
@@ -178,7 +178,7 @@ export const send = (input: SendInput) =>
     })
   )
 
-const decodeEnvelope = Schema.decodeUnknownEither(Message.OutgoingMessage)
+const decodeEnvelope = Schema.decodeUnknownEither(Schemas.OutgoingMessage)
 
 /**
  * `keel queue send-batch`: JSON lines from a file or stdin, all sent in one transaction (statements
@@ -221,9 +221,9 @@ export const sendBatch = (input: SendBatchInput) =>
             })
         })
       })
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       // No message still checks the queue (exit 1 when it does not exist, 2 for a bad name).
-      const chunks = messages.length === 0 ? [[]] : Arr.chunksOf(messages, Message.maxBatchSize)
+      const chunks = messages.length === 0 ? [[]] : Arr.chunksOf(messages, Schemas.maxBatchSize)
       const ids = yield* atomically(
         Effect.gen(function* () {
           if (input.create) yield* queues.ensureQueue(input.queue)
@@ -239,7 +239,7 @@ export const sendBatch = (input: SendBatchInput) =>
 export const read = (input: ReadInput) =>
   withQueue(
     Effect.gen(function* () {
-      const messages = yield* (yield* Queue.Queue).read(input.queue, {
+      const messages = yield* (yield* Queue.Queues).read(input.queue, {
         qty: Option.getOrUndefined(input.qty),
         visibilityTimeout: yield* Parse.optionalDuration("visibility-timeout", input.visibilityTimeout),
         workerId: Option.getOrUndefined(input.workerId)
@@ -267,7 +267,7 @@ export const read = (input: ReadInput) =>
 export const remove = (input: AckInput) =>
   withQueue(
     Effect.gen(function* () {
-      yield* (yield* Queue.Queue).delete(input.queue, { id: input.id, lease: input.lease })
+      yield* (yield* Queue.Queues).delete(input.queue, { id: input.id, lease: input.lease })
       yield* Output.confirmation(
         { queue: input.queue, id: input.id, action: "deleted" },
         () => `deleted message ${input.id}`
@@ -279,7 +279,7 @@ export const remove = (input: AckInput) =>
 export const archive = (input: AckInput) =>
   withQueue(
     Effect.gen(function* () {
-      yield* (yield* Queue.Queue).archive(input.queue, { id: input.id, lease: input.lease })
+      yield* (yield* Queue.Queues).archive(input.queue, { id: input.id, lease: input.lease })
       yield* Output.confirmation(
         { queue: input.queue, id: input.id, action: "archived" },
         () => `archived message ${input.id}`
@@ -291,7 +291,7 @@ export const archive = (input: AckInput) =>
 export const release = (input: ReleaseInput) =>
   withQueue(
     Effect.gen(function* () {
-      const outcome = yield* (yield* Queue.Queue).release(
+      const outcome = yield* (yield* Queue.Queues).release(
         input.queue,
         { id: input.id, lease: input.lease },
         {
@@ -309,8 +309,8 @@ export const release = (input: ReleaseInput) =>
 export const show = (input: ShowInput) =>
   withQueue(
     Effect.gen(function* () {
-      const message = yield* (yield* Queue.Queue).getMessage(input.queue, input.id)
-      const encoded = yield* Schema.encode(Message.MessageInfo)(message).pipe(Effect.orDie)
+      const message = yield* (yield* Queue.Queues).getMessage(input.queue, input.id)
+      const encoded = yield* Schema.encode(Schemas.MessageInfo)(message).pipe(Effect.orDie)
       yield* Output.result({ message: encoded }, () =>
         [
           `id          ${message.id}`,
@@ -332,8 +332,8 @@ export const show = (input: ShowInput) =>
 export const progress = (input: ProgressInput) =>
   withQueue(
     Effect.gen(function* () {
-      const value = yield* Message.parsePayload(input.progress)
-      yield* (yield* Queue.Queue).progress(input.queue, { id: input.id, lease: input.lease }, value)
+      const value = yield* Schemas.parsePayload(input.progress)
+      yield* (yield* Queue.Queues).progress(input.queue, { id: input.id, lease: input.lease }, value)
       yield* Output.confirmation(
         { queue: input.queue, id: input.id },
         () => `progress of message ${input.id} recorded`
@@ -345,7 +345,7 @@ export const progress = (input: ProgressInput) =>
 export const cancel = (input: CancelInput) =>
   withQueue(
     Effect.gen(function* () {
-      const outcome = yield* (yield* Queue.Queue).cancel(input.queue, input.id)
+      const outcome = yield* (yield* Queue.Queues).cancel(input.queue, input.id)
       yield* Output.confirmation({ queue: input.queue, id: input.id, outcome }, () =>
         outcome === "cancelledRunning"
           ? `cancelled message ${input.id} (its running handler is interrupted)`
@@ -358,7 +358,7 @@ export const cancel = (input: CancelInput) =>
 export const update = (input: UpdateInput) =>
   withQueue(
     Effect.gen(function* () {
-      yield* (yield* Queue.Queue).update(input.queue, input.id, {
+      yield* (yield* Queue.Queues).update(input.queue, input.id, {
         delay: yield* Parse.optionalDuration("delay", input.delay),
         priority: Option.getOrUndefined(input.priority)
       })
@@ -370,7 +370,7 @@ export const update = (input: UpdateInput) =>
 export const extend = (input: ExtendInput) =>
   withQueue(
     Effect.gen(function* () {
-      const visibleAt = yield* (yield* Queue.Queue).extendVisibility(
+      const visibleAt = yield* (yield* Queue.Queues).extendVisibility(
         input.queue,
         { id: input.id, lease: input.lease },
         { visibilityTimeout: yield* Parse.optionalDuration("visibility-timeout", input.visibilityTimeout) }
@@ -386,7 +386,7 @@ export const extend = (input: ExtendInput) =>
 export const deadList = (input: DeadListInput) =>
   withQueue(
     Effect.gen(function* () {
-      const messages = yield* (yield* Queue.Queue).deadLetters(input.queue, {
+      const messages = yield* (yield* Queue.Queues).deadLetters(input.queue, {
         limit: Option.getOrUndefined(input.limit),
         before: Option.getOrUndefined(input.before)
       })
@@ -413,7 +413,7 @@ export const deadList = (input: DeadListInput) =>
 export const deadRequeue = (input: DeadRequeueInput) =>
   withQueue(
     Effect.gen(function* () {
-      const ids = yield* (yield* Queue.Queue).requeueDead(input.queue, {
+      const ids = yield* (yield* Queue.Queues).requeueDead(input.queue, {
         ids: input.ids.length === 0 ? undefined : input.ids,
         limit: Option.getOrUndefined(input.limit)
       })
@@ -427,7 +427,7 @@ export const deadRequeue = (input: DeadRequeueInput) =>
 export const purge = (input: PurgeInput) =>
   withQueue(
     Effect.gen(function* () {
-      const removed = yield* (yield* Queue.Queue).purgeQueue(input.queue, { archive: input.archive })
+      const removed = yield* (yield* Queue.Queues).purgeQueue(input.queue, { archive: input.archive })
       yield* Output.confirmation(
         { queue: input.queue, removed: encodeRemoved(removed) },
         () => `purged ${removed.messages} message(s) and ${removed.archived} archived from ${input.queue}`
@@ -439,7 +439,7 @@ export const purge = (input: PurgeInput) =>
 export const drop = (input: DropInput) =>
   withQueue(
     Effect.gen(function* () {
-      const removed = yield* (yield* Queue.Queue).deleteQueue(input.queue, { force: input.force })
+      const removed = yield* (yield* Queue.Queues).deleteQueue(input.queue, { force: input.force })
       yield* Output.confirmation(
         { queue: input.queue, removed: encodeRemoved(removed) },
         () => `dropped queue ${input.queue} (${removed.messages} message(s), ${removed.archived} archived)`
@@ -451,7 +451,7 @@ export const drop = (input: DropInput) =>
 export const metrics = (input: MetricsInput) =>
   withQueue(
     Effect.gen(function* () {
-      const queues = yield* Queue.Queue
+      const queues = yield* Queue.Queues
       const rows = yield* Option.match(input.queue, {
         onNone: () => queues.metricsAll,
         onSome: (name) => Effect.map(queues.metrics(name), (row) => [row])
@@ -466,7 +466,7 @@ export const metrics = (input: MetricsInput) =>
 export const workers = (input: WorkersInput) =>
   withQueue(
     Effect.gen(function* () {
-      const rows = yield* (yield* Queue.Queue).listWorkers(Option.getOrUndefined(input.queue))
+      const rows = yield* (yield* Queue.Queues).listWorkers(Option.getOrUndefined(input.queue))
       yield* Output.result({ workers: rows.map((row) => encodeWorker(row)) }, () =>
         rows.length === 0
           ? ""

@@ -3,7 +3,7 @@
  * `queue configure` read into the queue's options, and the settings as a table (`queue list`,
  * `queue info`). Bounds are the queue's to check (`InvalidOption`, exit 2).
  */
-import type { Message, Options as QueueOptions } from "@keel/queue"
+import type { Options as QueueOptions, Schemas } from "@keel/queue"
 import { DateTime, Duration, Effect, Option } from "effect"
 import type { SettingsInput } from "../commands/QueueSettings.js"
 import { InvalidInput } from "../Failure.js"
@@ -46,11 +46,11 @@ const compact = (ms: number): string => {
 }
 
 /** A rate limit as `--rate-limit` takes it (`100/1s`), or `none`. */
-export const rateText = (rate: Message.QueueInfo["rateLimit"]): string =>
+export const rateText = (rate: Schemas.QueueInfo["rateLimit"]): string =>
   rate === null ? "none" : `${rate.limit}/${compact(Duration.toMillis(rate.interval))}`
 
 /** Queues and their settings, one row each. */
-export const infoTable = (queues: ReadonlyArray<Message.QueueInfo>): string =>
+export const infoTable = (queues: ReadonlyArray<Schemas.QueueInfo>): string =>
   Output.table(
     [
       "QUEUE",

@@ -2,7 +2,7 @@
  * The programs of `keel schedule …` (loaded on demand): each provides the database, the queue
  * service and the schedules over them. `run` fires due ticks until SIGINT/SIGTERM, then exits 0.
  */
-import { Message, Schedule } from "@keel/queue"
+import { Schedule, Schemas } from "@keel/queue"
 import { Effect, Exit, Layer, Option, Ref } from "effect"
 import type { CreateInput, ListInput, NameInput, RunInput } from "../commands/Schedule.js"
 import { InvalidInput } from "../Failure.js"
@@ -51,7 +51,7 @@ export const create = (input: CreateInput) =>
       const schedules = yield* Schedule.Schedules
       const every = yield* Parse.optionalDuration("every", input.every)
       const backfill = yield* Parse.optionalDuration("backfill", input.backfill)
-      const payload = Option.isSome(input.payload) ? yield* Message.parsePayload(input.payload.value) : null
+      const payload = Option.isSome(input.payload) ? yield* Schemas.parsePayload(input.payload.value) : null
       const created = yield* schedules.create({
         name: input.name,
         queue: input.queue,

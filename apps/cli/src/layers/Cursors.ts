@@ -12,7 +12,7 @@ import { database } from "./Database.js"
 export const cursors = (
   namespace: Option.Option<string>
 ): Layer.Layer<
-  Cursor.CursorStore,
+  Cursor.Cursors,
   Layer.Layer.Error<typeof Keel.cursors> | Layer.Layer.Error<typeof database>,
   Globals.Globals
 > =>

@@ -12,14 +12,14 @@ import { database } from "./Database.js"
  * several of the queue's writes in one transaction (`Retry.transaction`): they join it.
  */
 export const queue: Layer.Layer<
-  Queue.Queue | SqlClient.SqlClient | Backend.Backend,
+  Queue.Queues | SqlClient.SqlClient | Backend.Backend,
   Layer.Layer.Error<typeof Keel.queue> | Layer.Layer.Error<typeof database>,
   Globals.Globals
 > = Layer.provideMerge(Keel.queue, database)
 
 /** The schedules over the queue service and the database. */
 export const schedules: Layer.Layer<
-  Schedule.Schedules | Queue.Queue,
+  Schedule.Schedules | Queue.Queues,
   Layer.Layer.Error<typeof Keel.schedules> | Layer.Layer.Error<typeof queue>,
   Globals.Globals
 > = Layer.provideMerge(Keel.schedules, queue)

@@ -13,7 +13,7 @@ import { CursorNotFound } from "../HttpError.js"
 /** The `cursors` group. */
 export const layer = HttpApiBuilder.group(KeelApi, "cursors", (handlers) =>
   Effect.gen(function* () {
-    const cursors = yield* Cursor.CursorStore
+    const cursors = yield* Cursor.Cursors
     return handlers
       .handle("list", () =>
         Effect.map(cursors.getAll, (all) => ({ namespace: cursors.namespace, cursors: all }))

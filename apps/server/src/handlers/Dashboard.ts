@@ -5,14 +5,14 @@
  */
 import { HttpApiBuilder } from "@effect/platform"
 import { Cursor } from "@keel/cursor"
-import { type Message, Queue } from "@keel/queue"
+import { Queue, type Schemas } from "@keel/queue"
 import { Reservation } from "@keel/reservation"
 import { Clock, DateTime, Duration, Effect } from "effect"
 import { KeelApi } from "../Api.js"
 import * as DepthHistory from "../DepthHistory.js"
 
 /** A worker with its heartbeat age at `now` (epoch ms), marked stale past its own worker timeout. */
-export const statusOf = (worker: Message.Worker, now: number) => {
+export const statusOf = (worker: Schemas.Worker, now: number) => {
   const heartbeatAgeMs = Math.max(0, now - DateTime.toEpochMillis(worker.heartbeatAt))
   return { ...worker, heartbeatAgeMs, stale: heartbeatAgeMs > Duration.toMillis(worker.timeout) }
 }
@@ -20,11 +20,11 @@ export const statusOf = (worker: Message.Worker, now: number) => {
 /** The `dashboard` group. */
 export const layer = HttpApiBuilder.group(KeelApi, "dashboard", (handlers) =>
   Effect.gen(function* () {
-    const queue = yield* Queue.Queue
+    const queue = yield* Queue.Queues
     const reservations = yield* Reservation.Reservations
-    const cursors = yield* Cursor.CursorStore
+    const cursors = yield* Cursor.Cursors
     const history = yield* DepthHistory.DepthHistory
-    const overviewOf = (metrics: Message.QueueMetrics, at: number) =>
+    const overviewOf = (metrics: Schemas.QueueMetrics, at: number) =>
       Effect.gen(function* () {
         const samples = yield* history.of(metrics.queue)
         const now = { at, depth: metrics.depth, ...(yield* DepthHistory.counters(metrics.queue)) }

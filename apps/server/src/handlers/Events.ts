@@ -4,7 +4,7 @@
  * stream, `Queue.events`), or none when it passes or the server begins to shut down.
  */
 import { HttpApiBuilder } from "@effect/platform"
-import { type Message, Queue, QueueError } from "@keel/queue"
+import { Queue, QueueError, type Schemas } from "@keel/queue"
 import { Chunk, Duration, Effect, Option, Stream } from "effect"
 import { KeelApi } from "../Api.js"
 import { defaultEventsLimit, type EventsQuery, maxEventsLimit, maxEventsWaitMs } from "../EventsApi.js"
@@ -27,7 +27,7 @@ const integer = (option: string, value: number | undefined, min: number, max: nu
 /** The `events` group. */
 export const layer = HttpApiBuilder.group(KeelApi, "events", (handlers) =>
   Effect.gen(function* () {
-    const queue = yield* Queue.Queue
+    const queue = yield* Queue.Queues
     const lifecycle = yield* Lifecycle
 
     /** Up to `limit` events of `name` (every queue when absent) after `since`, and the next `since`. */
@@ -37,7 +37,7 @@ export const layer = HttpApiBuilder.group(KeelApi, "events", (handlers) =>
         const limit = yield* integer("limit", query.limit, 1, maxEventsLimit, defaultEventsLimit)
         const wait = yield* integer("wait", query.wait, 0, maxEventsWaitMs, 0)
         const now = yield* queue.readEvents(name, { since, limit })
-        const answer = (events: ReadonlyArray<Message.QueueEvent>) => ({
+        const answer = (events: ReadonlyArray<Schemas.QueueEvent>) => ({
           events,
           next: events[events.length - 1]?.id ?? since
         })

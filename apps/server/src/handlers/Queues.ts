@@ -4,7 +4,7 @@
  * a message arrives, the wait ends or the server begins to shut down.
  */
 import { HttpApiBuilder } from "@effect/platform"
-import { type Message, Queue, QueueError } from "@keel/queue"
+import { Queue, QueueError, type Schemas } from "@keel/queue"
 import { Clock, Duration, Effect } from "effect"
 import { KeelApi, maxReadWaitMs } from "../Api.js"
 import { Lifecycle } from "../Lifecycle.js"
@@ -16,7 +16,7 @@ const maxPollPause = Duration.millis(500)
 /** The `queues` group. */
 export const layer = HttpApiBuilder.group(KeelApi, "queues", (handlers) =>
   Effect.gen(function* () {
-    const queue = yield* Queue.Queue
+    const queue = yield* Queue.Queues
     const lifecycle = yield* Lifecycle
 
     /** `read`, repeated while the queue is empty, for at most `wait` milliseconds. */
@@ -44,7 +44,7 @@ export const layer = HttpApiBuilder.group(KeelApi, "queues", (handlers) =>
         }
       })
 
-    const lease = (id: number, token: string): Message.Lease => ({ id, lease: token })
+    const lease = (id: number, token: string): Schemas.Lease => ({ id, lease: token })
 
     return handlers
       .handle("create", ({ payload: { name, ...settings } }) => queue.createQueue(name, settings))

@@ -23,7 +23,7 @@ export const gaugeRefreshTimeout = Duration.seconds(5)
 /** The `system` group. */
 export const layer = HttpApiBuilder.group(KeelApi, "system", (handlers) =>
   Effect.gen(function* () {
-    const queue = yield* Queue.Queue
+    const queue = yield* Queue.Queues
     const probe = queue.listQueues.pipe(
       Retry.withPolicy(Schedule.stop),
       Effect.timeoutFail({

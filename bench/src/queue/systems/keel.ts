@@ -12,7 +12,7 @@ import { main, payload, queueName } from "../workload.js"
 
 await main(async (job) => {
   const runtime = ManagedRuntime.make(Queue.layer().pipe(Layer.provide(Database.layer(job.target))))
-  const queues = await runtime.runPromise(Queue.Queue)
+  const queues = await runtime.runPromise(Queue.Queues)
   await runtime.runPromise(queues.ensureQueue(queueName))
   return {
     enqueue: (payload) => runtime.runPromise(queues.send(queueName, payload)),

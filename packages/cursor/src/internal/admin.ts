@@ -7,7 +7,7 @@
 import { Retry, Transaction } from "@keel/sql"
 import { Clock, Duration, Effect, HashMap, Option, Ref } from "effect"
 import { type CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
-import type * as CursorStorage from "../CursorStorage.js"
+import type * as CursorStore from "../CursorStore.js"
 import type * as Peer from "../Peer.js"
 import * as Position from "../Position.js"
 import type {
@@ -27,7 +27,7 @@ import { put, type State } from "./state.js"
 const guard = (env: Env) => Effect.flatMap(Retry.CurrentPolicy, (policy) => guardOf(env, policy))
 
 /** Memory after a write of `writes` committed: each peer holds what was written, clean. */
-const adopt = (env: Env, writes: ReadonlyArray<CursorStorage.Write>) =>
+const adopt = (env: Env, writes: ReadonlyArray<CursorStore.Write>) =>
   env.memory.transition((current): readonly [undefined, State] => {
     let next = current
     for (const write of writes)
@@ -85,7 +85,7 @@ export const setInTransaction =
       const active = yield* Transaction.Active
       if (active.backend !== env.backend) {
         return yield* Effect.dieMessage(
-          "CursorStore.setInTransaction: the open transaction belongs to another database than the store's"
+          "Cursors.setInTransaction: the open transaction belongs to another database than the store's"
         )
       }
       const now = yield* Clock.currentTimeMillis
@@ -216,7 +216,7 @@ export const importAll =
   ): Effect.Effect<ImportResult, InvalidPeer | InvalidPosition | CursorStoreError> =>
     env.writer.withPermits(1)(
       Effect.gen(function* () {
-        const writes: Array<CursorStorage.Write> = []
+        const writes: Array<CursorStore.Write> = []
         const seen = new Set<string>()
         for (const [index, cursor] of cursors.entries()) {
           const peer = yield* Effect.mapError(

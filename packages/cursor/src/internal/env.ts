@@ -5,7 +5,7 @@
 import type { Backend, Retry } from "@keel/sql"
 import { Effect, Either, Option, Ref } from "effect"
 import { CursorStoreError, FlushFailed, type InvalidPeer, type InvalidPosition } from "../CursorError.js"
-import type * as CursorStorage from "../CursorStorage.js"
+import type * as CursorStore from "../CursorStore.js"
 import type * as Metrics from "../Metrics.js"
 import * as Peer from "../Peer.js"
 import type * as Position from "../Position.js"
@@ -17,7 +17,7 @@ export interface Env {
   readonly namespace: Peer.Namespace
   readonly rules: PositionKind.Ordering
   readonly start: Position.Any
-  readonly storage: CursorStorage.Storage
+  readonly storage: CursorStore.Storage
   readonly backend: Backend.Backend
   readonly memory: State.Memory
   /** Serializes flush, delete, reset, import and expiry, so a delete can never be undone by an in-flight flush. */
@@ -30,7 +30,7 @@ export interface Env {
 }
 
 /** How a write of this store is guarded: its fence, `policy`, and the declaration still owed. */
-export const guardOf = (env: Env, policy: Retry.Policy): Effect.Effect<CursorStorage.Guard> =>
+export const guardOf = (env: Env, policy: Retry.Policy): Effect.Effect<CursorStore.Guard> =>
   Effect.map(Ref.get(env.undeclared), (undeclared) => ({
     fence: env.fence,
     policy,

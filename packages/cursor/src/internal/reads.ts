@@ -4,7 +4,7 @@
  */
 import { Effect, HashMap, Option } from "effect"
 import type { CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
-import type * as CursorStorage from "../CursorStorage.js"
+import type * as CursorStore from "../CursorStore.js"
 import type * as Peer from "../Peer.js"
 import type * as Position from "../Position.js"
 import type { Cursor, Lag } from "../Schemas.js"
@@ -15,7 +15,7 @@ import { put, type State } from "./state.js"
 const memoryAhead = (
   env: Env,
   held: Option.Option<{ position: Position.Any; key: string }>,
-  row: CursorStorage.Stored
+  row: CursorStore.Stored
 ) => Option.isSome(held) && env.rules.compare(held.value, row) === "after"
 
 /**

@@ -6,7 +6,7 @@
 import { Retry, type Retry as RetryModule } from "@keel/sql"
 import { Clock, Duration, Effect, Either, HashMap, Metric, Option, Schedule, ScheduleDecision } from "effect"
 import { type FlushFailed, type InvalidPeer, type InvalidPosition, StoreClosed } from "../CursorError.js"
-import type * as CursorStorage from "../CursorStorage.js"
+import type * as CursorStore from "../CursorStore.js"
 import * as Peer from "../Peer.js"
 import type { FlushResult, SetResult, StaleWrite } from "../Schemas.js"
 import { declaring, type Env, flushFailed, guardOf } from "./env.js"
@@ -71,7 +71,7 @@ const flushDirty = (env: Env): Effect.Effect<FlushResult, FlushFailed> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
       const snapshot = yield* env.memory.ref
-      const pending: Array<CursorStorage.Write> = []
+      const pending: Array<CursorStore.Write> = []
       if (snapshot.dirty > 0) {
         for (const [peer, entry] of snapshot.cursors) {
           if (entry.dirty) pending.push({ peer, position: entry.position, key: entry.key })

@@ -5,14 +5,6 @@
  */
 import { Batch } from "@keel/sql"
 import { Clock, DateTime, Effect, Predicate } from "effect"
-import {
-  type Lease,
-  maxBatchSize,
-  maxErrorLength,
-  parseQueueName,
-  type QueueName,
-  type ReleaseOutcome
-} from "../Message.js"
 import * as Metrics from "../Metrics.js"
 import { ExtendOptions, LeaseInput, ReleaseOptions } from "../Options.js"
 import {
@@ -23,6 +15,14 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import {
+  type Lease,
+  maxBatchSize,
+  maxErrorLength,
+  parseQueueName,
+  type QueueName,
+  type ReleaseOutcome
+} from "../Schemas.js"
 import { decoder } from "./optionSchema.js"
 
 /** Errors of lease-checked acknowledgements. */

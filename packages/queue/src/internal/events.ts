@@ -5,7 +5,6 @@
  * Only queues created or changed with `events: true` record events.
  */
 import { Chunk, DateTime, Duration, Effect, Queue, Stream } from "effect"
-import { MessageId, parseQueueName, QueueEvent, QueueName } from "../Message.js"
 import { EventsOptions, ReadEventsOptions } from "../Options.js"
 import {
   type InvalidOption,
@@ -14,6 +13,7 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import { MessageId, parseQueueName, QueueEvent, QueueName } from "../Schemas.js"
 import { decoder } from "./optionSchema.js"
 
 const decodeEventsOptions = decoder(EventsOptions)

@@ -4,7 +4,6 @@
  */
 import { randomUUID } from "node:crypto"
 import { Clock, DateTime, Effect } from "effect"
-import { Leased, LeaseToken, MessageId, parseQueueName } from "../Message.js"
 import * as Metrics from "../Metrics.js"
 import { ReadOptions } from "../Options.js"
 import {
@@ -14,6 +13,7 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import { Leased, LeaseToken, MessageId, parseQueueName } from "../Schemas.js"
 import { decoder } from "./optionSchema.js"
 
 const decodeReadOptions = decoder(ReadOptions)

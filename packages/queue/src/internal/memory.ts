@@ -7,8 +7,8 @@
  * synchronous step (`Effect.sync`), so each is atomic, as a transaction is on SQL.
  */
 import { Clock, Effect, Option, PubSub, Stream } from "effect"
-import { exhaustedError } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
+import { exhaustedError } from "../Schemas.js"
 import { throttledUntil } from "./limits.js"
 import * as MemoryEvents from "./memoryEvents.js"
 import * as MemoryLimits from "./memoryLimits.js"

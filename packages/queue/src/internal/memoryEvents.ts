@@ -4,8 +4,8 @@
  * signalled on every recorded event.
  */
 import { Effect, Stream } from "effect"
-import type { EventType } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
+import type { EventType } from "../Schemas.js"
 
 interface Recorded extends Omit<QueueStore.EventRow, "queue"> {
   readonly queueId: number

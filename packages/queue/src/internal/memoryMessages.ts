@@ -4,8 +4,8 @@
  * outcomes as `internal/sqlMessages.ts`.
  */
 import { Effect } from "effect"
-import type { Backoff } from "../Message.js"
 import type * as QueueStore from "../QueueStore.js"
+import type { Backoff } from "../Schemas.js"
 
 /** A message in the memory store: its row, mutable where the store changes it. */
 export interface Message {

@@ -4,16 +4,6 @@
  * availability and priority), `getMessage` (as it is now), and `progress` (reported by its holder).
  */
 import { Clock, DateTime, Effect, Either } from "effect"
-import {
-  type CancelOutcome,
-  encodePayload,
-  type Lease as HeldLease,
-  MessageId,
-  MessageInfo,
-  maxProgressBytes,
-  parseQueueName,
-  type QueueName
-} from "../Message.js"
 import { Id, ListMessagesOptions, UpdateOptions } from "../Options.js"
 import {
   InvalidOption,
@@ -25,6 +15,16 @@ import {
   type QueueStoreError
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import {
+  type CancelOutcome,
+  encodePayload,
+  type Lease as HeldLease,
+  MessageId,
+  MessageInfo,
+  maxProgressBytes,
+  parseQueueName,
+  type QueueName
+} from "../Schemas.js"
 import { decoder, valueDecoder } from "./optionSchema.js"
 
 const validId = valueDecoder(Id)

@@ -3,7 +3,6 @@
  * passed to `Consumer.make` so that the consumer depends on nothing else.
  */
 import type { Duration, Effect, Scope, Stream } from "effect"
-import type { Lease, MaintenanceReport, QueueInfo, QueueName, ReleaseOutcome } from "../Message.js"
 import type {
   InvalidOption,
   InvalidQueueName,
@@ -13,6 +12,7 @@ import type {
   WorkerIdInUse
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import type { Lease, MaintenanceReport, QueueInfo, QueueName, ReleaseOutcome } from "../Schemas.js"
 import type { Taken } from "./lease.js"
 
 /** The queue operations a consumer uses (a subset of the service, and one store operation). */

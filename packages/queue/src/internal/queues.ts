@@ -4,6 +4,10 @@
  */
 import { Batch } from "@keel/sql"
 import { Clock, DateTime, Duration, Effect, Either } from "effect"
+import * as Metrics from "../Metrics.js"
+import { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
+import { type InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
+import type * as QueueStore from "../QueueStore.js"
 import {
   ArchivedMessage,
   MessageId,
@@ -13,11 +17,7 @@ import {
   QueueMetrics,
   QueueName,
   Removed
-} from "../Message.js"
-import * as Metrics from "../Metrics.js"
-import { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
-import { type InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"
-import type * as QueueStore from "../QueueStore.js"
+} from "../Schemas.js"
 import { decoder } from "./optionSchema.js"
 
 /** A name read back from the database (validated on the way in). */

@@ -7,14 +7,6 @@
 import { Batch, Telemetry } from "@keel/sql"
 import { Clock, Effect, Either, Predicate } from "effect"
 import * as Backoff from "../Backoff.js"
-import {
-  describeInput,
-  encodePayload,
-  MessageId,
-  maxBatchSize,
-  parseQueueName,
-  type QueueName
-} from "../Message.js"
 import * as Metrics from "../Metrics.js"
 import { type OutgoingMessage, SendOptions } from "../Options.js"
 import {
@@ -27,6 +19,14 @@ import {
   SendOutcomeUnknown
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import {
+  describeInput,
+  encodePayload,
+  MessageId,
+  maxBatchSize,
+  parseQueueName,
+  type QueueName
+} from "../Schemas.js"
 import { decoder } from "./optionSchema.js"
 
 /** Errors of sends. */

@@ -6,9 +6,9 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { type Backend, Failure, Retry } from "@keel/sql"
 import { Effect, Stream } from "effect"
-import { EventType } from "../Message.js"
 import { QueueStoreError } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import { EventType } from "../Schemas.js"
 
 interface EventRowSql {
   readonly id: number

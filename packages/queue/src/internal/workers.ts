@@ -6,14 +6,6 @@
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { Clock, DateTime, Duration, Effect, Schedule, type Scope } from "effect"
-import {
-  type Lease,
-  MaintenanceReport,
-  parseQueueName,
-  type QueueName,
-  QueueName as QueueNameSchema,
-  Worker
-} from "../Message.js"
 import { type RegisteredWorker, WorkerOptions } from "../Options.js"
 import {
   InvalidOption,
@@ -23,6 +15,14 @@ import {
   WorkerIdInUse
 } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
+import {
+  type Lease,
+  MaintenanceReport,
+  parseQueueName,
+  type QueueName,
+  QueueName as QueueNameSchema,
+  Worker
+} from "../Schemas.js"
 import { decoder } from "./optionSchema.js"
 
 const decodeWorkerOptions = decoder(WorkerOptions)

@@ -6,7 +6,7 @@
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { type Consumer, type Message, Queue, QueueStore } from "@keel/queue"
+import { type Consumer, Queue, QueueStore, type Schemas } from "@keel/queue"
 import type { Backend, Database } from "@keel/sql"
 import { TestDatabase } from "@keel/testkit"
 import { Deferred, type Duration, Effect, Layer, Ref, TestClock, TestContext } from "effect"
@@ -16,7 +16,7 @@ export const layer = (
   kind: TestDatabase.Kind,
   config: Queue.QueueConfig = {}
 ): Layer.Layer<
-  Queue.Queue | SqlClient.SqlClient | Backend.Backend | TestDatabase.TestDatabase,
+  Queue.Queues | SqlClient.SqlClient | Backend.Backend | TestDatabase.TestDatabase,
   Queue.LayerError | Database.OpenError
 > => Queue.layer(config).pipe(Layer.provideMerge(TestDatabase.layer(kind)))
 
@@ -27,7 +27,7 @@ export type Store = TestDatabase.Kind | "memory"
 export const stores: ReadonlyArray<Store> = ["memory", ...TestDatabase.kinds]
 
 /** The queue service over `store` (a database that fails to open is a defect of the test). */
-export const storeLayer = (store: Store): Layer.Layer<Queue.Queue> =>
+export const storeLayer = (store: Store): Layer.Layer<Queue.Queues> =>
   store === "memory"
     ? Queue.layerStore().pipe(Layer.provide(QueueStore.layerMemory), Layer.orDie)
     : Layer.orDie(layer(store))
@@ -110,12 +110,12 @@ export const consumeUntil = <E>(
   queue: string,
   calls: number,
   options: Consumer.ConsumeOptions,
-  handler: (message: Message.Leased) => Effect.Effect<void, E> = () => Effect.void
+  handler: (message: Schemas.Leased) => Effect.Effect<void, E> = () => Effect.void
 ) =>
   Effect.gen(function* () {
     const seen = yield* Ref.make<ReadonlyArray<number>>([])
     const done = yield* Deferred.make<void>()
-    const record = (message: Message.Leased) =>
+    const record = (message: Schemas.Leased) =>
       Effect.flatMap(
         Ref.updateAndGet(seen, (ids) => [...ids, message.id]),
         (ids) => (ids.length === calls ? Deferred.succeed(done, undefined) : Effect.void)

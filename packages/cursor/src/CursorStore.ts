@@ -1,7 +1,7 @@
 /**
  * The cursor store's storage seam: one method per statement-level operation, each atomic, with
  * typed rows. The semantics (`internal/*.ts`: memory, debounce, outcomes, metrics) run over it;
- * `SqlCursorStorage` implements it on the four SQL backends.
+ * `SqlCursorStore` implements it on the four SQL backends.
  *
  * Every write is its own transaction unless it says otherwise (`writeInTransaction`), re-run under
  * the given retry policy only when its failure proves it rolled back. Every failure of the
@@ -139,4 +139,4 @@ export interface Storage {
 }
 
 /** The storage service. */
-export class CursorStorage extends Context.Tag("@keel/cursor/CursorStorage")<CursorStorage, Storage>() {}
+export class CursorStore extends Context.Tag("@keel/cursor/CursorStore")<CursorStore, Storage>() {}

@@ -22,7 +22,7 @@ import type * as Statement from "@effect/sql/Statement"
 import { Backend, Failure, Plan, Retry, Transaction } from "@keel/sql"
 import { Context, Effect, Layer, Option } from "effect"
 import { CursorStoreError, Fenced, KindConflict } from "./CursorError.js"
-import * as CursorStorage from "./CursorStorage.js"
+import * as CursorStore from "./CursorStore.js"
 import type * as Peer from "./Peer.js"
 import type * as Position from "./Position.js"
 import type * as PositionKind from "./PositionKind.js"
@@ -36,7 +36,7 @@ interface CursorRow {
 }
 
 /** The table's own rows: mapped, not decoded (the store wrote them; its CHECKs hold them in shape). */
-const stored = (row: CursorRow): CursorStorage.Stored => ({
+const stored = (row: CursorRow): CursorStore.Stored => ({
   peer: row.peer as Peer.Peer,
   position: row.position as Position.Any,
   key: row.position_key,
@@ -65,7 +65,7 @@ const boundary = (operation: string, namespace: string) => {
 const perStatement = (backend: Backend.Backend): number => Math.max(1, Math.floor(backend.parameterLimit / 5))
 
 /** Builds the storage over the `SqlClient` and `Backend` in context. */
-export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClient | Backend.Backend> =
+export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient | Backend.Backend> =
   Effect.gen(function* () {
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const backend = yield* Backend.Backend
@@ -76,7 +76,7 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
     // ---- statements -----------------------------------------------------------------------------
 
     const columns = sql`(namespace, peer, position, position_key, updated_at)`
-    const rowsOf = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+    const rowsOf = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
       writes.map((write) => ({
         namespace,
         peer: write.peer,
@@ -85,7 +85,7 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
         updated_at: now
       }))
     /** The rows to insert: VALUES on SQLite (and for one row anywhere), one JSON parameter on PostgreSQL. */
-    const source = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+    const source = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
       pg && writes.length > 1
         ? sql`${columns} SELECT ${namespace}, t.peer, t.position, t.position_key, ${now}
               FROM json_to_recordset(CAST(${JSON.stringify(
@@ -98,12 +98,12 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
         : sql`${sql.insert(rowsOf(namespace, writes, now))}`
     const set = sql`DO UPDATE SET position = excluded.position, position_key = excluded.position_key,
       updated_at = excluded.updated_at`
-    const upsertForward = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+    const upsertForward = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
       sql<{ peer: string }>`INSERT INTO keel_cursors ${source(namespace, writes, now)}
         ON CONFLICT (namespace, peer) ${set}
         WHERE excluded.position_key > keel_cursors.position_key
         RETURNING peer`
-    const upsertAlways = (namespace: string, writes: ReadonlyArray<CursorStorage.Write>, now: number) =>
+    const upsertAlways = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
       sql`INSERT INTO keel_cursors ${source(namespace, writes, now)} ON CONFLICT (namespace, peer) ${set}`
     const selectColumns = sql`SELECT peer, position, position_key, updated_at FROM keel_cursors`
     const selectPeers = (namespace: string, peers: ReadonlyArray<string>) =>
@@ -167,11 +167,11 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
 
     function* persistPlan(
       namespace: string,
-      writes: ReadonlyArray<CursorStorage.Write>,
+      writes: ReadonlyArray<CursorStore.Write>,
       now: number,
       rules: PositionKind.Ordering,
-      guard: Omit<CursorStorage.Guard, "policy">
-    ): Plan.Plan<CursorStorage.Persisted, Fenced | KindConflict> {
+      guard: Omit<CursorStore.Guard, "policy">
+    ): Plan.Plan<CursorStore.Persisted, Fenced | KindConflict> {
       yield* declareIn(namespace, guard.declare)
       yield* checkFence(namespace, guard.fence)
       const advanced = new Set<string>()
@@ -224,20 +224,20 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
 
     // ---- operations -----------------------------------------------------------------------------
 
-    const declared = (row: { kind: PositionKind.Kind; epoch: number | string }): CursorStorage.Declared => ({
+    const declared = (row: { kind: PositionKind.Kind; epoch: number | string }): CursorStore.Declared => ({
       kind: row.kind,
       epoch: Number(row.epoch)
     })
 
-    const declaration: CursorStorage.Storage["declaration"] = (namespace) =>
+    const declaration: CursorStore.Storage["declaration"] = (namespace) =>
       Retry.run(
         Retry.read(
           Effect.map(selectDeclaration(namespace), ([row]) => Option.map(Option.fromNullable(row), declared))
         )
       ).pipe(boundary("declare", namespace))
 
-    const acquireFence: CursorStorage.Storage["acquireFence"] = (namespace, kind, policy) =>
-      own<CursorStorage.Declared, never>(function* () {
+    const acquireFence: CursorStore.Storage["acquireFence"] = (namespace, kind, policy) =>
+      own<CursorStore.Declared, never>(function* () {
         yield* Plan.run(insertDeclaration(namespace, kind))
         const [row] = yield* Plan.rows(
           sql<{ kind: PositionKind.Kind; epoch: number | string }>`UPDATE keel_cursor_namespaces
@@ -246,7 +246,7 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
         return row === undefined ? { kind, epoch: 0 } : declared(row)
       }, policy).pipe(boundary("acquireFence", namespace))
 
-    const read: CursorStorage.Storage["read"] = (namespace, peers) =>
+    const read: CursorStore.Storage["read"] = (namespace, peers) =>
       Retry.run(
         Retry.read(
           peers === undefined
@@ -260,19 +260,19 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
         )
       ).pipe(boundary("read", namespace))
 
-    const persist: CursorStorage.Storage["persist"] = (namespace, writes, now, rules, guard) =>
+    const persist: CursorStore.Storage["persist"] = (namespace, writes, now, rules, guard) =>
       own(() => persistPlan(namespace, writes, now, rules, guard), guard.policy).pipe(
         boundary("flush", namespace)
       )
 
-    const overwrite: CursorStorage.Storage["overwrite"] = (namespace, writes, now, guard) =>
+    const overwrite: CursorStore.Storage["overwrite"] = (namespace, writes, now, guard) =>
       own<void, Fenced | KindConflict>(function* () {
         yield* declareIn(namespace, guard.declare)
         yield* checkFence(namespace, guard.fence)
         for (const chunk of chunks(writes)) yield* Plan.run(upsertAlways(namespace, chunk, now))
       }, guard.policy).pipe(boundary("reset", namespace))
 
-    const remove: CursorStorage.Storage["remove"] = (namespace, peers, guard) =>
+    const remove: CursorStore.Storage["remove"] = (namespace, peers, guard) =>
       own(function* () {
         yield* checkFence(namespace, guard.fence)
         const rows = yield* Plan.chunked(
@@ -289,7 +289,7 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
       sql<{ peer: string }>`SELECT peer FROM keel_cursors
         WHERE namespace = ${namespace} AND updated_at < ${before} ORDER BY peer`
 
-    const expire: CursorStorage.Storage["expire"] = (namespace, before, options) => {
+    const expire: CursorStore.Storage["expire"] = (namespace, before, options) => {
       // Peers of the table's own rows (written through `Peer.parse`).
       const pick = (rows: ReadonlyArray<{ peer: string }>) =>
         rows.map((row) => row.peer as Peer.Peer).filter((peer) => !options.keep.has(peer))
@@ -313,7 +313,7 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
       }, options.guard.policy).pipe(boundary("expire", namespace))
     }
 
-    const writeInTransaction: CursorStorage.Storage["writeInTransaction"] = (
+    const writeInTransaction: CursorStore.Storage["writeInTransaction"] = (
       namespace,
       write,
       now,
@@ -325,7 +325,7 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
         return persisted.advanced.size > 0
       }).pipe(boundary("setInTransaction", namespace))
 
-    const checkpoint: CursorStorage.Storage["checkpoint"] = (namespace) =>
+    const checkpoint: CursorStore.Storage["checkpoint"] = (namespace) =>
       backend.dialect === "pg"
         ? Effect.succeed({
             _tag: "NoCheckpoint",
@@ -341,7 +341,7 @@ export const make: Effect.Effect<CursorStorage.Storage, never, SqlClient.SqlClie
                 )
               ).pipe(
                 Effect.map(
-                  ([row]): CursorStorage.Checkpointed => ({
+                  ([row]): CursorStore.Checkpointed => ({
                     _tag: "WalCheckpoint",
                     busy: Number(row?.busy ?? 0) !== 0,
                     walFrames: Number(row?.log ?? -1),
@@ -372,5 +372,5 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<Reado
 }
 
 /** The SQL storage as a layer over the `SqlClient` and `Backend` in context. */
-export const layer: Layer.Layer<CursorStorage.CursorStorage, never, SqlClient.SqlClient | Backend.Backend> =
-  Layer.effect(CursorStorage.CursorStorage, make)
+export const layer: Layer.Layer<CursorStore.CursorStore, never, SqlClient.SqlClient | Backend.Backend> =
+  Layer.effect(CursorStore.CursorStore, make)
