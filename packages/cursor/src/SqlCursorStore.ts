@@ -18,6 +18,7 @@
  * - Database failures become `CursorStoreError { operation }` here, once (`Failure.refail`).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import { Backend, Failure, Plan, Retry, Transaction } from "@keel/sql"
 import { Context, Effect, Layer, Option } from "effect"
@@ -71,6 +72,8 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
     const backend = yield* Backend.Backend
     const pg = backend.dialect === "pg"
     const chunkSize = perStatement(backend)
+    /** PostgreSQL runs a lone statement in autocommit: one round trip instead of three. */
+    const oneRoundTrip = backend.kind === "postgres"
     const plan = Transaction.planOn(backend)
 
     // ---- statements -----------------------------------------------------------------------------
@@ -260,10 +263,49 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
         )
       ).pipe(boundary("read", namespace))
 
+    /**
+     * A monotonic write that is one statement on its own (one chunk, compared in the database, no
+     * fence to check, the namespace declared): in autocommit on PostgreSQL, one round trip. The
+     * peers it did not advance are read back after it (a later position read back is adopted the
+     * same way: memory never moves backwards).
+     */
+    const persistAlone = (
+      namespace: string,
+      writes: ReadonlyArray<CursorStore.Write>,
+      now: number,
+      policy: Retry.Policy
+    ): Effect.Effect<CursorStore.Persisted, SqlError | Transaction.TransactionError> =>
+      Effect.gen(function* () {
+        const rows = yield* Retry.run(
+          Retry.autocommit(upsertForward(namespace, writes, now), backend),
+          policy
+        )
+        const advanced = new Set(rows.map((row) => row.peer))
+        if (advanced.size === writes.length) return { advanced, others: [] }
+        const rest = writes.filter((write) => !advanced.has(write.peer)).map((write) => write.peer)
+        const others = yield* Retry.run(Retry.read(selectPeers(namespace, rest)))
+        return { advanced, others: others.map(stored) }
+      })
+
     const persist: CursorStore.Storage["persist"] = (namespace, writes, now, rules, guard) =>
-      own(() => persistPlan(namespace, writes, now, rules, guard), guard.policy).pipe(
-        boundary("flush", namespace)
-      )
+      Effect.flatMap(
+        callerTransaction,
+        (
+          inside
+        ): Effect.Effect<
+          CursorStore.Persisted,
+          SqlError | Transaction.TransactionError | Transaction.SessionInUse | Fenced | KindConflict
+        > =>
+          oneRoundTrip &&
+          !inside &&
+          rules.inDatabase &&
+          guard.fence === undefined &&
+          guard.declare === undefined &&
+          writes.length > 0 &&
+          writes.length <= chunkSize
+            ? persistAlone(namespace, writes, now, guard.policy)
+            : own(() => persistPlan(namespace, writes, now, rules, guard), guard.policy)
+      ).pipe(boundary("flush", namespace))
 
     const overwrite: CursorStore.Storage["overwrite"] = (namespace, writes, now, guard) =>
       own<void, Fenced | KindConflict>(function* () {

@@ -117,6 +117,17 @@ export function single<A extends object>(
 }
 
 /**
+ * One statement as its own transaction in one round trip where the backend allows it
+ * (`Transaction.autocommitOn`), re-run exactly when `transaction` would re-run it: its failure
+ * proves it rolled back and is transient. A lost connection (outcome unknown) is never re-run.
+ */
+export const autocommit = <A extends object>(
+  statement: Statement.Statement<A>,
+  backend: Backend
+): Idempotent<ReadonlyArray<A>, Transaction.TransactionError, never> =>
+  make_("transaction", Transaction.autocommitOn(backend)(statement), rolledBackAndTransient)
+
+/**
  * A plan (`Plan.ts`) as a whole write transaction (`Transaction.plan`, or `Transaction.planOn` when
  * the backend is given), re-run exactly when `transaction` would re-run it. Each attempt makes a
  * fresh run of the plan.

@@ -273,6 +273,29 @@ export const singleOn =
     planOn(backend)(Plan.single(statement))
 
 /**
+ * One statement as its own transaction in the fewest round trips: on PostgreSQL (a pool of
+ * sessions) it runs in autocommit — a statement is atomic on its own, and BEGIN and COMMIT would be
+ * two more round trips; elsewhere, and inside an open transaction on the backend (which it joins
+ * as a savepoint), it is `singleOn`. A failure proves the statement rolled back and is its typed
+ * error — except a lost connection, after which the outcome is unknown (`CommitOutcomeUnknown`).
+ */
+export const autocommitOn = (backend: Backend) => {
+  const single = singleOn(backend)
+  if (backend.kind !== "postgres") return single
+  return <A extends object>(
+    statement: Statement.Statement<A>
+  ): Effect.Effect<ReadonlyArray<A>, TransactionError> =>
+    Effect.flatMap(currentOn(backend), (active) =>
+      Option.isSome(active)
+        ? single(statement)
+        : Effect.mapError(statement, (error): TransactionError => {
+            const reason = classify(error)
+            return reason._tag === "ConnectionLost" ? new CommitOutcomeUnknown({ reason }) : reason
+          })
+    )
+}
+
+/**
  * Runs one statement as a whole write transaction: `plan` of that one statement. Rows come back as
  * the driver returns them.
  */

@@ -146,6 +146,46 @@ TestDatabase.describeEach("Retry", (kind) => {
         ? { match: /^COMMIT/, timing: "after", error: "busy" }
         : { match: /^COMMIT/, timing: "after", error: "connection", breakConnection: true }
 
+    it.effect(
+      "Retry.autocommit: one statement alone on PostgreSQL (no BEGIN), re-run after a lock error, once",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const backend = yield* Backend.Backend
+          const faults = yield* Faults.Faults
+          yield* faults.clear
+          yield* faults.inject({ match: /^INSERT INTO sends/, timing: "before", error: "locked", times: 2 })
+          yield* Retry.run(
+            Retry.autocommit(sql`INSERT INTO sends (tag) VALUES ('autocommit-lock')`, backend),
+            quick
+          )
+          expect(yield* faults.fired).toBe(2)
+          expect(yield* begins).toBe(kind === "postgres" ? 0 : 3)
+          expect(yield* rows("autocommit-lock")).toBe(1)
+        })
+    )
+
+    if (kind === "postgres") {
+      it.effect(
+        "Retry.autocommit on PostgreSQL: a connection lost after the statement ran is CommitOutcomeUnknown and is not re-run",
+        () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            const backend = yield* Backend.Backend
+            const faults = yield* Faults.Faults
+            yield* faults.clear
+            yield* faults.inject({ match: /^INSERT INTO sends/, timing: "after", error: "connection" })
+            const error = yield* Retry.run(
+              Retry.autocommit(sql`INSERT INTO sends (tag) VALUES ('autocommit-lost')`, backend),
+              quick
+            ).pipe(Effect.flip)
+            expect(error._tag).toBe("CommitOutcomeUnknown")
+            expect(yield* faults.fired).toBe(1)
+            expect(yield* rows("autocommit-lost")).toBe(1)
+          })
+      )
+    }
+
     for (const [name, write] of Object.entries(writers)) {
       const tag = (what: string) => `${name}-${what}`
 

@@ -321,6 +321,47 @@ TestDatabase.describeEach("Transaction", (kind) => {
       })
     )
 
+    it.effect(
+      "Transaction.autocommitOn commits one statement, returns its rows, and joins an open transaction",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const alone = Transaction.autocommitOn(yield* Backend.Backend)
+          const rows = yield* alone(
+            sql<{
+              id: number
+              tag: string
+            }>`INSERT INTO items (id, tag) VALUES (85, 'alone') RETURNING id, tag`
+          )
+          expect(rows.map((row) => [Number(row.id), row.tag])).toEqual([[85, "alone"]])
+          expect(yield* countRows("items", { id: 85 })).toBe(1)
+          const failed = yield* Transaction.immediate(
+            Effect.zipRight(
+              alone(sql`INSERT INTO items (id, tag) VALUES (86, 'joined')`),
+              Effect.fail("caller fails" as const)
+            )
+          ).pipe(Effect.flip)
+          expect(failed).toBe("caller fails")
+          expect(yield* countRows("items", { id: 86 })).toBe(0)
+        })
+    )
+
+    it.effect(
+      "Transaction.autocommitOn: a failing statement leaves nothing and is typed; a retried one commits once",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const backend = yield* Backend.Backend
+          const error = yield* Transaction.autocommitOn(backend)(
+            sql`INSERT INTO strict_children (id, parent_id) VALUES (87, 999)`
+          ).pipe(Effect.flip)
+          expect(error._tag).toBe("ForeignKeyViolation")
+          expect(yield* countRows("strict_children")).toBe(0)
+          yield* Retry.run(Retry.autocommit(sql`INSERT INTO items (id, tag) VALUES (87, 'retried')`, backend))
+          expect(yield* countRows("items", { id: 87 })).toBe(1)
+        })
+    )
+
     it.effect("concurrent Transaction.single writes all commit, each exactly once", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient

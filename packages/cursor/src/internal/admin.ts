@@ -314,9 +314,7 @@ export const expire =
     env.writer.withPermits(1)(
       Effect.gen(function* () {
         const before = (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.decode(idleFor))
-        const memory = (yield* env.memory.ref).cursors
-        const keep = new Set<string>()
-        for (const [peer, entry] of memory) if (entry.dirty) keep.add(peer)
+        const keep = new Set<string>((yield* env.memory.ref).pending)
         const dryRun = options.dryRun === true
         const expired = yield* env.storage.expire(env.namespace, before, {
           dryRun,

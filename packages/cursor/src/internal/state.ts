@@ -2,7 +2,7 @@
  * The store's memory: the position held per peer (dirty until a flush persists it), counters, and
  * the one place that changes them atomically (`transition`), moving the dirty gauge by the change.
  */
-import { Effect, HashMap, Metric, Option, Ref } from "effect"
+import { Effect, HashMap, HashSet, Metric, Option, Ref } from "effect"
 import type * as Peer from "../Peer.js"
 import type * as PositionKind from "../PositionKind.js"
 
@@ -27,6 +27,8 @@ export interface State {
   readonly cursors: HashMap.HashMap<Peer.Peer, Entry>
   /** How many entries are dirty. */
   readonly dirty: number
+  /** The peers whose entry is dirty (a flush reads these, not every cursor held). */
+  readonly pending: HashSet.HashSet<Peer.Peer>
   /** Set when the final flush begins: later `set`s are refused instead of lost. */
   readonly closed: boolean
   readonly counters: Counters
@@ -43,7 +45,13 @@ const emptyCounters: Counters = {
 }
 
 /** An empty memory. */
-export const empty: State = { cursors: HashMap.empty(), dirty: 0, closed: false, counters: emptyCounters }
+export const empty: State = {
+  cursors: HashMap.empty(),
+  dirty: 0,
+  pending: HashSet.empty(),
+  closed: false,
+  counters: emptyCounters
+}
 
 /** `state` with `peer` holding `entry` (or nothing), the dirty count kept right. */
 export const put = (state: State, peer: Peer.Peer, entry: Entry | undefined): State => {
@@ -54,7 +62,13 @@ export const put = (state: State, peer: Peer.Peer, entry: Entry | undefined): St
     ...state,
     cursors:
       entry === undefined ? HashMap.remove(state.cursors, peer) : HashMap.set(state.cursors, peer, entry),
-    dirty: state.dirty + now - was
+    dirty: state.dirty + now - was,
+    pending:
+      now === was
+        ? state.pending
+        : now === 1
+          ? HashSet.add(state.pending, peer)
+          : HashSet.remove(state.pending, peer)
   }
 }
 

@@ -72,10 +72,9 @@ const flushDirty = (env: Env): Effect.Effect<FlushResult, FlushFailed> =>
     Effect.gen(function* () {
       const snapshot = yield* env.memory.ref
       const pending: Array<CursorStore.Write> = []
-      if (snapshot.dirty > 0) {
-        for (const [peer, entry] of snapshot.cursors) {
-          if (entry.dirty) pending.push({ peer, position: entry.position, key: entry.key })
-        }
+      for (const peer of snapshot.pending) {
+        const entry = HashMap.get(snapshot.cursors, peer)
+        if (Option.isSome(entry)) pending.push({ peer, position: entry.value.position, key: entry.value.key })
       }
       if (pending.length === 0) return { flushed: 0, persisted: 0, stale: [] }
       const policy = countingRetries(env, yield* Retry.CurrentPolicy)
