@@ -58,7 +58,7 @@ export const reserveOptions: ReadonlyArray<OptionSpec> = [
   { key: "ttl", names: ["--ttl"], kind: "text" },
   { key: "force", names: ["--force"], kind: "boolean" },
   { key: "allowUnrelated", names: ["--allow-unrelated"], kind: "boolean" },
-  { key: "noOccupancyCheck", names: ["--no-occupancy-check"], kind: "boolean" }
+  { key: "noOccupancyCheck", names: ["--no-occupancy-check", "--skip-occupancy-check"], kind: "boolean" }
 ]
 
 const byName = new Map<string, OptionSpec>(

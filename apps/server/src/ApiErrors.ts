@@ -63,6 +63,7 @@ export const ReservationErrors = {
   NoPortAvailable: answer(ReservationError.NoPortAvailable, "NoPortAvailable", 409),
   PreferredPortReserved: answer(ReservationError.PreferredPortReserved, "PreferredPortReserved", 409),
   StickyFieldChanged: answer(ReservationError.StickyFieldChanged, "StickyFieldChanged", 409),
+  MigrationConflict: answer(ReservationError.MigrationConflict, "MigrationConflict", 409),
   ReservationStoreError: answer(ReservationError.ReservationStoreError, "ReservationStoreError", 503)
 }
 

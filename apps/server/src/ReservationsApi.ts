@@ -1,9 +1,14 @@
-/** The port reservation routes of Keel's HTTP API, with the typed errors each can answer. */
+/**
+ * The port reservation routes of Keel's HTTP API, with the typed errors each can answer: trop's
+ * registry commands (reserve, group, release, list, show, cleanup, migrate, list-projects,
+ * port-info). A port's occupancy is probed on the server's host, as the server's own allocations
+ * probe it, and only where the server checks occupancy at all (see `PortInfoParams`).
+ */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Schemas } from "@keel/reservation"
+import { Inventory, Schemas } from "@keel/reservation"
 import { Schema } from "effect"
 import { ReservationErrors } from "./ApiErrors.js"
-import { bodyErrors } from "./ApiParams.js"
+import { bodyErrors, flag } from "./ApiParams.js"
 
 /** `cwd` is optional over HTTP: without it, the unrelated-path guard compares the path with itself. */
 const optionalCwd = { cwd: Schema.optional(Schema.String) }
@@ -19,6 +24,14 @@ export const ReleaseBody = Schema.Struct({ ...Schemas.ReleaseRequest.fields, ...
 
 /** `{ reservations }`: matching reservations, by path then tag. */
 export const ReservationList = Schema.Struct({ reservations: Schema.Array(Schemas.Reservation) })
+
+/**
+ * `GET /reservations/ports/{port}/info`: `occupancy=true` also probes whether the port is in use —
+ * on the server's host, where the server's allocations probe it. A server whose reservation config
+ * turns occupancy off (one registry for many machines: its host's sockets say nothing of theirs)
+ * answers `occupied: null`.
+ */
+export const PortInfoParams = Schema.Struct({ occupancy: flag })
 
 const R = ReservationErrors
 
@@ -91,6 +104,41 @@ export const ReservationsGroup = HttpApiGroup.make("reservations")
       .addError(R.InvalidPort)
       .addError(R.ReservationNotFound)
       .annotate(OpenApi.Summary, "The reservation holding one port")
+  )
+  .add(
+    HttpApiEndpoint.get(
+      "portInfo"
+    )`/reservations/ports/${HttpApiSchema.param("port", Schema.NumberFromString)}/info`
+      .setUrlParams(PortInfoParams)
+      .addSuccess(Inventory.PortInfo)
+      .addError(R.InvalidPort)
+      .annotate(
+        OpenApi.Summary,
+        "One port: the reservation holding it or null, and (asked) whether it is in use"
+      )
+      .annotate(
+        OpenApi.Description,
+        "occupancy=true probes the port on the server's host, as the server's allocations do; a server " +
+          "whose reservation config has occupancy.enabled false answers occupied: null"
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("projects", "/reservations/projects")
+      .addSuccess(Inventory.ProjectList)
+      .annotate(OpenApi.Summary, "Every project of the registry with its number of reservations")
+  )
+  .add(
+    HttpApiEndpoint.post("migrate", "/reservations/migrate")
+      .setPayload(Schemas.MigrateRequest)
+      .addError(bodyErrors)
+      .addSuccess(Schemas.Migrated)
+      .addError(R.InvalidPath)
+      .addError(R.InvalidRequest)
+      .addError(R.MigrationConflict)
+      .annotate(
+        OpenApi.Summary,
+        "Move a path's reservations (recursive: and those below it) to another path, keeping their ports; all or none"
+      )
   )
   .add(
     HttpApiEndpoint.post("cleanup", "/reservations/cleanup")

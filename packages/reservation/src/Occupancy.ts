@@ -1,37 +1,65 @@
 /**
- * Is something on this machine listening on a TCP port? The registry asks before it hands a port
- * out, so a port some other program already uses (a database, a dev server started by hand) is
- * skipped. A service so that tests can replace it.
+ * Is something on this machine using a port? The registry asks before it hands a port out, so a
+ * port some other program already uses (a database, a dev server started by hand, a DNS or
+ * metrics daemon on UDP) is skipped. A service so that tests can replace it.
  *
- * The probe binds a listening socket to the port on each configured address and closes it at
- * once. `EADDRINUSE` means occupied — on Linux also when the listener is on the wildcard address
- * (`0.0.0.0` / `::`). Binding, unlike connecting, never reaches the other program. An address
- * this machine does not have (no IPv6 loopback) proves nothing and is skipped; any other failure,
- * or no answer within the timeout, counts as occupied: skipping a free port is cheap, handing out
- * a busy one is the bug this check exists to prevent.
+ * As trop does, each probe binds a socket — a TCP listener, a UDP socket, or both — to the port on
+ * each configured address and closes it at once. `EADDRINUSE` means occupied — on Linux also when
+ * the other socket is on the wildcard address (`0.0.0.0` / `::`), and a probe of a wildcard
+ * address sees a socket on any address of its family (`--check-all-interfaces`). IPv6 probes are
+ * IPv6-only, so an IPv4 socket never shows through `::`. Binding, unlike connecting or sending,
+ * never reaches the other program. An address this machine does not have (no IPv6 loopback)
+ * proves nothing and is skipped; any other failure, or no answer within the timeout, counts as
+ * occupied: skipping a free port is cheap, handing out a busy one is the bug this check exists
+ * to prevent.
  */
+import * as dgram from "node:dgram"
 import * as net from "node:net"
 import { Context, type Duration, Effect, Layer } from "effect"
 
+/** A transport a port can be in use on. */
+export type Protocol = "tcp" | "udp"
+
+/** Both transports, trop's default: a port is occupied when either is in use. */
+export const allProtocols: ReadonlyArray<Protocol> = ["tcp", "udp"]
+
 /** What to probe. */
 export interface Probe {
+  /** The addresses to bind on (`127.0.0.1`, `::1`, and `0.0.0.0` / `::` for every interface). */
   readonly hosts: ReadonlyArray<string>
+  /** The longest one bind may take (all run at once); past it the port counts as occupied. */
   readonly timeout: Duration.Duration
+  /** The transports to bind; absent: TCP and UDP (`allProtocols`). */
+  readonly protocols?: ReadonlyArray<Protocol> | undefined
 }
 
 /** The occupancy check. */
 export interface Service {
-  /** True when a TCP listener holds `port` on any of `probe.hosts` (or a probe could not tell). */
+  /** True when a socket holds `port` on any protocol and host of `probe` (or a probe could not tell). */
   readonly isOccupied: (port: number, probe: Probe) => Effect.Effect<boolean>
 }
 
 /** The occupancy check in context. */
 export class Occupancy extends Context.Tag("@keel/reservation/Occupancy")<Occupancy, Service>() {}
 
-/** What a bind attempt on one address showed. */
-type HostState = "free" | "occupied" | "absent"
+/**
+ * What one bind showed: `free`; `occupied` (in use, or a failure that cannot tell); `absent` (the
+ * address or its family does not exist here, so nothing can be there); `timeout` (no answer in
+ * time — counted as occupied).
+ */
+export type State = "free" | "occupied" | "absent" | "timeout"
 
-// The address does not exist on this machine or its family is not supported: no listener can be
+/** One bind of a probe and what it showed. */
+export interface Finding {
+  readonly protocol: Protocol
+  readonly host: string
+  readonly state: State
+}
+
+/** True for the states that keep a port from being handed out. */
+export const isBusy = (state: State): boolean => state === "occupied" || state === "timeout"
+
+// The address does not exist on this machine or its family is not supported: no socket can be
 // there either.
 const absentCodes: ReadonlySet<string> = new Set(["EADDRNOTAVAIL", "EAFNOSUPPORT", "EPROTONOSUPPORT"])
 
@@ -40,14 +68,36 @@ const codeOf = (error: unknown): string =>
     ? error.code
     : "UNKNOWN"
 
+const stateOf = (error: unknown): State => (absentCodes.has(codeOf(error)) ? "absent" : "occupied")
+
+/** Resumes once with the state of the first outcome; later errors of the socket are swallowed. */
+const once = (resume: (effect: Effect.Effect<State>) => void) => {
+  let done = false
+  return (state: State) => {
+    if (done) return
+    done = true
+    resume(Effect.succeed(state))
+  }
+}
+
 const closeServer = (server: net.Server): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
     // `close` reports ERR_SERVER_NOT_RUNNING when the bind failed; either way the handle is gone.
     server.close(() => resume(Effect.void))
   })
 
-/** One bind attempt; the socket is closed when the scope ends, also on timeout or interruption. */
-const probeHost = (port: number, host: string): Effect.Effect<HostState> =>
+const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    try {
+      socket.close(() => resume(Effect.void))
+    } catch {
+      // ERR_SOCKET_DGRAM_NOT_RUNNING: already closed, nothing left to release.
+      resume(Effect.void)
+    }
+  })
+
+/** One TCP listen attempt; the server is closed when the scope ends, also on timeout or interruption. */
+const probeTcp = (port: number, host: string): Effect.Effect<State> =>
   Effect.scoped(
     Effect.flatMap(
       Effect.acquireRelease(
@@ -55,24 +105,81 @@ const probeHost = (port: number, host: string): Effect.Effect<HostState> =>
         closeServer
       ),
       (server) =>
-        Effect.async<HostState>((resume) => {
-          server.once("error", (error) => {
-            resume(Effect.succeed(absentCodes.has(codeOf(error)) ? "absent" : "occupied"))
-          })
-          server.once("listening", () => resume(Effect.succeed("free")))
-          server.listen({ port, host, exclusive: true })
+        Effect.async<State>((resume) => {
+          const settle = once(resume)
+          server.on("error", (error) => settle(stateOf(error)))
+          server.once("listening", () => settle("free"))
+          server.listen({ port, host, exclusive: true, ipv6Only: net.isIPv6(host) })
         })
     )
   )
 
-/** Probes every host at once; occupied as soon as one says so, or when the timeout passes. */
-export const probe = (port: number, { hosts, timeout }: Probe): Effect.Effect<boolean> =>
-  Effect.forEach(hosts, (host) => probeHost(port, host), { concurrency: "unbounded" }).pipe(
-    Effect.map((states) => states.includes("occupied")),
-    Effect.timeoutTo({ duration: timeout, onTimeout: () => true, onSuccess: (occupied) => occupied })
+/** One UDP bind (no `reuseAddr`, so any socket on the port refuses it); closed with the scope. */
+const probeUdp = (port: number, host: string): Effect.Effect<State> =>
+  Effect.scoped(
+    Effect.flatMap(
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const ipv6 = net.isIPv6(host)
+          return dgram.createSocket({ type: ipv6 ? "udp6" : "udp4", ipv6Only: ipv6 }).unref()
+        }),
+        closeSocket
+      ),
+      (socket) =>
+        Effect.async<State>((resume) => {
+          const settle = once(resume)
+          socket.on("error", (error) => settle(stateOf(error)))
+          socket.once("listening", () => settle("free"))
+          try {
+            socket.bind({ port, address: host, exclusive: true })
+          } catch (error) {
+            settle(stateOf(error))
+          }
+        })
+    )
   )
 
-/** The real check over `node:net`. */
+const bind = (protocol: Protocol, port: number, host: string): Effect.Effect<State> =>
+  protocol === "tcp" ? probeTcp(port, host) : probeUdp(port, host)
+
+const families: ReadonlyArray<4 | 6> = [4, 6]
+
+const familyOf = (host: string): 4 | 6 => (net.isIPv6(host) ? 6 : 4)
+
+/**
+ * Every bind of `probe`, each reported with its protocol and host, by protocol, then IPv4 hosts
+ * before IPv6 ones. Binds of one protocol and family run one after another — a probe on
+ * `127.0.0.1` and one on `0.0.0.0` at once would each see the other — and the groups at once. A
+ * bind unanswered within the timeout is `timeout`; each socket is closed before the next bind.
+ */
+export const inspect = (port: number, probe: Probe): Effect.Effect<ReadonlyArray<Finding>> => {
+  const groups = (probe.protocols ?? allProtocols).flatMap((protocol) =>
+    families.map((family) => ({ protocol, hosts: probe.hosts.filter((host) => familyOf(host) === family) }))
+  )
+  const bindOne = (protocol: Protocol, host: string): Effect.Effect<Finding> =>
+    bind(protocol, port, host).pipe(
+      Effect.timeoutTo({
+        duration: probe.timeout,
+        onTimeout: (): State => "timeout",
+        onSuccess: (state) => state
+      }),
+      Effect.map((state) => ({ protocol, host, state }))
+    )
+  return Effect.map(
+    Effect.forEach(
+      groups,
+      ({ protocol, hosts }) => Effect.forEach(hosts, (host) => bindOne(protocol, host)),
+      { concurrency: "unbounded" }
+    ),
+    (found) => found.flat()
+  )
+}
+
+/** True when some bind of `probe` found the port in use or could not tell (see `inspect`). */
+export const probe = (port: number, settings: Probe): Effect.Effect<boolean> =>
+  Effect.map(inspect(port, settings), (findings) => findings.some((finding) => isBusy(finding.state)))
+
+/** The real check over `node:net` and `node:dgram`. */
 export const layer: Layer.Layer<Occupancy> = Layer.succeed(Occupancy, { isOccupied: probe })
 
 /** A check that answers from a fixed predicate: for tests and for callers that know better. */

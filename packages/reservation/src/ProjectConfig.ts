@@ -1,14 +1,16 @@
 /**
  * trop-style configuration files, in layers: the user's `config.yaml`, then the project's
  * `trop.yaml` (found in the working directory or the nearest parent that has one), then
- * `trop.local.yaml` next to it, then the environment (`TROP_PATH`, `TROP_PROJECT`, `TROP_TASK`…),
- * then the caller's flags. Each file is YAML, read with the `yaml` package and validated by
- * `Document`: an unknown key, a wrong type or a bad port is `InvalidConfig` naming the file and
- * the key (`reservations.services.web.env`). Later layers override earlier ones; exclusions add up.
+ * `trop.local.yaml` next to it, then the environment (`TROP_PATH`, `TROP_PROJECT`, `TROP_TASK`,
+ * `TROP_SKIP_TCP`…), then the caller's flags. Each file is YAML, read with the `yaml` package and
+ * validated by `Document`: an unknown key, a wrong type or a bad port is `InvalidConfig` naming the
+ * file and the key (`reservations.services.web.env`). Later layers override earlier ones (the
+ * `occupancy_check` keys one by one, as trop); exclusions add up.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Effect, ParseResult, Schema } from "effect"
+import type * as Occupancy from "./Occupancy.js"
 import * as Port from "./Port.js"
 import { InvalidConfig } from "./ReservationError.js"
 import { type GroupService, validateTag } from "./Schemas.js"
@@ -263,6 +265,19 @@ export const groupOf = (
     return { base: reservations.base, services }
   })
 
+/**
+ * trop's occupancy policy: `skip` turns the check off; the others drop a protocol or an address
+ * family, or (`allInterfaces`) add the wildcard addresses to the loopback ones.
+ */
+export interface OccupancyPolicy {
+  readonly skip: boolean
+  readonly skipIp4: boolean
+  readonly skipIp6: boolean
+  readonly skipTcp: boolean
+  readonly skipUdp: boolean
+  readonly allInterfaces: boolean
+}
+
 /** What the layers say, merged: each later layer's setting replaces the earlier one; exclusions add up. */
 export interface Effective {
   readonly project: string | undefined
@@ -270,12 +285,7 @@ export interface Effective {
   readonly path: string | undefined
   readonly range: { readonly min: number; readonly max: number } | undefined
   readonly exclude: ReadonlyArray<Port.PortRange>
-  readonly occupancy: {
-    readonly skip: boolean
-    readonly skipIp4: boolean
-    readonly skipIp6: boolean
-    readonly allInterfaces: boolean
-  }
+  readonly occupancy: OccupancyPolicy
   readonly expireAfterDays: number | undefined
   readonly autoprune: boolean
   readonly autoexpire: boolean
@@ -324,7 +334,13 @@ export const resolve = (
         `${range.min}-${range.max} is not a port range`
       )
     }
-    const occupancy = last((document) => document.occupancy_check) ?? {}
+    // Key by key, as trop merges them: a local file can drop UDP without undoing the project's skip_ip6.
+    const occupancy = <A>(pick: (check: NonNullable<Document["occupancy_check"]>) => A | undefined) =>
+      last((document) =>
+        document.occupancy_check === undefined ? undefined : pick(document.occupancy_check)
+      )
+    const occupancyEnv = (name: string, fromFiles: boolean | undefined) =>
+      Effect.map(boolEnv(env[name], name), (value) => (value ?? fromFiles) === true)
     const allowChange = last((document) => document.allow_change) ?? false
     const noPrune =
       (yield* boolEnv(env.TROP_DISABLE_AUTOPRUNE, "TROP_DISABLE_AUTOPRUNE")) ??
@@ -333,7 +349,8 @@ export const resolve = (
       (yield* boolEnv(env.TROP_DISABLE_AUTOEXPIRE, "TROP_DISABLE_AUTOEXPIRE")) ??
       last((d) => d.disable_autoexpire)
     const skip =
-      (yield* boolEnv(env.TROP_SKIP_OCCUPANCY_CHECK, "TROP_SKIP_OCCUPANCY_CHECK")) ?? occupancy.skip
+      (yield* boolEnv(env.TROP_SKIP_OCCUPANCY_CHECK, "TROP_SKIP_OCCUPANCY_CHECK")) ??
+      occupancy((check) => check.skip)
     const nonEmpty = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)
     return {
       project: nonEmpty(env.TROP_PROJECT) ?? last((document) => document.project),
@@ -343,9 +360,26 @@ export const resolve = (
       exclude,
       occupancy: {
         skip: skip === true,
-        skipIp4: occupancy.skip_ip4 === true,
-        skipIp6: occupancy.skip_ip6 === true,
-        allInterfaces: occupancy.check_all_interfaces === true
+        skipIp4: yield* occupancyEnv(
+          "TROP_SKIP_IPV4",
+          occupancy((check) => check.skip_ip4)
+        ),
+        skipIp6: yield* occupancyEnv(
+          "TROP_SKIP_IPV6",
+          occupancy((check) => check.skip_ip6)
+        ),
+        skipTcp: yield* occupancyEnv(
+          "TROP_SKIP_TCP",
+          occupancy((check) => check.skip_tcp)
+        ),
+        skipUdp: yield* occupancyEnv(
+          "TROP_SKIP_UDP",
+          occupancy((check) => check.skip_udp)
+        ),
+        allInterfaces: yield* occupancyEnv(
+          "TROP_CHECK_ALL_INTERFACES",
+          occupancy((check) => check.check_all_interfaces)
+        )
       },
       expireAfterDays: last((document) => document.cleanup?.expire_after_days),
       autoprune: noPrune !== true,
@@ -357,8 +391,23 @@ export const resolve = (
     }
   })
 
-/** The occupancy hosts the effective settings ask for: loopbacks, or every interface; IPv4/IPv6 as not skipped. */
-export const hostsOf = (occupancy: Effective["occupancy"]): ReadonlyArray<string> => [
-  ...(occupancy.skipIp4 ? [] : [occupancy.allInterfaces ? "0.0.0.0" : "127.0.0.1"]),
-  ...(occupancy.skipIp6 ? [] : [occupancy.allInterfaces ? "::" : "::1"])
+/**
+ * The addresses a policy probes, as trop: the loopback of each family not skipped, and with
+ * `allInterfaces` its wildcard address too (which sees a socket on any address of the family).
+ */
+export const hostsOf = (occupancy: OccupancyPolicy): ReadonlyArray<string> => [
+  ...(occupancy.skipIp4 ? [] : occupancy.allInterfaces ? ["127.0.0.1", "0.0.0.0"] : ["127.0.0.1"]),
+  ...(occupancy.skipIp6 ? [] : occupancy.allInterfaces ? ["::1", "::"] : ["::1"])
 ]
+
+/** The transports a policy probes: TCP and UDP, less the skipped ones. */
+export const protocolsOf = (occupancy: OccupancyPolicy): ReadonlyArray<Occupancy.Protocol> => {
+  const protocols: Array<Occupancy.Protocol> = []
+  if (!occupancy.skipTcp) protocols.push("tcp")
+  if (!occupancy.skipUdp) protocols.push("udp")
+  return protocols
+}
+
+/** True when a policy probes nothing: `skip`, or every protocol or every family skipped. */
+export const probesNothing = (occupancy: OccupancyPolicy): boolean =>
+  occupancy.skip || hostsOf(occupancy).length === 0 || protocolsOf(occupancy).length === 0

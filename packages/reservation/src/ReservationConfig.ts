@@ -8,7 +8,9 @@
  * {
  *   "range": { "min": 5000, "max": 7000 },
  *   "exclude": [5432, "6000-6010", { "min": 6379, "max": 6380 }],
- *   "occupancy": { "enabled": true, "hosts": ["127.0.0.1", "::1"], "timeoutMs": 250 }
+ *   "occupancy": {
+ *     "enabled": true, "hosts": ["127.0.0.1", "::1"], "protocols": ["tcp", "udp"], "timeoutMs": 250
+ *   }
  * }
  * ```
  *
@@ -19,6 +21,7 @@
 import { isIP } from "node:net"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, type ConfigError, Duration, Effect, Option, ParseResult, Schema } from "effect"
+import type * as Occupancy from "./Occupancy.js"
 import * as Port from "./Port.js"
 import { InvalidConfig, type InvalidPort, type InvalidRange, InvalidRequest } from "./ReservationError.js"
 import { OccupancyOverride } from "./Schemas.js"
@@ -27,8 +30,10 @@ import { OccupancyOverride } from "./Schemas.js"
 export interface OccupancySettings {
   /** `false` skips the check. */
   readonly enabled: boolean
-  /** The addresses a TCP listener is probed on. */
+  /** The addresses a socket is probed on (`0.0.0.0` / `::` see every interface of their family). */
   readonly hosts: ReadonlyArray<string>
+  /** The transports probed; absent: TCP and UDP, as trop (`Occupancy.allProtocols`). */
+  readonly protocols?: ReadonlyArray<Occupancy.Protocol> | undefined
   /** The longest one probe may take; a probe that takes longer counts the port as occupied. */
   readonly timeout: Duration.Duration
 }
@@ -45,7 +50,10 @@ export interface ReservationConfig {
 /** The longest occupancy probe timeout accepted, in milliseconds. */
 export const maxProbeTimeoutMs = 10_000
 
-/** 5000–7000 (as `trop`), nothing excluded, TCP occupancy probed on 127.0.0.1 and ::1 within 250 ms. */
+/**
+ * 5000–7000 (as `trop`), nothing excluded, occupancy probed over TCP and UDP (no `protocols`: both)
+ * on 127.0.0.1 and ::1 within 250 ms.
+ */
 export const defaults: ReservationConfig = {
   range: Port.PortRange.make({ min: Port.Port.make(5000), max: Port.Port.make(7000) }),
   exclude: [],
@@ -64,7 +72,8 @@ export type ConfigInput = typeof ConfigInput.Type
 
 /**
  * `base` with `override` applied: each given field replaces the configured one. Hosts must be IP
- * addresses, at least one; the timeout a whole number of milliseconds from 1 to 10000.
+ * addresses, at least one; protocols at least one; the timeout a whole number of milliseconds
+ * from 1 to 10000.
  */
 export const applyOccupancy = (
   base: OccupancySettings,
@@ -87,6 +96,13 @@ export const applyOccupancy = (
         reason: `${JSON.stringify(hosts[badHost])} is not an IP address`
       })
     }
+    const protocols = override.protocols ?? base.protocols
+    if (override.protocols !== undefined && override.protocols.length === 0) {
+      return yield* new InvalidRequest({
+        field: `${field}.protocols`,
+        reason: "at least one of tcp and udp is needed (set enabled to false to skip the check)"
+      })
+    }
     const timeoutMs = override.timeoutMs
     if (
       timeoutMs !== undefined &&
@@ -100,6 +116,7 @@ export const applyOccupancy = (
     return {
       enabled: override.enabled ?? base.enabled,
       hosts,
+      ...(protocols === undefined ? {} : { protocols: [...new Set(protocols)] }),
       timeout: timeoutMs === undefined ? base.timeout : Duration.millis(timeoutMs)
     }
   })

@@ -102,6 +102,8 @@ export const OccupancyOverride = Schema.Struct({
   enabled: Schema.optional(Schema.Boolean),
   /** IP addresses to probe (`127.0.0.1`, `::1`, `0.0.0.0`…). */
   hosts: Schema.optional(Schema.Array(Schema.String)),
+  /** The transports to probe: `tcp`, `udp` (default both, as trop). */
+  protocols: Schema.optional(Schema.Array(Schema.Literal("tcp", "udp"))),
   /** How long one probe may take before the port counts as occupied. */
   timeoutMs: Schema.optional(Schema.Number)
 })

@@ -1,6 +1,8 @@
 /** @keel/reservation: port reservations keyed by (path, tag) that two processes can never share. */
 export * as Allocator from "./Allocator.js"
 export * as ConfigFiles from "./ConfigFiles.js"
+export * as GitContext from "./GitContext.js"
+export * as Inventory from "./Inventory.js"
 export * as Occupancy from "./Occupancy.js"
 export * as Port from "./Port.js"
 export * as ProjectConfig from "./ProjectConfig.js"

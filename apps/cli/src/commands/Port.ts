@@ -51,7 +51,8 @@ const allocation = {
   ),
   allowUnrelated,
   noOccupancyCheck: Options.boolean("no-occupancy-check").pipe(
-    Options.withDescription("Do not probe whether something already listens on a port.")
+    Options.withAlias("skip-occupancy-check"),
+    Options.withDescription("Do not probe whether something already uses a port (TCP or UDP).")
   )
 }
 

@@ -1,10 +1,11 @@
 /**
  * The `reservations` routes: each calls the registry and returns what it returned. Over HTTP the
  * caller's working directory (`cwd`) is optional; without it the path is its own working
- * directory, so the unrelated-path guard (meant for a shell's cwd) does not apply.
+ * directory, so the unrelated-path guard (meant for a shell's cwd) does not apply. Port info
+ * probes occupancy only when asked and when the server's registry checks occupancy at all.
  */
 import { HttpApiBuilder } from "@effect/platform"
-import { Reservation } from "@keel/reservation"
+import { Inventory, Reservation } from "@keel/reservation"
 import { Effect } from "effect"
 import { KeelApi } from "../Api.js"
 
@@ -23,6 +24,13 @@ export const layer = HttpApiBuilder.group(KeelApi, "reservations", (handlers) =>
       )
       .handle("show", ({ urlParams }) => registry.show(urlParams))
       .handle("showPort", ({ path }) => registry.showPort({ port: path.port }))
+      .handle("portInfo", ({ path, urlParams }) =>
+        Inventory.portInfo(registry, path.port, {
+          occupancy: urlParams.occupancy === true && registry.config.occupancy.enabled
+        })
+      )
+      .handle("projects", () => Inventory.projects(registry))
+      .handle("migrate", ({ payload }) => registry.migrate(payload))
       .handle("cleanup", ({ payload }) => registry.cleanup(payload))
   })
 )

@@ -22,7 +22,7 @@ export const run = (
   allocation: Allocation
 ) =>
   Effect.gen(function* () {
-    const probe = { hosts: settings.hosts, timeout: settings.timeout }
+    const probe = { hosts: settings.hosts, timeout: settings.timeout, protocols: settings.protocols }
     const fs = yield* FileSystem.FileSystem
     const now = yield* Clock.currentTimeMillis
     const written = yield* store.allocate(

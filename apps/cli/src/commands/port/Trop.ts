@@ -32,10 +32,12 @@ export const control = {
   dryRun,
   checkAllInterfaces: flag(
     "check-all-interfaces",
-    "Probe occupancy on every interface (0.0.0.0 and ::), not only loopback."
+    "Also probe occupancy on every interface (0.0.0.0 and ::), not only on loopback."
   ),
   skipIpv4: flag("skip-ipv4", "Do not probe IPv4 occupancy."),
   skipIpv6: flag("skip-ipv6", "Do not probe IPv6 occupancy."),
+  skipTcp: flag("skip-tcp", "Do not probe TCP occupancy."),
+  skipUdp: flag("skip-udp", "Do not probe UDP occupancy."),
   disableAutoprune: flag(
     "disable-autoprune",
     "On exhaustion, do not remove reservations whose directory is gone."
@@ -44,6 +46,15 @@ export const control = {
     "disable-autoexpire",
     "On exhaustion, do not remove reservations past cleanup.expire_after_days."
   )
+}
+
+/** trop's occupancy flags of the commands that probe without reserving (`scan`, `port-info`). */
+const probing = {
+  checkAllInterfaces: control.checkAllInterfaces,
+  skipIpv4: control.skipIpv4,
+  skipIpv6: control.skipIpv6,
+  skipTcp: control.skipTcp,
+  skipUdp: control.skipUdp
 }
 
 /** How a group's ports are printed. */
@@ -73,7 +84,9 @@ const autoreserveConfig = {
   task: Options.text("task").pipe(Options.withDescription("Task label (sticky)."), Options.optional),
   force: flag("force", "Take preferred ports even if excluded or in use, relabel, move."),
   allowUnrelated: flag("allow-unrelated", "Act on a project directory unrelated to the working directory."),
-  noOccupancyCheck: flag("no-occupancy-check", "Do not probe whether something already listens on a port."),
+  noOccupancyCheck: flag("no-occupancy-check", "Do not probe whether something already uses a port.").pipe(
+    Options.withAlias("skip-occupancy-check")
+  ),
   ...control
 }
 
@@ -193,7 +206,15 @@ export const assertPort = Command.make("assert-port", assertPortConfig, (input) 
 const portInfoConfig = {
   globals: Globals.options,
   port: portArg,
-  includeOccupancy: flag("include-occupancy", "Also probe whether something listens on the port now.")
+  includeOccupancy: flag(
+    "include-occupancy",
+    "Also probe whether something uses the port now (TCP and UDP)."
+  ),
+  noOccupancyCheck: flag(
+    "no-occupancy-check",
+    "With --include-occupancy: report the port as not checked."
+  ).pipe(Options.withAlias("skip-occupancy-check")),
+  ...probing
 }
 
 /** `keel port port-info`'s parsed input. */
@@ -303,7 +324,7 @@ const scanConfig = {
   ),
   autoexclude: flag("autoexclude", "Add every occupied, unreserved port to excluded_ports."),
   global: globalFlag,
-  checkAllInterfaces: control.checkAllInterfaces
+  ...probing
 }
 
 /** `keel port scan`'s parsed input. */

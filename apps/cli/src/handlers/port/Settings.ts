@@ -4,14 +4,15 @@
  * `~/.config/keel/config.yaml`), the project's `trop.yaml` found from the working directory
  * upward, its `trop.local.yaml`, the environment (`TROP_PATH`, `TROP_PROJECT`, `TROP_TASK`,
  * `TROP_DISABLE_AUTOPRUNE`, `TROP_DISABLE_AUTOEXPIRE`, `TROP_SKIP_OCCUPANCY_CHECK`), then the
- * command's flags. A bad file is `InvalidConfig` naming the file and the key; nothing is written.
+ * command's flags; under them all, the project and task trop guesses from git (`withGitGuess`). A
+ * bad file is `InvalidConfig` naming the file and the key; nothing is written.
  */
 import { homedir } from "node:os"
 import { join, resolve } from "node:path"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { ProjectConfig, type Schemas } from "@keel/reservation"
-import { Effect, Layer, Option } from "effect"
+import { GitContext, type Occupancy, ProjectConfig, Reservation, type Schemas } from "@keel/reservation"
+import { type Duration, Effect, Layer, Option } from "effect"
 
 /** The user's config file. */
 export const userConfigFile = (): string =>
@@ -21,11 +22,46 @@ export const userConfigFile = (): string =>
 /** Node's filesystem, for reading the layers. */
 export const files = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
 
-/** The layers found for the working directory, and what they say merged with the environment. */
+/**
+ * trop's git guess of the project and task (`GitContext`) under every layer: taken only for what
+ * no file, variable or flag sets, from `TROP_PATH` or the working directory. trop records a guess
+ * on new reservations only; here a guessed field is dropped when a reservation at or below that
+ * directory (or the project file's) already holds another value, so a re-reserve never trips the
+ * sticky-field check over a guess. Without a registry in context nothing is checked.
+ */
+const withGitGuess = (effective: ProjectConfig.Effective, layers: ProjectConfig.Layers, cwd: string) =>
+  Effect.gen(function* () {
+    if (effective.project !== undefined && effective.task !== undefined) return effective
+    const dir = effective.path === undefined ? resolve(cwd) : resolve(cwd, effective.path)
+    const guess = yield* GitContext.infer(dir)
+    if (guess.project === undefined && guess.task === undefined) return effective
+    const registry = yield* Effect.serviceOption(Reservation.Reservations)
+    const dirs = [...new Set([dir, ...(layers.project === undefined ? [] : [layers.project.dir])])]
+    const held = Option.isNone(registry)
+      ? Option.some([])
+      : yield* Effect.option(
+          Effect.map(
+            Effect.forEach(dirs, (pathPrefix) => registry.value.list({ pathPrefix })),
+            (lists) => lists.flat()
+          )
+        )
+    const keep = (field: "project" | "task", guessed: string | undefined) =>
+      Option.isSome(held) && held.value.every((reservation) => reservation[field] === guessed)
+        ? guessed
+        : undefined
+    return {
+      ...effective,
+      project: effective.project ?? keep("project", guess.project),
+      task: effective.task ?? keep("task", guess.task)
+    }
+  })
+
+/** The layers found for the working directory, what they say merged with the environment, then git's guess. */
 export const load = (cwd: string = process.cwd()) =>
   Effect.gen(function* () {
     const layers = yield* ProjectConfig.discover(cwd, userConfigFile())
-    const effective = yield* ProjectConfig.resolve(layers, process.env)
+    const resolved = yield* ProjectConfig.resolve(layers, process.env)
+    const effective = yield* withGitGuess(resolved, layers, cwd)
     return { layers, effective }
   }).pipe(Effect.provide(files))
 
@@ -39,6 +75,8 @@ export interface ControlFlags {
   readonly checkAllInterfaces?: boolean | undefined
   readonly skipIpv4?: boolean | undefined
   readonly skipIpv6?: boolean | undefined
+  readonly skipTcp?: boolean | undefined
+  readonly skipUdp?: boolean | undefined
   readonly disableAutoprune?: boolean | undefined
   readonly disableAutoexpire?: boolean | undefined
 }
@@ -59,21 +97,64 @@ const exclusion = (text: string): number | string => {
   return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed
 }
 
+/** trop's occupancy flags, as every command that probes takes them. */
+export interface OccupancyFlags {
+  readonly noOccupancyCheck?: boolean | undefined
+  readonly checkAllInterfaces?: boolean | undefined
+  readonly skipIpv4?: boolean | undefined
+  readonly skipIpv6?: boolean | undefined
+  readonly skipTcp?: boolean | undefined
+  readonly skipUdp?: boolean | undefined
+}
+
+/** The layers' occupancy policy and the command's flags: a flag only adds a skip (or all interfaces). */
+export const occupancyPolicy = (
+  policy: ProjectConfig.OccupancyPolicy,
+  flags: OccupancyFlags
+): ProjectConfig.OccupancyPolicy => ({
+  skip: policy.skip || flags.noOccupancyCheck === true,
+  skipIp4: policy.skipIp4 || flags.skipIpv4 === true,
+  skipIp6: policy.skipIp6 || flags.skipIpv6 === true,
+  skipTcp: policy.skipTcp || flags.skipTcp === true,
+  skipUdp: policy.skipUdp || flags.skipUdp === true,
+  allInterfaces: policy.allInterfaces || flags.checkAllInterfaces === true
+})
+
+/**
+ * A policy as a request's occupancy override: off when it probes nothing; else only what it
+ * changes (hosts, protocols), so the registry's configured hosts and timeout stay in force
+ * otherwise; `undefined` when it changes nothing.
+ */
+export const occupancyOverride = (
+  policy: ProjectConfig.OccupancyPolicy
+): Schemas.OccupancyOverride | undefined => {
+  if (ProjectConfig.probesNothing(policy)) return { enabled: false }
+  const hostsChanged = policy.skipIp4 || policy.skipIp6 || policy.allInterfaces
+  const protocolsChanged = policy.skipTcp || policy.skipUdp
+  if (!hostsChanged && !protocolsChanged) return undefined
+  return {
+    ...(hostsChanged ? { hosts: ProjectConfig.hostsOf(policy) } : {}),
+    ...(protocolsChanged ? { protocols: ProjectConfig.protocolsOf(policy) } : {})
+  }
+}
+
+/** What a command that probes by itself (`scan`, `port-info --include-occupancy`) binds, `timeout` each. */
+export const occupancyProbe = (
+  policy: ProjectConfig.OccupancyPolicy,
+  timeout: Duration.Duration
+): Occupancy.Probe => ({
+  hosts: ProjectConfig.hostsOf(policy),
+  protocols: ProjectConfig.protocolsOf(policy),
+  timeout
+})
+
 /** The request fields of a reserving command: each flag over the layers' setting. */
 export const allocationFields = (
   effective: ProjectConfig.Effective,
   flags: AllocationFlags,
   ttl: number | undefined
 ) => {
-  const occupancy = {
-    skip: effective.occupancy.skip,
-    skipIp4: effective.occupancy.skipIp4 || flags.skipIpv4 === true,
-    skipIp6: effective.occupancy.skipIp6 || flags.skipIpv6 === true,
-    allInterfaces: effective.occupancy.allInterfaces || flags.checkAllInterfaces === true
-  }
-  const hosts = ProjectConfig.hostsOf(occupancy)
-  const occupancyOff = flags.noOccupancyCheck || occupancy.skip || hosts.length === 0
-  const changed = occupancy.skipIp4 || occupancy.skipIp6 || occupancy.allInterfaces
+  const occupancy = occupancyOverride(occupancyPolicy(effective.occupancy, flags))
   const expireDays =
     effective.autoexpire && flags.disableAutoexpire !== true ? effective.expireAfterDays : undefined
   return {
@@ -85,7 +166,7 @@ export const allocationFields = (
     ttl,
     force: flags.force || undefined,
     allowUnrelated: flags.allowUnrelated || effective.allowUnrelated || undefined,
-    occupancy: occupancyOff ? { enabled: false } : changed ? { hosts } : undefined,
+    occupancy,
     allowProjectChange: flags.allowProjectChange === true || effective.allowProjectChange || undefined,
     allowTaskChange: flags.allowTaskChange === true || effective.allowTaskChange || undefined,
     overwrite: flags.overwrite || undefined,

@@ -247,6 +247,13 @@ export const assertPort = (input: AssertPortInput) =>
     })
   )
 
+const inUseText = (inUse: ReadonlyArray<{ readonly protocol: string; readonly host: string }> | undefined) =>
+  inUse === undefined
+    ? "not checked (every probe is skipped)"
+    : inUse.length === 0
+      ? "no"
+      : `yes (${inUse.map((socket) => `${socket.protocol} ${socket.host}`).join(", ")})`
+
 /** `keel port port-info`. */
 export const portInfo = (input: PortInfoInput) =>
   withRegistry(
@@ -256,23 +263,45 @@ export const portInfo = (input: PortInfoInput) =>
       const found = yield* Effect.option(
         Effect.catchTag(registry.showPort({ port }), "ReservationNotFound", () => Effect.fail(undefined))
       )
-      const occupied = input.includeOccupancy
-        ? yield* Occupancy.probe(port, {
-            hosts: registry.config.occupancy.hosts,
-            timeout: registry.config.occupancy.timeout
-          })
+      const occupancyFlags = [
+        input.noOccupancyCheck,
+        input.checkAllInterfaces,
+        input.skipIpv4,
+        input.skipIpv6,
+        input.skipTcp,
+        input.skipUdp
+      ]
+      if (!input.includeOccupancy && occupancyFlags.some(Boolean)) {
+        return yield* new InvalidInput({
+          source: "port-info",
+          reason: "the occupancy flags need --include-occupancy"
+        })
+      }
+      const policy = input.includeOccupancy
+        ? Settings.occupancyPolicy((yield* Settings.load()).effective.occupancy, input)
         : undefined
+      // As trop: probed only when asked, and "not checked" when the policy probes nothing.
+      const inUse =
+        policy === undefined || ProjectConfig.probesNothing(policy)
+          ? undefined
+          : (yield* Occupancy.inspect(
+              port,
+              Settings.occupancyProbe(policy, registry.config.occupancy.timeout)
+            ))
+              .filter((finding) => Occupancy.isBusy(finding.state))
+              .map(({ protocol, host }) => ({ protocol, host }))
       const reservation = Option.getOrUndefined(found)
       yield* Output.result(
         {
           port,
           reservation: reservation === undefined ? null : encode(reservation),
-          occupied: occupied ?? null
+          occupied: inUse === undefined ? null : inUse.length > 0,
+          inUse: inUse ?? null
         },
         () =>
           [
             `port ${port}: ${reservation === undefined ? "not reserved" : `reserved by ${Output.singleLine(reservation.path)} [${Output.orDash(reservation.tag)}]`}`,
-            ...(occupied === undefined ? [] : [`in use: ${occupied ? "yes" : "no"}`])
+            ...(policy === undefined ? [] : [`in use: ${inUseText(inUse)}`])
           ].join("\n")
       )
     })
@@ -400,17 +429,24 @@ export const scan = (input: ScanInput) =>
         onNone: () => Effect.succeed(loaded.effective.range ?? registry.config.range),
         onSome: (text) => Port.parseRange(text, "range")
       })
-      const hosts = ProjectConfig.hostsOf({
-        ...loaded.effective.occupancy,
-        allInterfaces: input.checkAllInterfaces || loaded.effective.occupancy.allInterfaces
-      })
-      const timeout = registry.config.occupancy.timeout
+      const policy = Settings.occupancyPolicy(loaded.effective.occupancy, input)
+      const probe = Settings.occupancyProbe(policy, registry.config.occupancy.timeout)
       const ports = Array.from({ length: range.max - range.min + 1 }, (_, index) => range.min + index)
-      const occupied = yield* Effect.filter(ports, (port) => Occupancy.probe(port, { hosts, timeout }), {
-        concurrency: 32
-      })
+      const inspected = yield* Effect.forEach(
+        ports,
+        (port) =>
+          Effect.map(Occupancy.inspect(port, probe), (findings) => ({
+            port,
+            inUse: findings
+              .filter((finding) => Occupancy.isBusy(finding.state))
+              .map(({ protocol, host }) => ({ protocol, host }))
+          })),
+        { concurrency: 32 }
+      )
       const reserved = new Set<number>((yield* registry.list()).map((reservation) => reservation.port))
-      const found = occupied.map((port) => ({ port, reserved: reserved.has(port) }))
+      const found = inspected
+        .filter((entry) => entry.inUse.length > 0)
+        .map(({ port, inUse }) => ({ port, reserved: reserved.has(port), inUse }))
       let excluded:
         | {
             readonly file: string
@@ -434,8 +470,12 @@ export const scan = (input: ScanInput) =>
             ? []
             : [
                 Output.table(
-                  ["PORT", "RESERVED"],
-                  found.map((entry) => [String(entry.port), entry.reserved ? "yes" : "no"])
+                  ["PORT", "RESERVED", "IN USE"],
+                  found.map((entry) => [
+                    String(entry.port),
+                    entry.reserved ? "yes" : "no",
+                    inUseText(entry.inUse)
+                  ])
                 )
               ]),
           ...(excluded === undefined
