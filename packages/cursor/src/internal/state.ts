@@ -72,6 +72,36 @@ export const put = (state: State, peer: Peer.Peer, entry: Entry | undefined): St
   }
 }
 
+/**
+ * `state` with each peer of `changes` holding its entry (or nothing), as `put` one by one would
+ * leave it, but changed in place in one batch (a flush of thousands of cursors makes one new map).
+ */
+export const putAll = (
+  state: State,
+  changes: ReadonlyArray<readonly [Peer.Peer, Entry | undefined]>
+): State => {
+  if (changes.length === 0) return state
+  let dirty = state.dirty
+  const pending = HashSet.mutate(state.pending, (pendingNow) => {
+    for (const [peer, entry] of changes) {
+      const held = HashMap.get(state.cursors, peer)
+      const was = Option.isSome(held) && held.value.dirty
+      const now = entry?.dirty === true
+      if (was === now) continue
+      dirty += now ? 1 : -1
+      if (now) HashSet.add(pendingNow, peer)
+      else HashSet.remove(pendingNow, peer)
+    }
+  })
+  const cursors = HashMap.mutate(state.cursors, (cursorsNow) => {
+    for (const [peer, entry] of changes) {
+      if (entry === undefined) HashMap.remove(cursorsNow, peer)
+      else HashMap.set(cursorsNow, peer, entry)
+    }
+  })
+  return { ...state, cursors, pending, dirty }
+}
+
 /** The memory of one store and how to change it. */
 export interface Memory {
   readonly ref: Ref.Ref<State>

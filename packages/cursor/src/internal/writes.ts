@@ -10,7 +10,7 @@ import type * as CursorStore from "../CursorStore.js"
 import * as Peer from "../Peer.js"
 import type { FlushResult, SetResult, StaleWrite } from "../Schemas.js"
 import { declaring, type Env, flushFailed, guardOf } from "./env.js"
-import { type Entry, put, type State } from "./state.js"
+import { type Entry, put, putAll, type State } from "./state.js"
 
 /** Records `position` for `peer` in memory if it is after the one held. */
 export const set =
@@ -99,13 +99,14 @@ const flushDirty = (env: Env): Effect.Effect<FlushResult, FlushFailed> =>
       const stale: Array<StaleWrite> = []
       const rules = env.rules
       yield* env.memory.transition((current): readonly [undefined, State] => {
-        let next = current
+        // Each peer appears once in `pending`: the changes can be applied together at the end.
+        const changes: Array<readonly [Peer.Peer, Entry]> = []
         for (const write of pending) {
-          const held = HashMap.get(next.cursors, write.peer)
+          const held = HashMap.get(current.cursors, write.peer)
           if (Option.isNone(held)) continue
           if (advanced.has(write.peer)) {
             if (rules.compare(held.value, write) === "equal")
-              next = put(next, write.peer, { ...held.value, dirty: false })
+              changes.push([write.peer, { ...held.value, dirty: false }])
             continue
           }
           const row = storedByPeer.get(write.peer)
@@ -115,9 +116,10 @@ const flushDirty = (env: Env): Effect.Effect<FlushResult, FlushFailed> =>
           // The database is at or past memory (or, for a map, not behind it): adopt it.
           const comparison = rules.compare(held.value, row)
           if (comparison === "before" || comparison === "equal" || comparison === "incomparable") {
-            next = put(next, write.peer, { position: row.position, key: row.key, dirty: false })
+            changes.push([write.peer, { position: row.position, key: row.key, dirty: false }])
           }
         }
+        const next = putAll(current, changes)
         const counters = {
           ...current.counters,
           flushes: current.counters.flushes + 1,
