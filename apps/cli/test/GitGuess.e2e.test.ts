@@ -2,8 +2,10 @@
  * trop's git guess through the built `keel` binary, in repositories made by real `git init` and
  * `git worktree add` (skipped when git is not installed), on SQLite and PostgreSQL: a reservation
  * records the repository's name and the branch — or, in a linked worktree, the worktree's
- * directory —; `TROP_PROJECT`, `TROP_TASK` and `--project` win over the guess; and a reservation
- * made before the directory became a repository is refreshed, not refused as a sticky change.
+ * directory —; `TROP_PROJECT`, `TROP_TASK` and `--project` win over the guess; the guess is sent as
+ * the request's `guess`, so a new tag gets it even where another reservation holds a different
+ * project, and an existing reservation — one made with another project, or before the directory
+ * became a repository — is refreshed with its own labels, not refused as a sticky change.
  */
 import { execFileSync, spawnSync } from "node:child_process"
 import { mkdirSync } from "node:fs"
@@ -54,7 +56,8 @@ for (const kind of Keel.kinds) {
       await database?.close()
     })
 
-    const reserve = async (
+    /** `keel port reserve --json`'s document. */
+    const reserveDocument = async (
       cwd: string,
       args: ReadonlyArray<string>,
       extra: Record<string, string> = {}
@@ -64,8 +67,17 @@ for (const kind of Keel.kinds) {
         { cwd, env: { ...env, ...extra } }
       )
       Keel.ok(result)
-      const reservation = Keel.json(result).reservation
-      if (!isRecord(reservation)) throw new Error(`no reservation in ${result.stdout}`)
+      return Keel.json(result)
+    }
+
+    const reserve = async (
+      cwd: string,
+      args: ReadonlyArray<string>,
+      extra: Record<string, string> = {}
+    ): Promise<Record<string, unknown>> => {
+      const document = await reserveDocument(cwd, args, extra)
+      const reservation = document.reservation
+      if (!isRecord(reservation)) throw new Error(`no reservation in ${JSON.stringify(document)}`)
       return reservation
     }
 
@@ -91,7 +103,6 @@ for (const kind of Keel.kinds) {
     )
 
     it.runIf(hasGit)("TROP_PROJECT, TROP_TASK and --project win over the guess", async () => {
-      // One directory each: a guess is dropped where a reservation already holds another value.
       const byEnv = join(worktree, "by-env")
       const byTask = join(worktree, "by-task")
       const byFlag = join(worktree, "by-flag")
@@ -110,12 +121,25 @@ for (const kind of Keel.kinds) {
     })
 
     it.runIf(hasGit)(
-      "a key reserved with another project is refreshed without it, and its directory gets no guessed project",
+      "where a key holds another project: it is refreshed keeping it, and a new tag gets the guess",
       async () => {
         const byEnv = join(worktree, "by-env")
-        const again = await reserve(byEnv, ["--tag", "api"])
-        expect(again).toMatchObject({ project: "shared-infra", task: "wt-login" })
-        expect(await reserve(byEnv, ["--tag", "other"])).toMatchObject({ project: null, task: "wt-login" })
+        const again = await reserveDocument(byEnv, ["--tag", "api"])
+        expect(again.outcome).toBe("refreshed")
+        expect(again.reservation).toMatchObject({ project: "shared-infra", task: "wt-login" })
+        const added = await reserveDocument(byEnv, ["--tag", "other"])
+        expect(added.outcome).toBe("created")
+        expect(added.reservation).toMatchObject({ project: "keel-shop", task: "wt-login" })
+      }
+    )
+
+    it.runIf(hasGit)(
+      "a key reserved from a checkout whose guess differs is refreshed with its own labels, not refused",
+      async () => {
+        // From the linked worktree the guessed task is `wt-login`; the repository's `web` holds `trunk`.
+        const again = await reserveDocument(worktree, ["--path", repo, "--tag", "web", "--allow-unrelated"])
+        expect(again.outcome).toBe("refreshed")
+        expect(again.reservation).toMatchObject({ project: "keel-shop", task: "trunk" })
       }
     )
 

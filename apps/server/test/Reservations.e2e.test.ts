@@ -1,24 +1,15 @@
-import { mkdirSync, rmSync } from "node:fs"
+import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, layer } from "@effect/vitest"
 import { Processes } from "@keel/testkit"
 import { Duration, Effect } from "effect"
 import { body, expectError, expectOk, list } from "./support/Expect.js"
+import { directory, reservationOf } from "./support/Reservations.js"
 import * as TestServer from "./support/TestServer.js"
 
 /** A fresh project directory under the server's temp directory. */
-const project = (server: TestServer.Running, name: string): string => {
-  const path = join(server.database.dir, "projects", name)
-  mkdirSync(path, { recursive: true })
-  return path
-}
-
-const reservationOf = (reply: Record<string, unknown>): Record<string, unknown> => {
-  const reservation = reply.reservation
-  if (typeof reservation !== "object" || reservation === null) throw new Error(JSON.stringify(reply))
-  return { ...reservation }
-}
+const project = (server: TestServer.Running, name: string): string => directory(server, "projects", name)
 
 /** A process reserving through the CLI's layers (`Keel.reservations` over `Keel.database`). */
 const reserveChild = fileURLToPath(new URL("./support/ReserveChild.ts", import.meta.url))
@@ -143,6 +134,29 @@ for (const kind of TestServer.kinds) {
             )
           ).toHaveLength(0)
         })
+      )
+
+      it.effect(
+        "a guessed project labels a new reservation only, and a different guess is no sticky change",
+        () =>
+          Effect.gen(function* () {
+            const http = yield* TestServer.client
+            const path = project(http.server, "guessed")
+            const reserveWeb = (guess: { readonly project: string; readonly task: string }) =>
+              Effect.map(http.post("/reservations", { path, tag: "web", guess }), expectOk)
+            const created = yield* reserveWeb({ project: "shop", task: "main" })
+            expect(created.outcome).toBe("created")
+            expect(reservationOf(created)).toMatchObject({ project: "shop", task: "main" })
+            const again = yield* reserveWeb({ project: "other", task: "dev" })
+            expect(again.outcome).toBe("refreshed")
+            expect(reservationOf(again)).toMatchObject({ project: "shop", task: "main" })
+            const invalid = expectError(
+              yield* http.post("/reservations", { path, tag: "api", guess: { project: "" } }),
+              400,
+              "InvalidLabel"
+            )
+            expect(invalid).toMatchObject({ field: "guess.project" })
+          })
       )
 
       it.effect("conflicts are 409: no free port, a preferred port held by another key, a sticky label", () =>

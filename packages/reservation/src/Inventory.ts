@@ -74,28 +74,61 @@ export const PortInfo = Schema.Struct({
 /** What the registry knows of one port. */
 export type PortInfo = typeof PortInfo.Type
 
+/** A socket found in use by `inspectPort`. */
+export interface InUse {
+  readonly protocol: Occupancy.Protocol
+  readonly host: string
+}
+
+/** What `inspectPort` found: the reservation holding the port, and the sockets in use when probed. */
+export interface PortFindings {
+  readonly port: Port.Port
+  readonly reservation: Reservation | null
+  /** Every bind of the probe that found the port busy (`Occupancy.isBusy`); `null` when not probed. */
+  readonly inUse: ReadonlyArray<InUse> | null
+}
+
 /**
- * `port` validated, the reservation holding it (or `null`), and — with `occupancy` — whether it is
- * in use on this host. A bad port is `InvalidPort`; a free, unreserved port is not an error.
+ * `port` validated, the reservation holding it (or `null`), and — with a `probe` — every bind of
+ * that probe finding the port in use on this host. A bad port is `InvalidPort`; a free, unreserved
+ * port is not an error.
  */
-export const portInfo = (
+export const inspectPort = (
   registry: Service,
   port: number,
-  options: { readonly occupancy: boolean }
-): Effect.Effect<PortInfo, InvalidPort | ReservationStoreError> =>
+  probe: Occupancy.Probe | undefined
+): Effect.Effect<PortFindings, InvalidPort | ReservationStoreError> =>
   Effect.gen(function* () {
     const valid = yield* Port.validate(port, "port")
     const found = yield* registry.showPort({ port: valid }).pipe(
       Effect.map(Option.some),
       Effect.catchTag("ReservationNotFound", () => Effect.succeedNone)
     )
-    const settings = registry.config.occupancy
-    const occupied = options.occupancy
-      ? yield* Occupancy.probe(valid, {
-          hosts: settings.hosts,
-          protocols: settings.protocols,
-          timeout: settings.timeout
-        })
-      : null
-    return { port: valid, reservation: Option.getOrNull(found), occupied }
+    const inUse =
+      probe === undefined
+        ? null
+        : (yield* Occupancy.inspect(valid, probe))
+            .filter((finding) => Occupancy.isBusy(finding.state))
+            .map(({ protocol, host }) => ({ protocol, host }))
+    return { port: valid, reservation: Option.getOrNull(found), inUse }
   })
+
+/**
+ * `port` validated, the reservation holding it (or `null`), and — with `occupancy` — whether it is
+ * in use on this host, probed as the registry's allocations probe. A bad port is `InvalidPort`.
+ */
+export const portInfo = (
+  registry: Service,
+  port: number,
+  options: { readonly occupancy: boolean }
+): Effect.Effect<PortInfo, InvalidPort | ReservationStoreError> => {
+  const settings = registry.config.occupancy
+  const probe = options.occupancy
+    ? { hosts: settings.hosts, protocols: settings.protocols, timeout: settings.timeout }
+    : undefined
+  return Effect.map(inspectPort(registry, port, probe), (found) => ({
+    port: found.port,
+    reservation: found.reservation,
+    occupied: found.inUse === null ? null : found.inUse.length > 0
+  }))
+}

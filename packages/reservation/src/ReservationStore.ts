@@ -55,6 +55,11 @@ export interface Allocation {
   readonly base?: Port | undefined
   readonly project: Label | undefined
   readonly task: Label | undefined
+  /**
+   * Labels for the reservations this allocation creates where `project`/`task` is not given;
+   * existing reservations keep theirs, and a guess is never a sticky change.
+   */
+  readonly guess: { readonly project: Label | undefined; readonly task: Label | undefined }
   readonly ttlMs: number | undefined
   readonly force: boolean
   /** Move an existing reservation to its different preferred port (`force` does too). */

@@ -111,6 +111,19 @@ export const OccupancyOverride = Schema.Struct({
 /** Per-call occupancy settings. */
 export type OccupancyOverride = typeof OccupancyOverride.Type
 
+/**
+ * A project and task the caller guessed (trop guesses them from git): recorded only when the
+ * reservation is created, where no explicit `project`/`task` is given; never compared with an
+ * existing reservation's labels, so a guess never fails as `StickyFieldChanged`.
+ */
+export const Guess = Schema.Struct({
+  project: Schema.optional(Schema.String),
+  task: Schema.optional(Schema.String)
+})
+
+/** A guessed project and task. */
+export type Guess = typeof Guess.Type
+
 /** Settings every allocating request may override for itself. */
 const allocationFields = {
   /** The caller's working directory (absolute); the CLI passes `process.cwd()`. */
@@ -123,6 +136,8 @@ const allocationFields = {
   /** Recorded on new reservations; sticky on existing ones (a change needs `force`). */
   project: Schema.optional(Schema.String),
   task: Schema.optional(Schema.String),
+  /** Labels for a new reservation when `project`/`task` are not given; an existing one keeps its own. */
+  guess: Schema.optional(Guess),
   ttl: Schema.optional(TtlInput),
   /**
    * Take the preferred port even when it is excluded or in use, move an existing reservation to

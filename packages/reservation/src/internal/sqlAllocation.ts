@@ -44,6 +44,15 @@ type Decision =
       readonly assigned: ReadonlyMap<string, Port>
     }
 
+/**
+ * The labels a written row carries: the requested ones; where none is requested, an existing
+ * reservation's own (a moved one too) and a new one's guess — a guess never replaces a stored label.
+ */
+const labelsOf = (a: Allocation, previous: Stored | undefined): Pick<Stored, "project" | "task"> => ({
+  project: a.project ?? (previous === undefined ? a.guess.project : previous.project) ?? null,
+  task: a.task ?? (previous === undefined ? a.guess.task : previous.task) ?? null
+})
+
 /** What the plan shares with the rest of the store. */
 export interface Parts {
   readonly parameterLimit: number
@@ -205,8 +214,7 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
           path: a.path,
           tag: want.tag,
           port,
-          project: a.project ?? null,
-          task: a.task ?? null,
+          ...labelsOf(a, previous),
           created_at: previous === undefined ? now : Number(previous.created_at),
           last_used_at: now,
           ttl_ms: a.ttlMs ?? null,
@@ -226,8 +234,7 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         last_used_at: now,
         ttl_ms: ttl,
         expires_at: ttl === null ? null : now + ttl,
-        project: a.project ?? previous.project,
-        task: a.task ?? previous.task
+        ...labelsOf(a, previous)
       }
       yield* Plan.run(
         sql`UPDATE keel_reservations SET

@@ -104,6 +104,10 @@ export const commonFor = (
     const settings = yield* settingsFor(config, request)
     const project = yield* optionalLabel(request.project, "project")
     const task = yield* optionalLabel(request.task, "task")
+    const guess = {
+      project: yield* optionalLabel(request.guess?.project, "guess.project"),
+      task: yield* optionalLabel(request.guess?.task, "guess.task")
+    }
     const ttlMs = yield* durationOf(request.ttl, "ttl")
     const expireUnusedMs = yield* durationOf(request.expireOnExhaustion, "expireOnExhaustion")
     const force = request.force === true
@@ -115,6 +119,7 @@ export const commonFor = (
       checkOccupancy: settings.occupancy.enabled,
       project,
       task,
+      guess,
       ttlMs,
       force,
       move: request.overwrite === true,
@@ -181,6 +186,7 @@ export const allocationOf = (
   base,
   project: common.project,
   task: common.task,
+  guess: common.guess,
   ttlMs: common.ttlMs,
   force: common.force,
   move: common.move,

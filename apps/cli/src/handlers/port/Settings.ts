@@ -3,15 +3,19 @@
  * (`$KEEL_USER_CONFIG`, else `$XDG_CONFIG_HOME/keel/config.yaml`, else
  * `~/.config/keel/config.yaml`), the project's `trop.yaml` found from the working directory
  * upward, its `trop.local.yaml`, the environment (`TROP_PATH`, `TROP_PROJECT`, `TROP_TASK`,
- * `TROP_DISABLE_AUTOPRUNE`, `TROP_DISABLE_AUTOEXPIRE`, `TROP_SKIP_OCCUPANCY_CHECK`), then the
- * command's flags; under them all, the project and task trop guesses from git (`withGitGuess`). A
- * bad file is `InvalidConfig` naming the file and the key; nothing is written.
+ * `TROP_DISABLE_AUTOPRUNE`, `TROP_DISABLE_AUTOEXPIRE`, `TROP_SKIP_OCCUPANCY_CHECK`,
+ * `TROP_SKIP_IPV4`, `TROP_SKIP_IPV6`, `TROP_SKIP_TCP`, `TROP_SKIP_UDP`,
+ * `TROP_CHECK_ALL_INTERFACES`), then the command's flags. Apart from them all, the project and
+ * task trop guesses from git (`withGitGuess`): sent as the request's `guess`, which the registry
+ * records only on a reservation it creates and never holds against an existing one (no
+ * `StickyFieldChanged` over a guess). A bad file is `InvalidConfig` naming the file and the key;
+ * nothing is written.
  */
 import { homedir } from "node:os"
 import { join, resolve } from "node:path"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { GitContext, type Occupancy, ProjectConfig, Reservation, type Schemas } from "@keel/reservation"
+import { GitContext, type Occupancy, ProjectConfig, type Schemas } from "@keel/reservation"
 import { type Duration, Effect, Layer, Option } from "effect"
 
 /** The user's config file. */
@@ -22,46 +26,39 @@ export const userConfigFile = (): string =>
 /** Node's filesystem, for reading the layers. */
 export const files = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
 
+/** What the layers say, merged, and git's guess of the project and task (only where no layer sets them). */
+export interface Effective extends ProjectConfig.Effective {
+  /** Absent: nothing guessed. */
+  readonly guess?: GitContext.Guess | undefined
+}
+
 /**
- * trop's git guess of the project and task (`GitContext`) under every layer: taken only for what
- * no file, variable or flag sets, from `TROP_PATH` or the working directory. trop records a guess
- * on new reservations only; here a guessed field is dropped when a reservation at or below that
- * directory (or the project file's) already holds another value, so a re-reserve never trips the
- * sticky-field check over a guess. Without a registry in context nothing is checked.
+ * trop's git guess of the project and task (`GitContext`), from `TROP_PATH` or the working
+ * directory, kept apart from the layers: a field some file or variable sets is not guessed (and
+ * git is not read when both are set). The registry decides where a guess applies.
  */
-const withGitGuess = (effective: ProjectConfig.Effective, layers: ProjectConfig.Layers, cwd: string) =>
+const withGitGuess = (effective: ProjectConfig.Effective, cwd: string) =>
   Effect.gen(function* () {
-    if (effective.project !== undefined && effective.task !== undefined) return effective
+    if (effective.project !== undefined && effective.task !== undefined) {
+      return { ...effective, guess: GitContext.none }
+    }
     const dir = effective.path === undefined ? resolve(cwd) : resolve(cwd, effective.path)
     const guess = yield* GitContext.infer(dir)
-    if (guess.project === undefined && guess.task === undefined) return effective
-    const registry = yield* Effect.serviceOption(Reservation.Reservations)
-    const dirs = [...new Set([dir, ...(layers.project === undefined ? [] : [layers.project.dir])])]
-    const held = Option.isNone(registry)
-      ? Option.some([])
-      : yield* Effect.option(
-          Effect.map(
-            Effect.forEach(dirs, (pathPrefix) => registry.value.list({ pathPrefix })),
-            (lists) => lists.flat()
-          )
-        )
-    const keep = (field: "project" | "task", guessed: string | undefined) =>
-      Option.isSome(held) && held.value.every((reservation) => reservation[field] === guessed)
-        ? guessed
-        : undefined
     return {
       ...effective,
-      project: effective.project ?? keep("project", guess.project),
-      task: effective.task ?? keep("task", guess.task)
-    }
+      guess: {
+        project: effective.project === undefined ? guess.project : undefined,
+        task: effective.task === undefined ? guess.task : undefined
+      }
+    } satisfies Effective
   })
 
-/** The layers found for the working directory, what they say merged with the environment, then git's guess. */
+/** The layers found for the working directory, what they say merged with the environment, and git's guess. */
 export const load = (cwd: string = process.cwd()) =>
   Effect.gen(function* () {
     const layers = yield* ProjectConfig.discover(cwd, userConfigFile())
     const resolved = yield* ProjectConfig.resolve(layers, process.env)
-    const effective = yield* withGitGuess(resolved, layers, cwd)
+    const effective: Effective = yield* withGitGuess(resolved, cwd)
     return { layers, effective }
   }).pipe(Effect.provide(files))
 
@@ -148,12 +145,11 @@ export const occupancyProbe = (
   timeout
 })
 
-/** The request fields of a reserving command: each flag over the layers' setting. */
-export const allocationFields = (
-  effective: ProjectConfig.Effective,
-  flags: AllocationFlags,
-  ttl: number | undefined
-) => {
+const hasGuess = (guess: GitContext.Guess | undefined): guess is GitContext.Guess =>
+  guess !== undefined && (guess.project !== undefined || guess.task !== undefined)
+
+/** The request fields of a reserving command: each flag over the layers' setting, and git's guess. */
+export const allocationFields = (effective: Effective, flags: AllocationFlags, ttl: number | undefined) => {
   const occupancy = occupancyOverride(occupancyPolicy(effective.occupancy, flags))
   const expireDays =
     effective.autoexpire && flags.disableAutoexpire !== true ? effective.expireAfterDays : undefined
@@ -163,6 +159,7 @@ export const allocationFields = (
     exclude: [...effective.exclude, ...flags.exclude.map(exclusion)],
     project: Option.getOrUndefined(flags.project) ?? effective.project,
     task: Option.getOrUndefined(flags.task) ?? effective.task,
+    guess: hasGuess(effective.guess) ? effective.guess : undefined,
     ttl,
     force: flags.force || undefined,
     allowUnrelated: flags.allowUnrelated || effective.allowUnrelated || undefined,

@@ -5,7 +5,15 @@
  */
 import { existsSync } from "node:fs"
 import { basename, dirname, join, resolve } from "node:path"
-import { ConfigFiles, Occupancy, Port, ProjectConfig, Reservation, Schemas } from "@keel/reservation"
+import {
+  ConfigFiles,
+  Inventory,
+  Occupancy,
+  Port,
+  ProjectConfig,
+  Reservation,
+  Schemas
+} from "@keel/reservation"
 import * as Dsn from "@keel/sql/Dsn"
 import { Data, Effect, Either, Option, Redacted, Schema } from "effect"
 import type {
@@ -95,29 +103,16 @@ export const autoreserve = (input: AutoreserveInput) =>
     })
   )
 
-/** `keel port list-projects`. */
+/** `keel port list-projects`: the registry's projects as `Inventory.projects` counts them. */
 export const listProjects = () =>
   withRegistry(
     Effect.gen(function* () {
-      const registry = yield* Reservation.Reservations
-      const counts = new Map<string, number>()
-      for (const reservation of yield* registry.list()) {
-        const project = reservation.project ?? ""
-        counts.set(project, (counts.get(project) ?? 0) + 1)
-      }
-      const projects = [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      yield* Output.result(
-        {
-          projects: projects.map(([project, reservations]) => ({
-            project: project === "" ? null : project,
-            reservations
-          }))
-        },
-        () =>
-          Output.table(
-            ["PROJECT", "RESERVATIONS"],
-            projects.map(([project, n]) => [Output.orDash(project), String(n)])
-          )
+      const { projects } = yield* Inventory.projects(yield* Reservation.Reservations)
+      yield* Output.result({ projects }, () =>
+        Output.table(
+          ["PROJECT", "RESERVATIONS"],
+          projects.map(({ project, reservations }) => [Output.orDash(project), String(reservations)])
+        )
       )
     })
   )
@@ -247,22 +242,18 @@ export const assertPort = (input: AssertPortInput) =>
     })
   )
 
-const inUseText = (inUse: ReadonlyArray<{ readonly protocol: string; readonly host: string }> | undefined) =>
-  inUse === undefined
+const inUseText = (inUse: ReadonlyArray<{ readonly protocol: string; readonly host: string }> | null) =>
+  inUse === null
     ? "not checked (every probe is skipped)"
     : inUse.length === 0
       ? "no"
       : `yes (${inUse.map((socket) => `${socket.protocol} ${socket.host}`).join(", ")})`
 
-/** `keel port port-info`. */
+/** `keel port port-info`: what `Inventory.inspectPort` finds, probed (when asked) with the layers' policy. */
 export const portInfo = (input: PortInfoInput) =>
   withRegistry(
     Effect.gen(function* () {
-      const port = yield* Port.validate(input.port, "port")
-      const registry = yield* Reservation.Reservations
-      const found = yield* Effect.option(
-        Effect.catchTag(registry.showPort({ port }), "ReservationNotFound", () => Effect.fail(undefined))
-      )
+      const valid = yield* Port.validate(input.port, "port")
       const occupancyFlags = [
         input.noOccupancyCheck,
         input.checkAllInterfaces,
@@ -277,30 +268,26 @@ export const portInfo = (input: PortInfoInput) =>
           reason: "the occupancy flags need --include-occupancy"
         })
       }
+      const registry = yield* Reservation.Reservations
       const policy = input.includeOccupancy
         ? Settings.occupancyPolicy((yield* Settings.load()).effective.occupancy, input)
         : undefined
       // As trop: probed only when asked, and "not checked" when the policy probes nothing.
-      const inUse =
+      const probe =
         policy === undefined || ProjectConfig.probesNothing(policy)
           ? undefined
-          : (yield* Occupancy.inspect(
-              port,
-              Settings.occupancyProbe(policy, registry.config.occupancy.timeout)
-            ))
-              .filter((finding) => Occupancy.isBusy(finding.state))
-              .map(({ protocol, host }) => ({ protocol, host }))
-      const reservation = Option.getOrUndefined(found)
+          : Settings.occupancyProbe(policy, registry.config.occupancy.timeout)
+      const { port, reservation, inUse } = yield* Inventory.inspectPort(registry, valid, probe)
       yield* Output.result(
         {
           port,
-          reservation: reservation === undefined ? null : encode(reservation),
-          occupied: inUse === undefined ? null : inUse.length > 0,
-          inUse: inUse ?? null
+          reservation: reservation === null ? null : encode(reservation),
+          occupied: inUse === null ? null : inUse.length > 0,
+          inUse
         },
         () =>
           [
-            `port ${port}: ${reservation === undefined ? "not reserved" : `reserved by ${Output.singleLine(reservation.path)} [${Output.orDash(reservation.tag)}]`}`,
+            `port ${port}: ${reservation === null ? "not reserved" : `reserved by ${Output.singleLine(reservation.path)} [${Output.orDash(reservation.tag)}]`}`,
             ...(policy === undefined ? [] : [`in use: ${inUseText(inUse)}`])
           ].join("\n")
       )
