@@ -141,25 +141,28 @@ TestDatabase.describeEach("Cursor position kinds, fencing and tools", (kind) => 
       })
     }
 
-    it.effect("a flush of one cursor is BEGIN, one upsert, COMMIT — on PostgreSQL the upsert alone, in autocommit", () => {
-      const ns = freshNamespace("flush-one")
-      return Effect.scoped(
-        Effect.gen(function* () {
-          const faults = yield* Faults.Faults
-          const cursors = yield* store(ns)
-          // The store's first write declares the namespace (two statements more, once).
-          yield* cursors.set("warm", "1-0")
-          yield* cursors.flush
-          yield* cursors.set("p", "1-0")
-          yield* faults.clear
-          expect((yield* cursors.flush).persisted).toBe(1)
-          const statements = (yield* faults.statements).filter((statement) => !/^PRAGMA/i.test(statement))
-          expect(statements.map((statement) => statement.split(/\s+/)[0]?.toUpperCase())).toEqual(
-            kind === "postgres" ? ["INSERT"] : ["BEGIN", "INSERT", "COMMIT"]
-          )
-        })
-      )
-    })
+    it.effect(
+      "a flush of one cursor is BEGIN, one upsert, COMMIT — on PostgreSQL the upsert alone, in autocommit",
+      () => {
+        const ns = freshNamespace("flush-one")
+        return Effect.scoped(
+          Effect.gen(function* () {
+            const faults = yield* Faults.Faults
+            const cursors = yield* store(ns)
+            // The store's first write declares the namespace (two statements more, once).
+            yield* cursors.set("warm", "1-0")
+            yield* cursors.flush
+            yield* cursors.set("p", "1-0")
+            yield* faults.clear
+            expect((yield* cursors.flush).persisted).toBe(1)
+            const statements = (yield* faults.statements).filter((statement) => !/^PRAGMA/i.test(statement))
+            expect(statements.map((statement) => statement.split(/\s+/)[0]?.toUpperCase())).toEqual(
+              kind === "postgres" ? ["INSERT"] : ["BEGIN", "INSERT", "COMMIT"]
+            )
+          })
+        )
+      }
+    )
 
     it.effect("a namespace keeps the position kind it was declared with", () => {
       const ns = freshNamespace("declared")

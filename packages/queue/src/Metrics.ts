@@ -3,6 +3,7 @@
  * for that queue; counters (tagged `queue`) count what this process did. Export them with any
  * Effect metrics exporter (OpenTelemetry, Prometheus).
  */
+import { LabelledMetric } from "@keel/sql"
 import { Effect, Metric } from "effect"
 import type { QueueMetrics } from "./Schemas.js"
 
@@ -23,22 +24,35 @@ export const archived = Metric.gauge("keel_queue_archived", { description: "Arch
 /** Dead letters. */
 export const dead = Metric.gauge("keel_queue_dead", { description: "Dead-lettered messages" })
 
-/** Messages this process sent. */
-export const sent = Metric.counter("keel_queue_sent_total", { description: "Messages sent" })
-/** Deliveries this process leased. */
-export const leased = Metric.counter("keel_queue_leased_total", { description: "Messages leased by read" })
-/** Messages this process acknowledged, tagged `action` (`delete` or `archive`). */
-export const acknowledged = Metric.counter("keel_queue_acknowledged_total", {
-  description: "Messages acknowledged (deleted or archived)"
-})
-/** Messages this process released back to the queue. */
-export const released = Metric.counter("keel_queue_released_total", { description: "Messages released" })
-/** Messages this process moved to the dead letters. */
-export const deadLettered = Metric.counter("keel_queue_dead_lettered_total", {
-  description: "Messages moved to the dead letters"
-})
+/** Each counter's name and description, for its labelled variants (`count`). */
+const specs = new WeakMap<
+  Metric.Metric.Counter<number>,
+  { readonly name: string; readonly description: string }
+>()
 
-// Tagging a metric builds a new key and hashes it; a send should not pay that every time.
+/** A counter named `name`, remembered so that `count` can label it once per queue. */
+const counter = (name: string, description: string): Metric.Metric.Counter<number> => {
+  const metric = Metric.counter(name, { description })
+  specs.set(metric, { name, description })
+  return metric
+}
+
+/** Messages this process sent. */
+export const sent = counter("keel_queue_sent_total", "Messages sent")
+/** Deliveries this process leased. */
+export const leased = counter("keel_queue_leased_total", "Messages leased by read")
+/** Messages this process acknowledged, tagged `action` (`delete` or `archive`). */
+export const acknowledged = counter(
+  "keel_queue_acknowledged_total",
+  "Messages acknowledged (deleted or archived)"
+)
+/** Messages this process released back to the queue. */
+export const released = counter("keel_queue_released_total", "Messages released")
+/** Messages this process moved to the dead letters. */
+export const deadLettered = counter("keel_queue_dead_lettered_total", "Messages moved to the dead letters")
+
+// A metric tagged on every update builds a new key and hashes it; a send should not pay that every
+// time: each (counter, queue, tags) gets one labelled metric (`LabelledMetric`), made once.
 const tagged = new WeakMap<Metric.Metric.Counter<number>, Map<string, Metric.Metric.Counter<number>>>()
 const taggedLimit = 10_000
 
@@ -60,8 +74,11 @@ export const count = (
   }
   let metric = byKey.get(key)
   if (metric === undefined) {
-    metric = Metric.tagged(counter, "queue", queue)
-    for (const [name, value] of extra) metric = Metric.tagged(metric, name, value)
+    const spec = specs.get(counter)
+    if (spec === undefined) {
+      metric = Metric.tagged(counter, "queue", queue)
+      for (const [name, value] of extra) metric = Metric.tagged(metric, name, value)
+    } else metric = LabelledMetric.counter(spec.name, spec.description, { queue, ...tags })
     if (byKey.size >= taggedLimit) byKey.clear()
     byKey.set(key, metric)
   }
