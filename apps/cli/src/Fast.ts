@@ -8,6 +8,7 @@
  */
 import { Effect, Option, Redacted } from "effect"
 import type { ReserveInput } from "./commands/Port.js"
+import * as Failure from "./Failure.js"
 import * as FastPath from "./FastPath.js"
 import * as GlobalOptions from "./GlobalOptions.js"
 import { reserve } from "./handlers/Port.js"
@@ -37,15 +38,22 @@ export const reserveInput = (flags: FastPath.ReserveFlags): ReserveInput => ({
 })
 
 /**
- * Runs `keel port reserve` (`argv` as `process.argv`, recognised by `FastPath.reserve`) to its
+ * Runs `keel port reserve` (`argv` as `process.argv`, recognised by `FastPath.recognise`) to its
  * exit code, as `Cli.run` would: no flag before the subcommand, so the root's globals are `none`.
+ * An unknown argument is the usage error `@effect/cli` reports (exit 2).
  */
 export const run = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
   Invocation.run(argv, (args, settings) =>
     Effect.gen(function* () {
-      const flags = FastPath.reserve(args, process.env)
-      if (flags === undefined) return yield* Effect.dieMessage("not a command line of the fast path")
-      const input = reserveInput(flags)
+      const recognised = FastPath.recognise(args, process.env)
+      if (recognised === undefined) return yield* Effect.dieMessage("not a command line of the fast path")
+      if (recognised._tag === "UnknownArgument") {
+        return yield* new Failure.UsageError({
+          kind: "InvalidValue",
+          text: FastPath.unknownArgumentText(recognised.argument)
+        })
+      }
+      const input = reserveInput(recognised.flags)
       yield* Leaf.run(input.globals, reserve(input)).pipe(
         Effect.provideService(GlobalOptions.RootGlobals, GlobalOptions.none),
         Log.withSettings(settings)

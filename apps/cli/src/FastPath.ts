@@ -7,8 +7,11 @@
  * once, in the plain forms `--name VALUE` / `-n VALUE` / `--flag`, on SQLite, without tracing.
  * Anything else — help, an unknown or new option, `--name=value`, a value that looks like a flag,
  * a repeated option, a boolean flag followed by a boolean word, another backend — goes to the full
- * command line, which parses it and reports usage errors. This module imports nothing: `main.ts`
- * asks it before loading anything else.
+ * command line, which parses it and reports usage errors. One usage error is reported here too,
+ * because scripts hit it (a flag of a newer or older keel): a command line that would be recognised
+ * but for `--name` tokens no command knows is `@effect/cli`'s "Received unknown argument" for the
+ * first of them (`unknownArgument`). This module imports nothing: `main.ts` asks it before loading
+ * anything else.
  */
 
 /** The values of a recognised `keel port reserve` command line (`--log-level` already taken out). */
@@ -98,15 +101,30 @@ export const switchVariable = "KEEL_CLI_FAST_PATH"
 
 const isSqlite = (dsn: string | undefined): boolean => dsn === undefined || /^sqlite:\S/.test(dsn)
 
+/** Names `@effect/cli` gives every command, and `--log-level` (taken out before parsing). */
+const builtIns = ["--help", "-h", "--wizard", "--version", "--completions", logLevelFlag]
+
+/** A `--name[=value]` token that names no option of the command and none `@effect/cli` adds. */
+const isUnknownName = (token: string): boolean => {
+  if (!token.startsWith("--") || token === "--") return false
+  const name = token.includes("=") ? token.slice(0, token.indexOf("=")) : token
+  return !byName.has(name) && !builtIns.includes(name)
+}
+
+/** What the fast path makes of a command line. */
+export type Recognised =
+  | { readonly _tag: "Reserve"; readonly flags: ReserveFlags }
+  | { readonly _tag: "UnknownArgument"; readonly argument: string }
+
 /**
- * The flags of `argv` (as `process.argv`) when it is a `keel port reserve` command line the fast
- * path runs exactly as the full one would, else undefined. `env` decides the database (`KEEL_DB`)
- * and whether tracing is on.
+ * What the fast path does with `argv` (as `process.argv`): run a `keel port reserve` command line
+ * exactly as the full one would, or report its first unknown `--name` as the full one would; else
+ * undefined (the full command line). `env` decides the database (`KEEL_DB`) and whether tracing is on.
  */
-export const reserve = (
+export const recognise = (
   argv: ReadonlyArray<string>,
   env: Readonly<Record<string, string | undefined>>
-): ReserveFlags | undefined => {
+): Recognised | undefined => {
   if (env[switchVariable] === "0") return undefined
   if (tracingVariables.some((name) => (env[name] ?? "") !== "")) return undefined
   const args = withoutLogLevel(argv.slice(2))
@@ -114,9 +132,15 @@ export const reserve = (
   const seen = new Set<keyof ReserveFlags>()
   const texts = new Map<keyof ReserveFlags, string>()
   const exclude: Array<string> = []
+  let unknown: string | undefined
   for (let index = 2; index < args.length; index++) {
-    const option = byName.get(args[index] ?? "")
-    if (option === undefined) return undefined
+    const token = args[index] ?? ""
+    const option = byName.get(token)
+    if (option === undefined) {
+      if (!isUnknownName(token)) return undefined
+      unknown ??= token
+      continue
+    }
     const { key, kind } = option
     if (seen.has(key) && kind !== "repeated") return undefined
     seen.add(key)
@@ -133,22 +157,41 @@ export const reserve = (
   }
   const db = texts.get("db")
   if (!isSqlite(db ?? env.KEEL_DB)) return undefined
+  if (unknown !== undefined) return { _tag: "UnknownArgument", argument: unknown }
   const preferred = texts.get("preferred")
   return {
-    db,
-    json: seen.has("json"),
-    quiet: seen.has("quiet"),
-    verbose: seen.has("verbose"),
-    path: texts.get("path"),
-    tag: texts.get("tag"),
-    preferred: preferred === undefined ? undefined : Number(preferred),
-    range: texts.get("range"),
-    exclude,
-    project: texts.get("project"),
-    task: texts.get("task"),
-    ttl: texts.get("ttl"),
-    force: seen.has("force"),
-    allowUnrelated: seen.has("allowUnrelated"),
-    noOccupancyCheck: seen.has("noOccupancyCheck")
+    _tag: "Reserve",
+    flags: {
+      db,
+      json: seen.has("json"),
+      quiet: seen.has("quiet"),
+      verbose: seen.has("verbose"),
+      path: texts.get("path"),
+      tag: texts.get("tag"),
+      preferred: preferred === undefined ? undefined : Number(preferred),
+      range: texts.get("range"),
+      exclude,
+      project: texts.get("project"),
+      task: texts.get("task"),
+      ttl: texts.get("ttl"),
+      force: seen.has("force"),
+      allowUnrelated: seen.has("allowUnrelated"),
+      noOccupancyCheck: seen.has("noOccupancyCheck")
+    }
   }
 }
+
+/**
+ * The flags of `argv` (as `process.argv`) when it is a `keel port reserve` command line the fast
+ * path runs exactly as the full one would, else undefined.
+ */
+export const reserve = (
+  argv: ReadonlyArray<string>,
+  env: Readonly<Record<string, string | undefined>>
+): ReserveFlags | undefined => {
+  const recognised = recognise(argv, env)
+  return recognised?._tag === "Reserve" ? recognised.flags : undefined
+}
+
+/** The usage error `@effect/cli` reports for an unknown argument, as its text. */
+export const unknownArgumentText = (argument: string): string => `Received unknown argument: '${argument}'`

@@ -1,7 +1,7 @@
 /**
  * The `keel` binary's entry point. A help request that a stored page answers (`HelpPage.asked`) is
- * printed from `dist/help.json`; a `keel port reserve` command line that `FastPath.reserve`
- * recognises runs through the fast path's bundle (`dist/fast.cjs`, loaded with V8's code cache);
+ * printed from `dist/help.json`; a `keel port reserve` command line that `FastPath.recognise`
+ * recognises (or whose only fault is an unknown option) runs through the fast path's bundle (`dist/fast.cjs`, loaded with V8's code cache);
  * every other runs the full command line (`Program.run`). Either way the process exits with the
  * command's code. The first two load neither `@effect/cli` nor the command tree (cold start).
  */
@@ -32,7 +32,7 @@ const fastBundle = beside("fast.cjs")
 
 if (help !== undefined) {
   process.stdout.write(help)
-} else if (FastPath.reserve(process.argv, process.env) !== undefined && existsSync(fastBundle)) {
+} else if (FastPath.recognise(process.argv, process.env) !== undefined && existsSync(fastBundle)) {
   CodeCache.run(fastBundle)
 } else {
   const [Process, Program] = await Promise.all([import("./Process.js"), import("./Program.js")])

@@ -105,6 +105,44 @@ describe("what the fast path of keel port reserve recognises", () => {
     for (const args of refused) expect(FastPath.reserve(argv(...args), noEnv), args.join(" ")).toBeUndefined()
   })
 
+  it("an unknown --name (with or without =value) is @effect/cli's unknown-argument error for the first of them; built-in names, positionals and doubtful values are not", () => {
+    const unknown = (...args: ReadonlyArray<string>) => FastPath.recognise(argv(...args), noEnv)
+    expect(unknown("port", "reserve", "--no-such-option")).toEqual({
+      _tag: "UnknownArgument",
+      argument: "--no-such-option"
+    })
+    expect(unknown("port", "reserve", "--tag", "x", "--bogus=1", "--other", "-q")).toEqual({
+      _tag: "UnknownArgument",
+      argument: "--bogus=1"
+    })
+    expect(unknown("port", "reserve", "--json", "--bogus")).toEqual({
+      _tag: "UnknownArgument",
+      argument: "--bogus"
+    })
+    expect(FastPath.unknownArgumentText("--bogus")).toBe("Received unknown argument: '--bogus'")
+    for (const args of [
+      ["port", "reserve", "--bogus", "value"],
+      ["port", "reserve", "--tag", "--bogus"],
+      ["port", "reserve", "--bogus", "--wizard"],
+      ["port", "reserve", "--bogus", "--version"],
+      ["port", "reserve", "--bogus", "--completions", "bash"],
+      ["port", "reserve", "--bogus", "-x"],
+      ["port", "reserve", "--bogus", "--tag=web"],
+      ["port", "reserve", "--bogus", "--preferred", "abc"],
+      ["port", "reserve", "--bogus", "--tag", "a", "--tag", "b"],
+      ["port", "reserve", "--bogus", "--"],
+      ["port", "list", "--bogus"]
+    ]) {
+      expect(unknown(...args), args.join(" ")).toBeUndefined()
+    }
+    expect(
+      FastPath.recognise(argv("port", "reserve", "--bogus"), { KEEL_DB: "postgres://h/d" })
+    ).toBeUndefined()
+    expect(
+      FastPath.recognise(argv("port", "reserve", "--bogus"), { KEEL_CLI_FAST_PATH: "0" })
+    ).toBeUndefined()
+  })
+
   it("runs only on SQLite, without tracing, and not when turned off", () => {
     const args = argv("port", "reserve", "--tag", "web")
     expect(FastPath.reserve(args, { KEEL_DB: "sqlite:/tmp/keel.db" })).toBeDefined()
@@ -260,6 +298,23 @@ describe("the built binary's cold-start paths", () => {
       `sqlite:${join(dir, "missing", "x", "keel.db")}`
     ])
     expect(unopenable?.code).toBe(1)
+  })
+
+  it("an unknown option is the full command line's usage error (plain, --json, --verbose), and writes nothing", {
+    timeout: slow
+  }, async () => {
+    for (const args of [
+      ["port", "reserve", "--no-such-option"],
+      ["port", "reserve", "--json", "--bogus"],
+      ["port", "reserve", "--tag", "x", "--bogus=1", "--other"],
+      ["port", "reserve", "--tag", "x", "--bogus", "--verbose"]
+    ]) {
+      const result = await both(args)
+      expect(result?.code, args.join(" ")).toBe(2)
+      expect(result?.stdout).toBe("")
+      const reserved = await both(["port", "list", "--json"], [args])
+      expect(reserved?.stdout, args.join(" ")).not.toContain("44871")
+    }
   })
 
   it("help pages are the full command line's, wherever --help or -h is", { timeout: slow }, async () => {
