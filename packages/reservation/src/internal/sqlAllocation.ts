@@ -129,7 +129,13 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
     const kept = [...existing.keys()].filter((tag) => !placingTags.includes(tag))
     // Taken: every live reservation, and this request's own kept reservations even when expired;
     // the reservations this request moves free their ports.
-    const taken = sql`((path = ${a.path} AND ${sql.in("tag", kept)}) OR (NOT (path = ${a.path} AND ${sql.in("tag", [...existing.keys()])}) AND (expires_at IS NULL OR expires_at > ${now})))`
+    // With no reservation of its own (the common case) that is every live reservation: a simpler
+    // condition, which PostgreSQL plans in a fraction of the time (it re-plans every statement).
+    const live = sql`(expires_at IS NULL OR expires_at > ${now})`
+    const taken =
+      existing.size === 0
+        ? live
+        : sql`((path = ${a.path} AND ${sql.in("tag", kept)}) OR (NOT (path = ${a.path} AND ${sql.in("tag", [...existing.keys()])}) AND ${live}))`
     const holders: Allocator.Holders<Plan.Instruction<never>> = {
       *isTaken(port) {
         const rows = yield* Plan.rows(
@@ -201,10 +207,6 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
           sql`DELETE FROM keel_reservations WHERE path = ${a.path} AND ${sql.in("tag", moving)}`
         )
       }
-      yield* Plan.run(
-        sql`DELETE FROM keel_reservations
-          WHERE ${sql.in("port", [...assigned.values()])} AND expires_at IS NOT NULL AND expires_at <= ${now}`
-      )
       const rows: Array<Stored> = []
       for (const want of placing) {
         const port = assigned.get(want.tag)
@@ -223,7 +225,21 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         rows.push(row)
         written.set(want.tag, { row, outcome: previous === undefined ? "created" : "moved" })
       }
-      yield* Plan.run(sql`INSERT INTO keel_reservations ${sql.insert(rows)}`)
+      // An expired reservation of another key that holds a chosen port gives it up: its row is
+      // taken over in the same statement. A live holder (impossible under the allocation's lock)
+      // keeps its row; the insert is then retried plainly and fails on the port's uniqueness.
+      const inserted = new Set(
+        (yield* Plan.rows(
+          sql<{ port: number }>`INSERT INTO keel_reservations ${sql.insert(rows)}
+            ON CONFLICT (port) DO UPDATE SET path = excluded.path, tag = excluded.tag,
+              project = excluded.project, task = excluded.task, created_at = excluded.created_at,
+              last_used_at = excluded.last_used_at, ttl_ms = excluded.ttl_ms, expires_at = excluded.expires_at
+            WHERE keel_reservations.expires_at IS NOT NULL AND keel_reservations.expires_at <= ${now}
+            RETURNING port`
+        )).map((row) => Number(row.port))
+      )
+      const refused = rows.filter((row) => !inserted.has(row.port))
+      if (refused.length > 0) yield* Plan.run(sql`INSERT INTO keel_reservations ${sql.insert(refused)}`)
     }
     for (const want of a.wants) {
       const previous = existing.get(want.tag)
