@@ -9,12 +9,7 @@ import { describe, expect, it } from "vitest"
 import * as Settings from "../src/handlers/port/Settings.js"
 
 const policy = (changes: Partial<ProjectConfig.OccupancyPolicy> = {}): ProjectConfig.OccupancyPolicy => ({
-  skip: false,
-  skipIp4: false,
-  skipIp6: false,
-  skipTcp: false,
-  skipUdp: false,
-  allInterfaces: false,
+  ...ProjectConfig.defaultOccupancy,
   ...changes
 })
 

@@ -168,14 +168,7 @@ export class QueueEvent extends Schema.Class<QueueEvent>("QueueEvent")({
 /** A queue and its settings. */
 export class QueueInfo extends Schema.Class<QueueInfo>("QueueInfo")({
   name: QueueName,
-  visibilityTimeout: Schema.DurationFromMillis,
-  maxDeliveries: Schema.Int,
-  retention: Schema.DurationFromMillis,
-  concurrencyLimit: Schema.NullOr(Schema.Int),
-  rateLimit: Schema.NullOr(RateLimit),
-  groupConcurrency: Schema.Int,
-  groupOnDead: GroupOnDead,
-  events: Schema.Boolean,
+  ...QueueSettings.fields,
   createdAt: Timestamp,
   updatedAt: Timestamp
 }) {}

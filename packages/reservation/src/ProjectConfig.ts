@@ -278,6 +278,16 @@ export interface OccupancyPolicy {
   readonly allInterfaces: boolean
 }
 
+/** trop's default policy: TCP and UDP probed on the loopback addresses of both families. */
+export const defaultOccupancy: OccupancyPolicy = {
+  skip: false,
+  skipIp4: false,
+  skipIp6: false,
+  skipTcp: false,
+  skipUdp: false,
+  allInterfaces: false
+}
+
 /** What the layers say, merged: each later layer's setting replaces the earlier one; exclusions add up. */
 export interface Effective {
   readonly project: string | undefined

@@ -75,12 +75,7 @@ if (noIpv6Loopback !== undefined) console.warn(`IPv6 occupancy tests skipped: ${
 if (noOuterAddress !== undefined) console.warn(`every-interface occupancy tests skipped: ${noOuterAddress}`)
 
 const policy = (changes: Partial<ProjectConfig.OccupancyPolicy> = {}): ProjectConfig.OccupancyPolicy => ({
-  skip: false,
-  skipIp4: false,
-  skipIp6: false,
-  skipTcp: false,
-  skipUdp: false,
-  allInterfaces: false,
+  ...ProjectConfig.defaultOccupancy,
   ...changes
 })
 
