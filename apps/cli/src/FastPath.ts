@@ -101,6 +101,27 @@ export const switchVariable = "KEEL_CLI_FAST_PATH"
 
 const isSqlite = (dsn: string | undefined): boolean => dsn === undefined || /^sqlite:\S/.test(dsn)
 
+/**
+ * The options `keel port reserve` declares that the fast path does not run (trop's change control
+ * and occupancy flags): a command line with one goes to the full command line. Listed so that none
+ * is ever taken for an unknown option; `ColdStart.test.ts` checks that this list and
+ * `reserveOptions` together are exactly the command's declaration.
+ */
+export const otherReserveOptions: ReadonlyArray<string> = [
+  "--allow-project-change",
+  "--allow-task-change",
+  "--overwrite",
+  "--ignore-exclusions",
+  "--dry-run",
+  "--check-all-interfaces",
+  "--skip-ipv4",
+  "--skip-ipv6",
+  "--skip-tcp",
+  "--skip-udp",
+  "--disable-autoprune",
+  "--disable-autoexpire"
+]
+
 /** Names `@effect/cli` gives every command, and `--log-level` (taken out before parsing). */
 const builtIns = ["--help", "-h", "--wizard", "--version", "--completions", logLevelFlag]
 
@@ -108,7 +129,7 @@ const builtIns = ["--help", "-h", "--wizard", "--version", "--completions", logL
 const isUnknownName = (token: string): boolean => {
   if (!token.startsWith("--") || token === "--") return false
   const name = token.includes("=") ? token.slice(0, token.indexOf("=")) : token
-  return !byName.has(name) && !builtIns.includes(name)
+  return !byName.has(name) && !otherReserveOptions.includes(name) && !builtIns.includes(name)
 }
 
 /** What the fast path makes of a command line. */

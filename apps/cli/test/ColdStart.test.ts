@@ -120,6 +120,10 @@ describe("what the fast path of keel port reserve recognises", () => {
       argument: "--bogus"
     })
     expect(FastPath.unknownArgumentText("--bogus")).toBe("Received unknown argument: '--bogus'")
+    for (const name of FastPath.otherReserveOptions) {
+      expect(unknown("port", "reserve", name), name).toBeUndefined()
+      expect(unknown("port", "reserve", "--bogus", name), name).toBeUndefined()
+    }
     for (const args of [
       ["port", "reserve", "--bogus", "value"],
       ["port", "reserve", "--tag", "--bogus"],
@@ -188,6 +192,14 @@ describe("what the fast path of keel port reserve recognises", () => {
       const names = [...option.names].sort().join(" ")
       expect(declared.get(names), names).toBe(option.kind)
     }
+    // Every declared option is known to the fast path, run or not: none is ever "unknown" there.
+    const known = new Set([
+      ...FastPath.reserveOptions.map((option) => [...option.names].sort().join(" ")),
+      ...FastPath.otherReserveOptions
+    ])
+    const options = [...declared.keys()].filter((names) => names.startsWith("-"))
+    expect(options.filter((names) => !known.has(names))).toEqual([])
+    expect([...known].filter((names) => !declared.has(names))).toEqual([])
   })
 })
 
