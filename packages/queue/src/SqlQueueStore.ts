@@ -20,7 +20,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Backend, DbError, Failure, GroupCommit, Retry, Transaction } from "@keel/sql"
-import { Context, Effect, Exit, Layer, Option, Predicate, type Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Option, type Scope, Stream } from "effect"
 import * as Admin from "./internal/sqlAdmin.js"
 import * as Events from "./internal/sqlEvents.js"
 import * as Leases from "./internal/sqlLeases.js"
@@ -41,19 +41,6 @@ const callerTransaction: Effect.Effect<boolean> = Effect.contextWith(
     Option.isSome(Context.getOption(context, Transaction.Active)) ||
     Option.isSome(Context.getOption(context, SqlClient.TransactionConnection))
 )
-
-/**
- * Failures of an autocommit write after which it may have taken effect: a lost connection, and
- * (as DESIGN.md rule 1 assumes) a lock error reported after the write. Its outcome is unknown.
- */
-const mayHaveRun = (error: DbError.DbError): boolean =>
-  DbError.isTransient(error) || Predicate.isTagged(error, "ConnectionLost")
-
-/** An autocommit statement's failure, typed: `CommitOutcomeUnknown` when it may have run. */
-const autocommitFailure = (error: SqlError): Failure.Cause => {
-  const cause = DbError.classify(error)
-  return mayHaveRun(cause) ? new Transaction.CommitOutcomeUnknown({ reason: cause }) : cause
-}
 
 /** A batch's answers, one success per item (a failure of the whole statement fails every item). */
 const answers = <A, E>(
@@ -109,7 +96,7 @@ export const make = (
     const sendTurn = yield* GroupCommit.batcher((items: ReadonlyArray<Statements.Single>) =>
       answers(
         pg
-          ? Effect.mapError(statements.insertMany(items), autocommitFailure)
+          ? Effect.mapError(statements.insertMany(items), Transaction.autocommitFailure)
           : Retry.run(Retry.plan(statements.insertManyPlan(items), backend))
       )
     )

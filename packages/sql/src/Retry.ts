@@ -119,7 +119,8 @@ export function single<A extends object>(
 /**
  * One statement as its own transaction in one round trip where the backend allows it
  * (`Transaction.autocommitOn`), re-run exactly when `transaction` would re-run it: its failure
- * proves it rolled back and is transient. A lost connection (outcome unknown) is never re-run.
+ * proves it rolled back and is transient. In autocommit on PostgreSQL no failure after which it
+ * may have run is re-run (`Transaction.autocommitFailure`: a lost connection, a lock error).
  */
 export const autocommit = <A extends object>(
   statement: Statement.Statement<A>,

@@ -14,7 +14,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import { Cause, Context, Effect, Exit, identity, Option, Predicate } from "effect"
 import { Backend, type Session } from "./Backend.js"
-import { classify, commitNeverApplied, type DbError as DbErrorType, refine } from "./DbError.js"
+import { classify, commitNeverApplied, type DbError as DbErrorType, isTransient, refine } from "./DbError.js"
 import * as Driver from "./internal/driver.js"
 import * as Plan from "./Plan.js"
 import {
@@ -273,11 +273,22 @@ export const singleOn =
     planOn(backend)(Plan.single(statement))
 
 /**
+ * The failure of a statement run in autocommit, typed: `CommitOutcomeUnknown` when it may have
+ * taken effect — a lost connection, and (DESIGN.md rule 1) a lock or serialization error, which an
+ * engine may report after the write; otherwise the classified error, which proves it did not run.
+ */
+export const autocommitFailure = (error: unknown): TransactionError => {
+  const reason = classify(error)
+  return isTransient(reason) || reason._tag === "ConnectionLost"
+    ? new CommitOutcomeUnknown({ reason })
+    : reason
+}
+
+/**
  * One statement as its own transaction in the fewest round trips: on PostgreSQL (a pool of
  * sessions) it runs in autocommit — a statement is atomic on its own, and BEGIN and COMMIT would be
- * two more round trips; elsewhere, and inside an open transaction on the backend (which it joins
- * as a savepoint), it is `singleOn`. A failure proves the statement rolled back and is its typed
- * error — except a lost connection, after which the outcome is unknown (`CommitOutcomeUnknown`).
+ * two more round trips — its failures typed by `autocommitFailure`; elsewhere, and inside an open
+ * transaction on the backend (which it joins as a savepoint), it is `singleOn`.
  */
 export const autocommitOn = (backend: Backend) => {
   const single = singleOn(backend)
@@ -286,12 +297,7 @@ export const autocommitOn = (backend: Backend) => {
     statement: Statement.Statement<A>
   ): Effect.Effect<ReadonlyArray<A>, TransactionError> =>
     Effect.flatMap(currentOn(backend), (active) =>
-      Option.isSome(active)
-        ? single(statement)
-        : Effect.mapError(statement, (error): TransactionError => {
-            const reason = classify(error)
-            return reason._tag === "ConnectionLost" ? new CommitOutcomeUnknown({ reason }) : reason
-          })
+      Option.isSome(active) ? single(statement) : Effect.mapError(statement, autocommitFailure)
     )
 }
 
