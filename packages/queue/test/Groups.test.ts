@@ -132,6 +132,15 @@ const processes = (kind: TestDatabase.Kind) =>
           Effect.map(queues.metrics(name), (m) => m.archived === messages.length),
           "120 seconds"
         )
+        // A handler's end is logged before its ack, but the pipe may deliver the line after the
+        // archive count is seen: wait for as many ends as messages (more would be a duplicate run).
+        const ends = () => consumers.reduce((sum, c) => sum + (c.stdout().match(/^E /gm) ?? []).length, 0)
+        yield* eventually(
+          "every handler's end to be read",
+          Effect.sync(() => ends() >= messages.length),
+          "30 seconds"
+        )
+        expect(ends()).toBe(messages.length)
         const runs = runsByGroup(
           consumers.map((c) => c.stdout()),
           groupOf
