@@ -6,23 +6,27 @@
 import { LabelledMetric } from "@keel/sql"
 import { Metric } from "effect"
 
-const descriptions = {
-  dirty: "Cursors set in memory and not yet persisted",
-  flushes: "Flush transactions, by outcome",
-  rowsFlushed: "Cursors written (inserted or advanced) by flushes",
-  retries: "Flush transactions re-run after a transient failure",
-  staleWrites: "Positions ignored because a newer one was already held or stored",
-  flushLatency: "How long a flush took, retries included"
-}
+/** Each series' name and description, shared by `metrics` and `forNamespace`. */
+const series = {
+  dirty: ["keel_cursor_dirty", "Cursors set in memory and not yet persisted"],
+  flushes: ["keel_cursor_flushes_total", "Flush transactions, by outcome"],
+  rowsFlushed: ["keel_cursor_rows_flushed_total", "Cursors written (inserted or advanced) by flushes"],
+  retries: ["keel_cursor_flush_retries_total", "Flush transactions re-run after a transient failure"],
+  staleWrites: [
+    "keel_cursor_stale_writes_total",
+    "Positions ignored because a newer one was already held or stored"
+  ],
+  flushLatency: ["keel_cursor_flush_duration", "How long a flush took, retries included"]
+} as const
 
 /** The store's metrics (see the module's doc for their tags). */
 export const metrics = {
-  dirty: Metric.gauge("keel_cursor_dirty", { description: descriptions.dirty }),
-  flushes: Metric.counter("keel_cursor_flushes_total", { description: descriptions.flushes }),
-  rowsFlushed: Metric.counter("keel_cursor_rows_flushed_total", { description: descriptions.rowsFlushed }),
-  retries: Metric.counter("keel_cursor_flush_retries_total", { description: descriptions.retries }),
-  staleWrites: Metric.counter("keel_cursor_stale_writes_total", { description: descriptions.staleWrites }),
-  flushLatency: LabelledMetric.timer("keel_cursor_flush_duration", descriptions.flushLatency, {})
+  dirty: Metric.gauge(series.dirty[0], { description: series.dirty[1] }),
+  flushes: Metric.counter(series.flushes[0], { description: series.flushes[1] }),
+  rowsFlushed: Metric.counter(series.rowsFlushed[0], { description: series.rowsFlushed[1] }),
+  retries: Metric.counter(series.retries[0], { description: series.retries[1] }),
+  staleWrites: Metric.counter(series.staleWrites[0], { description: series.staleWrites[1] }),
+  flushLatency: LabelledMetric.timer(...series.flushLatency, {})
 }
 
 /**
@@ -31,28 +35,14 @@ export const metrics = {
  * `source`).
  */
 export const forNamespace = (namespace: string) => ({
-  dirty: LabelledMetric.gauge("keel_cursor_dirty", descriptions.dirty, { namespace }),
-  committedFlushes: LabelledMetric.counter("keel_cursor_flushes_total", descriptions.flushes, {
-    namespace,
-    outcome: "committed"
-  }),
-  failedFlushes: LabelledMetric.counter("keel_cursor_flushes_total", descriptions.flushes, {
-    namespace,
-    outcome: "failed"
-  }),
-  rowsFlushed: LabelledMetric.counter("keel_cursor_rows_flushed_total", descriptions.rowsFlushed, {
-    namespace
-  }),
-  retries: LabelledMetric.counter("keel_cursor_flush_retries_total", descriptions.retries, { namespace }),
-  staleSets: LabelledMetric.counter("keel_cursor_stale_writes_total", descriptions.staleWrites, {
-    namespace,
-    source: "set"
-  }),
-  staleFlushes: LabelledMetric.counter("keel_cursor_stale_writes_total", descriptions.staleWrites, {
-    namespace,
-    source: "flush"
-  }),
-  flushLatency: LabelledMetric.timer("keel_cursor_flush_duration", descriptions.flushLatency, { namespace })
+  dirty: LabelledMetric.gauge(...series.dirty, { namespace }),
+  committedFlushes: LabelledMetric.counter(...series.flushes, { namespace, outcome: "committed" }),
+  failedFlushes: LabelledMetric.counter(...series.flushes, { namespace, outcome: "failed" }),
+  rowsFlushed: LabelledMetric.counter(...series.rowsFlushed, { namespace }),
+  retries: LabelledMetric.counter(...series.retries, { namespace }),
+  staleSets: LabelledMetric.counter(...series.staleWrites, { namespace, source: "set" }),
+  staleFlushes: LabelledMetric.counter(...series.staleWrites, { namespace, source: "flush" }),
+  flushLatency: LabelledMetric.timer(...series.flushLatency, { namespace })
 })
 
 /** The metrics of one namespace. */

@@ -5,7 +5,7 @@
  * only after COMMIT.
  */
 import { Retry, Transaction } from "@keel/sql"
-import { Clock, Duration, Effect, HashMap, Option, Ref } from "effect"
+import { Clock, Duration, Effect, HashMap, Option } from "effect"
 import { type CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
 import type * as CursorStore from "../CursorStore.js"
 import type * as Peer from "../Peer.js"
@@ -89,13 +89,15 @@ export const setInTransaction =
         )
       }
       const now = yield* Clock.currentTimeMillis
-      // Declares the namespace in the caller's transaction when it may not be yet, every time: that
-      // transaction may still roll back, so this store cannot count the namespace as declared.
-      const undeclared = yield* Ref.get(env.undeclared)
-      return yield* env.storage.writeInTransaction(env.namespace, { peer, ...keyed }, now, env.rules, {
-        fence: env.fence,
-        declare: Option.getOrUndefined(undeclared)
-      })
+      // Declares the namespace in the caller's transaction when it may not be yet, every time (not
+      // `declaring`): that transaction may still roll back, so this store cannot count it declared.
+      return yield* env.storage.writeInTransaction(
+        env.namespace,
+        { peer, ...keyed },
+        now,
+        env.rules,
+        yield* guard(env)
+      )
     })
 
 const unsupported = (field: string, text: string, reason: string) =>

@@ -53,20 +53,24 @@ export const empty: State = {
   counters: emptyCounters
 }
 
-/** `state` with `peer` holding `entry` (or nothing), the dirty count kept right. */
-export const put = (state: State, peer: Peer.Peer, entry: Entry | undefined): State => {
+/** How `peer` moving from what `state` holds to `entry` changes the dirty count: -1, 0 or 1. */
+const dirtyChange = (state: State, peer: Peer.Peer, entry: Entry | undefined): number => {
   const held = HashMap.get(state.cursors, peer)
-  const was = Option.isSome(held) && held.value.dirty ? 1 : 0
-  const now = entry?.dirty === true ? 1 : 0
+  return (entry?.dirty === true ? 1 : 0) - (Option.isSome(held) && held.value.dirty ? 1 : 0)
+}
+
+/** `state` with `peer` holding `entry` (or nothing), the dirty count and set kept right. */
+export const put = (state: State, peer: Peer.Peer, entry: Entry | undefined): State => {
+  const change = dirtyChange(state, peer, entry)
   return {
     ...state,
     cursors:
       entry === undefined ? HashMap.remove(state.cursors, peer) : HashMap.set(state.cursors, peer, entry),
-    dirty: state.dirty + now - was,
+    dirty: state.dirty + change,
     pending:
-      now === was
+      change === 0
         ? state.pending
-        : now === 1
+        : change > 0
           ? HashSet.add(state.pending, peer)
           : HashSet.remove(state.pending, peer)
   }
@@ -75,6 +79,7 @@ export const put = (state: State, peer: Peer.Peer, entry: Entry | undefined): St
 /**
  * `state` with each peer of `changes` holding its entry (or nothing), as `put` one by one would
  * leave it, but changed in place in one batch (a flush of thousands of cursors makes one new map).
+ * Each peer appears at most once in `changes`.
  */
 export const putAll = (
   state: State,
@@ -84,13 +89,10 @@ export const putAll = (
   let dirty = state.dirty
   const pending = HashSet.mutate(state.pending, (pendingNow) => {
     for (const [peer, entry] of changes) {
-      const held = HashMap.get(state.cursors, peer)
-      const was = Option.isSome(held) && held.value.dirty
-      const now = entry?.dirty === true
-      if (was === now) continue
-      dirty += now ? 1 : -1
-      if (now) HashSet.add(pendingNow, peer)
-      else HashSet.remove(pendingNow, peer)
+      const change = dirtyChange(state, peer, entry)
+      dirty += change
+      if (change > 0) HashSet.add(pendingNow, peer)
+      else if (change < 0) HashSet.remove(pendingNow, peer)
     }
   })
   const cursors = HashMap.mutate(state.cursors, (cursorsNow) => {
