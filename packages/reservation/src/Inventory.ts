@@ -74,18 +74,12 @@ export const PortInfo = Schema.Struct({
 /** What the registry knows of one port. */
 export type PortInfo = typeof PortInfo.Type
 
-/** A socket found in use by `inspectPort`. */
-export interface InUse {
-  readonly protocol: Occupancy.Protocol
-  readonly host: string
-}
-
 /** What `inspectPort` found: the reservation holding the port, and the sockets in use when probed. */
 export interface PortFindings {
   readonly port: Port.Port
   readonly reservation: Reservation | null
   /** Every bind of the probe that found the port busy (`Occupancy.isBusy`); `null` when not probed. */
-  readonly inUse: ReadonlyArray<InUse> | null
+  readonly inUse: ReadonlyArray<Occupancy.InUse> | null
 }
 
 /**
@@ -104,12 +98,7 @@ export const inspectPort = (
       Effect.map(Option.some),
       Effect.catchTag("ReservationNotFound", () => Effect.succeedNone)
     )
-    const inUse =
-      probe === undefined
-        ? null
-        : (yield* Occupancy.inspect(valid, probe))
-            .filter((finding) => Occupancy.isBusy(finding.state))
-            .map(({ protocol, host }) => ({ protocol, host }))
+    const inUse = probe === undefined ? null : yield* Occupancy.inUse(valid, probe)
     return { port: valid, reservation: Option.getOrNull(found), inUse }
   })
 

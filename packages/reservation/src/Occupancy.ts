@@ -175,9 +175,21 @@ export const inspect = (port: number, probe: Probe): Effect.Effect<ReadonlyArray
   )
 }
 
+/** A socket found in use: the protocol and host of a bind that found the port busy. */
+export interface InUse {
+  readonly protocol: Protocol
+  readonly host: string
+}
+
+/** The binds of `probe` that found `port` in use or could not tell (see `inspect`). */
+export const inUse = (port: number, probe: Probe): Effect.Effect<ReadonlyArray<InUse>> =>
+  Effect.map(inspect(port, probe), (findings) =>
+    findings.filter((finding) => isBusy(finding.state)).map(({ protocol, host }) => ({ protocol, host }))
+  )
+
 /** True when some bind of `probe` found the port in use or could not tell (see `inspect`). */
 export const probe = (port: number, settings: Probe): Effect.Effect<boolean> =>
-  Effect.map(inspect(port, settings), (findings) => findings.some((finding) => isBusy(finding.state)))
+  Effect.map(inUse(port, settings), (found) => found.length > 0)
 
 /** The real check over `node:net` and `node:dgram`. */
 export const layer: Layer.Layer<Occupancy> = Layer.succeed(Occupancy, { isOccupied: probe })

@@ -62,18 +62,23 @@ export const load = (cwd: string = process.cwd()) =>
     return { layers, effective }
   }).pipe(Effect.provide(files))
 
-/** Flags that change how one allocation runs (trop's change control and occupancy flags). */
-export interface ControlFlags {
-  readonly allowProjectChange?: boolean | undefined
-  readonly allowTaskChange?: boolean | undefined
-  readonly overwrite?: boolean | undefined
-  readonly ignoreExclusions?: boolean | undefined
-  readonly dryRun?: boolean | undefined
+/** trop's occupancy flags, as every command that probes takes them. */
+export interface OccupancyFlags {
+  readonly noOccupancyCheck?: boolean | undefined
   readonly checkAllInterfaces?: boolean | undefined
   readonly skipIpv4?: boolean | undefined
   readonly skipIpv6?: boolean | undefined
   readonly skipTcp?: boolean | undefined
   readonly skipUdp?: boolean | undefined
+}
+
+/** Flags that change how one allocation runs (trop's change control and occupancy flags). */
+export interface ControlFlags extends OccupancyFlags {
+  readonly allowProjectChange?: boolean | undefined
+  readonly allowTaskChange?: boolean | undefined
+  readonly overwrite?: boolean | undefined
+  readonly ignoreExclusions?: boolean | undefined
+  readonly dryRun?: boolean | undefined
   readonly disableAutoprune?: boolean | undefined
   readonly disableAutoexpire?: boolean | undefined
 }
@@ -92,16 +97,6 @@ export interface AllocationFlags extends ControlFlags {
 const exclusion = (text: string): number | string => {
   const trimmed = text.trim()
   return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed
-}
-
-/** trop's occupancy flags, as every command that probes takes them. */
-export interface OccupancyFlags {
-  readonly noOccupancyCheck?: boolean | undefined
-  readonly checkAllInterfaces?: boolean | undefined
-  readonly skipIpv4?: boolean | undefined
-  readonly skipIpv6?: boolean | undefined
-  readonly skipTcp?: boolean | undefined
-  readonly skipUdp?: boolean | undefined
 }
 
 /** The layers' occupancy policy and the command's flags: a flag only adds a skip (or all interfaces). */

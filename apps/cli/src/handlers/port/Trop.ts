@@ -242,7 +242,7 @@ export const assertPort = (input: AssertPortInput) =>
     })
   )
 
-const inUseText = (inUse: ReadonlyArray<{ readonly protocol: string; readonly host: string }> | null) =>
+const inUseText = (inUse: ReadonlyArray<Occupancy.InUse> | null) =>
   inUse === null
     ? "not checked (every probe is skipped)"
     : inUse.length === 0
@@ -421,13 +421,7 @@ export const scan = (input: ScanInput) =>
       const ports = Array.from({ length: range.max - range.min + 1 }, (_, index) => range.min + index)
       const inspected = yield* Effect.forEach(
         ports,
-        (port) =>
-          Effect.map(Occupancy.inspect(port, probe), (findings) => ({
-            port,
-            inUse: findings
-              .filter((finding) => Occupancy.isBusy(finding.state))
-              .map(({ protocol, host }) => ({ protocol, host }))
-          })),
+        (port) => Effect.map(Occupancy.inUse(port, probe), (inUse) => ({ port, inUse })),
         { concurrency: 32 }
       )
       const reserved = new Set<number>((yield* registry.list()).map((reservation) => reservation.port))
