@@ -32,16 +32,6 @@ import {
 /** The key of the lock that serializes every write on PostgreSQL (SQLite's BEGIN IMMEDIATE does it there). */
 export const allocationLock = "keel-reservation-allocate"
 
-/** FNV-1a over the key folded to a signed 53-bit integer: the id `Transaction.lock(key)` locks. */
-const lockId = (key: string): number => {
-  let hash = 0xcbf29ce484222325n
-  for (const byte of new TextEncoder().encode(key)) {
-    hash ^= BigInt(byte)
-    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn
-  }
-  return Number(BigInt.asIntN(53, hash))
-}
-
 /** What one allocation has found out so far. */
 interface Learnt {
   readonly probed: Map<number, boolean>
@@ -67,7 +57,7 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       orElse: () => sql`path, tag`
     })
     const lock: Statement.Statement<object> | undefined = sql.onDialectOrElse({
-      pg: () => sql`SELECT pg_advisory_xact_lock(${lockId(allocationLock)})`,
+      pg: () => sql`SELECT pg_advisory_xact_lock(${Transaction.lockId(allocationLock)})`,
       orElse: () => undefined
     })
     const columns = sql`path, tag, port, project, task, created_at, last_used_at, ttl_ms, expires_at`

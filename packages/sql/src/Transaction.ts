@@ -415,8 +415,11 @@ export const independent = <A, E, R>(
     )
   )
 
-/** FNV-1a over the key, folded to a signed 53-bit integer: a stable advisory-lock id. */
-const lockId = (key: string): number => {
+/**
+ * FNV-1a over the key, folded to a signed 53-bit integer: the stable advisory-lock id `lock(key)`
+ * takes on PostgreSQL (for a plan that takes the same lock with its own statement).
+ */
+export const lockId = (key: string): number => {
   let hash = 0xcbf29ce484222325n
   for (const byte of new TextEncoder().encode(key)) {
     hash ^= BigInt(byte)
