@@ -35,29 +35,34 @@ export const external = [
   "pg-native"
 ]
 
-const result = await esbuild.build({
+/** What both bundles share: Node 20, the externals, minified unless KEEL_BUILD_MINIFY=0, in memory. */
+const common = {
   absWorkingDir: root,
-  entryPoints: { keel: "src/main.ts" },
-  outdir,
   bundle: true,
-  splitting: !singleFile,
-  format: "esm",
   platform: "node",
   target: "node20",
   external,
   minify: process.env.KEEL_BUILD_MINIFY !== "0",
   keepNames: false,
   legalComments: "none",
+  logLevel: "warning",
+  write: false,
+  metafile: true
+}
+
+const result = await esbuild.build({
+  ...common,
+  entryPoints: { keel: "src/main.ts" },
+  outdir,
+  splitting: !singleFile,
+  format: "esm",
   chunkNames: "chunks/[name]-[hash]",
   entryNames: "[name]",
   outExtension: { ".js": ".mjs" },
   // Bundled CommonJS dependencies call require(): give the ES modules one.
   banner: {
     js: "import { createRequire as __keelRequire } from 'node:module'; const require = __keelRequire(import.meta.url);"
-  },
-  logLevel: "warning",
-  write: false,
-  metafile: true
+  }
 })
 
 /**
@@ -85,21 +90,11 @@ const definitionsOnly = {
  * loads with V8's code cache (ES modules have none on Node 20).
  */
 const fast = await esbuild.build({
-  absWorkingDir: root,
+  ...common,
   entryPoints: ["src/FastMain.ts"],
   outfile: join(outdir, "fast.cjs"),
   plugins: [definitionsOnly],
-  bundle: true,
-  format: "cjs",
-  platform: "node",
-  target: "node20",
-  external,
-  minify: process.env.KEEL_BUILD_MINIFY !== "0",
-  keepNames: false,
-  legalComments: "none",
-  logLevel: "warning",
-  write: false,
-  metafile: true
+  format: "cjs"
 })
 
 const written = new Set()
