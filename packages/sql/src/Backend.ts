@@ -28,6 +28,11 @@ export interface Session {
 export interface SyncDriver {
   /** Runs a statement and returns its rows (none for a statement without). Throws the driver's error. */
   readonly run: (sql: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown>
+  /**
+   * Runs a statement without RETURNING and returns how many rows it changed (SQLite's `changes()`:
+   * an upsert whose conflict WHERE was false changed none). Throws the driver's error.
+   */
+  readonly count: (sql: string, params: ReadonlyArray<unknown>) => number
   /** True while the session is inside a transaction (SQLite ends one itself after some errors). */
   readonly inTransaction: () => boolean
 }
@@ -38,6 +43,12 @@ export interface SyncDriver {
  * so no other statement or transaction can interleave with it.
  */
 export type WithDriver = <A>(use: (driver: SyncDriver) => A) => Effect.Effect<A>
+
+/**
+ * Runs `use` on the synchronous driver at once, in the caller's synchronous step, when nobody holds
+ * the session (no transaction open, no statement running); `None` otherwise, and `use` is not run.
+ */
+export type DriverNow = <A>(use: (driver: SyncDriver) => A) => Option.Option<A>
 
 /** `Effect.uninterruptibleMask`'s `restore`: runs an effect as interruptible as the caller was. */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -76,6 +87,8 @@ export interface Backend {
    * per-statement cost of the `Connection` path.
    */
   readonly withDriver: WithDriver | undefined
+  /** `withDriver` without waiting, for a caller that has another way when the session is busy. */
+  readonly driverNow: DriverNow | undefined
   /** Wake-ups between producers and consumers: LISTEN/NOTIFY on PostgreSQL, in-process elsewhere. */
   readonly notifications: Notifications
 }
@@ -202,6 +215,7 @@ export const make = (options: {
   readonly singleSession: boolean
   readonly openTransaction?: OpenTransaction
   readonly withDriver?: WithDriver | undefined
+  readonly driverNow?: DriverNow | undefined
   readonly notifications: Notifications
 }): Backend => {
   const { dialect, parameterLimit } = properties[options.kind]
@@ -213,6 +227,7 @@ export const make = (options: {
     dsn: options.dsn,
     openTransaction: options.openTransaction ?? reserveAndBegin(options.client.reserve, dialect),
     withDriver: options.withDriver,
+    driverNow: options.driverNow,
     notifications: options.notifications
   }
 }

@@ -94,6 +94,7 @@ const singleSession = (
         kind === "pglite" ? "pg" : "sqlite"
       ),
       withDriver: session.withDriver,
+      driverNow: session.driverNow,
       notifications
     })
   }))

@@ -26,6 +26,27 @@ export interface Run {
   readonly statement: Statement.Statement<object>
 }
 
+/**
+ * Run one statement once per item: `statement` is a template over the item's values, each bound
+ * as one parameter (a string, number, bigint, null or bytes — never an array or a fragment); the
+ * plan receives the rows of every run, in order, or with `count` how many rows each run changed.
+ * On the synchronous driver the template is compiled once and each run binds the item's values to
+ * the same prepared statement (the fastest way to write many rows on better-sqlite3); elsewhere
+ * each item is a statement of its own.
+ */
+export interface Each {
+  readonly _tag: "Each"
+  readonly statement: (...values: ReadonlyArray<unknown>) => Statement.Statement<object>
+  readonly items: ReadonlyArray<ReadonlyArray<unknown>>
+  /** Receive the number of rows each run changed instead of its rows (synchronous driver only). */
+  readonly count: boolean
+}
+
+/** Ask whether the plan runs on the synchronous driver (better-sqlite3, outside a caller's transaction). */
+export interface Synchronous {
+  readonly _tag: "Synchronous"
+}
+
 /** End the plan with a failure: the transaction (or the plan's savepoint) rolls back. */
 export interface Abort<E> {
   readonly _tag: "Abort"
@@ -43,7 +64,7 @@ export interface Begin {
 }
 
 /** What a plan yields. */
-export type Instruction<E> = Run | Abort<E> | Begin
+export type Instruction<E> = Run | Each | Synchronous | Abort<E> | Begin
 
 /** A running plan: yields instructions, receives rows, returns its result. */
 export type Plan<A, E = never> = Generator<Instruction<E>, A, unknown>
@@ -65,6 +86,41 @@ export function* rows<A extends object>(
 /** Runs `statement`, ignoring its rows. */
 export function* run(statement: Statement.Statement<object>): Generator<Run, void, unknown> {
   yield { _tag: "Run", statement }
+}
+
+/** Runs `statement` once per item of `items` (see `Each`); the rows of each run, in order. */
+export function* each<A extends object, P extends ReadonlyArray<unknown>>(
+  statement: (...values: P) => Statement.Statement<A>,
+  items: ReadonlyArray<Readonly<P>>
+): Generator<Each, ReadonlyArray<ReadonlyArray<A>>, unknown> {
+  if (items.length === 0) return []
+  // The template is only ever called with an item of `items`, whose type is `P`.
+  const template = statement as unknown as Each["statement"]
+  const result = yield { _tag: "Each", statement: template, items, count: false }
+  return result as ReadonlyArray<ReadonlyArray<A>>
+}
+
+/**
+ * Runs `statement` (without RETURNING) once per item of `items` on the synchronous driver; how
+ * many rows each run changed. Only there: a plan asks `synchronous()` first and runs another
+ * statement elsewhere (on the Effect path this is a defect, as the drivers do not report changes
+ * alike).
+ */
+export function* eachCount<P extends ReadonlyArray<unknown>>(
+  statement: (...values: P) => Statement.Statement<object>,
+  items: ReadonlyArray<Readonly<P>>
+): Generator<Each, ReadonlyArray<number>, unknown> {
+  if (items.length === 0) return []
+  // The template is only ever called with an item of `items`, whose type is `P`.
+  const template = statement as unknown as Each["statement"]
+  const result = yield { _tag: "Each", statement: template, items, count: true }
+  return result as ReadonlyArray<number>
+}
+
+/** True when the plan runs on the synchronous driver, where `eachCount` is available. */
+export function* synchronous(): Generator<Synchronous, boolean, unknown> {
+  const result = yield { _tag: "Synchronous" }
+  return result === true
 }
 
 /** Starts the write transaction here, for a plan run with `{ begin: "lazy" }` (see `Begin`). */

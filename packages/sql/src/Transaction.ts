@@ -205,6 +205,16 @@ const interpret = <A, E, E2 = never>(
       return begin === undefined ? interpret(plan) : begin(Effect.suspend(() => interpret(plan)))
     case "Run":
       return Effect.flatMap(refine(instruction.statement), (rows) => interpret(plan, rows, begin))
+    case "Synchronous":
+      return interpret(plan, false, begin)
+    case "Each": {
+      const statement = instruction.statement
+      if (instruction.count) return Effect.dieMessage("Plan.eachCount runs on the synchronous driver only")
+      return Effect.flatMap(
+        Effect.forEach(instruction.items, (values) => refine(statement(...values))),
+        (rows) => interpret(plan, rows, begin)
+      )
+    }
   }
 }
 
@@ -240,6 +250,30 @@ export const planOn =
         interpret(make(), undefined, (rest) => runTopLevel(backend, rest, identity))
       )
     })
+
+/**
+ * `planOn` without waiting, on a backend with a synchronous driver (better-sqlite3; undefined
+ * elsewhere): when the session is free at once, the plan runs as a whole write transaction in the
+ * caller's synchronous step — with the outcomes of `plan` — and its outcome comes back as an
+ * effect to continue with (the transaction has already ended). `None` when the session is held (a
+ * transaction is open, its own or another fiber's): nothing ran, and `planOn` is the way.
+ */
+export const planNow = (
+  backend: Backend
+):
+  | (<A, E>(
+      make: Plan.Make<A, E>,
+      options?: PlanOptions
+    ) => Option.Option<Effect.Effect<A, E | TransactionError>>)
+  | undefined => {
+  const driverNow = backend.driverNow
+  if (driverNow === undefined) return undefined
+  return (make, options = {}) =>
+    Option.map(
+      driverNow((driver) => Driver.transaction(driver, make, options.begin === "lazy")),
+      fromOutcome
+    )
+}
 
 /** How `plan` runs a plan. */
 export interface PlanOptions {

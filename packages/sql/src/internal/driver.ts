@@ -9,7 +9,7 @@
  */
 import type { SyncDriver } from "../Backend.js"
 import { classify, commitNeverApplied, type DbError } from "../DbError.js"
-import type { Make, Plan } from "../Plan.js"
+import type { Each, Make, Plan, Run } from "../Plan.js"
 import { CommitOutcomeUnknown, CommitRejected, type TransactionError } from "../TransactionError.js"
 
 /** How a plan's statements ended (before the transaction ends). */
@@ -39,17 +39,65 @@ export const drive = <A, E>(
     const instruction = next.value
     if (instruction._tag === "Abort") return { _tag: "Aborted", error: instruction.error }
     input = undefined
+    if (instruction._tag === "Synchronous") {
+      input = true
+      continue
+    }
     if (instruction._tag === "Begin") {
       const failed = begin?.()
       if (failed !== undefined) return { _tag: "Failed", error: failed }
       continue
     }
-    const [sql, params] = instruction.statement.compile()
+    // Compiling is the plan's own work (a failure is a bug, thrown); running is the database's.
+    const run = instruction._tag === "Each" ? compileEach(instruction) : compileRun(instruction)
     try {
-      input = driver.run(sql, params)
+      input = run(driver)
     } catch (cause) {
       return { _tag: "Failed", error: classify(cause) }
     }
+  }
+}
+
+/** A value standing for the item's value at `index` while the template is compiled. */
+class Slot {
+  constructor(readonly index: number) {}
+}
+
+/** A compiled instruction, ready to run on the driver. */
+type Compiled = (driver: SyncDriver) => unknown
+
+const compileRun = (run: Run): Compiled => {
+  const [sql, params] = run.statement.compile()
+  return (driver) => driver.run(sql, params)
+}
+
+/**
+ * Compiles `each.statement` once with a `Slot` for every value; the run executes the same SQL (one
+ * prepared statement) per item, each slot's parameter bound to that item's value. A value the
+ * statement does not bind as exactly one parameter is a bug of the plan: it throws here.
+ */
+const compileEach = (each: Each): Compiled => {
+  const arity = each.items[0]?.length ?? 0
+  const slots = Array.from({ length: arity }, (_, index) => new Slot(index))
+  const [sql, params] = each.statement(...slots).compile()
+  const bound = new Set<number>()
+  const template = params.map((param) => {
+    if (param instanceof Slot) bound.add(param.index)
+    return param
+  })
+  if (bound.size !== arity)
+    throw new Error(`Plan.each: ${arity - bound.size} value(s) not bound as one parameter`)
+  return (driver) => {
+    const results: Array<unknown> = []
+    const values = template.slice()
+    for (const item of each.items) {
+      for (let i = 0; i < template.length; i++) {
+        const param = template[i]
+        values[i] = param instanceof Slot ? (item[param.index] ?? null) : param
+      }
+      results.push(each.count ? driver.count(sql, values) : driver.run(sql, values))
+    }
+    return results
   }
 }
 

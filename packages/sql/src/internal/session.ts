@@ -11,8 +11,8 @@ import type * as Reactivity from "@effect/experimental/Reactivity"
 import * as Client from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { Compiler } from "@effect/sql/Statement"
-import { Effect, type Scope, Stream } from "effect"
-import type { SyncDriver, WithDriver } from "../Backend.js"
+import { Effect, Option, type Scope, Stream } from "effect"
+import type { DriverNow, SyncDriver, WithDriver } from "../Backend.js"
 
 export interface SessionOptions {
   readonly connection: Connection
@@ -30,6 +30,8 @@ export interface SessionClient {
   readonly release: Effect.Effect<void>
   /** Synchronous use of the session, when `SessionOptions.driver` is given (see `Backend.WithDriver`). */
   readonly withDriver: WithDriver | undefined
+  /** Synchronous use of the session only if it is free at once (see `Backend.DriverNow`). */
+  readonly driverNow: DriverNow | undefined
 }
 
 /**
@@ -95,10 +97,13 @@ export const make = (options: SessionOptions): Effect.Effect<SessionClient, neve
             Effect.suspend(() =>
               holders === 0 ? Effect.succeed(use(driver)) : exclusively(Effect.sync(() => use(driver)))
             )
+    const driverNow: DriverNow | undefined =
+      driver === undefined ? undefined : (use) => (holders === 0 ? Option.some(use(driver)) : Option.none())
     return {
       client,
       acquire: Effect.as(take, inner),
       release: Effect.asVoid(give),
-      withDriver
+      withDriver,
+      driverNow
     }
   })

@@ -116,6 +116,11 @@ const connectionOver = (
   }
   const driver: SyncDriver = {
     run: (sql, params) => runSync(prepare(sql), params),
+    count: (sql, params) => {
+      const { statement, reader } = prepare(sql)
+      // A statement with RETURNING is stepped to its end (see `runSync`); its rows are what it changed.
+      return reader ? statement.all(params).length : statement.run(params).changes
+    },
     inTransaction: () => db.inTransaction
   }
   return { connection, driver }

@@ -148,27 +148,32 @@ export const layer: Layer.Layer<
      */
     const wrapDriver = (driver: Backend.SyncDriver): Backend.SyncDriver => {
       let broken = false
+      const through = <A>(sql: string, run: () => A): A => {
+        if (broken) {
+          log.push(sql)
+          throw driverCause(backend.dialect, "connection")
+        }
+        const fault = hit(sql)
+        if (fault === undefined) return run()
+        if (fault.timing === "after") run()
+        if (fault.breakConnection === true) {
+          broken = true
+          if (driver.inTransaction()) driver.run("ROLLBACK", [])
+        }
+        throw driverCause(backend.dialect, fault.error)
+      }
       return {
         inTransaction: () => driver.inTransaction(),
-        run: (sql, params) => {
-          if (broken) {
-            log.push(sql)
-            throw driverCause(backend.dialect, "connection")
-          }
-          const fault = hit(sql)
-          if (fault === undefined) return driver.run(sql, params)
-          if (fault.timing === "after") driver.run(sql, params)
-          if (fault.breakConnection === true) {
-            broken = true
-            if (driver.inTransaction()) driver.run("ROLLBACK", [])
-          }
-          throw driverCause(backend.dialect, fault.error)
-        }
+        run: (sql, params) => through(sql, () => driver.run(sql, params)),
+        count: (sql, params) => through(sql, () => driver.count(sql, params))
       }
     }
     const withDriver = backend.withDriver
     const faultyDriver: Backend.WithDriver | undefined =
       withDriver === undefined ? undefined : (use) => withDriver((driver) => use(wrapDriver(driver)))
+    const driverNow = backend.driverNow
+    const faultyDriverNow: Backend.DriverNow | undefined =
+      driverNow === undefined ? undefined : (use) => driverNow((driver) => use(wrapDriver(driver)))
 
     const acquirer = Effect.map(original.reserve, wrap)
     const client = yield* Effect.provide(
@@ -186,6 +191,7 @@ export const layer: Layer.Layer<
       dsn: backend.dsn,
       singleSession: backend.singleSession,
       withDriver: faultyDriver,
+      driverNow: faultyDriverNow,
       notifications: backend.notifications
     })
     const withTransaction = Transaction.withTransactionFor(wrappedBackend)
