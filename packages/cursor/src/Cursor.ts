@@ -380,10 +380,7 @@ export const makeWith = (
     // Added before the flusher is forked, so it runs after the flusher has been interrupted.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
-        yield* env.memory.transition((current): readonly [undefined, State.State] => [
-          undefined,
-          { ...current, closed: true }
-        ])
+        yield* env.memory.transition((memory) => memory.close())
         const flushed = yield* Effect.either(flush)
         if (Either.isLeft(flushed))
           yield* Effect.logError("cursor store: the final flush failed", flushed.left.message)
@@ -446,9 +443,9 @@ export const makeWith = (
       import: Admin.importAll(env),
       expire,
       checkpoint,
-      stats: Effect.map(env.memory.ref.get, (current) => ({
+      stats: Effect.map(env.memory.current, (current) => ({
         namespace,
-        dirty: current.dirty,
+        dirty: current.pending.size,
         ...current.counters
       }))
     }

@@ -101,6 +101,21 @@ export interface Storage {
     rules: PositionKind.Ordering,
     guard: Guard
   ) => Effect.Effect<Persisted, CursorStoreError>
+  /**
+   * `persist` of an unfenced write to a declared namespace without waiting, where the backend has
+   * a synchronous driver (better-sqlite3; undefined elsewhere): when the session is free at once
+   * the whole transaction runs in the caller's synchronous step and its outcome comes back as an
+   * effect to continue with; `None` when the session is held, and nothing ran. Not retried: a
+   * caller falls back to `persist` after a failure that provably rolled back.
+   */
+  readonly persistNow:
+    | ((
+        namespace: string,
+        writes: ReadonlyArray<Write>,
+        now: number,
+        rules: PositionKind.Ordering
+      ) => Option.Option<Effect.Effect<Persisted, CursorStoreError>>)
+    | undefined
   /** Writes `writes` unconditionally (a deliberate reset, an import), in one transaction. */
   readonly overwrite: (
     namespace: string,

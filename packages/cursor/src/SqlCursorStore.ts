@@ -75,6 +75,7 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
     /** PostgreSQL runs a lone statement in autocommit: one round trip instead of three. */
     const oneRoundTrip = backend.kind === "postgres"
     const plan = Transaction.planOn(backend)
+    const planNow = Transaction.planNow(backend)
 
     // ---- statements -----------------------------------------------------------------------------
 
@@ -101,11 +102,14 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
         : sql`${sql.insert(rowsOf(namespace, writes, now))}`
     const set = sql`DO UPDATE SET position = excluded.position, position_key = excluded.position_key,
       updated_at = excluded.updated_at`
-    const upsertForward = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
-      sql<{ peer: string }>`INSERT INTO keel_cursors ${source(namespace, writes, now)}
+    /** Writes each position that is later than the stored one (compared by sort key). */
+    const upsertIfLater = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
+      sql`INSERT INTO keel_cursors ${source(namespace, writes, now)}
         ON CONFLICT (namespace, peer) ${set}
-        WHERE excluded.position_key > keel_cursors.position_key
-        RETURNING peer`
+        WHERE excluded.position_key > keel_cursors.position_key`
+    /** `upsertIfLater`, returning the peers it wrote. */
+    const upsertForward = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
+      sql<{ peer: string }>`${upsertIfLater(namespace, writes, now)} RETURNING peer`
     const upsertAlways = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
       sql`INSERT INTO keel_cursors ${source(namespace, writes, now)} ON CONFLICT (namespace, peer) ${set}`
     const selectColumns = sql`SELECT peer, position, position_key, updated_at FROM keel_cursors`
@@ -159,6 +163,36 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
       return rows.map(stored)
     }
 
+    /**
+     * Writes `writes` (each only if later than the stored position, with `onlyLater`) and returns
+     * the peers it wrote. On the synchronous driver: one prepared statement run per row, its
+     * change count read from the driver — on better-sqlite3 that beats a multi-row statement (no
+     * text of thousands of rows to build, no RETURNING rows to buffer); elsewhere one multi-row
+     * statement per chunk, the written peers from `RETURNING peer`.
+     */
+    function* upsert(
+      namespace: string,
+      writes: ReadonlyArray<CursorStore.Write>,
+      now: number,
+      onlyLater: boolean
+    ): Plan.Plan<ReadonlySet<string>, never> {
+      const statement = onlyLater ? upsertIfLater : upsertAlways
+      if (yield* Plan.synchronous()) {
+        const changed = yield* Plan.eachCount(
+          (peer: Peer.Peer, position: Position.Any, key: string) =>
+            statement(namespace, [{ peer, position, key }], now),
+          writes.map((write) => [write.peer, write.position, write.key] as const)
+        )
+        return new Set(writes.filter((_, i) => (changed[i] ?? 0) > 0).map((write) => write.peer))
+      }
+      const written = new Set<string>()
+      for (const chunk of chunks(writes)) {
+        if (!onlyLater) yield* Plan.run(statement(namespace, chunk, now))
+        else for (const row of yield* Plan.rows(upsertForward(namespace, chunk, now))) written.add(row.peer)
+      }
+      return onlyLater ? written : new Set(writes.map((write) => write.peer))
+    }
+
     /** Chunks of `writes`, each one statement. */
     const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> => {
       if (items.length <= chunkSize) return items.length === 0 ? [] : [items]
@@ -177,11 +211,8 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
     ): Plan.Plan<CursorStore.Persisted, Fenced | KindConflict> {
       yield* declareIn(namespace, guard.declare)
       yield* checkFence(namespace, guard.fence)
-      const advanced = new Set<string>()
       if (rules.inDatabase) {
-        for (const chunk of chunks(writes)) {
-          for (const row of yield* Plan.rows(upsertForward(namespace, chunk, now))) advanced.add(row.peer)
-        }
+        const advanced = yield* upsert(namespace, writes, now, true)
         if (advanced.size === writes.length) return { advanced, others: [] }
         const rest = writes.filter((write) => !advanced.has(write.peer)).map((write) => write.peer)
         return { advanced, others: yield* readBack(namespace, rest) }
@@ -198,8 +229,7 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
         const row = held.get(write.peer)
         return row === undefined || rules.compare(write, row) === "after"
       })
-      for (const chunk of chunks(forward)) yield* Plan.run(upsertAlways(namespace, chunk, now))
-      for (const write of forward) advanced.add(write.peer)
+      const advanced = yield* upsert(namespace, forward, now, false)
       const others = writes.flatMap((write) => {
         const row = held.get(write.peer)
         return advanced.has(write.peer) || row === undefined ? [] : [row]
@@ -307,11 +337,23 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
             : own(() => persistPlan(namespace, writes, now, rules, guard), guard.policy)
       ).pipe(boundary("flush", namespace))
 
+    const flushBoundary = (namespace: string) => boundary("flush", namespace)
+    const persistNow: CursorStore.Storage["persistNow"] =
+      planNow === undefined
+        ? undefined
+        : (namespace, writes, now, rules) =>
+            Option.map(
+              planNow(() =>
+                persistPlan(namespace, writes, now, rules, { fence: undefined, declare: undefined })
+              ),
+              flushBoundary(namespace)
+            )
+
     const overwrite: CursorStore.Storage["overwrite"] = (namespace, writes, now, guard) =>
       own<void, Fenced | KindConflict>(function* () {
         yield* declareIn(namespace, guard.declare)
         yield* checkFence(namespace, guard.fence)
-        for (const chunk of chunks(writes)) yield* Plan.run(upsertAlways(namespace, chunk, now))
+        yield* upsert(namespace, writes, now, false)
       }, guard.policy).pipe(boundary("reset", namespace))
 
     const remove: CursorStore.Storage["remove"] = (namespace, peers, guard) =>
@@ -398,6 +440,7 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
       acquireFence,
       read,
       persist,
+      persistNow,
       overwrite,
       remove,
       expire,

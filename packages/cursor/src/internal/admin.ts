@@ -5,7 +5,7 @@
  * only after COMMIT.
  */
 import { Retry, Transaction } from "@keel/sql"
-import { Clock, Duration, Effect, HashMap, Option } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { type CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
 import type * as CursorStore from "../CursorStore.js"
 import type * as Peer from "../Peer.js"
@@ -22,17 +22,14 @@ import type {
 } from "../Schemas.js"
 import { asOperation, declaring, type Env, guardOf, keyedOf, peerOf } from "./env.js"
 import { getAll } from "./reads.js"
-import { put, type State } from "./state.js"
 
 const guard = (env: Env) => Effect.flatMap(Retry.CurrentPolicy, (policy) => guardOf(env, policy))
 
 /** Memory after a write of `writes` committed: each peer holds what was written, clean. */
 const adopt = (env: Env, writes: ReadonlyArray<CursorStore.Write>) =>
-  env.memory.transition((current): readonly [undefined, State] => {
-    let next = current
+  env.memory.transition((memory) => {
     for (const write of writes)
-      next = put(next, write.peer, { position: write.position, key: write.key, dirty: false })
-    return [undefined, next]
+      memory.put(write.peer, { position: write.position, key: write.key, dirty: false })
   })
 
 /** Removes `peer`'s cursor from the database and memory; true when there was one. */
@@ -43,10 +40,11 @@ export const remove =
       Effect.gen(function* () {
         const peer = yield* peerOf(peerText)
         const deleted = yield* env.storage.remove(env.namespace, [peer], yield* guard(env))
-        const inMemory = yield* env.memory.transition((current): readonly [boolean, State] => [
-          HashMap.has(current.cursors, peer),
-          put(current, peer, undefined)
-        ])
+        const inMemory = yield* env.memory.transition((memory) => {
+          const held = memory.cursors.has(peer)
+          memory.put(peer, undefined)
+          return held
+        })
         return deleted.length > 0 || inMemory
       })
     )
@@ -316,7 +314,7 @@ export const expire =
     env.writer.withPermits(1)(
       Effect.gen(function* () {
         const before = (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.decode(idleFor))
-        const keep = new Set<string>((yield* env.memory.ref).pending)
+        const keep = new Set<string>((yield* env.memory.current).pending)
         const dryRun = options.dryRun === true
         const expired = yield* env.storage.expire(env.namespace, before, {
           dryRun,
@@ -324,13 +322,11 @@ export const expire =
           guard: yield* guard(env)
         })
         if (!dryRun) {
-          yield* env.memory.transition((current): readonly [undefined, State] => {
-            let next = current
+          yield* env.memory.transition((memory) => {
             for (const peer of expired) {
-              const held = HashMap.get(next.cursors, peer)
-              if (Option.isSome(held) && !held.value.dirty) next = put(next, peer, undefined)
+              const held = memory.cursors.get(peer)
+              if (held !== undefined && !held.dirty) memory.put(peer, undefined)
             }
-            return [undefined, next]
           })
         }
         return { dryRun, expired }

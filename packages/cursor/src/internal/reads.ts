@@ -2,21 +2,18 @@
  * Reads: the latest position of a peer (memory or database, whichever is later), every cursor of
  * the namespace, and lag against a head the caller supplies.
  */
-import { Effect, HashMap, Option } from "effect"
+import { Effect, Option } from "effect"
 import type { CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
 import type * as CursorStore from "../CursorStore.js"
 import type * as Peer from "../Peer.js"
 import type * as Position from "../Position.js"
+import type * as PositionKind from "../PositionKind.js"
 import type { Cursor, Lag } from "../Schemas.js"
 import { asOperation, type Env, keyedOf, peerOf } from "./env.js"
-import { put, type State } from "./state.js"
 
 /** True when memory holds a position the database does not have yet (later, or for a map not behind). */
-const memoryAhead = (
-  env: Env,
-  held: Option.Option<{ position: Position.Any; key: string }>,
-  row: CursorStore.Stored
-) => Option.isSome(held) && env.rules.compare(held.value, row) === "after"
+const memoryAhead = (env: Env, held: PositionKind.Keyed, row: CursorStore.Stored) =>
+  env.rules.compare(held, row) === "after"
 
 /**
  * The latest position of `peer`. A stored position at or past memory replaces memory, so a later
@@ -28,15 +25,12 @@ export const getPeer = (
 ): Effect.Effect<Option.Option<Position.Any>, CursorStoreError> =>
   Effect.gen(function* () {
     const [row] = yield* Effect.mapError(env.storage.read(env.namespace, [peer]), asOperation("get"))
-    return yield* env.memory.transition((current): readonly [Option.Option<Position.Any>, State] => {
-      const held = HashMap.get(current.cursors, peer)
-      if (row === undefined) return [Option.map(held, (entry) => entry.position), current]
-      if (Option.isSome(held) && memoryAhead(env, held, row))
-        return [Option.some(held.value.position), current]
-      return [
-        Option.some(row.position),
-        put(current, peer, { position: row.position, key: row.key, dirty: false })
-      ]
+    return yield* env.memory.transition((memory): Option.Option<Position.Any> => {
+      const held = memory.cursors.get(peer)
+      if (row === undefined) return Option.map(Option.fromNullable(held), (entry) => entry.position)
+      if (held !== undefined && memoryAhead(env, held, row)) return Option.some(held.position)
+      memory.put(peer, { position: row.position, key: row.key, dirty: false })
+      return Option.some(row.position)
     })
   })
 
@@ -50,16 +44,16 @@ export const get =
 export const getAll = (env: Env): Effect.Effect<ReadonlyArray<Cursor>, CursorStoreError> =>
   Effect.gen(function* () {
     const rows = yield* Effect.mapError(env.storage.read(env.namespace, undefined), asOperation("getAll"))
-    const memory = (yield* env.memory.ref).cursors
+    const memory = (yield* env.memory.current).cursors
     const cursors: Array<Cursor> = rows.map((row) => {
-      const held = HashMap.get(memory, row.peer)
-      const newer = memoryAhead(env, held, row)
+      const held = memory.get(row.peer)
+      const newer = held !== undefined && memoryAhead(env, held, row)
       return {
         peer: row.peer,
-        position: Option.isSome(held) && newer ? held.value.position : row.position,
+        position: newer ? held.position : row.position,
         stored: row.position,
         updatedAt: row.updatedAt,
-        pending: Option.isSome(held) && newer && held.value.dirty
+        pending: newer && held.dirty
       }
     })
     const storedPeers = new Set<string>(rows.map((row) => row.peer))

@@ -1,8 +1,12 @@
 /**
  * The store's memory: the position held per peer (dirty until a flush persists it), counters, and
- * the one place that changes them atomically (`transition`), moving the dirty gauge by the change.
+ * the one place that changes them (`transition`), moving the dirty gauge by the change.
+ *
+ * The maps are mutable and changed in place: a transition runs to its end in one synchronous step
+ * of its fiber, so nobody sees a change half made. A `State` read outside a transition is a view
+ * of the live memory, valid until its reader yields (every reader uses it at once).
  */
-import { Effect, HashMap, HashSet, Metric, Option, Ref } from "effect"
+import { Effect, Metric } from "effect"
 import type * as Peer from "../Peer.js"
 import type * as PositionKind from "../PositionKind.js"
 
@@ -24,14 +28,32 @@ export interface Counters {
 
 /** Everything the store holds in memory. */
 export interface State {
-  readonly cursors: HashMap.HashMap<Peer.Peer, Entry>
-  /** How many entries are dirty. */
-  readonly dirty: number
-  /** The peers whose entry is dirty (a flush reads these, not every cursor held). */
-  readonly pending: HashSet.HashSet<Peer.Peer>
+  readonly cursors: ReadonlyMap<Peer.Peer, Entry>
+  /** The peers whose entry is dirty (a flush reads these, not every cursor held); its size is the dirty count. */
+  readonly pending: ReadonlySet<Peer.Peer>
   /** Set when the final flush begins: later `set`s are refused instead of lost. */
   readonly closed: boolean
   readonly counters: Counters
+}
+
+/** The memory inside a transition: read it, and change it in place. */
+export interface Draft extends State {
+  /** `peer` holds `entry` (or nothing) from now on; the dirty set follows. */
+  readonly put: (peer: Peer.Peer, entry: Entry | undefined) => void
+  /** Refuses every later `set`. */
+  readonly close: () => void
+  /** Updates the counters. */
+  readonly count: (update: (counters: Counters) => Counters) => void
+}
+
+/** The memory of one store and how to change it. */
+export interface Memory {
+  /** The memory as it is now: a view valid until the reader yields. */
+  readonly current: Effect.Effect<State>
+  /** Applies `change` atomically (it must not throw) and moves the dirty gauge by what it changed. */
+  readonly transition: <A>(change: (draft: Draft) => A) => Effect.Effect<A>
+  /** Updates the counters. */
+  readonly count: (update: (counters: Counters) => Counters) => Effect.Effect<void>
 }
 
 const emptyCounters: Counters = {
@@ -44,87 +66,49 @@ const emptyCounters: Counters = {
   lastFlushMillis: null
 }
 
-/** An empty memory. */
-export const empty: State = {
-  cursors: HashMap.empty(),
-  dirty: 0,
-  pending: HashSet.empty(),
-  closed: false,
-  counters: emptyCounters
-}
-
-/** How `peer` moving from what `state` holds to `entry` changes the dirty count: -1, 0 or 1. */
-const dirtyChange = (state: State, peer: Peer.Peer, entry: Entry | undefined): number => {
-  const held = HashMap.get(state.cursors, peer)
-  return (entry?.dirty === true ? 1 : 0) - (Option.isSome(held) && held.value.dirty ? 1 : 0)
-}
-
-/** `state` with `peer` holding `entry` (or nothing), the dirty count and set kept right. */
-export const put = (state: State, peer: Peer.Peer, entry: Entry | undefined): State => {
-  const change = dirtyChange(state, peer, entry)
-  return {
-    ...state,
-    cursors:
-      entry === undefined ? HashMap.remove(state.cursors, peer) : HashMap.set(state.cursors, peer, entry),
-    dirty: state.dirty + change,
-    pending:
-      change === 0
-        ? state.pending
-        : change > 0
-          ? HashSet.add(state.pending, peer)
-          : HashSet.remove(state.pending, peer)
-  }
-}
-
-/**
- * `state` with each peer of `changes` holding its entry (or nothing), as `put` one by one would
- * leave it, but changed in place in one batch (a flush of thousands of cursors makes one new map).
- * Each peer appears at most once in `changes`.
- */
-export const putAll = (
-  state: State,
-  changes: ReadonlyArray<readonly [Peer.Peer, Entry | undefined]>
-): State => {
-  if (changes.length === 0) return state
-  let dirty = state.dirty
-  const pending = HashSet.mutate(state.pending, (pendingNow) => {
-    for (const [peer, entry] of changes) {
-      const change = dirtyChange(state, peer, entry)
-      dirty += change
-      if (change > 0) HashSet.add(pendingNow, peer)
-      else if (change < 0) HashSet.remove(pendingNow, peer)
-    }
-  })
-  const cursors = HashMap.mutate(state.cursors, (cursorsNow) => {
-    for (const [peer, entry] of changes) {
-      if (entry === undefined) HashMap.remove(cursorsNow, peer)
-      else HashMap.set(cursorsNow, peer, entry)
-    }
-  })
-  return { ...state, cursors, pending, dirty }
-}
-
-/** The memory of one store and how to change it. */
-export interface Memory {
-  readonly ref: Ref.Ref<State>
-  /** Applies `change` atomically and moves the dirty gauge by what it changed. */
-  readonly transition: <A>(change: (current: State) => readonly [A, State]) => Effect.Effect<A>
-  /** Updates the counters. */
-  readonly count: (update: (counters: Counters) => Counters) => Effect.Effect<void>
-}
-
-/** A fresh memory whose dirty count is reported to `dirtyGauge`. */
+/** A fresh, empty memory whose dirty count is reported to `dirtyGauge`. */
 export const make = (dirtyGauge: Metric.Metric.Gauge<number>): Effect.Effect<Memory> =>
-  Effect.map(Ref.make(empty), (ref) => ({
-    ref,
-    transition: <A>(change: (current: State) => readonly [A, State]) =>
-      Effect.flatMap(
-        Ref.modify(ref, (current): readonly [readonly [A, number], State] => {
-          const [result, next] = change(current)
-          return [[result, next.dirty - current.dirty], next]
+  Effect.sync(() => {
+    const cursors = new Map<Peer.Peer, Entry>()
+    const pending = new Set<Peer.Peer>()
+    let closed = false
+    let counters = emptyCounters
+    const draft: Draft = {
+      cursors,
+      pending,
+      get closed() {
+        return closed
+      },
+      get counters() {
+        return counters
+      },
+      put: (peer, entry) => {
+        if (entry === undefined) cursors.delete(peer)
+        else cursors.set(peer, entry)
+        if (entry?.dirty === true) pending.add(peer)
+        else pending.delete(peer)
+      },
+      close: () => {
+        closed = true
+      },
+      count: (update) => {
+        counters = update(counters)
+      }
+    }
+    return {
+      current: Effect.succeed(draft),
+      transition: <A>(change: (draft: Draft) => A) =>
+        Effect.suspend(() => {
+          const before = pending.size
+          const result = change(draft)
+          const delta = pending.size - before
+          return delta === 0
+            ? Effect.succeed(result)
+            : Effect.as(Metric.incrementBy(dirtyGauge, delta), result)
         }),
-        ([result, delta]) =>
-          delta === 0 ? Effect.succeed(result) : Effect.as(Metric.incrementBy(dirtyGauge, delta), result)
-      ),
-    count: (update) => Ref.update(ref, (current) => ({ ...current, counters: update(current.counters) }))
-  }))
+      count: (update) =>
+        Effect.sync(() => {
+          counters = update(counters)
+        })
+    }
+  })
