@@ -1,7 +1,7 @@
 /**
  * The registry's store on SQL: SQLite, libSQL, PGlite and PostgreSQL. Every statement is here;
  * every value is a bind parameter, and the SQL text that varies by dialect (the key order, the
- * allocation lock) is chosen once when the store is made.
+ * locks, `FOR UPDATE`) is chosen once when the store is made.
  *
  * Every write is a plan (`@keel/sql` `Plan`) run by `Transaction.plan`: on better-sqlite3 the lock,
  * the reads, the choice and the writes run as ONE synchronous driver step between BEGIN IMMEDIATE
@@ -10,6 +10,10 @@
  * (the candidates are the range's start and the port after each held or avoided one), so no holder
  * row of the range is read into JavaScript. A transaction is re-run only when its failure proves it
  * rolled back (`Retry.plan`); database failures become `ReservationStoreError` here, once.
+ *
+ * A release of one path takes only that path's lock, which every allocation of the path takes too;
+ * a migration (under the allocation lock) reads the rows it moves `FOR UPDATE`. So a release is
+ * ordered before or after any write to its rows, never in between (`test/ReleaseRace.test.ts`).
  */
 import * as Path from "@effect/platform/Path"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -56,8 +60,25 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       pg: () => sql`path COLLATE "C", tag COLLATE "C"`,
       orElse: () => sql`path, tag`
     })
-    const lock: Statement.Statement<object> | undefined = sql.onDialectOrElse({
-      pg: () => sql`SELECT pg_advisory_xact_lock(${Transaction.lockId(allocationLock)})`,
+    /**
+     * The locks a write takes on PostgreSQL and PGlite (SQLite's BEGIN IMMEDIATE already excludes
+     * every other writer): the allocation lock, which serializes every allocation, migration and
+     * cleanup, and a lock per path, which an allocation takes for its own path and a release of one
+     * path takes alone — so releases never wait for allocations of other paths, and a release and
+     * an allocation of the same path happen one after the other. Taken in one statement, the
+     * allocation lock first, always in that order. Undefined: the backend needs none.
+     */
+    const globalLock = Transaction.lockId(allocationLock)
+    const pathLock = (path: string) => Transaction.lockId(`${allocationLock}:path:${path}`)
+    const lockStatement:
+      | ((scope: { readonly global: boolean; readonly path?: string }) => Statement.Statement<object>)
+      | undefined = sql.onDialectOrElse({
+      pg: () => (scope: { readonly global: boolean; readonly path?: string }) =>
+        scope.path === undefined
+          ? sql`SELECT pg_advisory_xact_lock(${globalLock})`
+          : scope.global
+            ? sql`SELECT pg_advisory_xact_lock(${globalLock}), pg_advisory_xact_lock(${pathLock(scope.path)})`
+            : sql`SELECT pg_advisory_xact_lock(${pathLock(scope.path)})`,
       orElse: () => undefined
     })
     const columns = sql`path, tag, port, project, task, created_at, last_used_at, ttl_ms, expires_at`
@@ -77,8 +98,10 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
         ...(filter.port === undefined ? [] : [sql`port = ${filter.port}`])
       ])
 
-    function* locked(): Generator<Plan.Instruction<never>, void, unknown> {
-      if (lock !== undefined) yield* Plan.run(lock)
+    /** Takes the allocation lock (and `path`'s lock, for a write to one path). */
+    function* locked(path?: string): Generator<Plan.Instruction<never>, void, unknown> {
+      if (lockStatement !== undefined)
+        yield* Plan.run(lockStatement({ global: true, ...(path === undefined ? {} : { path }) }))
     }
 
     const planned = <A, E>(make: Plan.Make<A, E>) => Retry.run(Retry.plan(make, backend))
@@ -86,8 +109,9 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
     const decoded = <A>(either: Either.Either<A, DbError.DbError>) =>
       Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(either.left)
 
+    const forUpdate = sql.onDialectOrElse({ pg: () => sql` FOR UPDATE`, orElse: () => sql`` })
     const allocation = SqlAllocation.make(sql, { columns, locked, parameterLimit: backend.parameterLimit })
-    const migration = SqlMigration.make(sql, { columns, locked, under: underPath })
+    const migration = SqlMigration.make(sql, { columns, locked, forUpdate, under: underPath })
 
     const plan = Transaction.planOn(backend)
 
@@ -156,9 +180,19 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
         refail(operation)
       )
 
+    // A release of one path takes that path's lock only (see `lockStatement`): it never waits for
+    // allocations of other paths, and is ordered before or after one of its own path
+    // (test/ReleaseRace.test.ts). Any other release (under a directory, by project or port) takes
+    // the allocation lock.
     const remove: Store["remove"] = (filter) =>
-      planned(function* () {
-        yield* locked()
+      planned(function* (): Plan.Plan<ReadonlyArray<Stored>> {
+        if (lockStatement !== undefined) {
+          yield* Plan.run(
+            filter.path === undefined
+              ? lockStatement({ global: true })
+              : lockStatement({ global: false, path: filter.path })
+          )
+        }
         return yield* Plan.rows(
           sql<Stored>`DELETE FROM keel_reservations WHERE ${where(filter)} RETURNING ${columns}`
         )

@@ -57,7 +57,8 @@ const labelsOf = (a: Allocation, previous: Stored | undefined): Pick<Stored, "pr
 export interface Parts {
   readonly parameterLimit: number
   readonly columns: Statement.Fragment
-  readonly locked: () => Generator<Plan.Instruction<never>, void, unknown>
+  /** Takes the allocation lock and the lock of `path` (a release of that path takes it too). */
+  readonly locked: (path: string) => Generator<Plan.Instruction<never>, void, unknown>
 }
 
 /** The allocation plan over `sql`. */
@@ -94,7 +95,8 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
     const tags = a.wants.map((want) => want.tag)
     const existing = new Map(
       (yield* Plan.rows(
-        sql<Stored>`SELECT ${columns} FROM keel_reservations WHERE path = ${a.path} AND ${sql.in("tag", tags)}`
+        sql<Stored>`SELECT ${columns} FROM keel_reservations
+          WHERE path = ${a.path} AND ${sql.in("tag", tags)}`
       )).map((row) => [row.tag, row] as const)
     )
     if (!a.force) {
@@ -313,7 +315,7 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         if (first._tag === "Probe") return first
         yield* Plan.begin()
       }
-      yield* locked()
+      yield* locked(a.path)
       let decision = yield* decide(a, known.probed, now)
       const exhausted = decision._tag === "Refused" && decision.error._tag === "NoPortAvailable"
       if (exhausted && (a.expireUnusedMs !== undefined || a.prune)) {

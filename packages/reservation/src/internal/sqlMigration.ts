@@ -21,6 +21,11 @@ export interface Parts {
   readonly columns: Statement.Fragment
   readonly locked: () => Generator<Plan.Instruction<never>, void, unknown>
   readonly under: (path: string) => Statement.Fragment
+  /**
+   * ` FOR UPDATE` on PostgreSQL, where a release of one path takes no allocation lock: the rows a
+   * migration moves are locked as they are read, so such a release is ordered before or after it.
+   */
+  readonly forUpdate: Statement.Fragment
 }
 
 /** The migration plan over `sql`. */
@@ -31,14 +36,16 @@ export const make =
       yield* parts.locked()
       const scope = m.recursive ? parts.under(m.from) : sql`path = ${m.from}`
       const rows = yield* Plan.rows(
-        sql<Stored>`SELECT ${parts.columns} FROM keel_reservations WHERE ${scope} ORDER BY path, tag`
+        sql<Stored>`SELECT ${parts.columns} FROM keel_reservations
+          WHERE ${scope} ORDER BY path, tag${parts.forUpdate}`
       )
       const target = (path: string) => `${m.to}${path.slice(m.from.length)}`
       const moving = new Set(rows.map((row) => `${row.path}\u0000${row.tag}`))
       const replaced: Array<Stored> = []
       for (const row of rows) {
         const [there] = yield* Plan.rows(
-          sql<Stored>`SELECT ${parts.columns} FROM keel_reservations WHERE path = ${target(row.path)} AND tag = ${row.tag}`
+          sql<Stored>`SELECT ${parts.columns} FROM keel_reservations
+            WHERE path = ${target(row.path)} AND tag = ${row.tag}${parts.forUpdate}`
         )
         if (there === undefined || moving.has(`${there.path}\u0000${there.tag}`)) continue
         if (!m.overwrite) {
