@@ -69,7 +69,16 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
      * allocation lock first, always in that order. Undefined: the backend needs none.
      */
     const globalLock = Transaction.lockId(allocationLock)
-    const pathLock = (path: string) => Transaction.lockId(`${allocationLock}:path:${path}`)
+    const pathLocks = new Map<string, number>()
+    const pathLock = (path: string): number => {
+      let id = pathLocks.get(path)
+      if (id === undefined) {
+        id = Transaction.lockId(`${allocationLock}:path:${path}`)
+        if (pathLocks.size >= 10_000) pathLocks.clear()
+        pathLocks.set(path, id)
+      }
+      return id
+    }
     const lockStatement:
       | ((scope: { readonly global: boolean; readonly path?: string }) => Statement.Statement<object>)
       | undefined = sql.onDialectOrElse({
@@ -180,11 +189,35 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
         refail(operation)
       )
 
-    // A release of one path takes that path's lock only (see `lockStatement`): it never waits for
-    // allocations of other paths, and is ordered before or after one of its own path
-    // (test/ReleaseRace.test.ts). Any other release (under a directory, by project or port) takes
-    // the allocation lock.
-    const remove: Store["remove"] = (filter) =>
+    /**
+     * The release of one path (all its tags, or one) on PostgreSQL and PGlite as ONE statement: the
+     * `keel_reservation_release` function takes the path's lock, then deletes (migration 2). It never
+     * waits for allocations of other paths, and is ordered before or after one of its own path
+     * (test/ReleaseRace.test.ts). Any other release (under a directory, by project or port) takes
+     * the allocation lock in a transaction.
+     */
+    const releasePath = sql.onDialectOrElse({
+      pg: () => (path: string, tag: string | undefined) =>
+        sql<Stored>`SELECT ${columns} FROM keel_reservation_release(${pathLock(path)}, ${path}, ${tag ?? null})`,
+      orElse: () => undefined
+    })
+
+    const remove: Store["remove"] = (filter) => {
+      const onePath =
+        filter.under === undefined && filter.project === undefined && filter.port === undefined
+          ? filter.path
+          : undefined
+      const deleted =
+        releasePath !== undefined && onePath !== undefined
+          ? Retry.run(Retry.autocommit(releasePath(onePath, filter.tag), backend))
+          : removeLocked(filter)
+      return deleted.pipe(
+        Effect.flatMap((raw) => decoded(Either.flatMap(Rows.storedRows(raw), Rows.toReservations))),
+        refail("release")
+      )
+    }
+
+    const removeLocked = (filter: Filter) =>
       planned(function* (): Plan.Plan<ReadonlyArray<Stored>> {
         if (lockStatement !== undefined) {
           yield* Plan.run(
@@ -196,10 +229,7 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
         return yield* Plan.rows(
           sql<Stored>`DELETE FROM keel_reservations WHERE ${where(filter)} RETURNING ${columns}`
         )
-      }).pipe(
-        Effect.flatMap((raw) => decoded(Either.flatMap(Rows.storedRows(raw), Rows.toReservations))),
-        refail("release")
-      )
+      })
 
     const all: Store["all"] = (operation) =>
       Retry.run(Retry.read(DbError.refine(sql`SELECT ${columns} FROM keel_reservations ORDER BY port`))).pipe(

@@ -28,6 +28,23 @@ const indexes = [
   "CREATE INDEX keel_reservations_project ON keel_reservations (project)"
 ]
 
+/**
+ * The release of one path on PostgreSQL, as one statement: the path's advisory lock (the one an
+ * allocation of the path takes), then the DELETE. A PL/pgSQL function because the DELETE must see
+ * what was committed while it waited for the lock: a VOLATILE function's every query takes a new
+ * snapshot, where a single SQL statement's snapshot predates the lock it takes.
+ */
+const releaseFunction = `CREATE FUNCTION keel_reservation_release(lock_id BIGINT, release_path TEXT, release_tag TEXT)
+  RETURNS SETOF keel_reservations
+  LANGUAGE plpgsql VOLATILE AS $release$
+BEGIN
+  PERFORM pg_advisory_xact_lock(lock_id);
+  RETURN QUERY DELETE FROM keel_reservations
+    WHERE path = release_path AND (release_tag IS NULL OR tag = release_tag)
+    RETURNING *;
+END
+$release$`
+
 /** Every migration of the reservation registry. */
 export const migrations: Migrations.MigrationSet = {
   name: "reservation",
@@ -37,6 +54,13 @@ export const migrations: Migrations.MigrationSet = {
       name: "create_reservations",
       sqlite: [createReservations("INTEGER"), ...indexes],
       pg: [createReservations("BIGINT"), ...indexes]
+    },
+    {
+      version: 2,
+      name: "release_function",
+      // SQLite serializes every writer with BEGIN IMMEDIATE: a release is one plain DELETE there.
+      sqlite: ["SELECT 1"],
+      pg: [releaseFunction]
     }
   ]
 }
