@@ -119,7 +119,18 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(either.left)
 
     const forUpdate = sql.onDialectOrElse({ pg: () => sql` FOR UPDATE`, orElse: () => sql`` })
-    const allocation = SqlAllocation.make(sql, { columns, locked, parameterLimit: backend.parameterLimit })
+    const lockedOwn = sql.onDialectOrElse({
+      pg: () => (path: string, tags: ReadonlyArray<string>) =>
+        sql<Stored>`SELECT ${columns}
+          FROM keel_reservation_lock_own(${globalLock}, ${pathLock(path)}, ${path}, ${tags})`,
+      orElse: () => undefined
+    })
+    const allocation = SqlAllocation.make(sql, {
+      columns,
+      locked,
+      lockedOwn,
+      parameterLimit: backend.parameterLimit
+    })
     const migration = SqlMigration.make(sql, { columns, locked, forUpdate, under: underPath })
 
     const plan = Transaction.planOn(backend)
@@ -191,7 +202,8 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
 
     /**
      * The release of one path (all its tags, or one) on PostgreSQL and PGlite as ONE statement: the
-     * `keel_reservation_release` function takes the path's lock, then deletes (migration 2). It never
+     * `keel_reservation_release` function takes the path's lock, then deletes (migration 2; an
+     * allocation takes its locks and reads its own rows with `keel_reservation_lock_own`). It never
      * waits for allocations of other paths, and is ordered before or after one of its own path
      * (test/ReleaseRace.test.ts). Any other release (under a directory, by project or port) takes
      * the allocation lock in a transaction.

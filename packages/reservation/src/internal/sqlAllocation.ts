@@ -59,11 +59,16 @@ export interface Parts {
   readonly columns: Statement.Fragment
   /** Takes the allocation lock and the lock of `path` (a release of that path takes it too). */
   readonly locked: (path: string) => Generator<Plan.Instruction<never>, void, unknown>
+  /**
+   * Where the backend can (PostgreSQL, PGlite): `locked(path)` and the read of the request's own
+   * rows as ONE statement, whose read sees everything committed before the locks were granted.
+   */
+  readonly lockedOwn: ((path: string, tags: ReadonlyArray<string>) => Statement.Statement<Stored>) | undefined
 }
 
 /** The allocation plan over `sql`. */
 export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
-  const { columns, locked } = parts
+  const { columns, locked, lockedOwn } = parts
   const joinSpaced = sql.join(" ", false, "")
 
   /**
@@ -87,18 +92,38 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
           WHERE port BETWEEN ${range.min} AND ${range.max} AND ${taken})`
   }
 
+  /** The request's own rows, read now. */
+  const ownRows = (a: Allocation) =>
+    Plan.rows(
+      sql<Stored>`SELECT ${columns} FROM keel_reservations
+        WHERE path = ${a.path} AND ${sql.in(
+          "tag",
+          a.wants.map((want) => want.tag)
+        )}`
+    )
+
+  /** Takes the locks and reads the request's own rows: one statement where the backend can. */
+  function* lockAndReadOwn(
+    a: Allocation
+  ): Generator<Plan.Instruction<never>, ReadonlyArray<Stored>, unknown> {
+    if (lockedOwn !== undefined)
+      return yield* Plan.rows(
+        lockedOwn(
+          a.path,
+          a.wants.map((want) => want.tag)
+        )
+      )
+    yield* locked(a.path)
+    return yield* ownRows(a)
+  }
+
   function* decide(
     a: Allocation,
     probed: ReadonlyMap<number, boolean>,
-    now: number
+    now: number,
+    own?: ReadonlyArray<Stored>
   ): Generator<Plan.Instruction<never>, Decision, unknown> {
-    const tags = a.wants.map((want) => want.tag)
-    const existing = new Map(
-      (yield* Plan.rows(
-        sql<Stored>`SELECT ${columns} FROM keel_reservations
-          WHERE path = ${a.path} AND ${sql.in("tag", tags)}`
-      )).map((row) => [row.tag, row] as const)
-    )
+    const existing = new Map((own ?? (yield* ownRows(a))).map((row) => [row.tag, row] as const))
     if (!a.force) {
       for (const row of existing.values()) {
         for (const field of ["project", "task"] as const) {
@@ -315,8 +340,7 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         if (first._tag === "Probe") return first
         yield* Plan.begin()
       }
-      yield* locked(a.path)
-      let decision = yield* decide(a, known.probed, now)
+      let decision = yield* decide(a, known.probed, now, yield* lockAndReadOwn(a))
       const exhausted = decision._tag === "Refused" && decision.error._tag === "NoPortAvailable"
       if (exhausted && (a.expireUnusedMs !== undefined || a.prune)) {
         if (a.prune && known.missing === undefined) {

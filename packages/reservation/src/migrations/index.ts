@@ -45,6 +45,22 @@ BEGIN
 END
 $release$`
 
+/**
+ * The start of an allocation on PostgreSQL, as one statement: the allocation lock, the lock of the
+ * request's path, then the request's own rows — read after both locks were granted (a VOLATILE
+ * function's query takes a new snapshot; a single SQL statement's would predate its locks, and
+ * could miss a reservation of the same path created while it waited).
+ */
+const lockOwnFunction = `CREATE FUNCTION keel_reservation_lock_own(global_lock BIGINT, path_lock BIGINT, own_path TEXT, own_tags TEXT[])
+  RETURNS SETOF keel_reservations
+  LANGUAGE plpgsql VOLATILE AS $lock$
+BEGIN
+  PERFORM pg_advisory_xact_lock(global_lock);
+  PERFORM pg_advisory_xact_lock(path_lock);
+  RETURN QUERY SELECT * FROM keel_reservations WHERE path = own_path AND tag = ANY (own_tags);
+END
+$lock$`
+
 /** Every migration of the reservation registry. */
 export const migrations: Migrations.MigrationSet = {
   name: "reservation",
@@ -57,10 +73,10 @@ export const migrations: Migrations.MigrationSet = {
     },
     {
       version: 2,
-      name: "release_function",
-      // SQLite serializes every writer with BEGIN IMMEDIATE: a release is one plain DELETE there.
+      name: "lock_functions",
+      // SQLite serializes every writer with BEGIN IMMEDIATE: there is no lock to take.
       sqlite: ["SELECT 1"],
-      pg: [releaseFunction]
+      pg: [releaseFunction, lockOwnFunction]
     }
   ]
 }
