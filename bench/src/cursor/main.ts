@@ -26,8 +26,8 @@ const flushSizes: ReadonlyArray<readonly [size: number, rounds: number]> = Repor
       [10_000, 2]
     ]
   : [
-      [1, 300],
-      [100, 100],
+      [1, 3_000],
+      [100, 300],
       [10_000, 15]
     ]
 
