@@ -6,20 +6,11 @@
  * one line on stderr, an interruption ending in 130 or, after a clean shutdown, 0.
  */
 import { Cause, Effect, Exit, Ref } from "effect"
+import * as ErrorLine from "./ErrorLine.js"
 import * as Failure from "./Failure.js"
 import * as Log from "./Log.js"
 import * as Output from "./Output.js"
 import { Shutdown } from "./Shutdown.js"
-
-/** The value of `--db` in raw arguments (for redacting a usage error that echoes it). */
-const rawDb = (argv: ReadonlyArray<string>): string | undefined => {
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index] ?? ""
-    if (arg === "--db") return argv[index + 1]
-    if (arg.startsWith("--db=")) return arg.slice("--db=".length)
-  }
-  return undefined
-}
 
 /** The exit code of `run`'s last invocation, kept where an interruption cannot lose it. */
 const record = (code: number): Effect.Effect<number> =>
@@ -68,9 +59,7 @@ export const run = <E, R>(
       }
       const report = Failure.describeCause(exit.cause)
       if (report.tag === "Reported") return yield* record(report.exitCode)
-      const secrets = Failure.secretsOf(rawDb(argv), process.env)
-      const json = argv.includes("--json")
-      yield* Output.stderr(Failure.render(report, { json, verbose: argv.includes("--verbose"), secrets }))
+      yield* Output.stderr(ErrorLine.lineFor(report, argv, process.env))
       return yield* record(report.exitCode)
     })
   )

@@ -4,6 +4,7 @@
  * them, so stdout carries only the result (`PORT=$(keel port reserve)` captures the port alone).
  */
 import { Config, Context, Effect, Option } from "effect"
+import * as ErrorLine from "./ErrorLine.js"
 import { Globals } from "./GlobalOptions.js"
 
 /** Where keel's text goes: a writer per stream. */
@@ -40,10 +41,8 @@ export const colour: Effect.Effect<boolean> = Effect.gen(function* () {
   return streams.stdoutIsTerminal() && Option.getOrElse(noColour, () => "") === ""
 })
 
-const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g")
-
 /** `text` without ANSI escape sequences (colours, bold). */
-export const plain = (text: string): string => text.replace(ansi, "")
+export const plain = ErrorLine.plain
 
 const write = (stream: keyof Writers, text: string): Effect.Effect<void> =>
   Effect.flatMap(Streams, (streams) => Effect.sync(() => streams[stream](text)))

@@ -1,9 +1,11 @@
 /**
  * The `keel` binary's entry point. A help request that a stored page answers (`HelpPage.asked`) is
  * printed from `dist/help.json`; a `keel port reserve` command line that `FastPath.recognise`
- * recognises (or whose only fault is an unknown option) runs through the fast path's bundle (`dist/fast.cjs`, loaded with V8's code cache);
- * every other runs the full command line (`Program.run`). Either way the process exits with the
- * command's code. The first two load neither `@effect/cli` nor the command tree (cold start).
+ * recognises runs through the fast path's bundle (`dist/fast.cjs`, loaded with V8's code cache),
+ * and one whose only fault is an unknown option is answered here with `ErrorLine`'s usage error
+ * (loading no Effect at all); every other runs the full command line (`Program.run`). Either way
+ * the process exits with the command's code. The first three load neither `@effect/cli` nor the
+ * command tree (cold start).
  */
 import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -27,12 +29,33 @@ const storedHelp = (): string | undefined => {
   return typeof found === "string" ? found : undefined
 }
 
+/**
+ * The usage error of a `port reserve` command line the fast path recognised whose only fault is an
+ * unknown option, as `Invocation.run` would write it — unless logging is configured (`--log-level`,
+ * `KEEL_LOG_LEVEL`/`KEEL_LOG_FORMAT`), which the fast path reads and checks first.
+ */
+const unknownOption = async (recognised: FastPath.Recognised | undefined): Promise<string | undefined> => {
+  if (recognised?._tag !== "UnknownArgument") return undefined
+  if (process.argv.some((arg) => arg.startsWith("--log-level"))) return undefined
+  if ((process.env.KEEL_LOG_LEVEL ?? "") !== "" || (process.env.KEEL_LOG_FORMAT ?? "") !== "")
+    return undefined
+  // Loaded only here: a reserve that runs does not pay for it.
+  const ErrorLine = await import("./ErrorLine.js")
+  const report = ErrorLine.usageReport("InvalidValue", FastPath.unknownArgumentText(recognised.argument))
+  return ErrorLine.lineFor(report, process.argv, process.env)
+}
+
 const help = storedHelp()
 const fastBundle = beside("fast.cjs")
+const recognised = help === undefined ? FastPath.recognise(process.argv, process.env) : undefined
+const usage = await unknownOption(recognised)
 
 if (help !== undefined) {
   process.stdout.write(help)
-} else if (FastPath.recognise(process.argv, process.env) !== undefined && existsSync(fastBundle)) {
+} else if (usage !== undefined) {
+  process.stderr.write(usage)
+  process.exitCode = 2 // the usage error's code (`ErrorLine.ExitCode.usage`)
+} else if (recognised !== undefined && existsSync(fastBundle)) {
   CodeCache.run(fastBundle)
 } else {
   const [Process, Program] = await Promise.all([import("./Process.js"), import("./Program.js")])

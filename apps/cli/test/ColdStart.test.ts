@@ -5,7 +5,8 @@
  * same binary with the fast paths turned off (`KEEL_CLI_FAST_PATH=0`). What the fast path
  * recognises is pinned here too: anything it is not sure of goes to the full command line.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Command from "@effect/cli/Command"
@@ -326,6 +327,41 @@ describe("the built binary's cold-start paths", () => {
       expect(result?.stdout).toBe("")
       const reserved = await both(["port", "list", "--json"], [args])
       expect(reserved?.stdout, args.join(" ")).not.toContain("44871")
+    }
+  })
+
+  it("an unknown option is answered by the entry point itself: the fast path's bundle is never loaded for it", {
+    timeout: slow
+  }, () => {
+    // A copy of the build whose fast bundle throws when it is loaded.
+    const copy = mkdtempSync(join(tmpdir(), "keel-entry-"))
+    try {
+      cpSync(dist, copy, { recursive: true })
+      for (const name of readdirSync(copy)) if (name.startsWith("fast.cjs.")) rmSync(join(copy, name))
+      writeFileSync(join(copy, "fast.cjs"), 'throw new Error("the fast bundle was loaded")\n')
+      const run = (...args: ReadonlyArray<string>) =>
+        spawnSync(process.execPath, [join(copy, "keel.mjs"), ...args], {
+          cwd: dir,
+          encoding: "utf8",
+          env: { PATH: process.env.PATH ?? "", KEEL_DB: `sqlite:${join(dir, "entry.db")}` }
+        })
+      const unknown = run("port", "reserve", "--tag", "web", "--no-such-option")
+      expect(unknown.status).toBe(2)
+      expect(unknown.stderr).toBe("keel: Received unknown argument: '--no-such-option'\n")
+      expect(run("port", "reserve", "--json", "--bogus").stderr).toBe(
+        `${JSON.stringify({
+          error: {
+            kind: "InvalidValue",
+            _tag: "ValidationError",
+            message: "Received unknown argument: '--bogus'"
+          },
+          exitCode: 2
+        })}\n`
+      )
+      // The probe works: a reserve does load the fast bundle.
+      expect(run("port", "reserve", "--tag", "web").stderr).toContain("the fast bundle was loaded")
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
     }
   })
 

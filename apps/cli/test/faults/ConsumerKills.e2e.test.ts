@@ -41,6 +41,19 @@ const remaining = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   )
 )
 
+/**
+ * Whether the worker process `pid` has registered itself in `keel_queue_workers`: it is consuming,
+ * so its SIGTERM handling is installed. A worker restarted late in the drain may still be booting
+ * when the queue empties, and a SIGTERM then would kill it with the default action.
+ */
+const registered = (pid: number) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(
+      sql`SELECT CAST(count(*) AS INTEGER) AS n FROM keel_queue_workers WHERE pid = ${pid}`,
+      (rows) => Schema.decodeUnknownSync(Count)(rows[0]).n > 0
+    )
+  )
+
 /** The queue's archive, one row per payload: how many copies, how many dead-lettered, deliveries. */
 const archived = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.map(
@@ -116,6 +129,12 @@ describe("consumers under SIGKILL", () => {
               yield* Effect.sleep(Duration.millis(250))
             }
             const drainedMs = Date.now() - started
+            for (const worker of running) {
+              while (!(yield* registered(worker.pid))) {
+                if (Date.now() > deadline) throw new Error(seed.explain(`worker ${worker.pid} never started`))
+                yield* Effect.sleep(Duration.millis(100))
+              }
+            }
             const stopped = yield* Effect.forEach(
               running,
               (worker) => Effect.zipRight(worker.kill("SIGTERM"), worker.exited),
