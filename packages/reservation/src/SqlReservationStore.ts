@@ -125,10 +125,18 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
           FROM keel_reservation_lock_own(${globalLock}, ${pathLock(path)}, ${path}, ${tags})`,
       orElse: () => undefined
     })
+    const lowestFreeLive = sql.onDialectOrElse({
+      pg: () => (range: { readonly min: number; readonly max: number }, now: number) =>
+        sql<{
+          port: number | null
+        }>`SELECT keel_reservation_lowest_free(${range.min}, ${range.max}, ${now}) AS port`,
+      orElse: () => undefined
+    })
     const allocation = SqlAllocation.make(sql, {
       columns,
       locked,
       lockedOwn,
+      lowestFreeLive,
       parameterLimit: backend.parameterLimit
     })
     const migration = SqlMigration.make(sql, { columns, locked, forUpdate, under: underPath })

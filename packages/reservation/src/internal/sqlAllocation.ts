@@ -64,11 +64,19 @@ export interface Parts {
    * rows as ONE statement, whose read sees everything committed before the locks were granted.
    */
   readonly lockedOwn: ((path: string, tags: ReadonlyArray<string>) => Statement.Statement<Stored>) | undefined
+  /**
+   * Where the backend keeps it as a function (PostgreSQL, PGlite): the lowest port of `range` no
+   * live reservation holds, for a request that holds nothing of its own and avoids no span of the
+   * range — the same answer as `lowestFree`, without planning a statement every time.
+   */
+  readonly lowestFreeLive:
+    | ((range: PortRange, now: number) => Statement.Statement<{ port: number | null }>)
+    | undefined
 }
 
 /** The allocation plan over `sql`. */
 export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
-  const { columns, locked, lockedOwn } = parts
+  const { columns, locked, lockedOwn, lowestFreeLive } = parts
   const joinSpaced = sql.join(" ", false, "")
 
   /**
@@ -178,7 +186,11 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         return new Set(rows.map((row) => Number(row.port)))
       },
       *lowestFree(range, avoid) {
-        const [row] = yield* Plan.rows(lowestFree(range, avoid, taken))
+        const plain =
+          lowestFreeLive !== undefined &&
+          existing.size === 0 &&
+          !avoid.some((span) => span.max >= range.min && span.min <= range.max)
+        const [row] = yield* Plan.rows(plain ? lowestFreeLive(range, now) : lowestFree(range, avoid, taken))
         const port = row?.port
         return port === null || port === undefined ? undefined : inRange(range, Number(port))
       }

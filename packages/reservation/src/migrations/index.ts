@@ -61,6 +61,33 @@ BEGIN
 END
 $lock$`
 
+/**
+ * The lowest port of a range that no live reservation holds, on PostgreSQL, for the common request
+ * (nothing of its own held, no excluded span in the range): the range's start if free, else the
+ * port after the first held one whose next port is free — a walk of the port index that stops at
+ * the first gap. In PL/pgSQL so that its plan is kept: PostgreSQL re-plans every statement sent
+ * unnamed, and this one cost ~0.6 ms to plan against ~0.1 ms to run (500 reservations held).
+ */
+const lowestFreeFunction = `CREATE FUNCTION keel_reservation_lowest_free(range_min INTEGER, range_max INTEGER, now_ms BIGINT)
+  RETURNS INTEGER
+  LANGUAGE plpgsql STABLE AS $lowest$
+BEGIN
+  RETURN (
+    SELECT c FROM (
+      SELECT range_min AS c WHERE NOT EXISTS (
+        SELECT 1 FROM keel_reservations s
+        WHERE s.port = range_min AND (s.expires_at IS NULL OR s.expires_at > now_ms))
+      UNION ALL
+      (SELECT r.port + 1 FROM keel_reservations r
+        WHERE r.port >= range_min AND r.port < range_max AND (r.expires_at IS NULL OR r.expires_at > now_ms)
+          AND NOT EXISTS (
+            SELECT 1 FROM keel_reservations s
+            WHERE s.port = r.port + 1 AND (s.expires_at IS NULL OR s.expires_at > now_ms))
+        ORDER BY r.port LIMIT 1)
+    ) free ORDER BY c LIMIT 1);
+END
+$lowest$`
+
 /** Every migration of the reservation registry. */
 export const migrations: Migrations.MigrationSet = {
   name: "reservation",
@@ -76,7 +103,7 @@ export const migrations: Migrations.MigrationSet = {
       name: "lock_functions",
       // SQLite serializes every writer with BEGIN IMMEDIATE: there is no lock to take.
       sqlite: ["SELECT 1"],
-      pg: [releaseFunction, lockOwnFunction]
+      pg: [releaseFunction, lockOwnFunction, lowestFreeFunction]
     }
   ]
 }
