@@ -65,12 +65,19 @@ describe("LabelledMetric", () => {
           for (let i = 0; i < 20_000; i++) yield* Metric.increment(metric)
           return performance.now() - started
         })
-      yield* time(labelled)
-      yield* time(tagged)
-      const fast = yield* time(labelled)
-      const slow = yield* time(tagged)
+      // The best of three alternating rounds each: a GC pause or a busy machine in one round does
+      // not decide it (a labelled update is several times cheaper, so the best rounds differ clearly).
+      let fast = Number.POSITIVE_INFINITY
+      let slow = Number.POSITIVE_INFINITY
+      for (let round = 0; round < 4; round++) {
+        const labelledRound = yield* time(labelled)
+        const taggedRound = yield* time(tagged)
+        if (round === 0) continue // warm-up
+        fast = Math.min(fast, labelledRound)
+        slow = Math.min(slow, taggedRound)
+      }
       expect(fast).toBeLessThan(slow)
-      expect((yield* Metric.value(labelled)).count).toBe(80_000)
+      expect((yield* Metric.value(labelled)).count).toBe(160_000)
     })
   )
 })
