@@ -63,10 +63,10 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
     /**
      * The locks a write takes on PostgreSQL and PGlite (SQLite's BEGIN IMMEDIATE already excludes
      * every other writer): the allocation lock, which serializes every allocation, migration and
-     * cleanup, and a lock per path, which an allocation takes for its own path and a release of one
-     * path takes alone — so releases never wait for allocations of other paths, and a release and
-     * an allocation of the same path happen one after the other. Taken in one statement, the
-     * allocation lock first, always in that order. Undefined: the backend needs none.
+     * cleanup, and a lock per path, which an allocation takes for its own path (after the
+     * allocation lock: `keel_reservation_lock_own`) and a release of one path takes alone
+     * (`keel_reservation_release`) — so releases never wait for allocations of other paths, and a
+     * release and an allocation of the same path happen one after the other.
      */
     const globalLock = Transaction.lockId(allocationLock)
     const pathLocks = new Map<string, number>()
@@ -79,15 +79,8 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       }
       return id
     }
-    const lockStatement:
-      | ((scope: { readonly global: boolean; readonly path?: string }) => Statement.Statement<object>)
-      | undefined = sql.onDialectOrElse({
-      pg: () => (scope: { readonly global: boolean; readonly path?: string }) =>
-        scope.path === undefined
-          ? sql`SELECT pg_advisory_xact_lock(${globalLock})`
-          : scope.global
-            ? sql`SELECT pg_advisory_xact_lock(${globalLock}), pg_advisory_xact_lock(${pathLock(scope.path)})`
-            : sql`SELECT pg_advisory_xact_lock(${pathLock(scope.path)})`,
+    const lock: Statement.Statement<object> | undefined = sql.onDialectOrElse({
+      pg: () => sql`SELECT pg_advisory_xact_lock(${globalLock})`,
       orElse: () => undefined
     })
     const columns = sql`path, tag, port, project, task, created_at, last_used_at, ttl_ms, expires_at`
@@ -107,10 +100,9 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
         ...(filter.port === undefined ? [] : [sql`port = ${filter.port}`])
       ])
 
-    /** Takes the allocation lock (and `path`'s lock, for a write to one path). */
-    function* locked(path?: string): Generator<Plan.Instruction<never>, void, unknown> {
-      if (lockStatement !== undefined)
-        yield* Plan.run(lockStatement({ global: true, ...(path === undefined ? {} : { path }) }))
+    /** Takes the allocation lock. */
+    function* locked(): Generator<Plan.Instruction<never>, void, unknown> {
+      if (lock !== undefined) yield* Plan.run(lock)
     }
 
     const planned = <A, E>(make: Plan.Make<A, E>) => Retry.run(Retry.plan(make, backend))
@@ -134,7 +126,6 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
     })
     const allocation = SqlAllocation.make(sql, {
       columns,
-      locked,
       lockedOwn,
       lowestFreeLive,
       parameterLimit: backend.parameterLimit
@@ -214,7 +205,7 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
      * allocation takes its locks and reads its own rows with `keel_reservation_lock_own`). It never
      * waits for allocations of other paths, and is ordered before or after one of its own path
      * (test/ReleaseRace.test.ts). Any other release (under a directory, by project or port) takes
-     * the allocation lock in a transaction.
+     * the allocation lock in a transaction, which orders it against every allocation.
      */
     const releasePath = sql.onDialectOrElse({
       pg: () => (path: string, tag: string | undefined) =>
@@ -239,13 +230,7 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
 
     const removeLocked = (filter: Filter) =>
       planned(function* (): Plan.Plan<ReadonlyArray<Stored>> {
-        if (lockStatement !== undefined) {
-          yield* Plan.run(
-            filter.path === undefined
-              ? lockStatement({ global: true })
-              : lockStatement({ global: false, path: filter.path })
-          )
-        }
+        yield* locked()
         return yield* Plan.rows(
           sql<Stored>`DELETE FROM keel_reservations WHERE ${where(filter)} RETURNING ${columns}`
         )

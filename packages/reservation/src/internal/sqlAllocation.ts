@@ -57,11 +57,11 @@ const labelsOf = (a: Allocation, previous: Stored | undefined): Pick<Stored, "pr
 export interface Parts {
   readonly parameterLimit: number
   readonly columns: Statement.Fragment
-  /** Takes the allocation lock and the lock of `path` (a release of that path takes it too). */
-  readonly locked: (path: string) => Generator<Plan.Instruction<never>, void, unknown>
   /**
-   * Where the backend can (PostgreSQL, PGlite): `locked(path)` and the read of the request's own
-   * rows as ONE statement, whose read sees everything committed before the locks were granted.
+   * On PostgreSQL and PGlite: the allocation lock, the lock of `path` (a release of that path takes
+   * it too) and the read of the request's own rows as ONE statement, whose read sees everything
+   * committed before the locks were granted. Undefined where BEGIN IMMEDIATE already excludes every
+   * other writer (the SQLite dialect): the own rows are read plainly.
    */
   readonly lockedOwn: ((path: string, tags: ReadonlyArray<string>) => Statement.Statement<Stored>) | undefined
   /**
@@ -76,7 +76,7 @@ export interface Parts {
 
 /** The allocation plan over `sql`. */
 export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
-  const { columns, locked, lockedOwn, lowestFreeLive } = parts
+  const { columns, lockedOwn, lowestFreeLive } = parts
   const joinSpaced = sql.join(" ", false, "")
 
   /**
@@ -110,19 +110,17 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         )}`
     )
 
-  /** Takes the locks and reads the request's own rows: one statement where the backend can. */
+  /** Takes the allocation's locks, where the backend needs them, and reads the request's own rows. */
   function* lockAndReadOwn(
     a: Allocation
   ): Generator<Plan.Instruction<never>, ReadonlyArray<Stored>, unknown> {
-    if (lockedOwn !== undefined)
-      return yield* Plan.rows(
-        lockedOwn(
-          a.path,
-          a.wants.map((want) => want.tag)
-        )
+    if (lockedOwn === undefined) return yield* ownRows(a)
+    return yield* Plan.rows(
+      lockedOwn(
+        a.path,
+        a.wants.map((want) => want.tag)
       )
-    yield* locked(a.path)
-    return yield* ownRows(a)
+    )
   }
 
   function* decide(
