@@ -67,21 +67,12 @@ export const secretsOf = (
   return secrets
 }
 
-/** The longest run of non-space characters printed as it is (see `shorten`). */
-export const longestRun = 512
-
-const longRun = new RegExp(`\\S{${longestRun + 1},}`, "g")
-
 /**
- * `text` with each run of more than `longestRun` non-space characters replaced by its length: a
- * huge argument echoed in an error would flood the terminal, and `Dsn.scrub`'s patterns take time
- * quadratic in a run's length (a 60,000-character argument cost 3 s). No part of such a run is
- * printed, so no part of a secret inside it leaks.
+ * `text` fit to print: scrubbed of DSN credentials and the literal `secrets` (`scrub` first
+ * replaces every run of more than `maxTokenLength` non-space characters by its length, so a huge
+ * argument echoed in an error neither floods the terminal nor leaks a part of a secret inside it).
  */
-export const shorten = (text: string): string => text.replace(longRun, (run) => `[${run.length} characters]`)
-
-/** `text` fit to print: shortened, then scrubbed of DSN credentials and the literal `secrets`. */
-export const redact = (text: string, secrets: ReadonlyArray<string>): string => scrub(shorten(text), secrets)
+export const redact = (text: string, secrets: ReadonlyArray<string>): string => scrub(text, secrets)
 
 /** How to print a report. */
 export interface RenderOptions {

@@ -17,15 +17,13 @@ import { ExitCode, oneLine, type Report, usageReport } from "./ErrorLine.js"
 
 export {
   ExitCode,
-  longestRun,
   oneLine,
   type RenderOptions,
   type Report,
   redact,
   redactedData,
   render,
-  secretsOf,
-  shorten
+  secretsOf
 } from "./ErrorLine.js"
 
 /** A command failed and its error has been reported on stderr; the process exits with `exitCode`. */
