@@ -337,7 +337,6 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
             : own(() => persistPlan(namespace, writes, now, rules, guard), guard.policy)
       ).pipe(boundary("flush", namespace))
 
-    const flushBoundary = (namespace: string) => boundary("flush", namespace)
     const persistNow: CursorStore.Storage["persistNow"] =
       planNow === undefined
         ? undefined
@@ -346,7 +345,7 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
               planNow(() =>
                 persistPlan(namespace, writes, now, rules, { fence: undefined, declare: undefined })
               ),
-              flushBoundary(namespace)
+              boundary("flush", namespace)
             )
 
     const overwrite: CursorStore.Storage["overwrite"] = (namespace, writes, now, guard) =>

@@ -88,16 +88,24 @@ export function* run(statement: Statement.Statement<object>): Generator<Run, voi
   yield { _tag: "Run", statement }
 }
 
+/** The `Each` instruction of `each` and `eachCount`; what the driver answers. */
+function* eachOf<P extends ReadonlyArray<unknown>>(
+  statement: (...values: P) => Statement.Statement<object>,
+  items: ReadonlyArray<Readonly<P>>,
+  count: boolean
+): Generator<Each, unknown, unknown> {
+  if (items.length === 0) return []
+  // The template is only ever called with an item of `items`, whose type is `P`.
+  const template = statement as unknown as Each["statement"]
+  return yield { _tag: "Each", statement: template, items, count }
+}
+
 /** Runs `statement` once per item of `items` (see `Each`); the rows of each run, in order. */
 export function* each<A extends object, P extends ReadonlyArray<unknown>>(
   statement: (...values: P) => Statement.Statement<A>,
   items: ReadonlyArray<Readonly<P>>
 ): Generator<Each, ReadonlyArray<ReadonlyArray<A>>, unknown> {
-  if (items.length === 0) return []
-  // The template is only ever called with an item of `items`, whose type is `P`.
-  const template = statement as unknown as Each["statement"]
-  const result = yield { _tag: "Each", statement: template, items, count: false }
-  return result as ReadonlyArray<ReadonlyArray<A>>
+  return (yield* eachOf(statement, items, false)) as ReadonlyArray<ReadonlyArray<A>>
 }
 
 /**
@@ -110,11 +118,7 @@ export function* eachCount<P extends ReadonlyArray<unknown>>(
   statement: (...values: P) => Statement.Statement<object>,
   items: ReadonlyArray<Readonly<P>>
 ): Generator<Each, ReadonlyArray<number>, unknown> {
-  if (items.length === 0) return []
-  // The template is only ever called with an item of `items`, whose type is `P`.
-  const template = statement as unknown as Each["statement"]
-  const result = yield { _tag: "Each", statement: template, items, count: true }
-  return result as ReadonlyArray<number>
+  return (yield* eachOf(statement, items, true)) as ReadonlyArray<number>
 }
 
 /** True when the plan runs on the synchronous driver, where `eachCount` is available. */
