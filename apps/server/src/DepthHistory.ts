@@ -55,6 +55,17 @@ export const perMinute = (
   return ((pick(now) - pick(first)) * 60_000) / (now.at - first.at)
 }
 
+/**
+ * The history shown for a queue: the samples taken no later than `now`, then `now` itself — oldest
+ * first. The sampling fiber runs concurrently with a request, so a sample may be stamped after the
+ * request's own reading; that one describes the same moment and is left out rather than shown after
+ * "now".
+ */
+export const upTo = (samples: ReadonlyArray<Sample>, now: Sample): ReadonlyArray<Sample> => [
+  ...samples.filter((sample) => sample.at <= now.at),
+  now
+]
+
 /** The samples kept: every queue's, oldest first. */
 export class DepthHistory extends Context.Tag("@keel/server/DepthHistory")<
   DepthHistory,

@@ -37,6 +37,16 @@ describe("DepthHistory.perMinute", () => {
   })
 })
 
+describe("DepthHistory.upTo", () => {
+  it("ends with now and leaves out a sample stamped after it (taken while the request ran)", () => {
+    const now = sample(1_000, 3)
+    const samples = [sample(600, 0), sample(800, 1), sample(1_000, 2), sample(1_007, 3)]
+    expect(DepthHistory.upTo(samples, now).map((s) => s.at)).toEqual([600, 800, 1_000, 1_000])
+    expect(DepthHistory.upTo(samples, now).at(-1)).toBe(now)
+    expect(DepthHistory.upTo([], now)).toEqual([now])
+  })
+})
+
 describe("the dashboard's worker status", () => {
   const worker = (heartbeatAt: number) =>
     Schemas.Worker.make({

@@ -38,14 +38,15 @@ export const layer = HttpApiBuilder.group(KeelApi, "dashboard", (handlers) =>
           oldestMessageAgeMs: metrics.oldestMessageAgeMs,
           sendRate: DepthHistory.perMinute(samples, now, (sample) => sample.sent),
           ackRate: DepthHistory.perMinute(samples, now, (sample) => sample.acknowledged),
-          history: [...samples, now].map((sample) => ({ at: sample.at, depth: sample.depth }))
+          history: DepthHistory.upTo(samples, now).map((sample) => ({ at: sample.at, depth: sample.depth }))
         }
       })
     return handlers
       .handle("overview", () =>
         Effect.gen(function* () {
-          const at = yield* Clock.currentTimeMillis
           const all = yield* queue.metricsAll
+          // Read after the counts, so that "now" is no older than what it shows.
+          const at = yield* Clock.currentTimeMillis
           const queues = yield* Effect.forEach(all, (metrics) => overviewOf(metrics, at))
           const workers = (yield* queue.listWorkers()).map((worker) => statusOf(worker, at))
           // Without filters neither list can be refused; only a store failure remains (503).
