@@ -86,6 +86,33 @@ const definitionsOnly = {
 }
 
 /**
+ * Modules the fast path can never reach, left out of its bundle: `FastPath.recognise` accepts only
+ * SQLite without tracing, so the other backends (loaded by `Database.ts` with `import()`) and the
+ * OTLP exporter (loaded by `Telemetry.layer` only when an endpoint is set) — where they are loaded
+ * with `import()` — are replaced by a module that throws when it is imported — a recognised command line that reached one would fail loudly
+ * instead of running without it.
+ */
+const unreachableInFastPath = {
+  name: "unreachable-in-fast-path",
+  setup(build) {
+    build.onResolve(
+      {
+        filter:
+          /^\.\/(internal\/(postgres|libsql)|PgliteClient|TursoClient)\.js$|^@effect\/opentelemetry\/|^@effect\/platform\/FetchHttpClient$/
+      },
+      (args) =>
+        args.kind === "dynamic-import"
+          ? { path: args.path, namespace: "unreachable-in-fast-path" }
+          : undefined
+    )
+    build.onLoad({ filter: /.*/, namespace: "unreachable-in-fast-path" }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`keel: ${args.path} is not in the fast path's bundle (FastPath.recognise)`)})`,
+      loader: "js"
+    }))
+  }
+}
+
+/**
  * The fast path (`src/FastMain.ts`, see `src/FastPath.ts`): one CommonJS file, which `CodeCache.ts`
  * loads with V8's code cache (ES modules have none on Node 20).
  */
@@ -93,7 +120,7 @@ const fast = await esbuild.build({
   ...common,
   entryPoints: ["src/FastMain.ts"],
   outfile: join(outdir, "fast.cjs"),
-  plugins: [definitionsOnly],
+  plugins: [unreachableInFastPath, definitionsOnly],
   format: "cjs"
 })
 

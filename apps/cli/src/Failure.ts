@@ -12,7 +12,11 @@
  * password or token is ever printed, even in `--verbose` detail. Expected errors never print a
  * stack trace; defects print one only with `--verbose`.
  */
-import { Cause, ConfigError, Data, Option, Predicate } from "effect"
+import * as Cause from "effect/Cause"
+import * as ConfigError from "effect/ConfigError"
+import * as Data from "effect/Data"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import { ExitCode, oneLine, type Report, usageReport } from "./ErrorLine.js"
 
 export {

@@ -6,7 +6,9 @@
  * commands or their services. `FastMain.ts` is its entry point; `main.ts` loads that only for such a
  * command line.
  */
-import { Effect, Option, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type { ReserveInput } from "./commands/Port.js"
 import * as Failure from "./Failure.js"
 import * as FastPath from "./FastPath.js"

@@ -3,7 +3,10 @@
  * `--verbose` — and the services that carry them. Their `@effect/cli` definitions live in
  * `Globals.ts`; this module loads nothing of `@effect/cli`, so the fast path (`Fast.ts`) can use it.
  */
-import { Context, Option, type Redacted } from "effect"
+
+import type { Redacted } from "effect"
+import * as Context from "effect/Context"
+import * as Option from "effect/Option"
 
 /** The parsed global options. */
 export interface GlobalOptions {

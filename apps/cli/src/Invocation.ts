@@ -5,7 +5,10 @@
  * same way: the code recorded in `process.exitCode`, failures that no command reported printed as
  * one line on stderr, an interruption ending in 130 or, after a clean shutdown, 0.
  */
-import { Cause, Effect, Exit, Ref } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Ref from "effect/Ref"
 import * as ErrorLine from "./ErrorLine.js"
 import * as Failure from "./Failure.js"
 import * as Log from "./Log.js"

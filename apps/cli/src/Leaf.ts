@@ -4,7 +4,10 @@
  * merged `Globals` in context, reporting their own failure — one line on stderr, secrets
  * redacted — and ending as `Failure.Reported` carrying the exit code.
  */
-import { Cause, Effect, Option, Redacted } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Failure from "./Failure.js"
 import { type GlobalOptions, Globals, merge, RootGlobals } from "./GlobalOptions.js"
 import * as Output from "./Output.js"

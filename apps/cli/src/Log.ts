@@ -7,20 +7,18 @@
  * logfmt by default, info by default), which reads the same two settings.
  */
 import * as ServerLog from "@keel/server/Log"
-import {
-  Cause,
-  Config,
-  ConfigProvider,
-  Context,
-  Effect,
-  Either,
-  FiberRef,
-  FiberRefs,
-  HashSet,
-  Logger,
-  LogLevel,
-  Option
-} from "effect"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as HashSet from "effect/HashSet"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import * as Failure from "./Failure.js"
 import * as Output from "./Output.js"
 

@@ -3,7 +3,10 @@
  * (one line), otherwise human text. Progress and confirmations go to stderr and `--quiet` drops
  * them, so stdout carries only the result (`PORT=$(keel port reserve)` captures the port alone).
  */
-import { Config, Context, Effect, Option } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as ErrorLine from "./ErrorLine.js"
 import { Globals } from "./GlobalOptions.js"
 

@@ -4,7 +4,10 @@
  * specs and JSON lines. Each failure is an
  * `InvalidInput` naming where the bad value came from (exit code 2).
  */
-import { Duration, Effect, Either, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { InvalidInput } from "./Failure.js"
 
 const units: Readonly<Record<string, number>> = {

@@ -3,7 +3,9 @@
  * points use it: the full command line (`main.ts`) and the fast path (`Fast.ts`).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, type Effect, Exit } from "effect"
+import type { Effect } from "effect"
+import * as Cause from "effect/Cause"
+import * as Exit from "effect/Exit"
 import * as Failure from "./Failure.js"
 
 /** Runs `invocation` (see `Invocation.run`) as the process, which then exits with its code. */

@@ -5,7 +5,12 @@
  * signal too) and under the span `TRACEPARENT` names, when set: a script's trace continues through
  * `keel queue send`. Without an endpoint nothing is loaded and nothing changes (cold start).
  */
-import { Config, Context, Effect, FiberRef, Option, Tracer } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 
 /** Whether the environment names an OTLP endpoint (what `Telemetry.enabled` checks). */
 const configured: Effect.Effect<boolean> = Effect.map(

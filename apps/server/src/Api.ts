@@ -10,7 +10,8 @@
  * batch over its limit, 415 a body that is not JSON, 503 the database failed or the outcome is
  * unknown. Requests that are not valid HTTP, or too slow, are answered before routing (`Transport`).
  */
-import { HttpApi, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { CursorsGroup } from "./CursorsApi.js"
 import { DashboardGroup } from "./DashboardApi.js"
 import { EventsGroup } from "./EventsApi.js"

@@ -3,7 +3,7 @@
  * and those of the queue, reservation and cursor services. Endpoint modules (`Api.ts`,
  * `EventsApi.ts`) declare them on their routes, so `/openapi.json` documents each.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { CursorError } from "@keel/cursor"
 import { QueueError } from "@keel/queue"
 import { ReservationError } from "@keel/reservation"

@@ -2,8 +2,8 @@
  * Pieces shared by the API's route groups: path parameters (validated by the services), the errors
  * of every request with a body, and the query-parameter codecs.
  */
-import { HttpApiSchema } from "@effect/platform"
-import { Schema } from "effect"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as Schema from "effect/Schema"
 import { ServerErrors } from "./ApiErrors.js"
 
 /** A queue name in a path; the service validates it (`InvalidQueueName`, 400). */

@@ -4,8 +4,12 @@
  * anything else is a bare 401 with no detail. Tokens are compared in constant time (over SHA-256 digests, so lengths leak nothing).
  */
 import { createHash, timingSafeEqual } from "node:crypto"
-import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Option, Redacted } from "effect"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 
 const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest()
 

@@ -1,7 +1,9 @@
 /** The cursor routes of Keel's HTTP API, with the typed errors each can answer. */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Cursor, Schemas } from "@keel/cursor"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { CursorErrors, ServerErrors } from "./ApiErrors.js"
 import { bodyErrors, peer } from "./ApiParams.js"
 

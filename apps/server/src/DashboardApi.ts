@@ -4,9 +4,11 @@
  * reservations and cursors, and the registered workers with their heartbeat age. Nothing here
  * writes; the dashboard's actions use the queue, reservation and cursor routes.
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schemas } from "@keel/queue"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { CursorErrors, QueueErrors, ReservationErrors } from "./ApiErrors.js"
 
 /** One sample of a queue's depth (visible messages) at `at` (epoch milliseconds). */

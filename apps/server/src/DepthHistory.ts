@@ -5,7 +5,15 @@
  * history starts when the server does; nothing is stored in the database.
  */
 import { Metrics, Queue } from "@keel/queue"
-import { Clock, Config, Context, Duration, Effect, Layer, Metric, Ref, Schedule } from "effect"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 
 /** One sample of one queue. */
 export interface Sample {

@@ -3,9 +3,12 @@
  * events recorded after `since`, oldest first, a page at a time, as a long poll. Only queues
  * created or changed with `events: true` record events.
  */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schemas } from "@keel/queue"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { QueueErrors } from "./ApiErrors.js"
 
 /** The longest a request may wait for an event to be recorded, in milliseconds (as long as a `read`'s). */

@@ -4,8 +4,17 @@
  * itself raises (body limits, bad JSON, media types, unknown routes, failed health checks, unexpected failures)
  * are defined here.
  */
-import { HttpApiSchema, type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Effect, Option, ParseResult, Predicate, Schema } from "effect"
+
+import type { HttpApp } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 
 /**
  * `schema` on the wire with its `message` added, so a client gets the same one-line explanation

@@ -6,7 +6,10 @@
 import { Cursor } from "@keel/cursor"
 import { Queue, Schedule } from "@keel/queue"
 import { Reservation } from "@keel/reservation"
-import { Config, type ConfigError, Effect, Layer } from "effect"
+import type { ConfigError } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 
 export { database, defaultDatabaseFile, describe, resolveDsn } from "./KeelDatabase.js"
 

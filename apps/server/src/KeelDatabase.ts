@@ -8,7 +8,12 @@ import { homedir } from "node:os"
 import { dirname, join } from "node:path"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { type Backend, Database, Dsn } from "@keel/sql"
-import { Config, type ConfigError, Effect, Layer, Option, Redacted } from "effect"
+import type { ConfigError } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 
 /**
  * The database file used when no DSN is configured: `$XDG_DATA_HOME/keel/keel.db`, that is

@@ -4,7 +4,12 @@
  * at once, responses carry `Connection: close`) and waits until no request is left or the grace
  * period ends.
  */
-import { Context, Deferred, type Duration, Effect, Layer } from "effect"
+
+import type { Duration } from "effect"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 
 /** The service. */
 export interface Service {

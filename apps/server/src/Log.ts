@@ -5,18 +5,16 @@
  * one synchronous write per line (at thousands of requests a second, the per-line write was ~7% of
  * the server's CPU). Lines keep their order; what is pending is written before the process exits.
  */
-import {
-  Config,
-  ConfigError,
-  Context,
-  Either,
-  FiberRef,
-  FiberRefs,
-  Logger,
-  LogLevel,
-  Option,
-  Tracer
-} from "effect"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 
 /** How log lines are written: `key=value` pairs (logfmt), or one JSON object per line. */
 export type Format = "logfmt" | "json"

@@ -5,8 +5,11 @@
  * `keel_http_request_duration_seconds`, tagged with method and status.
  */
 import type { HttpApp } from "@effect/platform"
-import { HttpServerRequest } from "@effect/platform"
-import { Effect, Exit, Metric, MetricBoundaries } from "effect"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 import type * as Lifecycle from "./Lifecycle.js"
 
 /** Requests answered, tagged `method` and `status`. */

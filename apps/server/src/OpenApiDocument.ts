@@ -2,7 +2,7 @@
  * What the OpenAPI document needs beyond the `HttpApi`: the bearer scheme, the 401 and 500 every
  * route can answer, and one meaning per error status.
  */
-import { Predicate } from "effect"
+import * as Predicate from "effect/Predicate"
 
 /** What each error status means, in every operation's responses. */
 export const statusMeanings: Readonly<Record<string, string>> = {

@@ -3,8 +3,11 @@
  * Every metric registered through `effect/Metric` in the process is rendered; names and label
  * values are sanitized and escaped so no input can break the format.
  */
-import { Effect, Metric, MetricState, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import type { MetricPair } from "effect/MetricPair"
+import * as MetricState from "effect/MetricState"
+import * as Option from "effect/Option"
 
 /** The content type Prometheus scrapes. */
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"

@@ -2,9 +2,12 @@
  * The queue routes of Keel's HTTP API: queues, sending, leasing, acknowledging, the archive and
  * dead letters, with the typed errors each can answer.
  */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schemas } from "@keel/queue"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { QueueErrors } from "./ApiErrors.js"
 import { bodyErrors, count, flag, messageId, queueName } from "./ApiParams.js"
 

@@ -4,9 +4,12 @@
  * port-info). A port's occupancy is probed on the server's host, as the server's own allocations
  * probe it, and only where the server checks occupancy at all (see `PortInfoParams`).
  */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Inventory, Schemas } from "@keel/reservation"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ReservationErrors } from "./ApiErrors.js"
 import { bodyErrors, flag } from "./ApiParams.js"
 

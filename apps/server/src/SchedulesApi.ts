@@ -1,7 +1,10 @@
 /** The schedule routes of Keel's HTTP API (cron and interval messages), with their typed errors. */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { QueueError, Schedule } from "@keel/queue"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { answer, QueueErrors } from "./ApiErrors.js"
 import { bodyErrors } from "./ApiParams.js"
 

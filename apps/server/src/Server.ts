@@ -12,34 +12,31 @@
  * error encoding. The port is bound only once all of this is built (see `makeNodeServer`).
  */
 import type * as Http from "node:http"
-import {
-  HttpApiBuilder,
-  HttpApiSwagger,
-  type HttpApp,
-  HttpMiddleware,
-  HttpRouter,
-  HttpServer,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
-import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { type Database, Telemetry } from "@keel/sql"
-import {
-  Cause,
-  Chunk,
-  ConfigError,
-  Console,
-  Duration,
-  Effect,
-  FiberRef,
-  HashSet,
-  Layer,
-  Logger,
-  Option,
-  Predicate,
-  type Redacted
-} from "effect"
+import type { Redacted } from "effect"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as ConfigError from "effect/ConfigError"
+import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import { KeelApi } from "./Api.js"
 import * as Auth from "./Auth.js"
 import * as Body from "./Body.js"

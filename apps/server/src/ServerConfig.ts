@@ -10,7 +10,12 @@
  * timeouts bound receiving a request, not answering it, so a long-poll `read` may still wait 20 s.
  * An invalid value is a `ConfigError` naming the variable.
  */
-import { Config, Duration, LogLevel, type Option, Redacted } from "effect"
+
+import type { Option } from "effect"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as LogLevel from "effect/LogLevel"
+import * as Redacted from "effect/Redacted"
 import * as Log from "./Log.js"
 
 /** The resolved configuration. */

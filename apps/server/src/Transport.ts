@@ -17,7 +17,8 @@
  */
 import * as Http from "node:http"
 import type * as Stream from "node:stream"
-import { Duration, Predicate } from "effect"
+import * as Duration from "effect/Duration"
+import * as Predicate from "effect/Predicate"
 
 /** How long a client may take to send its request. */
 export interface Timeouts {

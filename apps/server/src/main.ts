@@ -6,9 +6,10 @@
  * use) is one line on stderr naming what is wrong (never a secret), and exits 1. With
  * `OTEL_EXPORTER_OTLP_ENDPOINT` set, its spans are exported over OTLP (`Telemetry.layer`).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Telemetry } from "@keel/sql"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Server from "./Server.js"
 
 NodeRuntime.runMain(

@@ -4,13 +4,21 @@
  * is set. `call` runs one request and reports it as an `Outcome`, and tells `Connection` whether
  * the server answered, refused the token, or could not be reached.
  */
-import { FetchHttpClient, HttpApi, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { CursorsGroup } from "@keel/server/CursorsApi"
 import { DashboardGroup } from "@keel/server/DashboardApi"
 import { QueuesGroup } from "@keel/server/QueuesApi"
 import { ReservationsGroup } from "@keel/server/ReservationsApi"
 import { SchedulesGroup } from "@keel/server/SchedulesApi"
-import { Cause, Effect, Exit, Option, Predicate } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Connection from "./Connection.js"
 
 /** The routes the dashboard uses, exactly as the server declares them (the event log is not shown). */

@@ -19,20 +19,17 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Backend, Migrations, Retry, Telemetry, type Transaction } from "@keel/sql"
-import {
-  Cause,
-  type ConfigError,
-  Context,
-  Duration,
-  Effect,
-  Config as EffectConfig,
-  Either,
-  Layer,
-  Option,
-  Ref,
-  Schedule,
-  type Scope
-} from "effect"
+import type { ConfigError, Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as EffectConfig from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import {
   type CursorStoreError,
   type FlushFailed,

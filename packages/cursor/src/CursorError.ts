@@ -3,7 +3,7 @@
  * Bad input fails before anything is read or written; a failed write names what stayed pending.
  */
 import { DbError, Transaction } from "@keel/sql"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Renders user input for a message: quoted, with control characters escaped. */
 const quote = (value: string): string => JSON.stringify(value)

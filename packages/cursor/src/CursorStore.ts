@@ -12,7 +12,8 @@
  * store writes nothing; its first write declares the namespace. Times are epoch milliseconds.
  */
 import type { Retry } from "@keel/sql"
-import { Context, type Effect, type Option } from "effect"
+import type { Effect, Option } from "effect"
+import * as Context from "effect/Context"
 import type { CursorStoreError } from "./CursorError.js"
 import type * as Peer from "./Peer.js"
 import type * as Position from "./Position.js"

@@ -4,7 +4,7 @@
  * ignored (tagged `source` = `set` | `flush`) and flush latency (a timer histogram).
  */
 import { LabelledMetric } from "@keel/sql"
-import { Metric } from "effect"
+import * as Metric from "effect/Metric"
 
 /** Each series' name and description, shared by `metrics` and `forNamespace`. */
 const series = {

@@ -2,7 +2,8 @@
  * Peer and namespace names: who a cursor belongs to (a replica, a consumer, a consumer group) and
  * which consumer application owns a set of cursors when several share one database.
  */
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { echo, InvalidPeer } from "./CursorError.js"
 
 /** The longest peer name accepted, in UTF-16 code units. */

@@ -12,7 +12,9 @@
  * byte order of two keys is the numeric order of the positions on every backend, including for
  * values beyond 2^63 that no BIGINT column can hold.
  */
-import { Either, Order as Ord, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Ord from "effect/Order"
+import * as Schema from "effect/Schema"
 import { echo, InvalidPosition } from "./CursorError.js"
 
 /** The largest value of either part: 2^64 − 1, Redis's limit for both the milliseconds and the sequence. */

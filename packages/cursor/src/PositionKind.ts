@@ -13,7 +13,8 @@
  * Every kind but `json-map` has a sort key whose byte order is the position order, so the database
  * refuses a stale write itself; a `json-map` is compared in the process inside the write transaction.
  */
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { echo, InvalidPosition } from "./CursorError.js"
 import * as Position from "./Position.js"
 

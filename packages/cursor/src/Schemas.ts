@@ -2,7 +2,7 @@
  * What the cursor store returns, as Schemas: they cross the CLI and HTTP boundaries. Positions are
  * `Position.Any`: the canonical text of the namespace's kind (`PositionKind.ts`).
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as Peer from "./Peer.js"
 import * as Position from "./Position.js"
 import * as PositionKind from "./PositionKind.js"

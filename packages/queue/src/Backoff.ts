@@ -3,7 +3,8 @@
  * `Schemas.Backoff` is resolved (every field present, durations in milliseconds); it is stored with
  * the message that carries one (`SendOptions.backoff`), and otherwise the consumer's own applies.
  */
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { durationExpected } from "./internal/optionSchema.js"
 import { type BackoffOptions, maxBackoffMs } from "./Options.js"
 import { InvalidOption } from "./QueueError.js"

@@ -24,20 +24,17 @@
  */
 
 import { Telemetry } from "@keel/sql"
-import {
-  type Cause,
-  Clock,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  FiberSet,
-  Queue,
-  Random,
-  Schedule,
-  type Scope,
-  Stream
-} from "effect"
+import type { Cause, Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import * as Backoff from "./Backoff.js"
 import { checkOptions } from "./internal/consumeOptions.js"
 import * as Failure from "./internal/failure.js"

@@ -3,7 +3,8 @@
  * keys, worker ids and group names, and how a rejected value is shown in an error. Plain code over
  * `Either` (no effect per check); re-exported by `Message`.
  */
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import { InvalidOption, InvalidPayload, PayloadTooLarge } from "./QueueError.js"
 
 /** The longest idempotency key, in characters. */

@@ -4,7 +4,8 @@
  * Effect metrics exporter (OpenTelemetry, Prometheus).
  */
 import { LabelledMetric } from "@keel/sql"
-import { Effect, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import type { QueueMetrics } from "./Schemas.js"
 
 /** Visible messages, as of the last metrics query. */

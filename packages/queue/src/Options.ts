@@ -6,7 +6,7 @@
  * options (a backoff's `max` not below its `base`) belong to the operation that applies them.
  */
 import type { Effect } from "effect"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import type { ConsumerEvent } from "./Consumer.js"
 import { expecting, Flag, Fraction, Int, Label, Millis, OneOf, options } from "./internal/optionSchema.js"
 import {

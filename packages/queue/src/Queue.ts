@@ -24,17 +24,13 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Backend, Batch } from "@keel/sql"
 import { Migrations, Telemetry } from "@keel/sql"
-import {
-  Config,
-  type ConfigError,
-  Context,
-  type DateTime,
-  Effect,
-  Layer,
-  Option,
-  type Scope,
-  Stream
-} from "effect"
+import type { ConfigError, DateTime, Scope } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as Consumer from "./Consumer.js"
 import * as Ack from "./internal/ack.js"
 import * as Events from "./internal/events.js"

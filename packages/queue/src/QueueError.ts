@@ -4,7 +4,7 @@
  * failures are wrapped on purpose, at the service boundary, in `QueueStoreError`.
  */
 import { Batch, DbError, Transaction } from "@keel/sql"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Renders user input for a message: quoted, with control characters escaped. */
 const quote = (value: string): string => JSON.stringify(value)

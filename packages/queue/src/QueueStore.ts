@@ -7,7 +7,10 @@
  * Every operation that names a queue answers `undefined` (or `QueueMissing`) when there is no such
  * queue, and changes nothing then. Times are epoch milliseconds, durations milliseconds.
  */
-import { Context, type Effect, Layer, type Stream } from "effect"
+
+import type { Effect, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 import * as Memory from "./internal/memory.js"
 import type { QueueStoreError } from "./QueueError.js"
 import type { Backoff, DedupMode, EventType } from "./Schemas.js"

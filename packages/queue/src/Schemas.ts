@@ -3,7 +3,8 @@
  * message ids, leases, payloads, settings, metrics, dead letters and workers. Durations cross the
  * wire as milliseconds and timestamps as epoch milliseconds.
  */
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { InvalidQueueName } from "./QueueError.js"
 
 const queueNamePattern = /^[a-z0-9_-]{1,64}$/

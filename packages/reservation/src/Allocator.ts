@@ -12,7 +12,8 @@
  * 3. Every other service gets the lowest free port of the range, in request order.
  * Nothing is assigned unless every service is: a plan either places all or fails.
  */
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { contains, inRange, type Port, type PortRange, ports } from "./Port.js"
 
 /** One service to place. */

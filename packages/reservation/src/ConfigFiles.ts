@@ -5,7 +5,7 @@
  * that does not validate is `InvalidConfig` and is not written.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type * as Port from "./Port.js"
 import * as ProjectConfig from "./ProjectConfig.js"
 import { InvalidConfig } from "./ReservationError.js"

@@ -15,7 +15,8 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { type Label, validateLabel } from "./Schemas.js"
 
 /** What git says about a directory; each field is `undefined` when there is no usable guess. */

@@ -3,7 +3,9 @@
  * HTTP API both answer: its projects with their reservation counts, and what is known of one
  * port. Each is one read of the registry's own methods; nothing here writes.
  */
-import { Effect, Option, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Occupancy from "./Occupancy.js"
 import * as Port from "./Port.js"
 import type { Service } from "./Reservation.js"

@@ -15,7 +15,10 @@
  */
 import * as dgram from "node:dgram"
 import * as net from "node:net"
-import { Context, type Duration, Effect, Layer } from "effect"
+import type { Duration } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 
 /** A transport a port can be in use on. */
 export type Protocol = "tcp" | "udp"

@@ -3,7 +3,8 @@
  * turn raw input (a CLI flag, a JSON field, a config entry) into them with a typed error naming
  * the field.
  */
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { InvalidPort, InvalidRange } from "./ReservationError.js"
 
 /** The lowest TCP/UDP port number. */

@@ -9,7 +9,9 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Effect, ParseResult, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import type * as Occupancy from "./Occupancy.js"
 import * as Port from "./Port.js"
 import { InvalidConfig } from "./ReservationError.js"

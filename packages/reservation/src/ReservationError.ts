@@ -3,7 +3,7 @@
  * boundary. Bad input fails before anything is read or written; each error names what to fix.
  */
 import { Failure } from "@keel/sql"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** An inclusive range of port numbers as it appears in errors. */
 const RangeFields = Schema.Struct({ min: Schema.Number, max: Schema.Number })

@@ -4,7 +4,10 @@
  * live in `internal/`; `SqlReservationStore.ts` is the SQL. Every write the store makes is one
  * transaction that reads, decides and writes under the allocation lock.
  */
-import { Context, type Effect, Schema } from "effect"
+
+import type { Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Schema from "effect/Schema"
 import type * as Allocator from "./Allocator.js"
 import type { Port, PortRange } from "./Port.js"
 import type {

@@ -4,7 +4,8 @@
  * HTTP layer can decode them with these schemas; the service validates their meaning and answers
  * bad input with a typed error naming the field.
  */
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { ExclusionInput, Port, RangeInput } from "./Port.js"
 import { InvalidLabel, InvalidTag } from "./ReservationError.js"
 

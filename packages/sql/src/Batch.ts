@@ -2,7 +2,9 @@
  * Bounded batches (DESIGN.md rule 4): a batch is validated against its limit before anything is
  * written, and split into chunks that stay under the backend's bind-parameter limit.
  */
-import { Chunk, Effect, Schema } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { Backend } from "./Backend.js"
 
 /** A batch is larger than its operation accepts. Nothing was written. */

@@ -4,7 +4,9 @@
  * secrets and never carry the driver's error object or the statement's parameters.
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Predicate, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 import { scrub } from "./Dsn.js"
 import * as TursoErrors from "./internal/tursoErrors.js"
 

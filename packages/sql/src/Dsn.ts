@@ -4,7 +4,9 @@
  * This module is also the one place that redacts: every log line and error message that could
  * carry a DSN, a password or an auth token goes through `redact` or `scrub`.
  */
-import { Either, Redacted, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { scrub } from "./Scrub.js"
 
 /** The DSN used when none is configured: an SQLite file in the working directory. */

@@ -5,7 +5,9 @@
  * pass as they are. Domain packages wrap the result in their `…StoreError { operation, cause }`.
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Predicate, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 import { classify, DbError, isDbError, isSqlError } from "./DbError.js"
 import { CommitOutcomeUnknown, CommitRejected, SessionInUse, TransactionAborted } from "./TransactionError.js"
 

@@ -25,7 +25,13 @@
  * `batcher` is the same collection for work that is not a plan: items of one turn are handed to
  * one function that answers each (on PostgreSQL, many sends or acknowledgements as one statement).
  */
-import { Context, Effect, Exit, type Fiber, Option, Runtime, type Scope } from "effect"
+
+import type { Fiber, Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type { Backend } from "./Backend.js"
 import type * as Plan from "./Plan.js"
 import * as Transaction from "./Transaction.js"

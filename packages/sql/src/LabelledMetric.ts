@@ -5,15 +5,13 @@
  * claim, a cursor flush) pay per call. The metrics are the same to an exporter: same name, same
  * description, same labels in the same order.
  */
-import {
-  Duration,
-  Metric,
-  MetricBoundaries,
-  MetricKey,
-  type MetricKeyType,
-  MetricLabel,
-  type MetricState
-} from "effect"
+
+import type { MetricKeyType, MetricState } from "effect"
+import * as Duration from "effect/Duration"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
+import * as MetricLabel from "effect/MetricLabel"
 
 /** Labels, in the order they are listed. */
 export type Labels = Readonly<Record<string, string>>

@@ -13,7 +13,10 @@
  */
 import { createHash } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Effect, Option, Schema } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { Backend } from "./Backend.js"
 import { classify, type DbError, isTransient } from "./DbError.js"
 import * as Retry from "./Retry.js"

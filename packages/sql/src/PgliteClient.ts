@@ -9,7 +9,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import type { PGlite, Results } from "@electric-sql/pglite"
-import { Context, Effect, Layer, type Scope, Stream } from "effect"
+import type { Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import * as Session from "./internal/session.js"
 
 /** Where PGlite keeps its data: a directory, or memory when `dataDir` is absent. */

@@ -7,21 +7,19 @@
  */
 
 import type * as Statement from "@effect/sql/Statement"
-import {
-  Config,
-  ConfigError,
-  Context,
-  Duration,
-  Effect,
-  Either,
-  Layer,
-  Metric,
-  Option,
-  Predicate,
-  Random,
-  Schedule,
-  Schema
-} from "effect"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type { Backend } from "./Backend.js"
 import { classify, isSqlError, isTransient } from "./DbError.js"
 import type * as GroupCommit from "./GroupCommit.js"

@@ -12,7 +12,12 @@
  *   a trace travels inside a message (producer span → consumer span) and into a command's
  *   environment (`TRACEPARENT`).
  */
-import { Config, Effect, Layer, Option, Stream, Tracer } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 
 /** The OTLP/HTTP traces endpoint the environment names, if any. */
 export const endpoint: Effect.Effect<Option.Option<string>> = Effect.gen(function* () {

@@ -3,7 +3,8 @@
  * aborted by an earlier failed statement, an outcome nobody can know, or a second transaction asked
  * for on a session this fiber already holds. `Transaction` re-exports each of them.
  */
-import { Predicate, Schema } from "effect"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 import { DbError, type DbError as DbErrorType } from "./DbError.js"
 
 /** COMMIT failed and the transaction is known to have rolled back: nothing it wrote persists. */

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
 import * as Net from "node:net"
 import { join } from "node:path"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 
 /** Every file under `dir` (recursively) with the SHA-1 of its bytes: equal snapshots, nothing written. */
 export const snapshot = (dir: string): Record<string, string> =>

@@ -12,7 +12,8 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
 import { exec } from "@keel/sql/test/Processes"
-import { Effect, type Scope } from "effect"
+import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
 import * as Files from "./Files.js"
 
 const root = "/usr/lib/postgresql"

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, statfsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { exec } from "@keel/sql/test/Processes"
-import { Effect, type Scope } from "effect"
+import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
 
 /** Why tmpfs cannot be mounted here, or undefined when it can. */
 export const unavailable = (): string | undefined =>

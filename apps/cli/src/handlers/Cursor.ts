@@ -4,7 +4,13 @@
  * the command's failure: a position keel reports as set is in the database.
  */
 import { Cursor, type PositionKind, Schemas } from "@keel/cursor"
-import { Data, DateTime, Effect, Either, Layer, Option, Schema } from "effect"
+import * as Data from "effect/Data"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type {
   DeleteInput,
   ExpireInput,

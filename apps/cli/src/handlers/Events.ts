@@ -7,7 +7,13 @@
  * until SIGINT/SIGTERM and exits 0.
  */
 import { Queue, Schemas } from "@keel/queue"
-import { DateTime, Effect, Exit, Option, Ref, Schema, Stream } from "effect"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import type { EventsInput } from "../commands/Events.js"
 import * as Layers from "../Layers.js"
 import * as Output from "../Output.js"

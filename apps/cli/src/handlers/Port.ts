@@ -5,7 +5,10 @@
 import { existsSync, statSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { ProjectConfig, Reservation, Schemas } from "@keel/reservation"
-import { DateTime, Effect, Option, Schema } from "effect"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type {
   CleanupInput,
   ListInput,

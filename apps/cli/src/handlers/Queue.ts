@@ -5,7 +5,12 @@
  */
 import { Queue, type Options as QueueOptions, Schemas } from "@keel/queue"
 import { Retry } from "@keel/sql"
-import { Array as Arr, DateTime, Effect, Either, Option, Schema } from "effect"
+import * as Arr from "effect/Array"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type {
   AckInput,
   CancelInput,

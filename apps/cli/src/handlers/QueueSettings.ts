@@ -4,7 +4,10 @@
  * `queue info`). Bounds are the queue's to check (`InvalidOption`, exit 2).
  */
 import type { Options as QueueOptions, Schemas } from "@keel/queue"
-import { DateTime, Duration, Effect, Option } from "effect"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type { SettingsInput } from "../commands/QueueSettings.js"
 import { InvalidInput } from "../Failure.js"
 import * as Output from "../Output.js"

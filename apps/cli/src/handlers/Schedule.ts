@@ -3,7 +3,11 @@
  * service and the schedules over them. `run` fires due ticks until SIGINT/SIGTERM, then exits 0.
  */
 import { Schedule, Schemas } from "@keel/queue"
-import { Effect, Exit, Layer, Option, Ref } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import type { CreateInput, ListInput, NameInput, RunInput } from "../commands/Schedule.js"
 import { InvalidInput } from "../Failure.js"
 import * as Layers from "../Layers.js"

@@ -5,7 +5,14 @@
  * signal stops it gracefully (requests in flight finish, cursors are flushed, the database
  * closed) and keel exits 0.
  */
-import { ConfigProvider, Effect, Exit, FiberRef, HashSet, Layer, Option, Ref } from "effect"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import type { ServeInput } from "../commands/Serve.js"
 import * as Layers from "../Layers.js"
 import { Shutdown } from "../Shutdown.js"

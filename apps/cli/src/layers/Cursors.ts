@@ -1,7 +1,9 @@
 /** The cursor store a command opens (`keel cursor …`). */
 import { Cursor } from "@keel/cursor"
 import * as Keel from "@keel/server/Keel"
-import { Effect, Layer, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Globals from "../GlobalOptions.js"
 import { database } from "./Database.js"
 

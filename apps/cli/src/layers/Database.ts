@@ -5,7 +5,9 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as KeelDatabase from "@keel/server/KeelDatabase"
 import type { Backend, Database } from "@keel/sql"
-import { type ConfigError, Effect, Layer, type Redacted } from "effect"
+import type { ConfigError, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Globals from "../GlobalOptions.js"
 
 /** The DSN in force: `--db`, else `KEEL_DB`, else the default file in the user's data directory. */

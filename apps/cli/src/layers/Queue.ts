@@ -3,7 +3,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Queue, Schedule } from "@keel/queue"
 import * as Keel from "@keel/server/Keel"
 import type { Backend } from "@keel/sql"
-import { Layer } from "effect"
+import * as Layer from "effect/Layer"
 import type * as Globals from "../GlobalOptions.js"
 import { database } from "./Database.js"
 

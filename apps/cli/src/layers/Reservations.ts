@@ -1,6 +1,6 @@
 /** The reservation registry a command opens (`keel port …`). */
 import { Reservation } from "@keel/reservation"
-import { Layer } from "effect"
+import * as Layer from "effect/Layer"
 import type * as Globals from "../GlobalOptions.js"
 import { database } from "./Database.js"
 

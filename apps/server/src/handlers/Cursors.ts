@@ -4,9 +4,11 @@
  * `reset`, `delete` and the tools (many-cursor reset, import, expiry) write at once; `lag` compares
  * with a head the caller gives.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Cursor } from "@keel/cursor"
-import { Duration, Effect, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { KeelApi } from "../Api.js"
 import { CursorNotFound } from "../HttpError.js"
 

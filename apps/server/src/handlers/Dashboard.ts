@@ -3,11 +3,14 @@
  * depth from `DepthHistory`; workers, reservations and cursors counted) and the worker list with
  * heartbeat ages. Reads only.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Cursor } from "@keel/cursor"
 import { Queue, type Schemas } from "@keel/queue"
 import { Reservation } from "@keel/reservation"
-import { Clock, DateTime, Duration, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { KeelApi } from "../Api.js"
 import * as DepthHistory from "../DepthHistory.js"
 

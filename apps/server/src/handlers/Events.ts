@@ -3,9 +3,13 @@
  * at once when there is one; else, with a `wait`, the first events recorded within it (the log's
  * stream, `Queue.events`), or none when it passes or the server begins to shut down.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Queue, QueueError, type Schemas } from "@keel/queue"
-import { Chunk, Duration, Effect, Option, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { KeelApi } from "../Api.js"
 import { defaultEventsLimit, type EventsQuery, maxEventsLimit, maxEventsWaitMs } from "../EventsApi.js"
 import { Lifecycle } from "../Lifecycle.js"

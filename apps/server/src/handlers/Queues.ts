@@ -3,9 +3,11 @@
  * added here is long polling for `read` (`wait`): the read is repeated, with growing pauses, until
  * a message arrives, the wait ends or the server begins to shut down.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Queue, QueueError, type Schemas } from "@keel/queue"
-import { Clock, Duration, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { KeelApi, maxReadWaitMs } from "../Api.js"
 import { Lifecycle } from "../Lifecycle.js"
 

@@ -4,9 +4,9 @@
  * directory, so the unrelated-path guard (meant for a shell's cwd) does not apply. Port info
  * probes occupancy only when asked and when the server's registry checks occupancy at all.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Inventory, Reservation } from "@keel/reservation"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { KeelApi } from "../Api.js"
 
 /** The `reservations` group. */

@@ -2,9 +2,10 @@
  * The `schedules` routes over the schedules of the server's database. The server also runs the
  * scheduler (`KEEL_SCHEDULER`, on by default), so ticks fire while it runs.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { QueueError, Schedule } from "@keel/queue"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { KeelApi } from "../Api.js"
 
 /** The `schedules` group. */

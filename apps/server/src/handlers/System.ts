@@ -6,10 +6,12 @@
  * `healthTimeout`. The app itself holds no SQL. Metrics refresh every queue's gauges first, then
  * render every Effect metric of the process as Prometheus text.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Queue } from "@keel/queue"
 import { Retry } from "@keel/sql"
-import { Duration, Effect, Schedule } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { KeelApi } from "../Api.js"
 import { Unhealthy } from "../HttpError.js"
 import * as Prometheus from "../Prometheus.js"

@@ -3,7 +3,7 @@
  * letters and archive, a page at a time, with a filter, payload previews, and requeue or delete of
  * one or the selected dead letters; a message looked up by id; its schedules; its settings, editable.
  */
-import { Duration } from "effect"
+import * as Duration from "effect/Duration"
 import { useState } from "preact/hooks"
 import { call } from "../Api.js"
 import {

@@ -2,7 +2,7 @@
  * Registered workers: id, queue, host, pid, the messages each holds a live lease on, its own
  * timeout and its heartbeat age; stale ones (as the server judges, past their own timeout) marked.
  */
-import { Duration } from "effect"
+import * as Duration from "effect/Duration"
 import { call } from "../Api.js"
 import { duration, num, Time, usePoll } from "../Ui.js"
 

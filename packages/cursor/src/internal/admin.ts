@@ -5,7 +5,9 @@
  * only after COMMIT.
  */
 import { Retry, Transaction } from "@keel/sql"
-import { Clock, Duration, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { type CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
 import type * as CursorStore from "../CursorStore.js"
 import type * as Peer from "../Peer.js"

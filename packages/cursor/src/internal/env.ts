@@ -3,7 +3,10 @@
  * the writer permit, the fence this store holds and its metrics. Built once per store in `Cursor.make`.
  */
 import type { Backend, Retry } from "@keel/sql"
-import { Effect, Either, Option, Ref } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import { CursorStoreError, FlushFailed, type InvalidPeer, type InvalidPosition } from "../CursorError.js"
 import type * as CursorStore from "../CursorStore.js"
 import type * as Metrics from "../Metrics.js"

@@ -2,7 +2,8 @@
  * Reads: the latest position of a peer (memory or database, whichever is later), every cursor of
  * the namespace, and lag against a head the caller supplies.
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type { CursorStoreError, InvalidPeer, InvalidPosition } from "../CursorError.js"
 import type * as CursorStore from "../CursorStore.js"
 import type * as Peer from "../Peer.js"

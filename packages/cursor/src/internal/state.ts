@@ -6,7 +6,8 @@
  * of its fiber, so nobody sees a change half made. A `State` read outside a transition is a view
  * of the live memory, valid until its reader yields (every reader uses it at once).
  */
-import { Effect, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import type * as Peer from "../Peer.js"
 import type * as PositionKind from "../PositionKind.js"
 

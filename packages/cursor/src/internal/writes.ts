@@ -4,7 +4,15 @@
  * written (or something the database already has); a newer position set meanwhile stays dirty.
  */
 import { Retry, type Retry as RetryModule } from "@keel/sql"
-import { Clock, Duration, Effect, Either, Metric, Option, Ref, Schedule, ScheduleDecision } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
 import {
   type CursorStoreError,
   type FlushFailed,

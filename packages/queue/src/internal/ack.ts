@@ -4,7 +4,10 @@
  * (`LeaseLost` naming the lost ones, nothing changed), one atomic step.
  */
 import { Batch } from "@keel/sql"
-import { Clock, DateTime, Effect, Predicate } from "effect"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 import * as Metrics from "../Metrics.js"
 import { ExtendOptions, LeaseInput, ReleaseOptions } from "../Options.js"
 import {

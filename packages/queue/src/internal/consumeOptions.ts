@@ -3,7 +3,7 @@
  * each out-of-range option is an `InvalidOption` naming it, before anything is read or registered.
  * The worker options among them are checked by `registerWorker`.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import * as Backoff from "../Backoff.js"
 import { type ConsumeOptions, ConsumeSettings } from "../Options.js"
 import { decoder } from "./optionSchema.js"

@@ -4,7 +4,12 @@
  * signal (PostgreSQL notifies; the memory store signals its own writes) or at most the poll interval.
  * Only queues created or changed with `events: true` record events.
  */
-import { Chunk, DateTime, Duration, Effect, Queue, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import { EventsOptions, ReadEventsOptions } from "../Options.js"
 import {
   type InvalidOption,

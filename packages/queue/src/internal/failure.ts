@@ -1,5 +1,5 @@
 /** What a failed delivery records as its last error. */
-import { Cause } from "effect"
+import * as Cause from "effect/Cause"
 
 /** The text recorded as a failed delivery's last error: the failure's tag and message, or the cause. */
 export const describeFailure = (cause: Cause.Cause<unknown>): string => {

@@ -3,7 +3,9 @@
  * statement on PostgreSQL), each with a fresh lease token and the visibility timeout.
  */
 import { randomUUID } from "node:crypto"
-import { Clock, DateTime, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
 import * as Metrics from "../Metrics.js"
 import { ReadOptions } from "../Options.js"
 import {

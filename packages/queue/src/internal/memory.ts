@@ -6,7 +6,11 @@
  * The state is plain maps owned by the store; every operation reads and changes it inside one
  * synchronous step (`Effect.sync`), so each is atomic, as a transaction is on SQL.
  */
-import { Clock, Effect, Option, PubSub, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Stream from "effect/Stream"
 import type * as QueueStore from "../QueueStore.js"
 import { exhaustedError } from "../Schemas.js"
 import { throttledUntil } from "./limits.js"

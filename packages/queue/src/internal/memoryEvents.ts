@@ -3,7 +3,8 @@
  * memory store's operations at their own time (`at` is the operation's clock here). Readers are
  * signalled on every recorded event.
  */
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type * as QueueStore from "../QueueStore.js"
 import type { EventType } from "../Schemas.js"
 

@@ -3,7 +3,7 @@
  * `setProgress`) and its read-only lease check (`lostLeases`), over the store's state; the same
  * outcomes as `internal/sqlMessages.ts`.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type * as QueueStore from "../QueueStore.js"
 import type { Backoff } from "../Schemas.js"
 

@@ -3,7 +3,10 @@
  * consumer interrupts the handler and acknowledges nothing), `update` (a queued message's
  * availability and priority), `getMessage` (as it is now), and `progress` (reported by its holder).
  */
-import { Clock, DateTime, Effect, Either } from "effect"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import { Id, ListMessagesOptions, UpdateOptions } from "../Options.js"
 import {
   InvalidOption,

@@ -5,7 +5,11 @@
  * inside the field failed. Durations are decoded from their raw input (a `Duration` clamps negative
  * numbers to zero, which would hide the mistake) to whole milliseconds.
  */
-import { Duration, Either, Option, ParseResult, Schema } from "effect"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { describeInput } from "../Input.js"
 import { InvalidOption } from "../QueueError.js"
 

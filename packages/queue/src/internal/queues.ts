@@ -3,7 +3,11 @@
  * into the package's Schema classes.
  */
 import { Batch } from "@keel/sql"
-import { Clock, DateTime, Duration, Effect, Either } from "effect"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Metrics from "../Metrics.js"
 import { ArchiveQuery, RequeueOptions, SettingsOptions } from "../Options.js"
 import { type InvalidOption, QueueAlreadyExists, QueueInFlight, QueueNotFound } from "../QueueError.js"

@@ -5,7 +5,10 @@
  * `SendOutcomeUnknown`, and a missing queue `QueueNotFound`.
  */
 import { Batch, Telemetry } from "@keel/sql"
-import { Clock, Effect, Either, Predicate } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Predicate from "effect/Predicate"
 import * as Backoff from "../Backoff.js"
 import * as Metrics from "../Metrics.js"
 import { type OutgoingMessage, SendOptions } from "../Options.js"

@@ -5,7 +5,8 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { type Backend, Failure, Retry } from "@keel/sql"
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { QueueStoreError } from "../QueueError.js"
 import type * as QueueStore from "../QueueStore.js"
 import { EventType } from "../Schemas.js"

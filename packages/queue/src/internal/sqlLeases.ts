@@ -5,7 +5,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Plan } from "@keel/sql"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
 import { exhausted, exhaustedError } from "../Schemas.js"

@@ -6,7 +6,7 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
 import { type Backend, Plan } from "@keel/sql"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
 import * as SqlArchive from "./sqlArchive.js"

@@ -3,7 +3,8 @@
  * fixed interval (counted from the schedule's creation), as epoch milliseconds. Pure functions;
  * `Cron` is Effect's parser and stepper.
  */
-import { Cron, Either } from "effect"
+import * as Cron from "effect/Cron"
+import * as Either from "effect/Either"
 
 /** A schedule's clock: a cron expression in a time zone, or an interval from an anchor. */
 export type Clock =

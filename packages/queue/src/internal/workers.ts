@@ -5,7 +5,12 @@
  */
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
-import { Clock, DateTime, Duration, Effect, Schedule, type Scope } from "effect"
+import type { Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { type RegisteredWorker, WorkerOptions } from "../Options.js"
 import {
   InvalidOption,

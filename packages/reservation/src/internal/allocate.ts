@@ -5,7 +5,8 @@
  * and whether a path exists (pruning on exhaustion) — and its rows as the caller's `Reserved`.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Clock, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
 import type * as Occupancy from "../Occupancy.js"
 import type * as ReservationConfig from "../ReservationConfig.js"
 import { ReservationStoreError } from "../ReservationError.js"

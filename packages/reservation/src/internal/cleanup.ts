@@ -6,7 +6,7 @@
  * checked once more just before the removal, so one that came back is kept.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ReservationStoreError } from "../ReservationError.js"
 import type { Store, Stored } from "../ReservationStore.js"
 import type { CleanupReason, CleanupReport, CleanupRequest } from "../Schemas.js"

@@ -6,7 +6,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { InvalidPath, UnrelatedPath } from "../ReservationError.js"
 import { ReservationPath } from "../Schemas.js"
 

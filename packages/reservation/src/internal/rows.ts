@@ -3,7 +3,9 @@
  * the orders the registry reports them in.
  */
 import { DbError } from "@keel/sql"
-import { Effect, Either, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { ReservationStoreError } from "../ReservationError.js"
 import { Stored, untagged } from "../ReservationStore.js"
 import { Reservation } from "../Schemas.js"

@@ -4,7 +4,9 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { Duration, Effect, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Port from "../Port.js"
 import * as ReservationConfig from "../ReservationConfig.js"
 import { InvalidRequest } from "../ReservationError.js"

@@ -10,7 +10,8 @@
  * The registry is process-wide because the hazard is.
  */
 import { resolve } from "node:path"
-import { Effect, type Scope } from "effect"
+import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
 import { SetupFailed } from "../DbError.js"
 
 type Driver = "sqlite" | "libsql" | "turso"

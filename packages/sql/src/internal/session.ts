@@ -11,7 +11,10 @@ import type * as Reactivity from "@effect/experimental/Reactivity"
 import * as Client from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { Compiler } from "@effect/sql/Statement"
-import { Effect, Option, type Scope, Stream } from "effect"
+import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { DriverNow, SyncDriver, WithDriver } from "../Backend.js"
 
 export interface SessionOptions {

@@ -3,7 +3,8 @@
  * back, and start-up fails with `SetupFailed` when one did not take.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Predicate } from "effect"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 import { classify, type DbError, SetupFailed } from "../DbError.js"
 import * as Retry from "../Retry.js"
 

@@ -16,7 +16,10 @@ import { join, resolve } from "node:path"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { GitContext, type Occupancy, ProjectConfig, type Schemas } from "@keel/reservation"
-import { type Duration, Effect, Layer, Option } from "effect"
+import type { Duration } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 
 /** The user's config file. */
 export const userConfigFile = (): string =>

@@ -15,7 +15,12 @@ import {
   Schemas
 } from "@keel/reservation"
 import * as Dsn from "@keel/sql/Dsn"
-import { Data, Effect, Either, Option, Redacted, Schema } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import type {
   AssertDataDirInput,
   AssertPortInput,
