@@ -13,8 +13,8 @@
  * occupied: skipping a free port is cheap, handing out a busy one is the bug this check exists
  * to prevent.
  */
-import * as dgram from "node:dgram"
-import * as net from "node:net"
+import type * as dgram from "node:dgram"
+import type * as net from "node:net"
 import type { Duration } from "effect"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -99,8 +99,22 @@ const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
     }
   })
 
+/**
+ * `node:net` and `node:dgram`, loaded by the first probe: a command that probes nothing (a
+ * reservation refreshed, a release) does not load them — about 2 ms of a cold start.
+ */
+const sockets: Effect.Effect<{ readonly net: typeof net; readonly dgram: typeof dgram }> = Effect.promise(
+  () => Promise.all([import("node:net"), import("node:dgram")])
+).pipe(Effect.map(([net, dgram]) => ({ net, dgram })))
+
+/** True when `host` is an IP address (`net.isIP`); loads `node:net` on first use (see `sockets`). */
+export const isAddress = (host: string): Effect.Effect<boolean> =>
+  Effect.map(sockets, ({ net }) => net.isIP(host) !== 0)
+
+type Sockets = Effect.Effect.Success<typeof sockets>
+
 /** One TCP listen attempt; the server is closed when the scope ends, also on timeout or interruption. */
-const probeTcp = (port: number, host: string): Effect.Effect<State> =>
+const probeTcp = ({ net }: Sockets, port: number, host: string): Effect.Effect<State> =>
   Effect.scoped(
     Effect.flatMap(
       Effect.acquireRelease(
@@ -118,7 +132,7 @@ const probeTcp = (port: number, host: string): Effect.Effect<State> =>
   )
 
 /** One UDP bind (no `reuseAddr`, so any socket on the port refuses it); closed with the scope. */
-const probeUdp = (port: number, host: string): Effect.Effect<State> =>
+const probeUdp = ({ net, dgram }: Sockets, port: number, host: string): Effect.Effect<State> =>
   Effect.scoped(
     Effect.flatMap(
       Effect.acquireRelease(
@@ -142,12 +156,12 @@ const probeUdp = (port: number, host: string): Effect.Effect<State> =>
     )
   )
 
-const bind = (protocol: Protocol, port: number, host: string): Effect.Effect<State> =>
-  protocol === "tcp" ? probeTcp(port, host) : probeUdp(port, host)
+const bind = (modules: Sockets, protocol: Protocol, port: number, host: string): Effect.Effect<State> =>
+  protocol === "tcp" ? probeTcp(modules, port, host) : probeUdp(modules, port, host)
 
 const families: ReadonlyArray<4 | 6> = [4, 6]
 
-const familyOf = (host: string): 4 | 6 => (net.isIPv6(host) ? 6 : 4)
+const familyOf = ({ net }: Sockets, host: string): 4 | 6 => (net.isIPv6(host) ? 6 : 4)
 
 /**
  * Every bind of `probe`, each reported with its protocol and host, by protocol, then IPv4 hosts
@@ -155,28 +169,32 @@ const familyOf = (host: string): 4 | 6 => (net.isIPv6(host) ? 6 : 4)
  * `127.0.0.1` and one on `0.0.0.0` at once would each see the other — and the groups at once. A
  * bind unanswered within the timeout is `timeout`; each socket is closed before the next bind.
  */
-export const inspect = (port: number, probe: Probe): Effect.Effect<ReadonlyArray<Finding>> => {
-  const groups = (probe.protocols ?? allProtocols).flatMap((protocol) =>
-    families.map((family) => ({ protocol, hosts: probe.hosts.filter((host) => familyOf(host) === family) }))
-  )
-  const bindOne = (protocol: Protocol, host: string): Effect.Effect<Finding> =>
-    bind(protocol, port, host).pipe(
-      Effect.timeoutTo({
-        duration: probe.timeout,
-        onTimeout: (): State => "timeout",
-        onSuccess: (state) => state
-      }),
-      Effect.map((state) => ({ protocol, host, state }))
+export const inspect = (port: number, probe: Probe): Effect.Effect<ReadonlyArray<Finding>> =>
+  Effect.flatMap(sockets, (modules) => {
+    const groups = (probe.protocols ?? allProtocols).flatMap((protocol) =>
+      families.map((family) => ({
+        protocol,
+        hosts: probe.hosts.filter((host) => familyOf(modules, host) === family)
+      }))
     )
-  return Effect.map(
-    Effect.forEach(
-      groups,
-      ({ protocol, hosts }) => Effect.forEach(hosts, (host) => bindOne(protocol, host)),
-      { concurrency: "unbounded" }
-    ),
-    (found) => found.flat()
-  )
-}
+    const bindOne = (protocol: Protocol, host: string): Effect.Effect<Finding> =>
+      bind(modules, protocol, port, host).pipe(
+        Effect.timeoutTo({
+          duration: probe.timeout,
+          onTimeout: (): State => "timeout",
+          onSuccess: (state) => state
+        }),
+        Effect.map((state) => ({ protocol, host, state }))
+      )
+    return Effect.map(
+      Effect.forEach(
+        groups,
+        ({ protocol, hosts }) => Effect.forEach(hosts, (host) => bindOne(protocol, host)),
+        { concurrency: "unbounded" }
+      ),
+      (found) => found.flat()
+    )
+  })
 
 /** A socket found in use: the protocol and host of a bind that found the port busy. */
 export interface InUse {

@@ -18,7 +18,6 @@
  * an error (a misspelt `"rnage"` must not silently fall back to the default).
  */
 
-import { isIP } from "node:net"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { ConfigError } from "effect"
 import * as Config from "effect/Config"
@@ -27,7 +26,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import type * as Occupancy from "./Occupancy.js"
+import * as Occupancy from "./Occupancy.js"
 import * as Port from "./Port.js"
 import { InvalidConfig, type InvalidPort, type InvalidRange, InvalidRequest } from "./ReservationError.js"
 import { OccupancyOverride } from "./Schemas.js"
@@ -95,7 +94,8 @@ export const applyOccupancy = (
         reason: "at least one address is needed (set enabled to false to skip the check)"
       })
     }
-    const badHost = hosts.findIndex((host) => isIP(host) === 0)
+    const addresses = yield* Effect.forEach(hosts, Occupancy.isAddress)
+    const badHost = addresses.indexOf(false)
     if (badHost >= 0) {
       return yield* new InvalidRequest({
         field: `${field}.hosts[${badHost}]`,
