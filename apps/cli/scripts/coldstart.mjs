@@ -12,8 +12,8 @@ import { fileURLToPath } from "node:url"
 
 const runs = Math.max(10, Number(process.argv[2] ?? 20))
 const scripts = dirname(fileURLToPath(import.meta.url))
-const keel = join(scripts, "..", "bin", "keel.mjs")
-if (!existsSync(join(scripts, "..", "dist", "keel.mjs"))) {
+const keel = join(scripts, "..", "bin", "keel.cjs")
+if (!existsSync(join(scripts, "..", "dist", "keel.cjs"))) {
   spawnSync(process.execPath, [join(scripts, "build.mjs")], { stdio: "inherit" })
 }
 const dir = mkdtempSync(join(tmpdir(), "keel-coldstart-"))

@@ -1,10 +1,12 @@
 /**
- * The `keel` binary's entry point. A help request that a stored page answers (`HelpPage.asked`) is
- * printed from `dist/help.json`; a `keel port reserve` command line that `FastPath.recognise`
- * recognises runs through the fast path's bundle (`dist/fast.cjs`, loaded with V8's code cache),
- * and one whose only fault is an unknown option is answered here with `ErrorLine`'s usage error
- * (loading no Effect at all); every other runs the full command line (`Program.run`). Either way
- * the process exits with the command's code. The first three load neither `@effect/cli` nor the
+ * The `keel` binary's entry point, bundled as CommonJS (`dist/keel.cjs`, which `bin/keel.cjs`
+ * loads): an ES module entry would start Node's ES module loader, about 5 ms of every cold start.
+ * A help request that a stored page answers (`HelpPage.asked`) is printed from `dist/help.json`; a
+ * `keel port reserve` command line that `FastPath.recognise` recognises runs through the fast
+ * path's bundle (`dist/fast.cjs`, loaded with V8's code cache), and one whose only fault is an
+ * unknown option is answered here with `ErrorLine`'s usage error (loading no Effect at all); every
+ * other runs the full command line (`Full.ts`, the ES module `dist/keel.mjs`). Either way the
+ * process exits with the command's code. The first three load neither `@effect/cli` nor the
  * command tree (cold start).
  */
 import { existsSync, readFileSync } from "node:fs"
@@ -45,19 +47,26 @@ const unknownOption = async (recognised: FastPath.Recognised | undefined): Promi
   return ErrorLine.lineFor(report, process.argv, process.env)
 }
 
-const help = storedHelp()
-const fastBundle = beside("fast.cjs")
-const recognised = help === undefined ? FastPath.recognise(process.argv, process.env) : undefined
-const usage = await unknownOption(recognised)
-
-if (help !== undefined) {
-  process.stdout.write(help)
-} else if (usage !== undefined) {
-  process.stderr.write(usage)
-  process.exitCode = 2 // the usage error's code (`ErrorLine.ExitCode.usage`)
-} else if (recognised !== undefined && existsSync(fastBundle)) {
-  CodeCache.run(fastBundle)
-} else {
-  const [Process, Program] = await Promise.all([import("./Process.js"), import("./Program.js")])
-  Process.runMain(Program.run(process.argv))
+const main = async (): Promise<void> => {
+  const help = storedHelp()
+  const fastBundle = beside("fast.cjs")
+  const recognised = help === undefined ? FastPath.recognise(process.argv, process.env) : undefined
+  const usage = await unknownOption(recognised)
+  if (help !== undefined) {
+    process.stdout.write(help)
+  } else if (usage !== undefined) {
+    process.stderr.write(usage)
+    process.exitCode = 2 // the usage error's code (`ErrorLine.ExitCode.usage`)
+  } else if (recognised !== undefined && existsSync(fastBundle)) {
+    CodeCache.run(fastBundle)
+  } else {
+    // The full program is its own bundle, loaded by URL (not bundled into this entry).
+    const full: string = new URL("./keel.mjs", import.meta.url).href
+    await import(full)
+  }
 }
+
+main().catch((error: unknown) => {
+  process.stderr.write(`keel: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+})

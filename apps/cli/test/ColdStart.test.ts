@@ -340,7 +340,7 @@ describe("the built binary's cold-start paths", () => {
       for (const name of readdirSync(copy)) if (name.startsWith("fast.cjs.")) rmSync(join(copy, name))
       writeFileSync(join(copy, "fast.cjs"), 'throw new Error("the fast bundle was loaded")\n')
       const run = (...args: ReadonlyArray<string>) =>
-        spawnSync(process.execPath, [join(copy, "keel.mjs"), ...args], {
+        spawnSync(process.execPath, [join(copy, "keel.cjs"), ...args], {
           cwd: dir,
           encoding: "utf8",
           env: { PATH: process.env.PATH ?? "", KEEL_DB: `sqlite:${join(dir, "entry.db")}` }

@@ -13,15 +13,15 @@ import { fileURLToPath } from "node:url"
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "apps", "cli")
 
-/** `apps/cli/bin/keel.mjs` after building the CLI bundle from the current sources. */
+/** `apps/cli/bin/keel.cjs` after building the CLI bundle from the current sources. */
 export const keelBin = (): string => {
   const built = spawnSync(process.execPath, [join(cli, "scripts", "build.mjs")], {
     cwd: cli,
     encoding: "utf8"
   })
   if (built.status !== 0) throw new Error(`building the CLI failed: ${built.stderr.trim().slice(0, 400)}`)
-  const bin = join(cli, "bin", "keel.mjs")
-  if (!existsSync(bin)) throw new Error("apps/cli/bin/keel.mjs does not exist")
+  const bin = join(cli, "bin", "keel.cjs")
+  if (!existsSync(bin)) throw new Error("apps/cli/bin/keel.cjs does not exist")
   return bin
 }
 

@@ -158,9 +158,9 @@ const run = async (
 
 /** The CLI bundle, built when missing; undefined (with the reason) when it cannot be had. */
 const cliBundle = (): { readonly bin: string } | { readonly missing: string } => {
-  const bin = join(cli, "bin", "keel.mjs")
-  if (!existsSync(bin)) return { missing: "apps/cli/bin/keel.mjs does not exist" }
-  if (!existsSync(join(cli, "dist", "keel.mjs"))) {
+  const bin = join(cli, "bin", "keel.cjs")
+  if (!existsSync(bin)) return { missing: "apps/cli/bin/keel.cjs does not exist" }
+  if (!existsSync(join(cli, "dist", "keel.cjs"))) {
     const built = spawnSync(process.execPath, [join(cli, "scripts", "build.mjs")], {
       cwd: cli,
       encoding: "utf8"

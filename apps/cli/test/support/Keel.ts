@@ -15,7 +15,7 @@ import { describe, expect } from "vitest"
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
 /** The binary under test. */
-export const bin = join(root, "bin", "keel.mjs")
+export const bin = join(root, "bin", "keel.cjs")
 
 /** The backends the end-to-end suites run on: SQLite and PostgreSQL (narrowed by `KEEL_TEST_BACKENDS`). */
 export const kinds: ReadonlyArray<TestDatabase.Kind> = TestDatabase.kinds.filter(

@@ -25,7 +25,7 @@ const repository = join(cliRoot, "..", "..")
 const entry: ReadonlyArray<string> =
   process.env.KEEL_UI_SERVER === "main"
     ? ["--import", "tsx", join(repository, "apps", "server", "src", "main.ts")]
-    : [join(cliRoot, "bin", "keel.mjs"), "serve"]
+    : [join(cliRoot, "bin", "keel.cjs"), "serve"]
 
 /** The token the suite's servers run with. */
 export const token = "keel-ui-test-token-0123456789"
