@@ -3,9 +3,10 @@
 // Bundles tree-shake Effect only through its module paths: `import { Schema } from "effect"` pulls
 // the whole `Schema` namespace object (every schema class, built at load) into a bundle, where
 // `import * as Schema from "effect/Schema"` keeps only what is used (the fast path of
-// `keel port reserve` went from 917 to 535 KiB). The `@effect/*` packages' indexes are built the
-// same way. Fails when a source file of a package or an app imports a value from the index of
-// `effect` or of an `@effect/*` package; type-only imports are erased and allowed.
+// `keel port reserve` went from 917 to 535 KiB). The `@effect/*` packages' indexes and Keel's own
+// (`@keel/sql`, `@keel/reservation`…) are built the same way. Fails when a source file of a
+// package or an app imports a value from the index of `effect`, of an `@effect/*` package or of a
+// `@keel/*` package; type-only imports are erased and allowed.
 import { existsSync, readFileSync } from "node:fs"
 import { join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -18,7 +19,7 @@ const root = process.argv[2] ?? fileURLToPath(new URL("..", import.meta.url))
 export const violations = (text) => {
   const found = []
   for (const match of text.matchAll(
-    /^import\s+(type\s+)?(\{[^}]*\}|\*\s*as\s+\w+|\w+)\s*from\s*["'](?:effect|@effect\/[a-z-]+)["']/gm
+    /^import\s+(type\s+)?(\{[^}]*\}|\*\s*as\s+\w+|\w+)\s*from\s*["'](?:effect|@effect\/[a-z-]+|@keel\/[a-z-]+)["']/gm
   )) {
     const [whole, typeOnly, clause] = match
     const braces = /^\{([^}]*)\}$/.exec(clause.trim())
@@ -45,13 +46,15 @@ const main = () => {
       for (const found of violations(readFileSync(path, "utf8"))) {
         failed = true
         console.error(
-          `${name}:${found.line}: ${found.text} — import it from its module ("effect/<Module>", "@effect/<package>/<Module>")`
+          `${name}:${found.line}: ${found.text} — import it from its module ("effect/<Module>", "@effect/<package>/<Module>", "@keel/<package>/<Module>")`
         )
       }
     }
   }
   if (failed) process.exit(1)
-  console.log("check-imports: no source imports a value from the index of effect or an @effect package")
+  console.log(
+    "check-imports: no source imports a value from the index of effect, an @effect or a @keel package"
+  )
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main()

@@ -4,9 +4,9 @@
  * `EventsApi.ts`) declare them on their routes, so `/openapi.json` documents each.
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import { CursorError } from "@keel/cursor"
-import { QueueError } from "@keel/queue"
-import { ReservationError } from "@keel/reservation"
+import * as CursorError from "@keel/cursor/CursorError"
+import * as QueueError from "@keel/queue/QueueError"
+import * as ReservationError from "@keel/reservation/ReservationError"
 import type { Schema } from "effect"
 import {
   BodyTooLarge,

@@ -7,7 +7,7 @@
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
-import { Schemas } from "@keel/queue"
+import * as Schemas from "@keel/queue/Schemas"
 import * as Schema from "effect/Schema"
 import { CursorErrors, QueueErrors, ReservationErrors } from "./ApiErrors.js"
 

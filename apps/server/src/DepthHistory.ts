@@ -4,7 +4,8 @@
  * `Metrics.acknowledged`) every `interval`, and keeps the samples of the last hour in memory. The
  * history starts when the server does; nothing is stored in the database.
  */
-import { Metrics, Queue } from "@keel/queue"
+import * as Metrics from "@keel/queue/Metrics"
+import * as Queue from "@keel/queue/Queue"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"

@@ -3,9 +3,10 @@
  * the user's data directory) and the three services over it. The CLI builds only the services a
  * subcommand needs (cold start matters for `keel port reserve`); the server builds all three.
  */
-import { Cursor } from "@keel/cursor"
-import { Queue, Schedule } from "@keel/queue"
-import { Reservation } from "@keel/reservation"
+import * as Cursor from "@keel/cursor/Cursor"
+import * as Queue from "@keel/queue/Queue"
+import * as Schedule from "@keel/queue/Schedule"
+import * as Reservation from "@keel/reservation/Reservation"
 import type { ConfigError } from "effect"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"

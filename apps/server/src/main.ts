@@ -7,7 +7,7 @@
  * `OTEL_EXPORTER_OTLP_ENDPOINT` set, its spans are exported over OTLP (`Telemetry.layer`).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Telemetry } from "@keel/sql"
+import * as Telemetry from "@keel/sql/Telemetry"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Server from "./Server.js"

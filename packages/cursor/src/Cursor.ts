@@ -18,7 +18,11 @@
  * behind the `CursorStore` seam; the semantics are plain functions in `internal/`.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Backend, Migrations, Retry, Telemetry, type Transaction } from "@keel/sql"
+import type { Transaction } from "@keel/sql"
+import * as Backend from "@keel/sql/Backend"
+import * as Migrations from "@keel/sql/Migrations"
+import * as Retry from "@keel/sql/Retry"
+import * as Telemetry from "@keel/sql/Telemetry"
 import type { ConfigError, Scope } from "effect"
 import * as Cause from "effect/Cause"
 import * as EffectConfig from "effect/Config"

@@ -2,7 +2,8 @@
  * Every way a cursor operation can fail, as `Schema.TaggedError`s that cross the HTTP boundary.
  * Bad input fails before anything is read or written; a failed write names what stayed pending.
  */
-import { DbError, Transaction } from "@keel/sql"
+import * as DbError from "@keel/sql/DbError"
+import * as Transaction from "@keel/sql/Transaction"
 import * as Schema from "effect/Schema"
 
 /** Renders user input for a message: quoted, with control characters escaped. */

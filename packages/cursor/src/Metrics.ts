@@ -3,7 +3,7 @@
  * (counter, tagged `outcome` = `committed` | `failed`), rows flushed, flush retries, stale writes
  * ignored (tagged `source` = `set` | `flush`) and flush latency (a timer histogram).
  */
-import { LabelledMetric } from "@keel/sql"
+import * as LabelledMetric from "@keel/sql/LabelledMetric"
 import * as Metric from "effect/Metric"
 
 /** Each series' name and description, shared by `metrics` and `forNamespace`. */

@@ -23,7 +23,7 @@
  *   completes, and the worker deregisters.
  */
 
-import { Telemetry } from "@keel/sql"
+import * as Telemetry from "@keel/sql/Telemetry"
 import type { Cause, Scope } from "effect"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"

@@ -3,7 +3,7 @@
  * for that queue; counters (tagged `queue`) count what this process did. Export them with any
  * Effect metrics exporter (OpenTelemetry, Prometheus).
  */
-import { LabelledMetric } from "@keel/sql"
+import * as LabelledMetric from "@keel/sql/LabelledMetric"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type { QueueMetrics } from "./Schemas.js"

@@ -23,7 +23,8 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Backend, Batch } from "@keel/sql"
-import { Migrations, Telemetry } from "@keel/sql"
+import * as Migrations from "@keel/sql/Migrations"
+import * as Telemetry from "@keel/sql/Telemetry"
 import type { ConfigError, DateTime, Scope } from "effect"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"

@@ -3,7 +3,9 @@
  * Bad input fails before anything is read or written; each error names what to fix. Database
  * failures are wrapped on purpose, at the service boundary, in `QueueStoreError`.
  */
-import { Batch, DbError, Transaction } from "@keel/sql"
+import * as Batch from "@keel/sql/Batch"
+import * as DbError from "@keel/sql/DbError"
+import * as Transaction from "@keel/sql/Transaction"
 import * as Schema from "effect/Schema"
 
 /** Renders user input for a message: quoted, with control characters escaped. */

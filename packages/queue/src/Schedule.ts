@@ -14,7 +14,10 @@
  * - The message's payload and priority are the schedule's; deleting its queue deletes it.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Backend, Failure, Migrations, Transaction } from "@keel/sql"
+import * as Backend from "@keel/sql/Backend"
+import * as Failure from "@keel/sql/Failure"
+import * as Migrations from "@keel/sql/Migrations"
+import * as Transaction from "@keel/sql/Transaction"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"

@@ -19,7 +19,12 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Backend, DbError, Failure, GroupCommit, Retry, Transaction } from "@keel/sql"
+import * as Backend from "@keel/sql/Backend"
+import * as DbError from "@keel/sql/DbError"
+import * as Failure from "@keel/sql/Failure"
+import * as GroupCommit from "@keel/sql/GroupCommit"
+import * as Retry from "@keel/sql/Retry"
+import * as Transaction from "@keel/sql/Transaction"
 import type { Scope } from "effect"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"

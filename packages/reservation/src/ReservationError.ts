@@ -2,7 +2,7 @@
  * Every way a reservation operation can fail, as `Schema.TaggedError`s that cross the HTTP
  * boundary. Bad input fails before anything is read or written; each error names what to fix.
  */
-import { Failure } from "@keel/sql"
+import * as Failure from "@keel/sql/Failure"
 import * as Schema from "effect/Schema"
 
 /** An inclusive range of port numbers as it appears in errors. */

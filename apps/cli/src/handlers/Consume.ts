@@ -15,8 +15,9 @@
  *   them), then are killed and their messages released; the worker deregisters and keel exits 0.
  */
 import { spawn } from "node:child_process"
-import { type Consumer, Queue, type Schemas } from "@keel/queue"
-import { Telemetry } from "@keel/sql"
+import type { Consumer, Schemas } from "@keel/queue"
+import * as Queue from "@keel/queue/Queue"
+import * as Telemetry from "@keel/sql/Telemetry"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"

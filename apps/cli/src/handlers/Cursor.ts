@@ -3,7 +3,10 @@
  * cursor store of the namespace. A `set` is flushed before the command ends, and its failure is
  * the command's failure: a position keel reports as set is in the database.
  */
-import { Cursor, type PositionKind, Schemas } from "@keel/cursor"
+
+import type { PositionKind } from "@keel/cursor"
+import * as Cursor from "@keel/cursor/Cursor"
+import * as Schemas from "@keel/cursor/Schemas"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"

@@ -2,10 +2,12 @@
  * The programs of `keel db …` (loaded on demand): only the database layer, no service (a service
  * would apply its migrations as it starts and `status` would never show one pending).
  */
-import { Cursor } from "@keel/cursor"
-import { Queue, Schedule } from "@keel/queue"
-import { Reservation } from "@keel/reservation"
-import { Backend, Migrations } from "@keel/sql"
+import * as Cursor from "@keel/cursor/Cursor"
+import * as Queue from "@keel/queue/Queue"
+import * as Schedule from "@keel/queue/Schedule"
+import * as Reservation from "@keel/reservation/Reservation"
+import * as Backend from "@keel/sql/Backend"
+import * as Migrations from "@keel/sql/Migrations"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { DbInput } from "../commands/Db.js"

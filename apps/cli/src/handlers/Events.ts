@@ -6,7 +6,8 @@
  * and stops when it has caught up. With `--follow` it follows the log's stream (`Queue.events`)
  * until SIGINT/SIGTERM and exits 0.
  */
-import { Queue, Schemas } from "@keel/queue"
+import * as Queue from "@keel/queue/Queue"
+import * as Schemas from "@keel/queue/Schemas"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"

@@ -4,7 +4,9 @@
  */
 import { existsSync, statSync } from "node:fs"
 import { dirname, resolve } from "node:path"
-import { ProjectConfig, Reservation, Schemas } from "@keel/reservation"
+import * as ProjectConfig from "@keel/reservation/ProjectConfig"
+import * as Reservation from "@keel/reservation/Reservation"
+import * as Schemas from "@keel/reservation/Schemas"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"

@@ -3,8 +3,11 @@
  * queue service. JSON documents carry durations and timestamps as milliseconds, as the queue's
  * schemas encode them.
  */
-import { Queue, type Options as QueueOptions, Schemas } from "@keel/queue"
-import { Retry } from "@keel/sql"
+
+import type { Options as QueueOptions } from "@keel/queue"
+import * as Queue from "@keel/queue/Queue"
+import * as Schemas from "@keel/queue/Schemas"
+import * as Retry from "@keel/sql/Retry"
 import * as Arr from "effect/Array"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"

@@ -2,7 +2,8 @@
  * The programs of `keel schedule …` (loaded on demand): each provides the database, the queue
  * service and the schedules over them. `run` fires due ticks until SIGINT/SIGTERM, then exits 0.
  */
-import { Schedule, Schemas } from "@keel/queue"
+import * as Schedule from "@keel/queue/Schedule"
+import * as Schemas from "@keel/queue/Schemas"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"

@@ -1,5 +1,5 @@
 /** The cursor store a command opens (`keel cursor …`). */
-import { Cursor } from "@keel/cursor"
+import * as Cursor from "@keel/cursor/Cursor"
 import * as Keel from "@keel/server/Keel"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

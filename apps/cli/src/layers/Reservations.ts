@@ -1,5 +1,5 @@
 /** The reservation registry a command opens (`keel port …`). */
-import { Reservation } from "@keel/reservation"
+import * as Reservation from "@keel/reservation/Reservation"
 import * as Layer from "effect/Layer"
 import type * as Globals from "../GlobalOptions.js"
 import { database } from "./Database.js"

@@ -5,7 +5,7 @@
  * with a head the caller gives.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Cursor } from "@keel/cursor"
+import * as Cursor from "@keel/cursor/Cursor"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"

@@ -4,9 +4,10 @@
  * heartbeat ages. Reads only.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Cursor } from "@keel/cursor"
-import { Queue, type Schemas } from "@keel/queue"
-import { Reservation } from "@keel/reservation"
+import * as Cursor from "@keel/cursor/Cursor"
+import type { Schemas } from "@keel/queue"
+import * as Queue from "@keel/queue/Queue"
+import * as Reservation from "@keel/reservation/Reservation"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"

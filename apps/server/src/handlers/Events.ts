@@ -4,7 +4,9 @@
  * stream, `Queue.events`), or none when it passes or the server begins to shut down.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Queue, QueueError, type Schemas } from "@keel/queue"
+import type { Schemas } from "@keel/queue"
+import * as Queue from "@keel/queue/Queue"
+import * as QueueError from "@keel/queue/QueueError"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

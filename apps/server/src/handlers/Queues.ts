@@ -4,7 +4,9 @@
  * a message arrives, the wait ends or the server begins to shut down.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Queue, QueueError, type Schemas } from "@keel/queue"
+import type { Schemas } from "@keel/queue"
+import * as Queue from "@keel/queue/Queue"
+import * as QueueError from "@keel/queue/QueueError"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

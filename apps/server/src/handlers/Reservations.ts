@@ -5,7 +5,8 @@
  * probes occupancy only when asked and when the server's registry checks occupancy at all.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Inventory, Reservation } from "@keel/reservation"
+import * as Inventory from "@keel/reservation/Inventory"
+import * as Reservation from "@keel/reservation/Reservation"
 import * as Effect from "effect/Effect"
 import { KeelApi } from "../Api.js"
 

@@ -3,7 +3,8 @@
  * scheduler (`KEEL_SCHEDULER`, on by default), so ticks fire while it runs.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { QueueError, Schedule } from "@keel/queue"
+import * as QueueError from "@keel/queue/QueueError"
+import * as Schedule from "@keel/queue/Schedule"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { KeelApi } from "../Api.js"

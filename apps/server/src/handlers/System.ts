@@ -7,8 +7,8 @@
  * render every Effect metric of the process as Prometheus text.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Queue } from "@keel/queue"
-import { Retry } from "@keel/sql"
+import * as Queue from "@keel/queue/Queue"
+import * as Retry from "@keel/sql/Retry"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"

@@ -4,7 +4,8 @@
  * transaction. Every input is validated before anything is written; memory follows the database
  * only after COMMIT.
  */
-import { Retry, Transaction } from "@keel/sql"
+import * as Retry from "@keel/sql/Retry"
+import * as Transaction from "@keel/sql/Transaction"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

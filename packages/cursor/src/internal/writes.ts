@@ -3,7 +3,9 @@
  * the debounce. Memory moves only after COMMIT: a peer is clean when memory still holds what was
  * written (or something the database already has); a newer position set meanwhile stays dirty.
  */
-import { Retry, type Retry as RetryModule } from "@keel/sql"
+
+import type { Retry as RetryModule } from "@keel/sql"
+import * as Retry from "@keel/sql/Retry"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

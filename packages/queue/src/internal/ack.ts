@@ -3,7 +3,7 @@
  * store operation that checks the leases under the write lock and acts on them: all or none
  * (`LeaseLost` naming the lost ones, nothing changed), one atomic step.
  */
-import { Batch } from "@keel/sql"
+import * as Batch from "@keel/sql/Batch"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"

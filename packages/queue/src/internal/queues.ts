@@ -2,7 +2,7 @@
  * Queues, the archive, dead letters and metrics: input checked, one store operation, rows turned
  * into the package's Schema classes.
  */
-import { Batch } from "@keel/sql"
+import * as Batch from "@keel/sql/Batch"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"

@@ -4,7 +4,8 @@
  * `SqlQueueStore.ts`); here a send whose outcome the store could not confirm becomes
  * `SendOutcomeUnknown`, and a missing queue `QueueNotFound`.
  */
-import { Batch, Telemetry } from "@keel/sql"
+import * as Batch from "@keel/sql/Batch"
+import * as Telemetry from "@keel/sql/Telemetry"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"

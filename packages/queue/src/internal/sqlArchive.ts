@@ -5,7 +5,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { Plan } from "@keel/sql"
+import * as Plan from "@keel/sql/Plan"
 
 /** How an archived copy of a message is written. */
 export interface Archiving {

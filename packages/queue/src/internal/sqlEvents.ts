@@ -4,7 +4,9 @@
  * recorded (elsewhere readers poll). Reads are re-run after transient errors.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { type Backend, Failure, Retry } from "@keel/sql"
+import type { Backend } from "@keel/sql"
+import * as Failure from "@keel/sql/Failure"
+import * as Retry from "@keel/sql/Retry"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { QueueStoreError } from "../QueueError.js"

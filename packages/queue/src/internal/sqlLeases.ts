@@ -4,7 +4,7 @@
  * Every settlement checks the lease under the write lock (rows locked on PostgreSQL) first.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Plan } from "@keel/sql"
+import * as Plan from "@keel/sql/Plan"
 import * as Effect from "effect/Effect"
 import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"

@@ -13,7 +13,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { Plan } from "@keel/sql"
+import * as Plan from "@keel/sql/Plan"
 import { type Budget, budgetOf } from "./limits.js"
 import { truthy } from "./sqlStatements.js"
 

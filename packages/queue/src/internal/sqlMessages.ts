@@ -4,7 +4,7 @@
  * handler's progress (lease-checked), and the read-only check of which leases a consumer still holds.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Plan } from "@keel/sql"
+import * as Plan from "@keel/sql/Plan"
 import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
 import { channel, type Statements, unique } from "./sqlStatements.js"

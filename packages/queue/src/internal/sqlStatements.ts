@@ -5,7 +5,8 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { type Backend, Plan } from "@keel/sql"
+import type { Backend } from "@keel/sql"
+import * as Plan from "@keel/sql/Plan"
 import * as Effect from "effect/Effect"
 import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"

@@ -2,7 +2,7 @@
  * Stored rows as the registry's `Reservation`s: the one decoding path for rows a caller sees, and
  * the orders the registry reports them in.
  */
-import { DbError } from "@keel/sql"
+import * as DbError from "@keel/sql/DbError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"

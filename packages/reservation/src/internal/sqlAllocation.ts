@@ -10,7 +10,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { Plan } from "@keel/sql"
+import * as Plan from "@keel/sql/Plan"
 import * as Allocator from "../Allocator.js"
 import { inRange, type Port, type PortRange } from "../Port.js"
 import { NoPortAvailable, PreferredPortReserved, StickyFieldChanged } from "../ReservationError.js"

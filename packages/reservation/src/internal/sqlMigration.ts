@@ -6,7 +6,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { Plan } from "@keel/sql"
+import * as Plan from "@keel/sql/Plan"
 import { MigrationConflict } from "../ReservationError.js"
 import { type Migration, type MigrationResult, type Stored, untagged } from "../ReservationStore.js"
 

@@ -5,15 +5,13 @@
  */
 import { existsSync } from "node:fs"
 import { basename, dirname, join, resolve } from "node:path"
-import {
-  ConfigFiles,
-  Inventory,
-  Occupancy,
-  Port,
-  ProjectConfig,
-  Reservation,
-  Schemas
-} from "@keel/reservation"
+import * as ConfigFiles from "@keel/reservation/ConfigFiles"
+import * as Inventory from "@keel/reservation/Inventory"
+import * as Occupancy from "@keel/reservation/Occupancy"
+import * as Port from "@keel/reservation/Port"
+import * as ProjectConfig from "@keel/reservation/ProjectConfig"
+import * as Reservation from "@keel/reservation/Reservation"
+import * as Schemas from "@keel/reservation/Schemas"
 import * as Dsn from "@keel/sql/Dsn"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"

@@ -24,21 +24,23 @@ afterEach(() => {
   for (const root of made.splice(0)) rmSync(root, { recursive: true, force: true })
 })
 
-// A value imported from the index of `effect` (or an `@effect/*` package) brings the whole
+// A value imported from the index of `effect` (or an `@effect/*` or `@keel/*` package) brings the whole
 // namespace of each name into a bundle: the cold start of `keel port reserve` paid for every
 // schema class. `pnpm check` runs the script; this pins what it refuses.
 describe("scripts/check-imports.mjs", () => {
-  it("refuses a value imported from the index of effect or of an @effect package, in src only", () => {
+  it("refuses a value imported from the index of effect, of an @effect or of a @keel package, in src only", () => {
     const result = check({
       "packages/a/src/A.ts": 'import { Effect, type Scope } from "effect"\n',
       "apps/b/src/B.ts": 'import * as Sql from "@effect/sql"\n',
       "apps/c/src/C.ts": 'import {\n  HttpApi,\n  type HttpApp\n} from "@effect/platform"\n',
+      "packages/d/src/D.ts": 'import { Backend } from "@keel/sql"\n',
       "packages/a/test/A.test.ts": 'import { Effect } from "effect"\n'
     })
     expect(result.status).toBe(1)
     expect(result.stderr).toContain('packages/a/src/A.ts:1: import { Effect, type Scope } from "effect"')
     expect(result.stderr).toContain('apps/b/src/B.ts:1: import * as Sql from "@effect/sql"')
     expect(result.stderr).toContain("apps/c/src/C.ts:1:")
+    expect(result.stderr).toContain('packages/d/src/D.ts:1: import { Backend } from "@keel/sql"')
     expect(result.stderr).not.toContain("A.test.ts")
   })
 
@@ -49,7 +51,9 @@ describe("scripts/check-imports.mjs", () => {
         'import { pipe } from "effect/Function"',
         'import type { Scope } from "effect"',
         'import { type Duration, type Option } from "effect"',
-        'import * as HttpApi from "@effect/platform/HttpApi"'
+        'import * as HttpApi from "@effect/platform/HttpApi"',
+        'import * as Backend from "@keel/sql/Backend"',
+        'import type { Transaction } from "@keel/sql"'
       ].join("\n")
     })
     expect(result.stderr).toBe("")
