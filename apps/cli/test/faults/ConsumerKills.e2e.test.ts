@@ -17,7 +17,8 @@ import { Duration, Effect, Schema } from "effect"
 import * as InProcess from "../support/InProcess.js"
 import * as Keel from "../support/Keel.js"
 
-const main = fileURLToPath(new URL("../../src/main.ts", import.meta.url))
+// The full command line from source (`src/main.ts`, the binary's entry point, runs only bundled).
+const main = fileURLToPath(new URL("../../src/Full.ts", import.meta.url))
 
 const messages = 800
 const workers = 3
