@@ -3,9 +3,12 @@
  * dirty cursors (the background flusher is set to once an hour so that only the timed flushes
  * write). Called through a `ManagedRuntime`, as an application not written with Effect would.
  */
-import { Cursor } from "@keel/cursor"
-import { Database } from "@keel/sql"
-import { Duration, Effect, Layer, ManagedRuntime } from "effect"
+import * as Cursor from "@keel/cursor/Cursor"
+import * as Database from "@keel/sql/Database"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Report from "../Report.js"
 import { flushRow, main, namespace, positionOf, setPeers } from "./workload.js"
 

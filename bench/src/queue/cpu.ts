@@ -8,9 +8,14 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Queue } from "@keel/queue"
-import { Database } from "@keel/sql"
-import { Deferred, Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
+import * as Queue from "@keel/queue/Queue"
+import * as Database from "@keel/sql/Database"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Scope from "effect/Scope"
 import { payload } from "./workload.js"
 
 const dir = mkdtempSync(join(tmpdir(), "keel-cpu-"))

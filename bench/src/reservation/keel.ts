@@ -4,9 +4,13 @@
  * load Effect (their peak RSS is their own).
  */
 import { mkdirSync } from "node:fs"
-import { Reservation, ReservationConfig } from "@keel/reservation"
-import { Database } from "@keel/sql"
-import { Duration, Effect, Layer, ManagedRuntime } from "effect"
+import * as Reservation from "@keel/reservation/Reservation"
+import * as ReservationConfig from "@keel/reservation/ReservationConfig"
+import * as Database from "@keel/sql/Database"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import { type Client, range, tag } from "./workload.js"
 
 /** The registry config of the benchmark: its range, occupancy probing on or off. */

@@ -5,9 +5,13 @@
  * application that is not written with Effect would — except concurrent producers, which are fibers
  * of one `runPromise`, as an Effect application runs them.
  */
-import { Queue } from "@keel/queue"
-import { Database } from "@keel/sql"
-import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
+import * as Queue from "@keel/queue/Queue"
+import * as Database from "@keel/sql/Database"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Scope from "effect/Scope"
 import { main, payload, queueName } from "../workload.js"
 
 await main(async (job) => {
