@@ -119,6 +119,24 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
       sql<{ peer: string }>`${upsertIfLater(namespace, writes, now)} RETURNING peer`
     const upsertAlways = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
       sql`INSERT INTO keel_cursors ${source(namespace, writes, now)} ON CONFLICT (namespace, peer) ${set}`
+    /**
+     * One write of `upsertIfLater` / `upsertAlways` as a `Plan.eachCount` template: every value is an
+     * argument, so the template compiles once per store rather than once per flush.
+     */
+    const oneIfLater = (
+      namespace: string,
+      peer: Peer.Peer,
+      position: Position.Any,
+      key: string,
+      now: number
+    ) => upsertIfLater(namespace, [{ peer, position, key }], now)
+    const oneAlways = (
+      namespace: string,
+      peer: Peer.Peer,
+      position: Position.Any,
+      key: string,
+      now: number
+    ) => upsertAlways(namespace, [{ peer, position, key }], now)
     const selectColumns = sql`SELECT peer, position, position_key, updated_at FROM keel_cursors`
     const selectPeers = (namespace: string, peers: ReadonlyArray<string>) =>
       sql<CursorRow>`${selectColumns} WHERE namespace = ${namespace} AND ${sql.in("peer", peers)}`
@@ -186,9 +204,8 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
       const statement = onlyLater ? upsertIfLater : upsertAlways
       if (yield* Plan.synchronous()) {
         const changed = yield* Plan.eachCount(
-          (peer: Peer.Peer, position: Position.Any, key: string) =>
-            statement(namespace, [{ peer, position, key }], now),
-          writes.map((write) => [write.peer, write.position, write.key] as const)
+          onlyLater ? oneIfLater : oneAlways,
+          writes.map((write) => [namespace, write.peer, write.position, write.key, now] as const)
         )
         return new Set(writes.filter((_, i) => (changed[i] ?? 0) > 0).map((write) => write.peer))
       }

@@ -32,7 +32,9 @@ export interface Run {
  * plan receives the rows of every run, in order, or with `count` how many rows each run changed.
  * On the synchronous driver the template is compiled once and each run binds the item's values to
  * the same prepared statement (the fastest way to write many rows on better-sqlite3); elsewhere
- * each item is a statement of its own.
+ * each item is a statement of its own. The template must be a function of its values alone: one
+ * compiled template is kept per template function, so a caller that hoists the function (every
+ * per-run value passed as a value, not captured) compiles it once for all its plans.
  */
 export interface Each {
   readonly _tag: "Each"

@@ -26,7 +26,7 @@ TestDatabase.describeEach("Plan.each", (kind) => {
     it.effect("set up", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        for (const table of ["each_rows", "each_counts", "each_failed", "each_now"])
+        for (const table of ["each_rows", "each_counts", "each_failed", "each_now", "each_hoisted"])
           yield* sql`CREATE TABLE ${sql(table)} (id INTEGER PRIMARY KEY, tag TEXT NOT NULL, n INTEGER NOT NULL)`
       })
     )
@@ -114,6 +114,37 @@ TestDatabase.describeEach("Plan.each", (kind) => {
         )
         expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
       })
+    )
+
+    it.effect(
+      "a template function is compiled once on the synchronous driver, however many plans run it, and each plan binds its own items",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const backend = yield* Backend.Backend
+          let calls = 0
+          // Hoisted, as a store hoists its templates: every per-run value is an argument.
+          const insert = (id: number, tag: string, n: number) => {
+            calls++
+            return sql`INSERT INTO each_hoisted (id, tag, n) VALUES (${id}, ${tag}, ${n})`
+          }
+          const first = [
+            [101, "a", 1],
+            [102, "b", 2]
+          ] as const
+          const second = [
+            [103, "c", 3],
+            [104, "d", 4],
+            [105, "e", 5]
+          ] as const
+          yield* Transaction.plan(() => Plan.each(insert, first))
+          yield* Transaction.plan(() => Plan.each(insert, second))
+          const rows = yield* rowsOf("each_hoisted")
+          expect(rows).toEqual([...first, ...second].map(([id, tag, n]) => ({ id, tag, n })))
+          // The synchronous driver compiles the template once (with placeholders); elsewhere each
+          // item is a statement of its own.
+          expect(calls).toBe(backend.kind === "sqlite" ? 1 : first.length + second.length)
+        })
     )
 
     it.effect("a template value that is not bound as one parameter is a defect of the plan", () =>

@@ -71,22 +71,43 @@ const compileRun = (run: Run): Compiled => {
   return (driver) => driver.run(sql, params)
 }
 
+/** A template compiled with slots: its SQL text and its parameters, slots standing for the item's values. */
+interface CompiledTemplate {
+  readonly sql: string
+  readonly template: ReadonlyArray<unknown>
+}
+
 /**
- * Compiles `each.statement` once with a `Slot` for every value; the run executes the same SQL (one
- * prepared statement) per item, each slot's parameter bound to that item's value. A value the
- * statement does not bind as exactly one parameter is a bug of the plan: it throws here.
+ * Compiled templates by template function and arity. A template is a function of its values alone
+ * (see `Plan.Each`), so a function hoisted by its caller compiles once, not once per plan run; an
+ * inline function is a new key each run and only costs the entry, which goes with the function.
  */
-const compileEach = (each: Each): Compiled => {
-  const arity = each.items[0]?.length ?? 0
+const compiledTemplates = new WeakMap<Each["statement"], Map<number, CompiledTemplate>>()
+
+const compileTemplate = (each: Each, arity: number): CompiledTemplate => {
+  const byArity = compiledTemplates.get(each.statement)
+  const cached = byArity?.get(arity)
+  if (cached !== undefined) return cached
   const slots = Array.from({ length: arity }, (_, index) => new Slot(index))
   const [sql, params] = each.statement(...slots).compile()
   const bound = new Set<number>()
-  const template = params.map((param) => {
-    if (param instanceof Slot) bound.add(param.index)
-    return param
-  })
+  for (const param of params) if (param instanceof Slot) bound.add(param.index)
   if (bound.size !== arity)
     throw new Error(`Plan.each: ${arity - bound.size} value(s) not bound as one parameter`)
+  const compiled = { sql, template: params }
+  if (byArity === undefined) compiledTemplates.set(each.statement, new Map([[arity, compiled]]))
+  else byArity.set(arity, compiled)
+  return compiled
+}
+
+/**
+ * Compiles `each.statement` with a `Slot` for every value (once per template function and arity:
+ * `compileTemplate`); the run executes the same SQL (one prepared statement) per item, each slot's
+ * parameter bound to that item's value. A value the statement does not bind as exactly one
+ * parameter is a bug of the plan: it throws here.
+ */
+const compileEach = (each: Each): Compiled => {
+  const { sql, template } = compileTemplate(each, each.items[0]?.length ?? 0)
   return (driver) => {
     const results: Array<unknown> = []
     const values = template.slice()
