@@ -92,19 +92,59 @@ export const make = (
 
   // ---- sends --------------------------------------------------------------------------------
 
+  /**
+   * One message into the queue named `name`, in one statement that also resolves the queue, as a
+   * `Plan.each` template: every value is an argument (`insertOneValues`), so on the synchronous
+   * driver it compiles once per store, not once per send. `traced` adds the trace column.
+   */
+  const insertOneTemplate =
+    (traced: boolean) =>
+    (
+      name: string,
+      payload: string,
+      priority: number,
+      enqueuedAt: number,
+      availableAt: number,
+      maxDeliveries: number | null,
+      backoff: string | null,
+      groupKey: string | null,
+      trace?: string
+    ) =>
+      sql<IdRow>`INSERT INTO keel_queue_messages
+          (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key${
+            traced ? sql`, trace` : sql``
+          })
+        SELECT id, CAST(${payload} AS TEXT), CAST(${priority} AS INTEGER),
+               CAST(${enqueuedAt} AS BIGINT), CAST(${availableAt} AS BIGINT),
+               CAST(${maxDeliveries} AS INTEGER), CAST(${backoff} AS TEXT),
+               CAST(${groupKey} AS TEXT)${traced ? sql`, CAST(${trace} AS TEXT)` : sql``}
+        FROM keel_queue_queues WHERE name = ${name}
+        RETURNING id, queue_id`
+  const insertOneUntraced = insertOneTemplate(false)
+  const insertOneTraced = insertOneTemplate(true)
+
+  /** The values of `message` for `insertOneTemplate`, and the template (traced or not) they fill. */
+  const insertOneOf = (name: string, message: QueueStore.NewMessage, now: number) => {
+    const policy = ownColumns(message)
+    const untraced = [
+      name,
+      message.payload,
+      message.priority,
+      now,
+      now + message.delayMs,
+      policy.max_deliveries,
+      policy.backoff,
+      policy.group_key
+    ] as const
+    const values: Readonly<Parameters<typeof insertOneUntraced>> =
+      message.trace === undefined ? untraced : [...untraced, message.trace]
+    return { template: message.trace === undefined ? insertOneUntraced : insertOneTraced, values }
+  }
+
   /** One message into the queue named `name`, in one statement that also resolves the queue (and notifies on pg). */
   const insertOneStatement = (name: string, message: QueueStore.NewMessage, now: number) => {
-    const policy = ownColumns(message)
-    const traced = message.trace === undefined ? sql`` : sql`, trace`
-    const tracedValue = message.trace === undefined ? sql`` : sql`, CAST(${message.trace} AS TEXT)`
-    const insert = sql<IdRow>`INSERT INTO keel_queue_messages
-        (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key${traced})
-      SELECT id, CAST(${message.payload} AS TEXT), CAST(${message.priority} AS INTEGER),
-             CAST(${now} AS BIGINT), CAST(${now + message.delayMs} AS BIGINT),
-             CAST(${policy.max_deliveries} AS INTEGER), CAST(${policy.backoff} AS TEXT),
-             CAST(${policy.group_key} AS TEXT)${tracedValue}
-      FROM keel_queue_queues WHERE name = ${name}
-      RETURNING id, queue_id`
+    const { template, values } = insertOneOf(name, message, now)
+    const insert = template(...values)
     return options.notifyInSql
       ? sql<IdRow>`WITH m AS (${insert}) SELECT id, queue_id, pg_notify('keel_queue_' || queue_id, ${name}) FROM m`
       : insert
@@ -215,7 +255,11 @@ export const make = (
     function* () {
       const [only] = items
       if (items.length === 1 && only !== undefined) {
-        return [toSent(yield* Plan.rows(insertOneStatement(only.name, only.message, only.now)))]
+        if (options.notifyInSql)
+          return [toSent(yield* Plan.rows(insertOneStatement(only.name, only.message, only.now)))]
+        const { template, values } = insertOneOf(only.name, only.message, only.now)
+        const [rows] = yield* Plan.each(template, [values])
+        return [toSent(rows ?? [])]
       }
       const names = [...new Set(items.map((item) => item.name))]
       const found = yield* Plan.chunked(
