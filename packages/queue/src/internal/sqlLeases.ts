@@ -10,8 +10,9 @@ import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
 import { exhausted, exhaustedError } from "../Schemas.js"
 import { type Budget, throttledUntil } from "./limits.js"
+import type { IdRow } from "./sqlInsertOne.js"
 import * as Limits from "./sqlLimits.js"
-import { type IdRow, type Statements, truthy, unique } from "./sqlStatements.js"
+import { type Statements, truthy, unique } from "./sqlStatements.js"
 
 interface CandidateRow {
   readonly id: number

@@ -8,9 +8,10 @@ import type * as Statement from "@effect/sql/Statement"
 import type { Backend } from "@keel/sql"
 import * as Plan from "@keel/sql/Plan"
 import * as Effect from "effect/Effect"
-import * as Backoff from "../Backoff.js"
 import type * as QueueStore from "../QueueStore.js"
 import * as SqlArchive from "./sqlArchive.js"
+import * as SqlInsertOne from "./sqlInsertOne.js"
+import { ownColumns } from "./sqlInsertOne.js"
 
 /** The PostgreSQL channel a queue's producers notify and its consumers listen on. */
 export const channel = (queueId: number): string => `keel_queue_${queueId}`
@@ -20,17 +21,6 @@ export const truthy = (value: unknown): boolean =>
   value === true || (typeof value === "number" && value !== 0)
 
 export const unique = (values: ReadonlyArray<number>): ReadonlyArray<number> => [...new Set(values)]
-
-export interface IdRow {
-  readonly id: number
-  readonly queue_id: number
-}
-/** What a message may carry beyond its payload and priority, as its columns: retry policy, group (null: none). */
-export const ownColumns = (message: QueueStore.NewMessage) => ({
-  max_deliveries: message.maxDeliveries ?? null,
-  backoff: message.backoff === undefined ? null : Backoff.encode(message.backoff),
-  group_key: message.group ?? null
-})
 
 /**
  * The trace column of a row, only when a message of the statement carries a trace context: with
@@ -92,84 +82,19 @@ export const make = (
 
   // ---- sends --------------------------------------------------------------------------------
 
-  /**
-   * One message into the queue named `name`, in one statement that also resolves the queue, as a
-   * `Plan.each` template: every value is an argument (`insertOneValues`), so on the synchronous
-   * driver it compiles once per store, not once per send. `traced` adds the trace column.
-   */
-  const insertOneTemplate =
-    (traced: boolean) =>
-    (
-      name: string,
-      payload: string,
-      priority: number,
-      enqueuedAt: number,
-      availableAt: number,
-      maxDeliveries: number | null,
-      backoff: string | null,
-      groupKey: string | null,
-      trace?: string
-    ) =>
-      sql<IdRow>`INSERT INTO keel_queue_messages
-          (queue_id, payload, priority, enqueued_at, available_at, max_deliveries, backoff, group_key${
-            traced ? sql`, trace` : sql``
-          })
-        SELECT id, CAST(${payload} AS TEXT), CAST(${priority} AS INTEGER),
-               CAST(${enqueuedAt} AS BIGINT), CAST(${availableAt} AS BIGINT),
-               CAST(${maxDeliveries} AS INTEGER), CAST(${backoff} AS TEXT),
-               CAST(${groupKey} AS TEXT)${traced ? sql`, CAST(${trace} AS TEXT)` : sql``}
-        FROM keel_queue_queues WHERE name = ${name}
-        RETURNING id, queue_id`
-  const insertOneUntraced = insertOneTemplate(false)
-  const insertOneTraced = insertOneTemplate(true)
-
-  /** The values of `message` for `insertOneTemplate`, and the template (traced or not) they fill. */
-  const insertOneOf = (name: string, message: QueueStore.NewMessage, now: number) => {
-    const policy = ownColumns(message)
-    const untraced = [
-      name,
-      message.payload,
-      message.priority,
-      now,
-      now + message.delayMs,
-      policy.max_deliveries,
-      policy.backoff,
-      policy.group_key
-    ] as const
-    const values: Readonly<Parameters<typeof insertOneUntraced>> =
-      message.trace === undefined ? untraced : [...untraced, message.trace]
-    return { template: message.trace === undefined ? insertOneUntraced : insertOneTraced, values }
-  }
-
-  /** One message into the queue named `name`, in one statement that also resolves the queue (and notifies on pg). */
-  const insertOneStatement = (name: string, message: QueueStore.NewMessage, now: number) => {
-    const { template, values } = insertOneOf(name, message, now)
-    const insert = template(...values)
-    return options.notifyInSql
-      ? sql<IdRow>`WITH m AS (${insert}) SELECT id, queue_id, pg_notify('keel_queue_' || queue_id, ${name}) FROM m`
-      : insert
-  }
-
-  const toSent = (rows: ReadonlyArray<IdRow>): QueueStore.Sent | undefined => {
-    const row = rows[0]
-    return row === undefined ? undefined : { queueId: Number(row.queue_id), ids: [Number(row.id)] }
-  }
-
-  /** One unkeyed message as one autocommit statement (the PostgreSQL dialect's single send). */
-  const insertOne = (name: string, message: QueueStore.NewMessage, now: number) =>
-    Effect.map(insertOneStatement(name, message, now), toSent)
+  const insertOne = SqlInsertOne.make(sql, options)
 
   /**
    * PostgreSQL dialect, one autocommit statement for many single unkeyed sends (a group of one
    * event-loop turn), to any queues: ids are drawn from the messages' identity first, so each
    * answer is matched to its send. One answer per send, in order (undefined: no such queue). A
-   * group of one is the plain single statement (`insertOne`).
+   * group of one is the plain single statement (`insertOne.autocommit`).
    */
   const insertMany = (items: ReadonlyArray<Single>) =>
     Effect.gen(function* () {
       const [only] = items
       if (items.length === 1 && only !== undefined)
-        return [yield* insertOne(only.name, only.message, only.now)]
+        return [yield* insertOne.autocommit(only.name, only.message, only.now)]
       const input = JSON.stringify(
         items.map(({ name, message, now }, ord) => ({
           ord,
@@ -254,13 +179,8 @@ export const make = (
   ): Plan.Make<ReadonlyArray<QueueStore.Sent | undefined>> =>
     function* () {
       const [only] = items
-      if (items.length === 1 && only !== undefined) {
-        if (options.notifyInSql)
-          return [toSent(yield* Plan.rows(insertOneStatement(only.name, only.message, only.now)))]
-        const { template, values } = insertOneOf(only.name, only.message, only.now)
-        const [rows] = yield* Plan.each(template, [values])
-        return [toSent(rows ?? [])]
-      }
+      if (items.length === 1 && only !== undefined)
+        return [yield* insertOne.plan(only.name, only.message, only.now)]
       const names = [...new Set(items.map((item) => item.name))]
       const found = yield* Plan.chunked(
         names,
@@ -363,7 +283,7 @@ export const make = (
     function* () {
       const first = messages[0]
       if (messages.length === 1 && first !== undefined && first.dedupKey === undefined) {
-        return toSent(yield* Plan.rows(insertOneStatement(name, first, now)))
+        return yield* insertOne.plan(name, first, now)
       }
       const [queue] = yield* Plan.rows(queueIdOf(name))
       if (queue === undefined) return undefined
