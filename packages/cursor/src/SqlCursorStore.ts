@@ -120,23 +120,15 @@ export const make: Effect.Effect<CursorStore.Storage, never, SqlClient.SqlClient
     const upsertAlways = (namespace: string, writes: ReadonlyArray<CursorStore.Write>, now: number) =>
       sql`INSERT INTO keel_cursors ${source(namespace, writes, now)} ON CONFLICT (namespace, peer) ${set}`
     /**
-     * One write of `upsertIfLater` / `upsertAlways` as a `Plan.eachCount` template: every value is an
-     * argument, so the template compiles once per store rather than once per flush.
+     * One write of `upsert` (`upsertIfLater` / `upsertAlways`) as a `Plan.eachCount` template: every
+     * value is an argument, so the template compiles once per store rather than once per flush.
      */
-    const oneIfLater = (
-      namespace: string,
-      peer: Peer.Peer,
-      position: Position.Any,
-      key: string,
-      now: number
-    ) => upsertIfLater(namespace, [{ peer, position, key }], now)
-    const oneAlways = (
-      namespace: string,
-      peer: Peer.Peer,
-      position: Position.Any,
-      key: string,
-      now: number
-    ) => upsertAlways(namespace, [{ peer, position, key }], now)
+    const oneWrite =
+      (upsert: typeof upsertIfLater) =>
+      (namespace: string, peer: Peer.Peer, position: Position.Any, key: string, now: number) =>
+        upsert(namespace, [{ peer, position, key }], now)
+    const oneIfLater = oneWrite(upsertIfLater)
+    const oneAlways = oneWrite(upsertAlways)
     const selectColumns = sql`SELECT peer, position, position_key, updated_at FROM keel_cursors`
     const selectPeers = (namespace: string, peers: ReadonlyArray<string>) =>
       sql<CursorRow>`${selectColumns} WHERE namespace = ${namespace} AND ${sql.in("peer", peers)}`
