@@ -103,10 +103,10 @@ const definitionsOnly = {
 
 /**
  * Modules the fast path can never reach, left out of its bundle: `FastPath.recognise` accepts only
- * SQLite without tracing, so the other backends (loaded by `Database.ts` with `import()`) and the
- * OTLP exporter (loaded by `Telemetry.layer` only when an endpoint is set) — where they are loaded
- * with `import()` — are replaced by a module that throws when it is imported — a recognised command line that reached one would fail loudly
- * instead of running without it.
+ * SQLite without tracing, so the other backends (which `Database.ts` loads with `import()`) and the
+ * OTLP exporter (which `Telemetry.layer` loads with `import()` only when an endpoint is set) are
+ * replaced, where they are imported that way, by a module that throws: a recognised command line
+ * that reached one would fail loudly instead of running without it.
  */
 const unreachableInFastPath = {
   name: "unreachable-in-fast-path",
@@ -178,7 +178,8 @@ const fast = await esbuild.build({
 })
 
 const written = new Set()
-for (const file of [...result.outputFiles, ...entry.outputFiles, ...fast.outputFiles]) {
+const outputs = [...result.outputFiles, ...entry.outputFiles, ...fast.outputFiles]
+for (const file of outputs) {
   mkdirSync(dirname(file.path), { recursive: true })
   const temporary = `${file.path}.${process.pid}.tmp`
   writeFileSync(temporary, file.contents)
@@ -245,10 +246,7 @@ try {
   rmSync(generator, { force: true })
 }
 
-const bytes = [...result.outputFiles, ...entry.outputFiles, ...fast.outputFiles].reduce(
-  (sum, file) => sum + file.contents.byteLength,
-  0
-)
+const bytes = outputs.reduce((sum, file) => sum + file.contents.byteLength, 0)
 console.log(
-  `built ${relative(process.cwd(), outdir) || "dist"}: ${result.outputFiles.length + entry.outputFiles.length + fast.outputFiles.length} files, ${(bytes / 1024).toFixed(0)} KiB`
+  `built ${relative(process.cwd(), outdir) || "dist"}: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB`
 )
