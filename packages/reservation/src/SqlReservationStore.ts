@@ -8,8 +8,11 @@
  * and COMMIT; elsewhere statement by statement in one transaction holding the allocation lock (a
  * transaction-scoped advisory lock on PostgreSQL and PGlite). The lowest free port is found by SQL
  * (the candidates are the range's start and the port after each held or avoided one), so no holder
- * row of the range is read into JavaScript. A transaction is re-run only when its failure proves it
- * rolled back (`Retry.plan`); database failures become `ReservationStoreError` here, once.
+ * row of the range is read into JavaScript. On PostgreSQL a new reservation of the common kind is
+ * one autocommit statement instead (`keel_reservation_allocate_new`: the same locks, choice and
+ * INSERT in one round trip; see `allocateNew`). A transaction is re-run only when its failure
+ * proves it rolled back (`Retry.plan`), the one statement never after a failure that may come after
+ * it ran (`Retry.autocommit`); database failures become `ReservationStoreError` here, once.
  *
  * A release of one path takes only that path's lock, which every allocation of the path takes too;
  * a migration (under the allocation lock) reads the rows it moves `FOR UPDATE`. So a release is
@@ -33,6 +36,7 @@ import * as SqlMigration from "./internal/sqlMigration.js"
 import { ReservationStoreError } from "./ReservationError.js"
 import {
   type Allocated,
+  type Allocation,
   type Filter,
   type Oracle,
   ReservationStore,
@@ -141,6 +145,25 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
 
     const plan = Transaction.planOn(backend)
 
+    /**
+     * PostgreSQL and PGlite: a new reservation of the common kind (`SqlAllocation.lowestFreeOnly`)
+     * as ONE statement — the locks, the check that the key holds nothing, the lowest free port and
+     * the INSERT (`keel_reservation_allocate_new`, migration 3). On PostgreSQL it runs in autocommit:
+     * one round trip instead of five, the allocation lock held only while it runs; on PGlite (one
+     * session, in-process) in a transaction of its own (`Transaction.autocommitOn`). No row: nothing
+     * was written (the key holds a reservation, no port is free) and the whole plan decides.
+     * Undefined on the SQLite dialect, where the plan is one driver step already.
+     */
+    const allocateNew = sql.onDialectOrElse({
+      pg: () => (a: Allocation, tag: string, now: number) => {
+        const labels = SqlAllocation.newLabels(a)
+        return sql<Stored>`SELECT ${columns} FROM keel_reservation_allocate_new(${globalLock}, ${pathLock(a.path)},
+          ${a.path}, ${tag}, ${a.range.min}, ${a.range.max}, ${now}, ${labels.project}, ${labels.task},
+          ${a.ttlMs ?? null}, ${a.ttlMs === undefined ? null : now + a.ttlMs})`
+      },
+      orElse: () => undefined
+    })
+
     /** What the plan asked to know, found out: ports probed, or which paths are gone. */
     const learn = (asked: Exclude<Allocated, { _tag: "Allocated" }>, oracle: Oracle, known: Learnt) =>
       Effect.gen(function* () {
@@ -156,6 +179,21 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       })
 
     const allocate: Store["allocate"] = (a, oracle, now) => {
+      const want = allocateNew === undefined ? undefined : SqlAllocation.lowestFreeOnly(a)
+      if (allocateNew === undefined || want === undefined) return allocatePlanned(a, oracle, now)
+      return Retry.run(Retry.autocommit(allocateNew(a, want.tag, now), backend)).pipe(
+        Effect.flatMap((raw) => decoded(Rows.storedRows(raw))),
+        refail(a.operation),
+        Effect.flatMap(([row]) =>
+          row === undefined
+            ? allocatePlanned(a, oracle, now)
+            : Effect.succeed([{ row, outcome: "created" as const }])
+        )
+      )
+    }
+
+    /** An allocation by the plan (see the module comment). */
+    const allocatePlanned: Store["allocate"] = (a, oracle, now) => {
       const known: Learnt = { probed: new Map(), missing: undefined }
       // First the plan alone (one driver step on better-sqlite3); with occupancy checked it begins
       // only when it needs no probe (a refresh), else it stops before BEGIN having locked nothing.

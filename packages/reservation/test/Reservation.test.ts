@@ -822,7 +822,7 @@ TestDatabase.describeEach("Reservation", (kind) => {
       Effect.gen(function* () {
         expect(yield* Migrations.run(Reservation.migrations)).toEqual([])
         const status = yield* Migrations.status(Reservation.migrations)
-        expect(status.map((migration) => migration.state)).toEqual(["applied", "applied"])
+        expect(status.map((migration) => migration.state)).toEqual(["applied", "applied", "applied"])
       })
     )
 

@@ -74,6 +74,24 @@ export interface Parts {
     | undefined
 }
 
+/**
+ * The service of a request whose choice is exactly the lowest free port of its range when the key
+ * holds no reservation yet: one service, no preferred port, no offset, no excluded span inside the
+ * range, occupancy not checked, not a dry run (the plan's `lowestFreeLive` case, decided before any
+ * statement). Undefined for every other request.
+ */
+export const lowestFreeOnly = (a: Allocation): Want | undefined => {
+  const [want] = a.wants
+  if (want === undefined || a.wants.length !== 1) return undefined
+  if (want.preferred !== undefined || want.offset !== undefined) return undefined
+  if (a.checkOccupancy || a.dryRun) return undefined
+  const excluded = a.exclude.some((span) => span.max >= a.range.min && span.min <= a.range.max)
+  return excluded ? undefined : want
+}
+
+/** The labels of a new reservation: the requested ones, else the guessed ones. */
+export const newLabels = (a: Allocation): Pick<Stored, "project" | "task"> => labelsOf(a, undefined)
+
 /** The allocation plan over `sql`. */
 export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
   const { columns, lockedOwn, lowestFreeLive } = parts

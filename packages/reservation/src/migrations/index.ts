@@ -88,6 +88,44 @@ BEGIN
 END
 $lowest$`
 
+/**
+ * A new reservation of the common kind on PostgreSQL, as ONE autocommit statement: the two locks of
+ * `keel_reservation_lock_own`, then — when the key holds no reservation yet — the lowest free port
+ * of the range (`keel_reservation_lowest_free`) written as the key's reservation, an expired holder
+ * of that port giving its row up (as the allocation plan's INSERT does). Returns the written row;
+ * no row when the key already holds one, no port is free, or the port's holder is live — then
+ * nothing was written and the caller runs the whole allocation plan. The common kind (decided by
+ * the caller): one service, no preferred port, no offset, no excluded span in the range, occupancy
+ * not checked, not a dry run — the requests whose choice is exactly the lowest free port.
+ */
+const allocateNewFunction = `CREATE FUNCTION keel_reservation_allocate_new(global_lock BIGINT, path_lock BIGINT,
+    new_path TEXT, new_tag TEXT, range_min INTEGER, range_max INTEGER, now_ms BIGINT,
+    new_project TEXT, new_task TEXT, new_ttl_ms BIGINT, new_expires_at BIGINT)
+  RETURNS SETOF keel_reservations
+  LANGUAGE plpgsql VOLATILE AS $allocate$
+DECLARE
+  chosen INTEGER;
+BEGIN
+  PERFORM pg_advisory_xact_lock(global_lock);
+  PERFORM pg_advisory_xact_lock(path_lock);
+  IF EXISTS (SELECT 1 FROM keel_reservations WHERE path = new_path AND tag = new_tag) THEN
+    RETURN;
+  END IF;
+  chosen := keel_reservation_lowest_free(range_min, range_max, now_ms);
+  IF chosen IS NULL THEN
+    RETURN;
+  END IF;
+  RETURN QUERY INSERT INTO keel_reservations AS r
+      (path, tag, port, project, task, created_at, last_used_at, ttl_ms, expires_at)
+    VALUES (new_path, new_tag, chosen, new_project, new_task, now_ms, now_ms, new_ttl_ms, new_expires_at)
+    ON CONFLICT (port) DO UPDATE SET path = excluded.path, tag = excluded.tag,
+      project = excluded.project, task = excluded.task, created_at = excluded.created_at,
+      last_used_at = excluded.last_used_at, ttl_ms = excluded.ttl_ms, expires_at = excluded.expires_at
+    WHERE r.expires_at IS NOT NULL AND r.expires_at <= now_ms
+    RETURNING r.*;
+END
+$allocate$`
+
 /** Every migration of the reservation registry. */
 export const migrations: Migrations.MigrationSet = {
   name: "reservation",
@@ -104,6 +142,12 @@ export const migrations: Migrations.MigrationSet = {
       // SQLite serializes every writer with BEGIN IMMEDIATE: there is no lock to take.
       sqlite: ["SELECT 1"],
       pg: [releaseFunction, lockOwnFunction, lowestFreeFunction]
+    },
+    {
+      version: 3,
+      name: "allocate_new_function",
+      sqlite: ["SELECT 1"],
+      pg: [allocateNewFunction]
     }
   ]
 }
