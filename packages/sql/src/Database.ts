@@ -160,7 +160,11 @@ const openLibsql = (dsn: Dsn.Dsn & Dsn.Libsql, options: Options) =>
 const openPostgres = (dsn: Dsn.Dsn & Dsn.Postgres, options: Options) =>
   Effect.gen(function* () {
     const Postgres = yield* drivers.postgres
-    const client = yield* Postgres.make({ url: dsn.url, maxConnections: options.maxConnections ?? 10 })
+    const client = yield* Postgres.make({
+      url: dsn.url,
+      maxConnections: options.maxConnections ?? 10,
+      prepare: dsn.prepare
+    })
     yield* verifyPostgres(client, dsn.redacted)
     return {
       client,

@@ -21,9 +21,16 @@ export interface Sqlite {
 /** A PostgreSQL server. The URL keeps its password, so it is `Redacted`. */
 export interface Postgres {
   readonly _tag: "Postgres"
+  /** The URL node-postgres connects with (Keel's own parameters removed). */
   readonly url: Redacted.Redacted<string>
   readonly host: string
   readonly database: string
+  /**
+   * Name the statements a connection runs repeatedly, so PostgreSQL parses and plans them once
+   * (default). `?prepare=false` turns it off, for poolers that do not keep prepared statements per
+   * client (PgBouncer in transaction mode before 1.21).
+   */
+  readonly prepare: boolean
 }
 
 /** A libSQL database: a local `file:` or a remote `libsql://` server with an optional auth token. */
@@ -120,9 +127,15 @@ const parsePostgres = (dsn: string, scheme: string): Either.Either<Dsn, InvalidD
     return invalid(dsn, scheme, `port ${url.port} is outside 1-65535`)
   }
   const database = decodeURIComponent(url.pathname.replace(/^\//, ""))
+  const prepare = url.searchParams.get("prepare")
+  if (prepare !== null && prepare !== "true" && prepare !== "false") {
+    return invalid(dsn, scheme, `prepare must be true or false, not "${prepare}"`)
+  }
+  url.searchParams.delete("prepare")
   return Either.right({
     _tag: "Postgres",
-    url: Redacted.make(dsn),
+    url: Redacted.make(prepare === null ? dsn : url.toString()),
+    prepare: prepare !== "false",
     host: url.hostname || (url.searchParams.get("host") ?? ""),
     database,
     redacted: redact(dsn)

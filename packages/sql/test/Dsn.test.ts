@@ -157,6 +157,22 @@ describe("Dsn.parse accepts every documented form", () => {
     )
   })
 
+  it("?prepare= on PostgreSQL: true by default, false turns naming off and leaves the URL; anything else is refused", () => {
+    const plain = accepted("postgres://keel:hunter22@db.internal/keel?sslmode=require")
+    expect(plain._tag === "Postgres" && plain.prepare).toBe(true)
+    const off = accepted("postgres://keel:hunter22@db.internal/keel?prepare=false&sslmode=require")
+    expect(off._tag === "Postgres" && off.prepare).toBe(false)
+    if (off._tag === "Postgres") {
+      expect(Redacted.value(off.url)).toBe("postgres://keel:hunter22@db.internal/keel?sslmode=require")
+      expect(off.redacted).not.toContain("hunter22")
+    }
+    const on = accepted("postgres://db.internal/keel?prepare=true")
+    expect(on._tag === "Postgres" && on.prepare).toBe(true)
+    const refused = Dsn.parse("postgres://keel:hunter22@db.internal/keel?prepare=maybe")
+    expect(Either.isLeft(refused) && refused.left.reason).toBe('prepare must be true or false, not "maybe"')
+    expect(Either.isLeft(refused) && refused.left.message).not.toContain("hunter22")
+  })
+
   it("libsql:// is remote libSQL; ?authToken= becomes a Redacted token and leaves the URL", () => {
     const parsed = accepted("libsql://keel-db.turso.io?authToken=tok3n-Value")
     expect(parsed._tag).toBe("Libsql")

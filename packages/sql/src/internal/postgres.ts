@@ -5,18 +5,19 @@
  */
 import type * as Reactivity from "@effect/experimental/Reactivity"
 import type { Connection } from "@effect/sql/SqlConnection"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import type { Redacted } from "effect"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import pg from "pg"
 import type { Notifications } from "../Backend.js"
 import { classify, type DbError } from "../DbError.js"
+import { prepareRepeated } from "./prepared.js"
 
 const INT8 = 20
 
@@ -32,21 +33,52 @@ const types = {
       : pg.types.getTypeParser(oid, format ?? "text")) as typeof pg.types.getTypeParser
 }
 
-/** Connects a pool (verified with `SELECT 1`); the scope ends it. */
+/**
+ * Connects a pool (verified with `SELECT 1` within 10 s); the scope ends it. With `prepare`, every
+ * connection names the statements it runs repeatedly (`prepared.ts`). The pool is built here, as
+ * `PgClient.make` builds its own, so that its connections can be set up: `PgClient.fromPool`.
+ */
 export const make = (options: {
   readonly url: Redacted.Redacted<string>
   readonly maxConnections: number
-}): Effect.Effect<PgClient.PgClient, DbError, Scope.Scope | Reactivity.Reactivity> =>
-  Effect.mapError(
-    PgClient.make({
-      url: options.url,
-      types,
-      maxConnections: options.maxConnections,
-      applicationName: "keel",
-      connectTimeout: Duration.seconds(10)
-    }),
-    (error) => classify(error)
+  readonly prepare: boolean
+}): Effect.Effect<PgClient.PgClient, DbError, Scope.Scope | Reactivity.Reactivity> => {
+  const connectTimeout = Duration.seconds(10)
+  const acquire = Effect.suspend(() => {
+    const pool = new pg.Pool({
+      connectionString: Redacted.value(options.url),
+      connectionTimeoutMillis: Duration.toMillis(connectTimeout),
+      max: options.maxConnections,
+      application_name: "keel",
+      types
+    })
+    // An idle client's error is reported to the statement that next uses it; the pool replaces it.
+    pool.on("error", () => undefined)
+    if (options.prepare) pool.on("connect", prepareRepeated)
+    return Effect.acquireRelease(
+      Effect.as(
+        Effect.tryPromise({
+          try: () => pool.query("SELECT 1"),
+          catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
+        }),
+        pool
+      ),
+      () => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+    ).pipe(
+      Effect.timeoutFail({
+        duration: connectTimeout,
+        onTimeout: () =>
+          new SqlError({
+            cause: new Error("Connection timed out"),
+            message: "PgClient: Connection timed out"
+          })
+      })
+    )
+  })
+  return Effect.mapError(PgClient.fromPool({ acquire, types, applicationName: "keel" }), (error) =>
+    classify(error)
   )
+}
 
 /**
  * LISTEN/NOTIFY through the client's dedicated listening connection. Notifying goes through
