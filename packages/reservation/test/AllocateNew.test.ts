@@ -12,16 +12,11 @@ import { expect, layer } from "@effect/vitest"
 import { Reservation } from "@keel/reservation"
 import { Retry } from "@keel/sql"
 import { Faults, TestDatabase } from "@keel/testkit"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { countInRange, faultyLayer, freshDirectory, rangesFrom } from "./support/ReservationTest.js"
 
-const quick = Retry.policy({
-  base: Duration.millis(1),
-  factor: 2,
-  maxDelay: Duration.millis(5),
-  maxRetries: 5,
-  maxElapsed: Duration.seconds(2)
-})
+/** A small, fast policy: what is re-run matters here, not how long it waits. */
+const quick = Retry.policy(Faults.quickRetry)
 
 const oneStatement = /keel_reservation_allocate_new/
 const count = (statements: ReadonlyArray<string>, pattern: RegExp) =>
