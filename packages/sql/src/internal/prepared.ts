@@ -8,8 +8,10 @@
  * plan. This wraps `query` of one pool client, at this one place (a driver boundary): a
  * parameterised text the connection has run before gets a name on its second run.
  *
- * - Only `query(text, values, callback)` with at least one value is named (what `@effect/sql-pg`
- *   sends for a statement); config objects, cursors and parameterless text pass through.
+ * - Only `query(text, values, callback)` with 1 to `maxNamedParameters` values and a text of at most
+ *   `maxNamedLength` characters is named (what `@effect/sql-pg` sends for a statement): a bulk
+ *   statement's plan is large and its planning small beside its work; config objects, cursors and
+ *   parameterless text pass through.
  * - At most `maxNamed` texts are named per connection (statements whose text varies with their
  *   input, such as `IN (…)` lists, must not fill the server's memory); the counts of texts not yet
  *   named are forgotten past `maxCounted`.
@@ -25,6 +27,10 @@ import type pg from "pg"
 export const maxNamed = 200
 /** How many unnamed texts one connection counts before forgetting the counts. */
 export const maxCounted = 2_000
+/** The most parameters a named statement has (a single send has 9, a reservation 11). */
+export const maxNamedParameters = 32
+/** The longest text that is named, in characters. */
+export const maxNamedLength = 8_192
 
 /** Errors after which a named statement is prepared again under a new name. */
 const staleCodes: ReadonlySet<string> = new Set(["26000", "0A000"])
@@ -64,6 +70,8 @@ export const prepareRepeated = (client: pg.PoolClient): void => {
       typeof text !== "string" ||
       !Array.isArray(values) ||
       values.length === 0 ||
+      values.length > maxNamedParameters ||
+      text.length > maxNamedLength ||
       typeof callback !== "function"
     ) {
       return query(...args)
