@@ -52,7 +52,8 @@ export const make = (options: {
       application_name: "keel",
       types
     })
-    // An idle client's error is reported to the statement that next uses it; the pool replaces it.
+    // An idle client that fails (the server closed it) is dropped by the pool; unheard, the error
+    // would end the process. A client in use reports its error to its statement.
     pool.on("error", () => undefined)
     if (options.prepare) pool.on("connect", prepareRepeated)
     return Effect.acquireRelease(
