@@ -179,7 +179,7 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       })
 
     const allocate: Store["allocate"] = (a, oracle, now) => {
-      const want = allocateNew === undefined ? undefined : SqlAllocation.lowestFreeOnly(a)
+      const want = SqlAllocation.lowestFreeOnly(a)
       if (allocateNew === undefined || want === undefined) return allocatePlanned(a, oracle, now)
       return Retry.run(Retry.autocommit(allocateNew(a, want.tag, now), backend)).pipe(
         Effect.flatMap((raw) => decoded(Rows.storedRows(raw))),

@@ -74,6 +74,10 @@ export interface Parts {
     | undefined
 }
 
+/** Whether `span` covers any port of `range`. */
+const touches = (range: PortRange, span: Allocator.Span): boolean =>
+  span.max >= range.min && span.min <= range.max
+
 /**
  * The service of a request whose choice is exactly the lowest free port of its range when the key
  * holds no reservation yet: one service, no preferred port, no offset, no excluded span inside the
@@ -85,8 +89,7 @@ export const lowestFreeOnly = (a: Allocation): Want | undefined => {
   if (want === undefined || a.wants.length !== 1) return undefined
   if (want.preferred !== undefined || want.offset !== undefined) return undefined
   if (a.checkOccupancy || a.dryRun) return undefined
-  const excluded = a.exclude.some((span) => span.max >= a.range.min && span.min <= a.range.max)
-  return excluded ? undefined : want
+  return a.exclude.some((span) => touches(a.range, span)) ? undefined : want
 }
 
 /** The labels of a new reservation: the requested ones, else the guessed ones. */
@@ -102,7 +105,7 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
    * range's start or the port after a held or avoided one, so only those are candidates.
    */
   const lowestFree = (range: PortRange, avoid: ReadonlyArray<Allocator.Span>, taken: Statement.Fragment) => {
-    const spans = avoid.filter((span) => span.max >= range.min && span.min <= range.max)
+    const spans = avoid.filter((span) => touches(range, span))
     const after = spans
       .filter((span) => span.max < range.max)
       .map((span) => sql`UNION ALL SELECT CAST(${span.max + 1} AS INTEGER)`)
@@ -203,9 +206,7 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
       },
       *lowestFree(range, avoid) {
         const plain =
-          lowestFreeLive !== undefined &&
-          existing.size === 0 &&
-          !avoid.some((span) => span.max >= range.min && span.min <= range.max)
+          lowestFreeLive !== undefined && existing.size === 0 && !avoid.some((span) => touches(range, span))
         const [row] = yield* Plan.rows(plain ? lowestFreeLive(range, now) : lowestFree(range, avoid, taken))
         const port = row?.port
         return port === null || port === undefined ? undefined : inRange(range, Number(port))
