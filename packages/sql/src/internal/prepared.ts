@@ -22,6 +22,7 @@
  *   client (PgBouncer in transaction mode before 1.21), as graphile-worker's `noPreparedStatements`.
  */
 import type pg from "pg"
+import { classify } from "../DbError.js"
 
 /** How many texts one connection names at most. */
 export const maxNamed = 200
@@ -36,11 +37,6 @@ export const maxNamedLength = 8_192
 const staleCodes: ReadonlySet<string> = new Set(["26000", "0A000"])
 
 type Callback = (error: Error | null, result: unknown) => void
-
-const codeOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
-    ? error.code
-    : undefined
 
 /** Makes `client` name the parameterised statements it runs more than once (see the module comment). */
 export const prepareRepeated = (client: pg.PoolClient): void => {
@@ -79,8 +75,7 @@ export const prepareRepeated = (client: pg.PoolClient): void => {
     const name = nameOf(text)
     if (name === undefined) return query(text, values, callback)
     const done: Callback = (error, result) => {
-      const code = codeOf(error)
-      if (code !== undefined && staleCodes.has(code) && named.get(text) === name) {
+      if (error !== null && staleCodes.has(classify(error).code) && named.get(text) === name) {
         named.delete(text)
         counted.set(text, 1)
       }
