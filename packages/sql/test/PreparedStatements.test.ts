@@ -20,11 +20,12 @@ const preparedWith = (marker: string) =>
     return Number(rows[0]?.n ?? 0)
   })
 
+/** Tests on a fresh database whose pool has one connection (each call: a connection of its own). */
+const onOneConnection = () =>
+  layer(TestDatabase.layer("postgres", { maxConnections: 1 }), { timeout: 60_000, excludeTestServices: true })
+
 describe.skipIf(!TestDatabase.kinds.includes("postgres"))("PostgreSQL prepared statements", () => {
-  layer(TestDatabase.layer("postgres", { maxConnections: 1 }), {
-    timeout: 60_000,
-    excludeTestServices: true
-  })((it) => {
+  onOneConnection()((it) => {
     it.effect("a parameterised statement is prepared on its second run; one run only is not", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -79,10 +80,7 @@ describe.skipIf(!TestDatabase.kinds.includes("postgres"))("PostgreSQL prepared s
   })
 
   // A connection of its own: the limit, once reached, holds for the connection's life.
-  layer(TestDatabase.layer("postgres", { maxConnections: 1 }), {
-    timeout: 60_000,
-    excludeTestServices: true
-  })((it) => {
+  onOneConnection()((it) => {
     it.effect("statements whose text varies with their input stop being named at the limit", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
