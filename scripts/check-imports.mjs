@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from "node:fs"
 import { join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
-import { sourceFiles } from "./check-retry.mjs"
+import { lineOf, sourceFiles } from "./check-retry.mjs"
 
 /** The repository checked: the first argument, else this script's repository. */
 const root = process.argv[2] ?? fileURLToPath(new URL("..", import.meta.url))
@@ -34,7 +34,7 @@ export const violations = (text) => {
             .map((name) => name.trim())
             .filter((name) => name !== "" && !name.startsWith("type "))
     if (typeOnly === undefined && valueNames.length > 0)
-      found.push({ line: text.slice(0, match.index).split("\n").length, text: whole.replace(/\s+/g, " ") })
+      found.push({ line: lineOf(text, match.index), text: whole.replace(/\s+/g, " ") })
   }
   return found
 }

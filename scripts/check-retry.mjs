@@ -22,13 +22,15 @@ export const sourceFiles = (dir) =>
     return /\.(m|c)?tsx?$/.test(name) ? [path] : []
   })
 
+/** The 1-based line of `text` that holds the character at `index`. */
+export const lineOf = (text, index) => text.slice(0, index).split("\n").length
+
 /** The offending lines of `text` (1-based line numbers), empty when it has none. */
 export const violations = (text) => {
   const found = []
   for (const pattern of patterns) {
     const match = pattern.exec(text)
-    if (match)
-      found.push({ line: text.slice(0, match.index).split("\n").length, text: match[0].split("\n")[0] })
+    if (match) found.push({ line: lineOf(text, match.index), text: match[0].split("\n")[0] })
   }
   return found
 }
