@@ -203,8 +203,11 @@ const textFor = (name: string): fc.Arbitrary<string> => {
   if (name === "--range")
     return fc.oneof(fc.constantFrom("40000-40010", "5-1", "0-70000", "x-y"), hostileText)
   if (name === "--exclude") return fc.oneof(fc.constantFrom("40001", "40002-40003", "99999"), hostileText)
+  // An existing directory outside the sandbox that nothing may write to: "/" was one, until a run
+  // drew `port init --path / --project ns` and left /trop.yaml on the machine (every later
+  // reservation under / then took its project from it).
   if (name === "--path" || name === "-p" || name === "--file" || name === "-f")
-    return fc.oneof(fc.constantFrom(".", "/", "/nonexistent", "-", "sub/dir", "/dev/null"), hostileText)
+    return fc.oneof(fc.constantFrom(".", "/proc", "/nonexistent", "-", "sub/dir", "/dev/null"), hostileText)
   if (name === "--tag" || name === "-t")
     return fc.oneof(fc.constantFrom("web", "api", "a".repeat(300)), hostileText)
   return fc.oneof(fc.constantFrom("web", "worker-1", "ns"), hostileText)
