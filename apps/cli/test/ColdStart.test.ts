@@ -240,7 +240,7 @@ describe("the built binary's cold-start paths", () => {
     dir = mkdtempSync(join(tmpdir(), "keel-coldstart-"))
     dist = join(Keel.bin, "..", "..", "dist")
     // One port only, far from the other suites' ranges: every run allocates the same port.
-    writeFileSync(join(dir, "reservations.json"), JSON.stringify({ range: { min: 44_871, max: 44_871 } }))
+    writeFileSync(join(dir, "reservations.json"), JSON.stringify({ range: { min: 28_871, max: 28_871 } }))
   })
 
   afterAll(() => {
@@ -283,7 +283,7 @@ describe("the built binary's cold-start paths", () => {
   it("port reserve prints the same port and JSON document as the full command line", {
     timeout: slow
   }, async () => {
-    expect((await both(["port", "reserve", "--tag", "web"]))?.stdout).toBe("44871\n")
+    expect((await both(["port", "reserve", "--tag", "web"]))?.stdout).toBe("28871\n")
     const refreshed = await both(
       ["port", "reserve", "--tag", "web", "--json", "-q"],
       [["port", "reserve", "--tag", "web"]]
@@ -326,7 +326,7 @@ describe("the built binary's cold-start paths", () => {
       expect(result?.code, args.join(" ")).toBe(2)
       expect(result?.stdout).toBe("")
       const reserved = await both(["port", "list", "--json"], [args])
-      expect(reserved?.stdout, args.join(" ")).not.toContain("44871")
+      expect(reserved?.stdout, args.join(" ")).not.toContain("28871")
     }
   })
 
@@ -388,13 +388,13 @@ describe("the built binary's cold-start paths", () => {
     }
     const caches = () =>
       readdirSync(dist).filter((name) => name.startsWith("fast.cjs.") && name.endsWith(".cache"))
-    expect((await Keel.keel(["port", "reserve", "--tag", "web"], { env, cwd: dir })).stdout).toBe("44871\n")
+    expect((await Keel.keel(["port", "reserve", "--tag", "web"], { env, cwd: dir })).stdout).toBe("28871\n")
     expect(caches()).toHaveLength(1)
     const cache = join(dist, caches()[0] ?? "")
     writeFileSync(cache, "not a code cache")
     const again = await Keel.keel(["port", "reserve", "--tag", "web"], { env, cwd: dir })
-    expect(again).toMatchObject({ code: 0, stdout: "44871\n", stderr: "" })
+    expect(again).toMatchObject({ code: 0, stdout: "28871\n", stderr: "" })
     expect(existsSync(cache)).toBe(true)
-    expect((await Keel.keel(["port", "reserve", "--tag", "web"], { env, cwd: dir })).stdout).toBe("44871\n")
+    expect((await Keel.keel(["port", "reserve", "--tag", "web"], { env, cwd: dir })).stdout).toBe("28871\n")
   })
 })

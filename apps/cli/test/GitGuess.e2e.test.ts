@@ -28,7 +28,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 
 for (const kind of Keel.kinds) {
   Keel.describeBackend(`git guess of project and task [${kind}]`, () => {
-    const min = 46_000 + 100 * Keel.kinds.indexOf(kind)
+    const min = 28_000 + 100 * Keel.kinds.indexOf(kind)
     let database: Awaited<ReturnType<typeof Keel.freshDatabase>>
     let env: Record<string, string>
     let repo: string

@@ -76,7 +76,7 @@ const listening = (child: Processes.Child): Effect.Effect<string> =>
   })
 
 /** The ports the reservation tests allocate from (far from the 5000–7000 default other suites use). */
-export const reservationRange = { min: 42_000, max: 42_999 } as const
+export const reservationRange = { min: 27_000, max: 27_999 } as const
 
 /** Starts the server on `database` with extra environment; the scope kills it if it still runs. */
 export const start = (
