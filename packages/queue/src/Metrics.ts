@@ -6,6 +6,7 @@
 import * as LabelledMetric from "@keel/sql/LabelledMetric"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import type * as MetricLabel from "effect/MetricLabel"
 import type { QueueMetrics } from "./Schemas.js"
 
 /** Visible messages, as of the last metrics query. */
@@ -57,14 +58,12 @@ export const deadLettered = counter("keel_queue_dead_lettered_total", "Messages 
 const tagged = new WeakMap<Metric.Metric.Counter<number>, Map<string, Metric.Metric.Counter<number>>>()
 const taggedLimit = 10_000
 
-/** Adds `amount` to a counter for `queue` (and extra tags). */
-export const count = (
+/** The labelled variant of `counter` for `queue` and `tags`, made once. */
+const labelled = (
   counter: Metric.Metric.Counter<number>,
   queue: string,
-  amount: number,
-  tags: Readonly<Record<string, string>> = {}
-): Effect.Effect<void> => {
-  if (amount === 0) return Effect.void
+  tags: Readonly<Record<string, string>>
+): Metric.Metric.Counter<number> => {
   const extra = Object.entries(tags)
   const key =
     extra.length === 0 ? queue : [queue, ...extra.map(([name, value]) => `${name}=${value}`)].join("\u0000")
@@ -83,7 +82,29 @@ export const count = (
     if (byKey.size >= taggedLimit) byKey.clear()
     byKey.set(key, metric)
   }
-  return Metric.incrementBy(metric, amount)
+  return metric
+}
+
+/** Adds `amount` to a counter for `queue` (and extra tags). */
+export const count = (
+  counter: Metric.Metric.Counter<number>,
+  queue: string,
+  amount: number,
+  tags: Readonly<Record<string, string>> = {}
+): Effect.Effect<void> =>
+  amount === 0 ? Effect.void : Metric.incrementBy(labelled(counter, queue, tags), amount)
+
+/**
+ * `count` in the caller's synchronous step, with the labels the calling fiber adds to its metrics
+ * (`FiberRef.currentMetricLabels`, as `Effect.tagMetrics` sets them): what `count` does when run.
+ */
+export const countNow = (
+  counter: Metric.Metric.Counter<number>,
+  queue: string,
+  amount: number,
+  fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>
+): void => {
+  if (amount !== 0) labelled(counter, queue, {}).unsafeUpdate(amount, fiberLabels)
 }
 
 /** Sets every gauge of `metrics.queue` from one metrics query. */

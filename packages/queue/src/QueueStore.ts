@@ -323,6 +323,19 @@ export interface Store {
     messages: ReadonlyArray<NewMessage>,
     now: number
   ) => Effect.Effect<Sent | undefined, QueueStoreError>
+  /**
+   * The synchronous core's lone send: one unkeyed message answered in the caller's synchronous
+   * step when the store can (better-sqlite3, its session free, sends not being grouped), with
+   * `send`'s outcome and wake-ups: the effect to continue with, usually an `Exit` (it is stored).
+   * `undefined` when it cannot, and nothing ran: use `send`. Absent where no send can be.
+   */
+  readonly sendNow?:
+    | ((
+        name: string,
+        message: NewMessage,
+        now: number
+      ) => Effect.Effect<Sent | undefined, QueueStoreError> | undefined)
+    | undefined
 
   /** Leases up to `qty` visible messages; exhausted ones (max deliveries reached) are dead-lettered instead. */
   readonly lease: (name: string, request: LeaseRequest) => Effect.Effect<Leases | undefined, QueueStoreError>

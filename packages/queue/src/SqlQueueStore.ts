@@ -21,6 +21,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Backend from "@keel/sql/Backend"
 import * as DbError from "@keel/sql/DbError"
+import * as Done from "@keel/sql/Done"
 import * as Failure from "@keel/sql/Failure"
 import * as GroupCommit from "@keel/sql/GroupCommit"
 import * as Retry from "@keel/sql/Retry"
@@ -59,6 +60,9 @@ const answers = <A, E>(
 ): Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, E> =>
   Effect.map(effect, (each) => each.map((one) => Exit.succeed(one)))
 
+/** The first of a group's answers: a group of one's own. */
+const first = <A>(answers: ReadonlyArray<A>): A | undefined => answers[0]
+
 /** The store boundary: database failures become `QueueStoreError { operation }`. */
 const refail = (operation: string) => Failure.refail((cause) => new QueueStoreError({ operation, cause }))
 
@@ -85,14 +89,18 @@ export const make = (
 
     /** In-process wake-up after a write, where the database does not deliver one (all but PostgreSQL). */
     const channels = new Map<number, string>()
-    const signal = (queueId: number, payload: string): Effect.Effect<void> => {
-      if (!notify || notifyInSql) return Effect.void
+    const channelOf = (queueId: number): string => {
       let channel = channels.get(queueId)
       if (channel === undefined) {
         channel = Statements.channel(queueId)
         if (channels.size > 10_000) channels.clear()
         channels.set(queueId, channel)
       }
+      return channel
+    }
+    const signal = (queueId: number, payload: string): Effect.Effect<void> => {
+      if (!notify || notifyInSql) return Effect.void
+      const channel = channelOf(queueId)
       return backend.notifications.listening(channel)
         ? Effect.ignore(backend.notifications.notify(channel, payload))
         : Effect.void
@@ -100,16 +108,35 @@ export const make = (
 
     // ---- sends ------------------------------------------------------------------------------
 
+    /** Consumers of `name` woken once a send stored something. */
+    const signalled =
+      (name: string) =>
+      <E>(
+        sent: Effect.Effect<QueueStore.Sent | undefined, E>
+      ): Effect.Effect<QueueStore.Sent | undefined, E> =>
+        Effect.tap(sent, (stored) => (stored === undefined ? Effect.void : signal(stored.queueId, name)))
+
     // Single unkeyed sends of one event-loop turn are one write per group: on PostgreSQL one
     // autocommit statement, elsewhere one plan (one multi-row INSERT), re-run only when it provably
     // rolled back. A group of one is the plain single statement. Single acknowledgements likewise
-    // on PostgreSQL.
-    const sendTurn = yield* GroupCommit.batcher((items: ReadonlyArray<Statements.Single>) =>
-      answers(
-        pg
-          ? Effect.mapError(statements.insertMany(items), Transaction.autocommitFailure)
-          : Retry.run(Retry.plan(statements.insertManyPlan(items), backend))
-      )
+    // on PostgreSQL. On better-sqlite3 a send that runs at once (not grouped) is one synchronous
+    // step of the caller: BEGIN IMMEDIATE, the INSERT, COMMIT (`Retry.planNow`, `sendNow`).
+    const planNow = Retry.planNow(backend)
+    const sendTurn = yield* GroupCommit.batcher(
+      (items: ReadonlyArray<Statements.Single>) =>
+        answers(
+          pg
+            ? Effect.mapError(statements.insertMany(items), Transaction.autocommitFailure)
+            : Retry.run(Retry.plan(statements.insertManyPlan(items), backend))
+        ),
+      {
+        now:
+          planNow &&
+          ((item: Statements.Single) => {
+            const sent = planNow(statements.insertManyPlan([item]))
+            return sent && (Done.isDone(sent) ? Exit.map(sent, first) : Effect.map(sent, first))
+          })
+      }
     )
     const ackTurn = (action: "Delete" | "Archive") =>
       GroupCommit.batcher(
@@ -146,10 +173,25 @@ export const make = (
           )
         }
         return Retry.run(Retry.plan(statements.sendPlan(name, messages, now), backend))
-      }).pipe(
-        Effect.tap((sent) => (sent === undefined ? Effect.void : signal(sent.queueId, name))),
-        refail("send")
-      )
+      }).pipe(signalled(name), refail("send"))
+
+    const signalNow = notify && !notifyInSql ? backend.notifications.notifyNow : undefined
+    const refailSend = Failure.refailOne((cause) => new QueueStoreError({ operation: "send", cause }))
+    const sendNow: QueueStore.Store["sendNow"] =
+      planNow &&
+      ((name, message, now) => {
+        if (message.dedupKey !== undefined) return undefined
+        const sent = sendTurn.now({ name, message, now })
+        if (sent === undefined) return undefined
+        if (!Done.isDone(sent)) return sent.pipe(signalled(name), refail("send"))
+        if (Exit.isFailure(sent)) return Exit.mapError(sent, refailSend)
+        const stored = sent.value
+        if (stored !== undefined) {
+          if (signalNow === undefined) return Effect.as(signal(stored.queueId, name), stored)
+          signalNow(channelOf(stored.queueId), name)
+        }
+        return Exit.succeed(stored)
+      })
 
     // ---- leases -----------------------------------------------------------------------------
 
@@ -273,6 +315,7 @@ export const make = (
       update,
       lostLeases,
       send,
+      sendNow,
       lease,
       settle,
       requeueDead,

@@ -108,6 +108,11 @@ export interface Notifications {
    */
   readonly listening: (channel: string) => boolean
   readonly listen: (channel: string) => Stream.Stream<string, DbError>
+  /**
+   * `notify` in the caller's synchronous step, where a signal needs no I/O (in-process); absent
+   * where it does (PostgreSQL's NOTIFY is a statement).
+   */
+  readonly notifyNow?: ((channel: string, payload: string) => void) | undefined
 }
 
 /** The `Backend` service tag. */
@@ -196,6 +201,10 @@ export const localNotifications: Effect.Effect<Notifications> = Effect.map(
             ? Effect.asVoid(PubSub.publish(hub, [channel, payload] as const))
             : Effect.void
         ),
+      // An unbounded hub takes every signal at once: offering is publishing.
+      notifyNow: (channel, payload) => {
+        if (listeners.has(channel)) hub.unsafeOffer([channel, payload] as const)
+      },
       listen: (channel) =>
         Stream.unwrapScoped(
           Effect.as(

@@ -37,6 +37,12 @@ export const is = (u: unknown): u is SqlError | Cause =>
 /** The typed cause of a database failure (a `SqlError` is classified; the rest pass as they are). */
 export const cause = (failure: SqlError | Cause): Cause => (isSqlError(failure) ? classify(failure) : failure)
 
+/** `refail` of one error: a database failure becomes `wrap(cause)`, any other error stays. */
+export const refailOne =
+  <E2>(wrap: (cause: Cause) => E2) =>
+  <E>(error: E): Exclude<E, SqlError | Cause> | E2 =>
+    is(error) ? wrap(cause(error)) : (error as Exclude<E, SqlError | Cause>)
+
 /**
  * Maps every database failure of `effect` to `wrap(cause)` — the store boundary, in one step —
  * and leaves its other errors alone.
@@ -44,6 +50,4 @@ export const cause = (failure: SqlError | Cause): Cause => (isSqlError(failure) 
 export const refail =
   <E2>(wrap: (cause: Cause) => E2) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, SqlError | Cause> | E2, R> =>
-    Effect.mapError(effect, (error): Exclude<E, SqlError | Cause> | E2 =>
-      is(error) ? wrap(cause(error)) : (error as Exclude<E, SqlError | Cause>)
-    )
+    Effect.mapError(effect, refailOne(wrap))

@@ -18,9 +18,11 @@
  *   connections sending), one transaction per request gave ~2,600 req/s and grouped ~5,400 req/s
  *   (a lone transaction between requests runs on cold caches). A lone caller would pay one
  *   event-loop turn for nothing (~15% on a loop of sequential sends), so by default the committer
- *   adapts: after 8 groups of one in a row it runs plans at once, except one in 32, which waits
- *   for the turn again to notice callers coming together (a group of two or more switches grouping
- *   back on). `defer: "always" | "never"` fixes the choice.
+ *   adapts: after 8 groups of one in a row it runs plans at once, except a probe now and then,
+ *   which waits for the turn again to notice callers coming together (a group of two or more
+ *   switches grouping back on). The first probe comes after 31 plans run at once; each probe that
+ *   finds its caller alone doubles the wait, up to 1,023 (a probe costs a lone caller the turn).
+ *   `defer: "always" | "never"` fixes the choice.
  *
  * `batcher` is the same collection for work that is not a plan: items of one turn are handed to
  * one function that answers each (on PostgreSQL, many sends or acknowledgements as one statement).
@@ -105,27 +107,37 @@ const collector = <T>(
 
 /** Groups of one in a row after which an adaptive committer runs plans at once. */
 const lonelyGroups = 8
-/** Plans run at once between two that wait for the turn, to notice callers coming together again. */
-const probeEvery = 32
+/**
+ * Every how many calls a committer that runs plans at once lets one wait for the turn again (a
+ * probe, to notice callers coming together): at first, and at most after probes that found the
+ * caller alone, each of which doubles it.
+ */
+const probeFirst = 32
+const probeMax = 1024
 
 /**
  * The adaptive choice of `make` and `batcher`: `observe` is told the size of every group that
  * formed; `atOnce` says whether a caller arriving now runs at once instead of waiting for the turn
- * (never while items are pending: they are already a group in the making).
+ * (never while items are pending: they are already a group in the making). Only a "yes" counts
+ * towards the next probe: asking again after a "no" gets the same "no".
  */
 const pacing = (options: Options) => {
   const mode = options.defer ?? "adaptive"
   let alone = 0
   let sinceProbe = 0
+  let probeEvery = probeFirst
   return {
     observe: (size: number) => {
+      if (size > 1) probeEvery = probeFirst
+      else if (alone >= lonelyGroups) probeEvery = Math.min(probeEvery * 2, probeMax)
       alone = size === 1 ? alone + 1 : 0
+      sinceProbe = 0
     },
     atOnce: (idle: boolean): boolean => {
       if (mode !== "adaptive") return mode === "never"
-      if (alone < lonelyGroups || !idle) return false
-      sinceProbe = (sinceProbe + 1) % probeEvery
-      return sinceProbe !== 0
+      if (alone < lonelyGroups || !idle || sinceProbe >= probeEvery - 1) return false
+      sinceProbe++
+      return true
     }
   }
 }
@@ -161,18 +173,40 @@ export const make = (
     }))
   })
 
+/** What `batcher` returns: submit an item, or have it answered in the caller's synchronous step. */
+export interface Batcher<I, A, E> {
+  /** Answers `item`: grouped with the items of this turn, or at once (decided when the effect runs). */
+  (item: I): Effect.Effect<A, E>
+  /**
+   * `item` answered by the batcher's `now` in the caller's synchronous step, when the batcher would
+   * run it at once (it is not grouping) and `now` answers it: the effect to continue with (usually
+   * an `Exit`: the work is done). `undefined` otherwise, and nothing ran: submit it.
+   */
+  readonly now: (item: I) => Effect.Effect<A, E> | undefined
+}
+
+/** Options of `batcher`. */
+export interface BatcherOptions<I, A, E> extends Options {
+  /**
+   * Answers one item in the caller's synchronous step (a synchronous driver whose session is
+   * free), or `undefined` when it cannot and nothing ran. Used whenever an item runs at once.
+   */
+  readonly now?: ((item: I) => Effect.Effect<A, E> | undefined) | undefined
+}
+
 /**
  * Items submitted in the same event-loop turn are answered together by `run`, which must return
  * one outcome per item, in order (a failure of `run` itself fails every item of the group).
- * `defer` as for `make`: by default a caller that keeps arriving alone is answered at once, by
- * `run` of its item alone, in its own fiber.
+ * `defer` as for `make`: by default a caller that keeps arriving alone is answered at once — by
+ * `now` when given and able, else by `run` of its item alone, in its own fiber.
  */
 export const batcher = <I, A, E>(
   run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<Exit.Exit<A, E>>, E>,
-  options: Options = {}
-): Effect.Effect<(item: I) => Effect.Effect<A, E>, never, Scope.Scope> =>
+  options: BatcherOptions<I, A, E> = {}
+): Effect.Effect<Batcher<I, A, E>, never, Scope.Scope> =>
   Effect.suspend(() => {
     const pace = pacing(options)
+    const now = options.now
     /** The answer to the item at `index`; a batch that answered fewer items is a defect. */
     const answerAt = (exits: ReadonlyArray<Exit.Exit<A, E>>, index: number): Exit.Exit<A, E> =>
       exits[index] ?? Exit.die(new Error("a batch answered fewer items than it was given"))
@@ -190,13 +224,18 @@ export const batcher = <I, A, E>(
           }
         })
       }, options),
-      ({ add, idle }) =>
-        (item) =>
-          // Decided when the effect runs, not when it is built (a caller may build many first).
-          Effect.suspend(() =>
-            pace.atOnce(idle())
-              ? Effect.flatMap(run([item]), (exits) => answerAt(exits, 0))
-              : Effect.async<A, E>((resume) => add({ item, resume }))
-          )
+      ({ add, idle }): Batcher<I, A, E> =>
+        Object.assign(
+          (item: I) =>
+            // Decided when the effect runs, not when it is built (a caller may build many first).
+            Effect.suspend(() =>
+              pace.atOnce(idle())
+                ? (now?.(item) ?? Effect.flatMap(run([item]), (exits) => answerAt(exits, 0)))
+                : Effect.async<A, E>((resume) => add({ item, resume }))
+            ),
+          {
+            now: (item: I) => (now !== undefined && pace.atOnce(idle()) ? now(item) : undefined)
+          }
+        )
     )
   })

@@ -7,12 +7,14 @@
  */
 
 import type * as Statement from "@effect/sql/Statement"
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -22,6 +24,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type { Backend } from "./Backend.js"
 import { classify, isSqlError, isTransient } from "./DbError.js"
+import * as Done from "./Done.js"
 import type * as GroupCommit from "./GroupCommit.js"
 import type * as Plan from "./Plan.js"
 import * as Transaction from "./Transaction.js"
@@ -276,28 +279,58 @@ const retriesByProof: Record<Proof, Metric.Metric.Counter<number>> = {
 }
 
 /**
+ * Re-runs `work` under `policy` (default: the `CurrentPolicy`) after its first attempt failed with
+ * `first`, a failure its proof allows: the schedule sees that failure first (and waits its first
+ * delay) before the first re-run.
+ */
+const rerun = <A, E, R>(work: Idempotent<A, E, R>, first: E, policy?: Policy): Effect.Effect<A, E, R> =>
+  Effect.flatMap(policy === undefined ? CurrentPolicy : Effect.succeed(policy), (schedule) => {
+    const again = Effect.zipRight(Metric.increment(retriesByProof[work.proof]), work.effect)
+    let replayed = false
+    const attempt = Effect.suspend(() => {
+      if (replayed) return again
+      replayed = true
+      return Effect.fail(first)
+    })
+    return Effect.retry(attempt, { schedule, while: work.retryable })
+  })
+
+/**
  * Runs idempotent work, re-running it under `policy` (default: the `CurrentPolicy`) while its
  * failure is one its proof allows. The last failure is returned when the policy gives up.
  * Work that succeeds at once never touches the retry machinery (this is the hot path).
  */
 export const run = <A, E, R>(work: Idempotent<A, E, R>, policy?: Policy): Effect.Effect<A, E, R> => {
-  const retrying = (first: E): Effect.Effect<A, E, R> =>
-    Effect.flatMap(policy === undefined ? CurrentPolicy : Effect.succeed(policy), (schedule) => {
-      // The first failure already happened: replay it once so the schedule sees it (and waits its
-      // first delay) before the first re-run.
-      const again = Effect.zipRight(Metric.increment(retriesByProof[work.proof]), work.effect)
-      let replayed = false
-      const attempt = Effect.suspend(() => {
-        if (replayed) return again
-        replayed = true
-        return Effect.fail(first)
-      })
-      return Effect.retry(attempt, { schedule, while: work.retryable })
-    })
-  const once = Effect.catchIf(work.effect, work.retryable, retrying)
+  const once = Effect.catchIf(work.effect, work.retryable, (first) => rerun(work, first, policy))
   if (work.proof !== "transaction" || work.independent === true) return once
   // Only the outermost transaction can be re-run as a whole: inside one, run once.
   return Effect.contextWithEffect((context: Context.Context<R>) =>
     Option.isSome(Context.getOption(context, Transaction.Active)) ? work.effect : once
   )
+}
+
+/**
+ * `run(plan(make, backend, options))` with its first attempt made in the caller's synchronous
+ * step, on a backend with a synchronous driver (better-sqlite3) while nobody holds its session
+ * (`Transaction.planNow`): the effect to continue with — the attempt's `Exit` when it decided the
+ * outcome, or the re-runs under the default policy when it provably rolled back on a transient
+ * error. `undefined` when the session is held and nothing ran: use `run(plan(…))`, which waits for
+ * the session or joins the caller's transaction. `undefined` itself on every other backend.
+ */
+export const planNow = (backend: Backend) => {
+  const now = Transaction.planNow(backend)
+  if (now === undefined) return undefined
+  return <A, E>(
+    make: Plan.Make<A, E>,
+    options?: Transaction.PlanOptions
+  ): Effect.Effect<A, E | Transaction.TransactionError> | undefined => {
+    const ran = now(make, options)
+    if (Option.isNone(ran)) return undefined
+    const attempt = ran.value
+    if (!Done.isDone(attempt) || Exit.isSuccess(attempt)) return attempt
+    const first = Cause.failureOption(attempt.cause)
+    return Option.isSome(first) && rolledBackAndTransient(first.value)
+      ? rerun(plan(make, backend, options), first.value)
+      : attempt
+  }
 }

@@ -229,8 +229,8 @@ const interpreted = <A, E>(make: Plan.Make<A, E>): Effect.Effect<A, E | DbErrorT
 
 /** The effect of a transaction that ran on the synchronous driver. */
 const fromOutcome = <A, E>(outcome: Driver.Outcome<A, E>): Effect.Effect<A, E | TransactionError> => {
-  if (outcome._tag === "Committed") return Effect.succeed(outcome.value)
-  const failed = Effect.fail(outcome.error)
+  if (outcome._tag === "Committed") return Exit.succeed(outcome.value)
+  const failed = Exit.fail(outcome.error)
   return outcome.rollbackFailed ? Effect.zipRight(Effect.logWarning(rollbackFailedWarning), failed) : failed
 }
 
@@ -261,7 +261,7 @@ export const planOn =
  * `planOn` without waiting, on a backend with a synchronous driver (better-sqlite3; undefined
  * elsewhere): when the session is free at once, the plan runs as a whole write transaction in the
  * caller's synchronous step — with the outcomes of `plan` — and its outcome comes back as an
- * effect to continue with (the transaction has already ended). `None` when the session is held (a
+ * `Exit` (an effect already done; a failed ROLLBACK logs first). `None` when the session is held (a
  * transaction is open, its own or another fiber's): nothing ran, and `planOn` is the way.
  */
 export const planNow = (

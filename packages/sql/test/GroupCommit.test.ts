@@ -6,7 +6,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
-import { Backend, GroupCommit, Plan, Transaction } from "@keel/sql"
+import { Backend, Done, GroupCommit, Plan, Transaction } from "@keel/sql"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import * as Faults from "./support/Faults.js"
 import * as TestDatabase from "./support/TestDatabase.js"
@@ -184,10 +184,11 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
           const committer = yield* GroupCommit.make(backend)
           // Sequential callers: every group has one member, then plans run at once.
           for (let id = 100; id < 140; id++) yield* committer.submit(insert(sql, id, "adaptive"))
-          // A burst: the occasional plan that still waits for the turn gathers the callers behind it,
-          // and a group of several switches grouping back on.
+          // A burst: the occasional plan that still waits for the turn (within 64 calls: the last
+          // probe found its caller alone) gathers the callers behind it, and a group of several
+          // switches grouping back on.
           yield* Effect.forEach(
-            Array.from({ length: 40 }, (_, i) => 200 + i),
+            Array.from({ length: 80 }, (_, i) => 200 + i),
             (id) => committer.submit(insert(sql, id, "adaptive")),
             { concurrency: "unbounded", discard: true }
           )
@@ -198,7 +199,7 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
             { concurrency: "unbounded", discard: true }
           )
           expect(count("BEGIN", yield* faults.statements)).toBe(1)
-          expect((yield* tagged("adaptive")).length).toBe(90)
+          expect((yield* tagged("adaptive")).length).toBe(130)
         })
     )
 
@@ -239,15 +240,13 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
           )
           caller = String(yield* Effect.fiberId)
           for (let n = 0; n < 40; n++) expect(yield* double(n)).toBe(n * 2)
-          // The first 8 wait for the turn (deferred, alone); then at once, except one probe in 32.
+          // The first 8 wait for the turn (deferred, alone); then 31 at once, and the 32nd probes.
           expect(ranIn.slice(0, 8).every((call) => !call.caller && call.size === 1)).toBe(true)
-          const atOnce = ranIn.slice(8).filter((call) => call.caller).length
-          expect(atOnce).toBeGreaterThanOrEqual(30)
-          expect(atOnce).toBeLessThan(32)
-          // Crowds of 10 at once: the next probe (within 32 calls) waits for the turn, the rest of its
-          // crowd joins it, and grouping is back on.
+          expect(ranIn.slice(8).map((call) => call.caller)).toEqual([...Array(31).fill(true), false])
+          // Crowds of 10 at once: the next probe (now within 64 calls: the last found its caller
+          // alone) waits for the turn, the rest of its crowd joins it, and grouping is back on.
           ranIn.length = 0
-          for (let crowd = 0; crowd < 5; crowd++) {
+          for (let crowd = 0; crowd < 8; crowd++) {
             const answers = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], (n) => double(n), {
               concurrency: "unbounded"
             })
@@ -257,6 +256,84 @@ TestDatabase.describeEach("GroupCommit", (kind) => {
           expect(grouped).toBeGreaterThanOrEqual(0)
           // Once grouped, every later crowd is one call.
           expect(ranIn.slice(grouped + 1).every((call) => call.size === 10)).toBe(true)
+        })
+    )
+
+    it.scoped(
+      "a batcher's `now` answers an item in the caller's step once it runs at once, and only then",
+      () =>
+        Effect.gen(function* () {
+          const ran: Array<ReadonlyArray<number>> = []
+          const answeredNow: Array<number> = []
+          let sessionHeld = false
+          const double = yield* GroupCommit.batcher(
+            (items: ReadonlyArray<number>) =>
+              Effect.sync(() => {
+                ran.push(items)
+                return items.map((n) => Exit.succeed(n * 2))
+              }),
+            {
+              now: (n: number) => {
+                if (sessionHeld) return undefined
+                answeredNow.push(n)
+                return n < 0 ? Exit.fail(n) : Exit.succeed(n * 2)
+              }
+            }
+          )
+          // While it still groups (the first 8 lone callers wait for the turn), `now` declines and
+          // runs nothing.
+          for (let n = 1; n <= 8; n++) {
+            expect(double.now(n)).toBeUndefined()
+            expect(yield* double(n)).toBe(n * 2)
+          }
+          expect(ran).toEqual([[1], [2], [3], [4], [5], [6], [7], [8]])
+          expect(answeredNow).toEqual([])
+          // At once now: answered by `now`, already done (an Exit), and `run` is not called.
+          const answer = double.now(9)
+          expect(answer !== undefined && Done.isDone(answer) && Exit.isSuccess(answer) && answer.value).toBe(
+            18
+          )
+          expect(yield* double(10)).toBe(20)
+          expect(Exit.isFailure(yield* Effect.exit(double(-1)))).toBe(true)
+          expect(answeredNow).toEqual([9, 10, -1])
+          expect(ran).toHaveLength(8)
+          // When `now` cannot (its session is held), `batcher.now` says so and the batcher runs the
+          // item alone with `run`.
+          sessionHeld = true
+          expect(double.now(11)).toBeUndefined()
+          expect(yield* double(12)).toBe(24)
+          expect(ran.at(-1)).toEqual([12])
+        })
+    )
+
+    it.scoped(
+      "adaptive batcher: probes that keep finding a lone caller come ever more rarely, up to 1 in 1,024",
+      () =>
+        Effect.gen(function* () {
+          const deferred: Array<number> = []
+          let caller = ""
+          let calls = 0
+          const echo = yield* GroupCommit.batcher((items: ReadonlyArray<number>) =>
+            Effect.map(Effect.fiberId, (fiber) => {
+              if (String(fiber) !== caller) deferred.push(calls)
+              return items.map((n) => Exit.succeed(n))
+            })
+          )
+          caller = String(yield* Effect.fiberId)
+          for (calls = 1; calls <= 5_000; calls++) yield* echo(calls)
+          // 8 to switch to running at once, then probes after 32, 64, 128, … 1,024 calls.
+          const gaps = deferred.slice(8).map((at, index) => at - (deferred[index + 7] ?? 0))
+          expect(gaps.slice(0, 7)).toEqual([32, 64, 128, 256, 512, 1024, 1024])
+          // A crowd (more callers than a probe is apart) switches grouping on; alone again, the
+          // committer switches back after 8 groups of one and probes after 32 calls again.
+          yield* Effect.forEach(
+            Array.from({ length: 1_100 }, (_, n) => n),
+            (n) => echo(n),
+            { concurrency: "unbounded" }
+          )
+          deferred.length = 0
+          for (calls = 1; calls <= 8 + 32; calls++) yield* echo(calls)
+          expect(deferred).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 40])
         })
     )
   })

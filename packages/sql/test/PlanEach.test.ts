@@ -1,10 +1,11 @@
 /**
- * `Plan.each` / `Plan.eachCount` (one statement template run per item), `Plan.synchronous` and
- * `Transaction.planNow` (a plan run in the caller's synchronous step when the session is free).
+ * `Plan.each` / `Plan.eachCount` (one statement template run per item), `Plan.synchronous`,
+ * `Transaction.planNow` (a plan run in the caller's synchronous step when the session is free) and
+ * `Retry.planNow` (its first attempt so, the re-runs a transient failure allows after it).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect, layer } from "@effect/vitest"
-import { Backend, Plan, Transaction } from "@keel/sql"
+import { Backend, Done, Plan, Retry, Transaction } from "@keel/sql"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import * as Faults from "./support/Faults.js"
 import * as TestDatabase from "./support/TestDatabase.js"
@@ -26,7 +27,14 @@ TestDatabase.describeEach("Plan.each", (kind) => {
     it.effect("set up", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        for (const table of ["each_rows", "each_counts", "each_failed", "each_now", "each_hoisted"])
+        for (const table of [
+          "each_rows",
+          "each_counts",
+          "each_failed",
+          "each_now",
+          "each_hoisted",
+          "each_retry"
+        ])
           yield* sql`CREATE TABLE ${sql(table)} (id INTEGER PRIMARY KEY, tag TEXT NOT NULL, n INTEGER NOT NULL)`
       })
     )
@@ -190,6 +198,61 @@ TestDatabase.describeEach("Plan.each", (kind) => {
           const failed = planNow(insert(1))
           if (Option.isNone(failed)) return expect.fail("the session is free")
           expect((yield* Effect.flip(failed.value))._tag).toBe("UniqueViolation")
+        })
+    )
+
+    it.effect(
+      "Retry.planNow: committed or failed at once as an Exit; a busy BEGIN re-run under the policy; nothing while held",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const backend = yield* Backend.Backend
+          const faults = yield* Faults.Faults
+          const planNow = Retry.planNow(backend)
+          if (kind !== "sqlite") {
+            expect(planNow).toBeUndefined()
+            return
+          }
+          if (planNow === undefined) return expect.fail("better-sqlite3 has a synchronous driver")
+          const insert = (id: number): Plan.Make<number> =>
+            function* () {
+              const rows = yield* Plan.rows(
+                sql<{
+                  id: number
+                }>`INSERT INTO each_retry (id, tag, n) VALUES (${id}, 'retry', 0) RETURNING id`
+              )
+              return Number(rows[0]?.id)
+            }
+          yield* faults.clear
+          // Committed in the caller's step: an Exit, the row already there.
+          const committed = planNow(insert(1))
+          if (committed === undefined || !Done.isDone(committed)) return expect.fail("ran at once")
+          expect(Exit.isSuccess(committed) && committed.value).toBe(1)
+          expect((yield* rowsOf("each_retry")).map((row) => row.id)).toEqual([1])
+          // A failure no re-run can mend (a unique violation) is the Exit of the first attempt.
+          const duplicate = planNow(insert(1))
+          if (duplicate === undefined || !Done.isDone(duplicate)) return expect.fail("ran at once")
+          expect(Exit.isFailure(duplicate) && Cause.failureOption(duplicate.cause)).toMatchObject(
+            Option.some({ _tag: "UniqueViolation" })
+          )
+          // A busy BEGIN ran nothing: the effect handed back re-runs the plan under the policy.
+          yield* faults.inject({ match: /^BEGIN/, timing: "before", error: "busy", times: 2 })
+          const retried = planNow(insert(2))
+          if (retried === undefined) return expect.fail("the session is free")
+          expect(Done.isDone(retried)).toBe(false)
+          expect(yield* Retry.withPolicy(Retry.policy(Faults.quickRetry))(retried)).toBe(2)
+          expect(yield* faults.fired).toBe(2)
+          expect((yield* rowsOf("each_retry")).map((row) => row.id)).toEqual([1, 2])
+          // A COMMIT whose outcome is unknown is never re-run.
+          yield* faults.inject({ match: /^COMMIT/, timing: "after", error: "busy" })
+          const unknown = planNow(insert(3))
+          if (unknown === undefined || !Done.isDone(unknown)) return expect.fail("decided at once")
+          expect(Exit.isFailure(unknown) && Cause.failureOption(unknown.cause)).toMatchObject(
+            Option.some({ _tag: "CommitOutcomeUnknown" })
+          )
+          // Inside a transaction the session is held: nothing runs.
+          expect(yield* Transaction.immediate(Effect.sync(() => planNow(insert(4))))).toBeUndefined()
+          expect((yield* rowsOf("each_retry")).map((row) => row.id)).toEqual([1, 2, 3])
         })
     )
   })

@@ -5,10 +5,17 @@
  * `SendOutcomeUnknown`, and a missing queue `QueueNotFound`.
  */
 import * as Batch from "@keel/sql/Batch"
+import * as Done from "@keel/sql/Done"
 import * as Telemetry from "@keel/sql/Telemetry"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import type * as MetricLabel from "effect/MetricLabel"
 import * as Predicate from "effect/Predicate"
 import * as Backoff from "../Backoff.js"
 import * as Metrics from "../Metrics.js"
@@ -42,6 +49,13 @@ export type SendError =
   | InvalidOption
   | SendOutcomeUnknown
   | QueueStoreError
+
+/** What a send reads of the fiber that runs it: its clock and its metric labels. */
+type Running = Pick<Fiber.RuntimeFiber<unknown, unknown>, "currentDefaultServices" | "getFiberRef">
+
+/** The fiber's current time (its `Clock`, as `Clock.currentTimeMillis` reads it). */
+const timeOf = (fiber: Running): number =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
 
 /** The prefix of option names inside `field` (`messages[3].`), none for a single send. */
 const prefixOf = (field: string): string => (field === "" ? "" : `${field}.`)
@@ -126,51 +140,84 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
     })
   }
 
-  /** Stores checked messages: their ids, `QueueNotFound`, or `SendOutcomeUnknown` when the store cannot tell. */
-  const storedAsIs = (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.matchEffect(store.send(queue, messages, now), {
-        onFailure: (error): Effect.Effect<never, QueueStoreError | SendOutcomeUnknown> =>
-          Predicate.isTagged(error.cause, "CommitOutcomeUnknown")
-            ? Effect.fail(
-                new SendOutcomeUnknown({ queue, messages: messages.length, reason: error.cause.message })
-              )
-            : Effect.fail(error),
-        onSuccess: (sent) =>
-          sent === undefined
-            ? Effect.fail(new QueueNotFound({ queue }))
-            : Effect.as(Metrics.count(Metrics.sent, queue, messages.length), sent.ids)
-      })
-    )
-
-  /** `storedAsIs`, each message with the current trace context when tracing. */
-  const stored = tracing
-    ? (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
-        Effect.flatMap(Telemetry.traceparent, (trace) =>
-          storedAsIs(
-            queue,
-            trace === undefined ? messages : messages.map((message) => ({ ...message, trace }))
+  /**
+   * What the store's answer to a send of `count` messages becomes: their ids (counted as sent, with
+   * the labels of the sending fiber), `QueueNotFound`, or `SendOutcomeUnknown` when the store
+   * cannot tell whether they were stored.
+   */
+  const settled =
+    (queue: QueueName, count: number, labels: ReadonlyArray<MetricLabel.MetricLabel>) =>
+    (
+      stored: Exit.Exit<QueueStore.Sent | undefined, QueueStoreError>
+    ): Exit.Exit<ReadonlyArray<number>, QueueNotFound | SendOutcomeUnknown | QueueStoreError> => {
+      if (Exit.isFailure(stored)) {
+        return Exit.failCause(
+          Cause.map(stored.cause, (error) =>
+            Predicate.isTagged(error.cause, "CommitOutcomeUnknown")
+              ? new SendOutcomeUnknown({ queue, messages: count, reason: error.cause.message })
+              : error
           )
         )
-    : storedAsIs
+      }
+      const sent = stored.value
+      if (sent === undefined) return Exit.fail(new QueueNotFound({ queue }))
+      Metrics.countNow(Metrics.sent, queue, count, labels)
+      return Exit.succeed(sent.ids)
+    }
 
-  /** Sends one message; its id. */
+  /** The store's send, each message with the current trace context when tracing. */
+  const storeSend = tracing
+    ? (queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>, now: number) =>
+        Effect.flatMap(Telemetry.traceparent, (trace) =>
+          store.send(
+            queue,
+            trace === undefined ? messages : messages.map((message) => ({ ...message, trace })),
+            now
+          )
+        )
+    : store.send
+  // A traced send carries its context: it takes the store's ordinary path.
+  const sendNow = tracing ? undefined : store.sendNow
+
+  /** Stores checked messages at the fiber's current time; their ids (see `settled`). */
+  const stored = (fiber: Running, queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
+    Effect.flatMap(
+      Effect.exit(storeSend(queue, messages, timeOf(fiber))),
+      settled(queue, messages.length, fiber.getFiberRef(FiberRef.currentMetricLabels))
+    )
+
+  /** The id of a single send's message. */
+  const onlyId = (ids: ReadonlyArray<number>): MessageId => {
+    const id = ids[0]
+    if (id === undefined) throw new Error("a send returned no id")
+    return MessageId.make(id, true)
+  }
+
+  /**
+   * Sends one message; its id. Checked, stored and answered in one synchronous step when the store
+   * can (`QueueStore.Store.sendNow`): no effect runs between the check and the COMMIT.
+   */
   const send = (
     queue: string,
     payload: unknown,
     options: SendOptions = {}
   ): Effect.Effect<MessageId, SendError> =>
-    Effect.suspend((): Effect.Effect<MessageId, SendError> => {
+    Effect.withFiberRuntime((fiber): Effect.Effect<MessageId, SendError> => {
       const valid = parseQueueName(queue)
-      if (Either.isLeft(valid)) return Effect.fail(valid.left)
+      if (Either.isLeft(valid)) return Exit.fail(valid.left)
       const message = prepare(payload, options, "")
-      if (Either.isLeft(message)) return Effect.fail(message.left)
-      return Effect.flatMap(stored(valid.right, [message.right]), (ids): Effect.Effect<MessageId> => {
-        const id = ids[0]
-        return id === undefined
-          ? Effect.dieMessage("a send returned no id")
-          : Effect.succeed(MessageId.make(id, true))
-      })
+      if (Either.isLeft(message)) return Exit.fail(message.left)
+      const name = valid.right
+      if (sendNow !== undefined) {
+        const answered = sendNow(name, message.right, timeOf(fiber))
+        if (answered !== undefined) {
+          const settle = settled(name, 1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+          return Done.isDone(answered)
+            ? Exit.map(settle(answered), onlyId)
+            : Effect.map(Effect.flatMap(Effect.exit(answered), settle), onlyId)
+        }
+      }
+      return Effect.map(stored(fiber, name, [message.right]), onlyId)
     })
 
   /** Sends up to 10,000 messages atomically; their ids in input order. */
@@ -188,7 +235,9 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
         if ((yield* store.findQueue(valid)) === undefined) return yield* new QueueNotFound({ queue: valid })
         return []
       }
-      const ids = yield* stored(valid, prepared)
+      const ids = yield* Effect.withFiberRuntime<ReadonlyArray<number>, SendError>((fiber) =>
+        stored(fiber, valid, prepared)
+      )
       return ids.map((id) => MessageId.make(id, true))
     })
 
