@@ -141,15 +141,20 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
   }
 
   /**
-   * What the store's answer to a send of `count` messages becomes: their ids (counted as sent, with
-   * the labels of the sending fiber), `QueueNotFound`, or `SendOutcomeUnknown` when the store
-   * cannot tell whether they were stored.
+   * What the store's answer to a send of `count` messages becomes: `pick` of their ids (counted as
+   * sent, with the labels of the sending fiber), `QueueNotFound`, or `SendOutcomeUnknown` when the
+   * store cannot tell whether they were stored.
    */
   const settled =
-    (queue: QueueName, count: number, labels: ReadonlyArray<MetricLabel.MetricLabel>) =>
+    <A>(
+      queue: QueueName,
+      count: number,
+      labels: ReadonlyArray<MetricLabel.MetricLabel>,
+      pick: (ids: ReadonlyArray<number>) => A
+    ) =>
     (
       stored: Exit.Exit<QueueStore.Sent | undefined, QueueStoreError>
-    ): Exit.Exit<ReadonlyArray<number>, QueueNotFound | SendOutcomeUnknown | QueueStoreError> => {
+    ): Exit.Exit<A, QueueNotFound | SendOutcomeUnknown | QueueStoreError> => {
       if (Exit.isFailure(stored)) {
         return Exit.failCause(
           Cause.map(stored.cause, (error) =>
@@ -162,7 +167,7 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
       const sent = stored.value
       if (sent === undefined) return Exit.fail(new QueueNotFound({ queue }))
       Metrics.countNow(Metrics.sent, queue, count, labels)
-      return Exit.succeed(sent.ids)
+      return Exit.succeed(pick(sent.ids))
     }
 
   /** The store's send, each message with the current trace context when tracing. */
@@ -179,12 +184,20 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
   // A traced send carries its context: it takes the store's ordinary path.
   const sendNow = tracing ? undefined : store.sendNow
 
-  /** Stores checked messages at the fiber's current time; their ids (see `settled`). */
-  const stored = (fiber: Running, queue: QueueName, messages: ReadonlyArray<QueueStore.NewMessage>) =>
-    Effect.flatMap(
-      Effect.exit(storeSend(queue, messages, timeOf(fiber))),
-      settled(queue, messages.length, fiber.getFiberRef(FiberRef.currentMetricLabels))
-    )
+  /**
+   * The store's answer to a send of `count` messages, settled for the fiber that sent them (see
+   * `settled`): in the same step when the answer is already an `Exit`, else once it has run.
+   */
+  const settle = <A>(
+    fiber: Running,
+    queue: QueueName,
+    count: number,
+    answer: Effect.Effect<QueueStore.Sent | undefined, QueueStoreError>,
+    pick: (ids: ReadonlyArray<number>) => A
+  ): Effect.Effect<A, QueueNotFound | SendOutcomeUnknown | QueueStoreError> => {
+    const done = settled(queue, count, fiber.getFiberRef(FiberRef.currentMetricLabels), pick)
+    return Done.isDone(answer) ? done(answer) : Effect.flatMap(Effect.exit(answer), done)
+  }
 
   /** The id of a single send's message. */
   const onlyId = (ids: ReadonlyArray<number>): MessageId => {
@@ -208,16 +221,9 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
       const message = prepare(payload, options, "")
       if (Either.isLeft(message)) return Exit.fail(message.left)
       const name = valid.right
-      if (sendNow !== undefined) {
-        const answered = sendNow(name, message.right, timeOf(fiber))
-        if (answered !== undefined) {
-          const settle = settled(name, 1, fiber.getFiberRef(FiberRef.currentMetricLabels))
-          return Done.isDone(answered)
-            ? Exit.map(settle(answered), onlyId)
-            : Effect.map(Effect.flatMap(Effect.exit(answered), settle), onlyId)
-        }
-      }
-      return Effect.map(stored(fiber, name, [message.right]), onlyId)
+      const now = timeOf(fiber)
+      const answer = sendNow?.(name, message.right, now) ?? storeSend(name, [message.right], now)
+      return settle(fiber, name, 1, answer, onlyId)
     })
 
   /** Sends up to 10,000 messages atomically; their ids in input order. */
@@ -235,10 +241,11 @@ export const make = (store: QueueStore.Store, maxPayloadBytes: number, tracing =
         if ((yield* store.findQueue(valid)) === undefined) return yield* new QueueNotFound({ queue: valid })
         return []
       }
-      const ids = yield* Effect.withFiberRuntime<ReadonlyArray<number>, SendError>((fiber) =>
-        stored(fiber, valid, prepared)
+      return yield* Effect.withFiberRuntime<ReadonlyArray<MessageId>, SendError>((fiber) =>
+        settle(fiber, valid, prepared.length, storeSend(valid, prepared, timeOf(fiber)), (ids) =>
+          ids.map((id) => MessageId.make(id, true))
+        )
       )
-      return ids.map((id) => MessageId.make(id, true))
     })
 
   return { send, sendBatch }
