@@ -3,17 +3,18 @@
  * loads): an ES module entry would start Node's ES module loader, about 5 ms of every cold start.
  * A help request that a stored page answers (`HelpPage.asked`) is printed from `dist/help.json`; a
  * `keel port reserve` command line that `FastPath.recognise` recognises runs through the fast
- * path's bundle (`dist/fast.cjs`, loaded with V8's code cache), and one whose only fault is an
- * unknown option is answered here with `ErrorLine`'s usage error (loading no Effect at all); every
- * other runs the full command line (`Full.ts`, the ES module `dist/keel.mjs`). Either way the
- * process exits with the command's code. The first three load neither `@effect/cli` nor the
- * command tree (cold start).
+ * path's bundle (`dist/fast.cjs`, loaded with V8's code cache under `OneShot`'s V8 settings), and
+ * one whose only fault is an unknown option is answered here with `ErrorLine`'s usage error
+ * (loading no Effect at all); every other runs the full command line (`Full.ts`, the ES module
+ * `dist/keel.mjs`). Either way the process exits with the command's code. The first three load
+ * neither `@effect/cli` nor the command tree (cold start).
  */
 import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as CodeCache from "./CodeCache.js"
 import * as FastPath from "./FastPath.js"
 import * as HelpPage from "./HelpPage.js"
+import * as OneShot from "./OneShot.js"
 
 const beside = (name: string): string => fileURLToPath(new URL(`./${name}`, import.meta.url))
 
@@ -58,6 +59,7 @@ const main = async (): Promise<void> => {
     process.stderr.write(usage)
     process.exitCode = 2 // the usage error's code (`ErrorLine.ExitCode.usage`)
   } else if (recognised !== undefined && existsSync(fastBundle)) {
+    OneShot.apply()
     CodeCache.run(fastBundle)
   } else {
     // The full program is its own bundle, loaded by URL (not bundled into this entry).

@@ -6,7 +6,16 @@
  * recognises is pinned here too: anything it is not sure of goes to the full command line.
  */
 import { spawnSync } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Command from "@effect/cli/Command"
@@ -377,6 +386,44 @@ describe("the built binary's cold-start paths", () => {
       expect(result?.code).toBe(0)
       expect(result?.stdout).toContain("USAGE")
     }
+  })
+
+  it("the fast path runs under OneShot's V8 settings: its young generation stays at its first size", {
+    timeout: slow
+  }, async () => {
+    // A preload that records the young generation's size when the process exits.
+    const preload = join(dir, "new-space.cjs")
+    writeFileSync(
+      preload,
+      [
+        'const { writeFileSync } = require("node:fs")',
+        'const { getHeapSpaceStatistics } = require("node:v8")',
+        'process.on("exit", () => {',
+        '  const space = getHeapSpaceStatistics().find((s) => s.space_name === "new_space")',
+        "  writeFileSync(process.env.NEW_SPACE_FILE, String(space.space_size))",
+        "})"
+      ].join("\n")
+    )
+    const newSpace = async (fast: "1" | "0") => {
+      const file = join(dir, `new-space-${fast}`)
+      const result = await Keel.keel(["port", "reserve", "--tag", "web"], {
+        env: {
+          KEEL_DB: `sqlite:${join(dir, `one-shot-${fast}.db`)}`,
+          KEEL_RESERVATION_CONFIG: join(dir, "reservations.json"),
+          KEEL_CLI_FAST_PATH: fast,
+          NODE_OPTIONS: `--require ${preload}`,
+          NEW_SPACE_FILE: file
+        },
+        cwd: dir
+      })
+      expect(result).toMatchObject({ code: 0, stdout: "28871\n", stderr: "" })
+      return Number(readFileSync(file, "utf8"))
+    }
+    const MiB = 1024 * 1024
+    // Two semi-spaces of 1 MiB; without the settings they double while the modules load (8 MiB
+    // and more for the full command line, 7.5 for the fast path).
+    expect(await newSpace("1")).toBeLessThanOrEqual(2 * MiB)
+    expect(await newSpace("0")).toBeGreaterThan(2 * MiB)
   })
 
   it("the fast path leaves V8's code cache beside its bundle and survives a damaged one", {
