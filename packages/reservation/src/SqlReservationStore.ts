@@ -273,9 +273,26 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       )
     }
 
+    /**
+     * The release of one key or of one path's keys, as templates of their values (compiled once on
+     * better-sqlite3, bound per release: the write lock is not held while SQL is built).
+     */
+    const deleteKey = (path: string, tag: string) =>
+      sql<Stored>`DELETE FROM keel_reservations WHERE path = ${path} AND tag = ${tag} RETURNING ${columns}`
+    const deletePath = (path: string) =>
+      sql<Stored>`DELETE FROM keel_reservations WHERE path = ${path} RETURNING ${columns}`
+
     const removeLocked = (filter: Filter) =>
       planned(function* (): Plan.Plan<ReadonlyArray<Stored>> {
         yield* locked()
+        const byKey = filter.under === undefined && filter.project === undefined && filter.port === undefined
+        if (byKey && filter.path !== undefined) {
+          const [rows] =
+            filter.tag === undefined
+              ? yield* Plan.each(deletePath, [[filter.path]])
+              : yield* Plan.each(deleteKey, [[filter.path, filter.tag]])
+          return rows ?? []
+        }
         return yield* Plan.rows(
           sql<Stored>`DELETE FROM keel_reservations WHERE ${where(filter)} RETURNING ${columns}`
         )

@@ -100,6 +100,74 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
   const { columns, lockedOwn, lowestFreeLive } = parts
   const joinSpaced = sql.join(" ", false, "")
 
+  // The statements of the common request (one service, nothing of its own held or nothing
+  // excluded from its range) as templates of their values, hoisted here: on better-sqlite3 each is
+  // compiled once and bound per run (`Plan.each`), so the allocation's lock is not held while SQL
+  // text is built and compiled. Every value is bound once, so a value used twice is passed twice.
+
+  /** The request's own reservation of one tag. */
+  const ownRow = (path: string, tag: string) =>
+    sql<Stored>`SELECT ${columns} FROM keel_reservations WHERE path = ${path} AND tag = ${tag}`
+
+  /** `lowestFree` over every live reservation, for a range no avoided span touches. */
+  const lowestFreeOfLive = (
+    start: number,
+    min: number,
+    below: number,
+    now: number,
+    max: number,
+    low: number,
+    high: number,
+    at: number
+  ) =>
+    sql<{ port: number | null }>`SELECT MIN(c) AS port FROM (
+        SELECT CAST(${start} AS INTEGER) AS c
+        UNION ALL SELECT port + 1 FROM keel_reservations
+          WHERE port >= ${min} AND port < ${below} AND (expires_at IS NULL OR expires_at > ${now})
+      ) candidates
+      WHERE c <= ${max}
+        AND c NOT IN (SELECT port FROM keel_reservations
+          WHERE port BETWEEN ${low} AND ${high} AND (expires_at IS NULL OR expires_at > ${at}))`
+
+  /** How `write`'s insert takes over the row of a chosen port (when expired: see there). */
+  const takeOver = sql`ON CONFLICT (port) DO UPDATE SET path = excluded.path, tag = excluded.tag,
+    project = excluded.project, task = excluded.task, created_at = excluded.created_at,
+    last_used_at = excluded.last_used_at, ttl_ms = excluded.ttl_ms, expires_at = excluded.expires_at`
+
+  /** `write`'s insert of one row (see there). */
+  const insertRow = (
+    path: string,
+    tag: string,
+    port: number,
+    project: string | null,
+    task: string | null,
+    createdAt: number,
+    lastUsedAt: number,
+    ttlMs: number | null,
+    expiresAt: number | null,
+    now: number
+  ) =>
+    sql<{ port: number }>`INSERT INTO keel_reservations
+        (path, tag, port, project, task, created_at, last_used_at, ttl_ms, expires_at)
+      VALUES (${path}, ${tag}, ${port}, ${project}, ${task}, ${createdAt}, ${lastUsedAt}, ${ttlMs}, ${expiresAt})
+      ${takeOver} WHERE keel_reservations.expires_at IS NOT NULL AND keel_reservations.expires_at <= ${now}
+      RETURNING port`
+
+  /** `write`'s refresh of a reservation the request already holds. */
+  const refreshRow = (
+    lastUsedAt: number,
+    ttlMs: number | null,
+    expiresAt: number | null,
+    project: string | null,
+    task: string | null,
+    path: string,
+    tag: string
+  ) =>
+    sql`UPDATE keel_reservations SET
+        last_used_at = ${lastUsedAt}, ttl_ms = ${ttlMs}, expires_at = ${expiresAt},
+        project = ${project}, task = ${task}
+      WHERE path = ${path} AND tag = ${tag}`
+
   /**
    * The lowest port of `range` that no row `taken` holds and no span of `avoid` covers: it is the
    * range's start or the port after a held or avoided one, so only those are candidates.
@@ -122,14 +190,20 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
   }
 
   /** The request's own rows, read now. */
-  const ownRows = (a: Allocation) =>
-    Plan.rows(
+  function* ownRows(a: Allocation): Generator<Plan.Instruction<never>, ReadonlyArray<Stored>, unknown> {
+    const [only] = a.wants
+    if (only !== undefined && a.wants.length === 1) {
+      const [rows] = yield* Plan.each(ownRow, [[a.path, only.tag]])
+      return rows ?? []
+    }
+    return yield* Plan.rows(
       sql<Stored>`SELECT ${columns} FROM keel_reservations
         WHERE path = ${a.path} AND ${sql.in(
           "tag",
           a.wants.map((want) => want.tag)
         )}`
     )
+  }
 
   /** Takes the allocation's locks, where the backend needs them, and reads the request's own rows. */
   function* lockAndReadOwn(
@@ -185,29 +259,37 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
     // the reservations this request moves free their ports.
     // With no reservation of its own (the common case) that is every live reservation: a simpler
     // condition, which PostgreSQL plans in a fraction of the time (it re-plans every statement).
-    const live = sql`(expires_at IS NULL OR expires_at > ${now})`
-    const taken =
-      existing.size === 0
+    // Built when a statement needs it (the common request's statements are templates).
+    const taken = () => {
+      const live = sql`(expires_at IS NULL OR expires_at > ${now})`
+      return existing.size === 0
         ? live
         : sql`((path = ${a.path} AND ${sql.in("tag", kept)}) OR (NOT (path = ${a.path} AND ${sql.in("tag", [...existing.keys()])}) AND ${live}))`
+    }
     const holders: Allocator.Holders<Plan.Instruction<never>> = {
       *isTaken(port) {
         const rows = yield* Plan.rows(
-          sql<{ port: number }>`SELECT port FROM keel_reservations WHERE port = ${port} AND ${taken}`
+          sql<{ port: number }>`SELECT port FROM keel_reservations WHERE port = ${port} AND ${taken()}`
         )
         return rows.length > 0
       },
       *takenIn(range) {
         const rows = yield* Plan.rows(
           sql<{ port: number }>`SELECT port FROM keel_reservations
-            WHERE port BETWEEN ${range.min} AND ${range.max} AND ${taken}`
+            WHERE port BETWEEN ${range.min} AND ${range.max} AND ${taken()}`
         )
         return new Set(rows.map((row) => Number(row.port)))
       },
       *lowestFree(range, avoid) {
-        const plain =
-          lowestFreeLive !== undefined && existing.size === 0 && !avoid.some((span) => touches(range, span))
-        const [row] = yield* Plan.rows(plain ? lowestFreeLive(range, now) : lowestFree(range, avoid, taken))
+        const plain = existing.size === 0 && !avoid.some((span) => touches(range, span))
+        const [row] =
+          plain && lowestFreeLive !== undefined
+            ? yield* Plan.rows(lowestFreeLive(range, now))
+            : plain
+              ? ((yield* Plan.each(lowestFreeOfLive, [
+                  [range.min, range.min, range.max, now, range.max, range.min, range.max, now]
+                ]))[0] ?? [])
+              : yield* Plan.rows(lowestFree(range, avoid, taken()))
         const port = row?.port
         return port === null || port === undefined ? undefined : inRange(range, Number(port))
       }
@@ -284,15 +366,29 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
       // An expired reservation of another key that holds a chosen port gives it up: its row is
       // taken over in the same statement. A live holder (impossible under the allocation's lock)
       // keeps its row; the insert is then retried plainly and fails on the port's uniqueness.
+      const [one] = rows
       const inserted = new Set(
-        (yield* Plan.rows(
-          sql<{ port: number }>`INSERT INTO keel_reservations ${sql.insert(rows)}
-            ON CONFLICT (port) DO UPDATE SET path = excluded.path, tag = excluded.tag,
-              project = excluded.project, task = excluded.task, created_at = excluded.created_at,
-              last_used_at = excluded.last_used_at, ttl_ms = excluded.ttl_ms, expires_at = excluded.expires_at
-            WHERE keel_reservations.expires_at IS NOT NULL AND keel_reservations.expires_at <= ${now}
+        (rows.length === 1 && one !== undefined
+          ? ((yield* Plan.each(insertRow, [
+              [
+                one.path,
+                one.tag,
+                one.port,
+                one.project,
+                one.task,
+                one.created_at,
+                one.last_used_at,
+                one.ttl_ms,
+                one.expires_at,
+                now
+              ]
+            ]))[0] ?? [])
+          : yield* Plan.rows(
+              sql<{ port: number }>`INSERT INTO keel_reservations ${sql.insert(rows)}
+            ${takeOver} WHERE keel_reservations.expires_at IS NOT NULL AND keel_reservations.expires_at <= ${now}
             RETURNING port`
-        )).map((row) => Number(row.port))
+            )
+        ).map((row) => Number(row.port))
       )
       const refused = rows.filter((row) => !inserted.has(row.port))
       if (refused.length > 0) yield* Plan.run(sql`INSERT INTO keel_reservations ${sql.insert(refused)}`)
@@ -308,12 +404,9 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         expires_at: ttl === null ? null : now + ttl,
         ...labelsOf(a, previous)
       }
-      yield* Plan.run(
-        sql`UPDATE keel_reservations SET
-          last_used_at = ${row.last_used_at}, ttl_ms = ${row.ttl_ms}, expires_at = ${row.expires_at},
-          project = ${row.project}, task = ${row.task}
-        WHERE path = ${row.path} AND tag = ${row.tag}`
-      )
+      yield* Plan.each(refreshRow, [
+        [row.last_used_at, row.ttl_ms, row.expires_at, row.project, row.task, row.path, row.tag]
+      ])
       written.set(want.tag, { row, outcome: "refreshed" })
     }
     return {
