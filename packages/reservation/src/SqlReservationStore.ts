@@ -266,7 +266,7 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
       const deleted =
         releasePath !== undefined && onePath !== undefined
           ? Retry.run(Retry.autocommit(releasePath(onePath, filter.tag), backend))
-          : removeLocked(filter)
+          : removeLocked(filter, onePath)
       return deleted.pipe(
         Effect.flatMap((raw) => decoded(Either.flatMap(Rows.storedRows(raw), Rows.toReservations))),
         refail("release")
@@ -282,16 +282,14 @@ export const make: Effect.Effect<Store, never, SqlClient.SqlClient | Backend.Bac
     const deletePath = (path: string) =>
       sql<Stored>`DELETE FROM keel_reservations WHERE path = ${path} RETURNING ${columns}`
 
-    const removeLocked = (filter: Filter) =>
+    /** `filter`'s release under the allocation lock; `onePath` when it names one path and nothing else. */
+    const removeLocked = (filter: Filter, onePath: string | undefined) =>
       planned(function* (): Plan.Plan<ReadonlyArray<Stored>> {
         yield* locked()
-        const byKey = filter.under === undefined && filter.project === undefined && filter.port === undefined
-        if (byKey && filter.path !== undefined) {
-          const [rows] =
-            filter.tag === undefined
-              ? yield* Plan.each(deletePath, [[filter.path]])
-              : yield* Plan.each(deleteKey, [[filter.path, filter.tag]])
-          return rows ?? []
+        if (onePath !== undefined) {
+          return filter.tag === undefined
+            ? yield* Plan.bound(deletePath, [onePath])
+            : yield* Plan.bound(deleteKey, [onePath, filter.tag])
         }
         return yield* Plan.rows(
           sql<Stored>`DELETE FROM keel_reservations WHERE ${where(filter)} RETURNING ${columns}`

@@ -111,6 +111,18 @@ export function* each<A extends object, P extends ReadonlyArray<unknown>>(
 }
 
 /**
+ * Runs the template `statement` once, with `values` (see `Each`: on the synchronous driver the
+ * template is compiled once per template function, not once per run); its rows.
+ */
+export function* bound<A extends object, P extends ReadonlyArray<unknown>>(
+  statement: (...values: P) => Statement.Statement<A>,
+  values: Readonly<P>
+): Generator<Each, ReadonlyArray<A>, unknown> {
+  const [rows] = yield* each(statement, [values])
+  return rows ?? []
+}
+
+/**
  * Runs `statement` (without RETURNING) once per item of `items` on the synchronous driver; how
  * many rows each run changed. Only there: a plan asks `synchronous()` first and runs another
  * statement elsewhere (on the Effect path this is a defect, as the drivers do not report changes

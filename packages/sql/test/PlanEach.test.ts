@@ -1,5 +1,5 @@
 /**
- * `Plan.each` / `Plan.eachCount` (one statement template run per item), `Plan.synchronous`,
+ * `Plan.each` / `Plan.eachCount` (one statement template run per item), `Plan.bound` (one run), `Plan.synchronous`,
  * `Transaction.planNow` (a plan run in the caller's synchronous step when the session is free) and
  * `Retry.planNow` (its first attempt so, the re-runs a transient failure allows after it).
  */
@@ -63,6 +63,17 @@ TestDatabase.describeEach("Plan.each", (kind) => {
           expect(inserts).toHaveLength(items.length)
           expect(new Set(inserts).size).toBe(1)
         })
+    )
+
+    it.effect("Plan.bound runs the template once with its values and returns that run's rows", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const select = (tag: string) =>
+          sql<{ id: number }>`SELECT id FROM each_rows WHERE tag = ${tag} ORDER BY id`
+        const found = yield* Transaction.plan(() => Plan.bound(select, ["tag-7"]))
+        expect(found.map((row) => Number(row.id))).toEqual([7])
+        expect(yield* Transaction.plan(() => Plan.bound(select, ["no-such-tag"]))).toEqual([])
+      })
     )
 
     it.effect("a run that fails rolls back the runs before it: nothing of the plan persists", () =>

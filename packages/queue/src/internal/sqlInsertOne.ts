@@ -84,8 +84,7 @@ export const make = (sql: SqlClient.SqlClient, options: { readonly notifyInSql: 
     /** `message` into the queue named `name`, inside the caller's plan. */
     plan: function* (name: string, message: QueueStore.NewMessage, now: number) {
       const { statement, values } = templateOf(name, message, now)
-      const [rows] = yield* Plan.each(statement, [values])
-      return toSent(rows ?? [])
+      return toSent(yield* Plan.bound(statement, values))
     },
     /** `message` into the queue named `name`, as one autocommit statement. */
     autocommit: (name: string, message: QueueStore.NewMessage, now: number) => {

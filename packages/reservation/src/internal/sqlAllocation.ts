@@ -192,10 +192,7 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
   /** The request's own rows, read now. */
   function* ownRows(a: Allocation): Generator<Plan.Instruction<never>, ReadonlyArray<Stored>, unknown> {
     const [only] = a.wants
-    if (only !== undefined && a.wants.length === 1) {
-      const [rows] = yield* Plan.each(ownRow, [[a.path, only.tag]])
-      return rows ?? []
-    }
+    if (only !== undefined && a.wants.length === 1) return yield* Plan.bound(ownRow, [a.path, only.tag])
     return yield* Plan.rows(
       sql<Stored>`SELECT ${columns} FROM keel_reservations
         WHERE path = ${a.path} AND ${sql.in(
@@ -259,12 +256,16 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
     // the reservations this request moves free their ports.
     // With no reservation of its own (the common case) that is every live reservation: a simpler
     // condition, which PostgreSQL plans in a fraction of the time (it re-plans every statement).
-    // Built when a statement needs it (the common request's statements are templates).
-    const taken = () => {
+    // Built once, when a statement first needs it (the common request's statements are templates).
+    let takenFragment: Statement.Fragment | undefined
+    const taken = (): Statement.Fragment => {
+      if (takenFragment !== undefined) return takenFragment
       const live = sql`(expires_at IS NULL OR expires_at > ${now})`
-      return existing.size === 0
-        ? live
-        : sql`((path = ${a.path} AND ${sql.in("tag", kept)}) OR (NOT (path = ${a.path} AND ${sql.in("tag", [...existing.keys()])}) AND ${live}))`
+      takenFragment =
+        existing.size === 0
+          ? live
+          : sql`((path = ${a.path} AND ${sql.in("tag", kept)}) OR (NOT (path = ${a.path} AND ${sql.in("tag", [...existing.keys()])}) AND ${live}))`
+      return takenFragment
     }
     const holders: Allocator.Holders<Plan.Instruction<never>> = {
       *isTaken(port) {
@@ -282,15 +283,21 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
       },
       *lowestFree(range, avoid) {
         const plain = existing.size === 0 && !avoid.some((span) => touches(range, span))
-        const [row] =
-          plain && lowestFreeLive !== undefined
-            ? yield* Plan.rows(lowestFreeLive(range, now))
-            : plain
-              ? ((yield* Plan.each(lowestFreeOfLive, [
-                  [range.min, range.min, range.max, now, range.max, range.min, range.max, now]
-                ]))[0] ?? [])
-              : yield* Plan.rows(lowestFree(range, avoid, taken()))
-        const port = row?.port
+        let rows: ReadonlyArray<{ port: number | null }>
+        if (!plain) rows = yield* Plan.rows(lowestFree(range, avoid, taken()))
+        else if (lowestFreeLive !== undefined) rows = yield* Plan.rows(lowestFreeLive(range, now))
+        else
+          rows = yield* Plan.bound(lowestFreeOfLive, [
+            range.min,
+            range.min,
+            range.max,
+            now,
+            range.max,
+            range.min,
+            range.max,
+            now
+          ])
+        const port = rows[0]?.port
         return port === null || port === undefined ? undefined : inRange(range, Number(port))
       }
     }
@@ -369,20 +376,18 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
       const [one] = rows
       const inserted = new Set(
         (rows.length === 1 && one !== undefined
-          ? ((yield* Plan.each(insertRow, [
-              [
-                one.path,
-                one.tag,
-                one.port,
-                one.project,
-                one.task,
-                one.created_at,
-                one.last_used_at,
-                one.ttl_ms,
-                one.expires_at,
-                now
-              ]
-            ]))[0] ?? [])
+          ? yield* Plan.bound(insertRow, [
+              one.path,
+              one.tag,
+              one.port,
+              one.project,
+              one.task,
+              one.created_at,
+              one.last_used_at,
+              one.ttl_ms,
+              one.expires_at,
+              now
+            ])
           : yield* Plan.rows(
               sql<{ port: number }>`INSERT INTO keel_reservations ${sql.insert(rows)}
             ${takeOver} WHERE keel_reservations.expires_at IS NOT NULL AND keel_reservations.expires_at <= ${now}
@@ -404,8 +409,14 @@ export const make = (sql: SqlClient.SqlClient, parts: Parts) => {
         expires_at: ttl === null ? null : now + ttl,
         ...labelsOf(a, previous)
       }
-      yield* Plan.each(refreshRow, [
-        [row.last_used_at, row.ttl_ms, row.expires_at, row.project, row.task, row.path, row.tag]
+      yield* Plan.bound(refreshRow, [
+        row.last_used_at,
+        row.ttl_ms,
+        row.expires_at,
+        row.project,
+        row.task,
+        row.path,
+        row.tag
       ])
       written.set(want.tag, { row, outcome: "refreshed" })
     }
