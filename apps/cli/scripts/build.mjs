@@ -162,6 +162,60 @@ const betterSqliteAddon = {
 }
 
 /**
+ * `node:crypto` in the fast path's bundle loads when a property of it is first read, not when the
+ * bundle is evaluated: `@effect/platform-node`'s file system imports it for temporary file names,
+ * and loading it cost ~6 ms of a cold `keel port reserve` (with `KEEL_MIGRATION_CHECKSUMS` below,
+ * a reserve reads none of it). Every export of the real module is there, as a getter.
+ */
+const lazyCrypto = {
+  name: "lazy-crypto",
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?crypto$/ }, (args) => ({ path: args.path, namespace: "lazy-crypto" }))
+    build.onLoad({ filter: /.*/, namespace: "lazy-crypto" }, async () => {
+      const names = Object.keys(await import("node:crypto")).filter((name) => name !== "default")
+      return {
+        contents: [
+          "let loaded",
+          'const load = () => (loaded ??= require("node:crypto"))',
+          `for (const name of ${JSON.stringify(names)})`,
+          "  Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] })"
+        ].join("\n"),
+        loader: "js"
+      }
+    })
+  }
+}
+
+/**
+ * The checksums `Migrations.checksum` gives the reservation migrations (the ones a reserve
+ * verifies at every start), computed here and given to the fast path's bundle as
+ * `KEEL_MIGRATION_CHECKSUMS`, keyed by the exact text digested (see `packages/sql/src/Migrations.ts`).
+ */
+const migrationChecksums = async () => {
+  const { createHash } = await import("node:crypto")
+  const bundled = await esbuild.build({
+    absWorkingDir: root,
+    entryPoints: ["../../packages/reservation/src/migrations/index.ts"],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    write: false,
+    logLevel: "warning"
+  })
+  const module = { exports: {} }
+  new Function("module", "exports", bundled.outputFiles[0].text)(module, module.exports)
+  const texts = Object.values(module.exports).flatMap((set) =>
+    (set?.migrations ?? []).flatMap((migration) => [
+      JSON.stringify(migration.sqlite),
+      JSON.stringify(migration.pg)
+    ])
+  )
+  if (texts.length === 0)
+    throw new Error("build: no reservation migrations found for KEEL_MIGRATION_CHECKSUMS")
+  return texts.map((text) => [text, createHash("sha256").update(text).digest("hex")])
+}
+
+/**
  * The fast path (`src/FastMain.ts`, see `src/FastPath.ts`): one CommonJS file, which `CodeCache.ts`
  * loads with V8's code cache (ES modules have none on Node 20).
  */
@@ -170,7 +224,8 @@ const fast = await esbuild.build({
   entryPoints: ["src/FastMain.ts"],
   outfile: join(outdir, "fast.cjs"),
   external: [...external.filter((name) => name !== "better-sqlite3"), "better-sqlite3/package.json"],
-  plugins: [unreachableInFastPath, betterSqliteAddon, definitionsOnly],
+  plugins: [unreachableInFastPath, betterSqliteAddon, lazyCrypto, definitionsOnly],
+  define: { KEEL_MIGRATION_CHECKSUMS: JSON.stringify(await migrationChecksums()) },
   format: "cjs",
   // `CodeCache.run` evaluates the bundle with `vm.Script`, which has no `import()`: an import of
   // a module left outside the bundle (a Node built-in) becomes a `require`.

@@ -60,7 +60,12 @@ const main = async (): Promise<void> => {
     process.exitCode = 2 // the usage error's code (`ErrorLine.ExitCode.usage`)
   } else if (recognised !== undefined && existsSync(fastBundle)) {
     OneShot.apply()
-    CodeCache.run(fastBundle)
+    OneShot.loading()
+    try {
+      CodeCache.run(fastBundle)
+    } finally {
+      OneShot.loaded() // when the bundle failed before `FastMain.ts` undid it
+    }
   } else {
     // The full program is its own bundle, loaded by URL (not bundled into this entry).
     const full: string = new URL("./keel.mjs", import.meta.url).href

@@ -426,6 +426,50 @@ describe("the built binary's cold-start paths", () => {
     expect(await newSpace("0")).toBeGreaterThan(2 * MiB)
   })
 
+  it("the fast path loads neither node:crypto nor perf_hooks, and runs the command with Node's own stack trace limit and performance", {
+    timeout: slow
+  }, async () => {
+    // A preload that records, at exit, which of Node's modules were loaded, then what
+    // `OneShot.loading` changed for the modules' evaluation (restored by `OneShot.loaded`).
+    const preload = join(dir, "loaded-modules.cjs")
+    writeFileSync(
+      preload,
+      [
+        'const { writeFileSync } = require("node:fs")',
+        'process.on("exit", () => {',
+        "  const loaded = process.moduleLoadList.filter((m) => /^NativeModule (crypto|perf_hooks)$/.test(m)).sort()",
+        "  const state = { loaded, stackTraceLimit: Error.stackTraceLimit, mark: typeof performance.mark }",
+        "  writeFileSync(process.env.LOADED_FILE, JSON.stringify(state))",
+        "})"
+      ].join("\n")
+    )
+    const loaded = async (fast: "1" | "0", db: string) => {
+      const file = join(dir, `loaded-${fast}`)
+      const result = await Keel.keel(["port", "reserve", "--tag", "web"], {
+        env: {
+          KEEL_DB: `sqlite:${join(dir, db)}`,
+          KEEL_RESERVATION_CONFIG: join(dir, "reservations.json"),
+          KEEL_CLI_FAST_PATH: fast,
+          NODE_OPTIONS: `--require ${preload}`,
+          LOADED_FILE: file
+        },
+        cwd: dir
+      })
+      expect(result).toMatchObject({ code: 0, stdout: "28871\n", stderr: "" })
+      return JSON.parse(readFileSync(file, "utf8"))
+    }
+    // A new database (migrations applied and recorded) and then an existing one (verified).
+    for (const db of ["checksums.db", "checksums.db"]) {
+      expect(await loaded("1", db)).toEqual({ loaded: [], stackTraceLimit: 10, mark: "function" })
+    }
+    // The full command line hashes the migrations and reads Effect's clock through Node's.
+    expect(await loaded("0", "checksums-full.db")).toEqual({
+      loaded: ["NativeModule crypto", "NativeModule perf_hooks"],
+      stackTraceLimit: 10,
+      mark: "function"
+    })
+  })
+
   it("the fast path leaves V8's code cache beside its bundle and survives a damaged one", {
     timeout: slow
   }, async () => {
