@@ -195,6 +195,13 @@ class BufferedRequest implements HttpServerRequest.HttpServerRequest {
   }
 }
 
+/**
+ * The JSON value of a body that `limit` read and parsed, if `request` is such a request (nothing is
+ * read here): what a route answered before the router (`FastSend`) decodes.
+ */
+export const parsedJson = (request: HttpServerRequest.HttpServerRequest): Option.Option<unknown> =>
+  request instanceof BufferedRequest ? request.parsed : Option.none()
+
 /** `error` answered as the API answers it: its wire form, with its status. */
 const answer = <A, I>(schema: Schema.Schema<A, I>, status: number, error: A) =>
   HttpServerResponse.unsafeJson(Schema.encodeSync(schema)(error), { status })

@@ -8,8 +8,8 @@
  *
  * Request pipeline, outermost first: in-flight tracking and logging (`Observe`), final headers
  * (`Connection: close` while stopping, `Retry-After` on a 503), unexpected failures → 500
- * (`HttpError.render`), auth (`Auth`), the router with the body limit (`Body`) and the API's typed
- * error encoding. The port is bound only once all of this is built (see `makeNodeServer`).
+ * (`HttpError.render`), auth (`Auth`), the API's typed error encoding, the body limit (`Body`),
+ * `send` answered before the router when it can be (`FastSend`, not with tracing), the router. The port is bound only once all of this is built (see `makeNodeServer`).
  */
 import type * as Http from "node:http"
 import type { HttpApp } from "@effect/platform"
@@ -23,6 +23,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Queue from "@keel/queue/Queue"
 import type { Database } from "@keel/sql"
 import * as Telemetry from "@keel/sql/Telemetry"
 import type { Redacted } from "effect"
@@ -42,6 +43,7 @@ import { KeelApi } from "./Api.js"
 import * as Auth from "./Auth.js"
 import * as Body from "./Body.js"
 import * as DepthHistory from "./DepthHistory.js"
+import * as FastSend from "./FastSend.js"
 import * as HttpError from "./HttpError.js"
 import * as Cursors from "./handlers/Cursors.js"
 import * as Dashboard from "./handlers/Dashboard.js"
@@ -230,7 +232,15 @@ export const layerWith = (
         HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
         HttpApiSwagger.layer({ path: "/docs" }),
         UiAssets.layer({ token: Option.isSome(config.token) }),
-        HttpApiBuilder.middleware(Body.limit(config.maxBodyBytes))
+        HttpApiBuilder.middleware(
+          tracing
+            ? Effect.succeed(Body.limit(config.maxBodyBytes))
+            : Effect.map(
+                Queue.Queues,
+                (queue) => (app: HttpApp.Default) =>
+                  Body.limit(config.maxBodyBytes)(FastSend.middleware(queue)(app))
+              )
+        )
       ).pipe(Layer.provideMerge(api))
       // Listening comes last: the database is open and migrated and the routes are built before
       // the port accepts a connection, so a client of a server still starting is refused at once
