@@ -4,6 +4,7 @@
  * anything else is a bare 401 with no detail. Tokens are compared in constant time (over SHA-256 digests, so lengths leak nothing).
  */
 import { createHash, timingSafeEqual } from "node:crypto"
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -37,16 +38,20 @@ export const bearerToken = (header: string | undefined): Option.Option<string> =
 
 const unauthorized = HttpServerResponse.empty({ status: 401, headers: { "www-authenticate": "Bearer" } })
 
+/** `app` for a request that presents `token` (or asks for a public path), else 401. */
+const authorized = <E, R>(token: Redacted.Redacted<string>, app: HttpApp.Default<E, R>) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const path = new URL(request.url, "http://keel").pathname
+    if (isPublic(path)) return yield* app
+    const presented = bearerToken(request.headers.authorization)
+    if (Option.isSome(presented) && tokensMatch(presented.value, token)) return yield* app
+    return unauthorized
+  })
+
 /** The middleware: a no-op when `token` is `None`. */
 export const middleware = (token: Option.Option<Redacted.Redacted<string>>) =>
   HttpMiddleware.make((app) =>
-    Effect.gen(function* () {
-      if (Option.isNone(token)) return yield* app
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const path = new URL(request.url, "http://keel").pathname
-      if (isPublic(path)) return yield* app
-      const presented = bearerToken(request.headers.authorization)
-      if (Option.isSome(presented) && tokensMatch(presented.value, token.value)) return yield* app
-      return unauthorized
-    })
+    // Without a token every request goes through as it is (nothing per request).
+    Option.isNone(token) ? app : authorized(token.value, app)
   )

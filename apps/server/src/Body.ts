@@ -234,22 +234,28 @@ const guarded = (
   maxBytes: number,
   app: HttpApp.Default
 ): HttpApp.Default<BodyTooLarge | InvalidJson | UnsupportedMediaType> =>
-  Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    if (!HttpMethod.hasBody(request.method)) return yield* app
-    if (!isJson(request)) {
-      return yield* new UnsupportedMediaType({ contentType: request.headers["content-type"] ?? "" })
+  // Plain combinators rather than a generator: this runs for every request.
+  Effect.flatMap(
+    HttpServerRequest.HttpServerRequest,
+    (request): HttpApp.Default<BodyTooLarge | InvalidJson | UnsupportedMediaType> => {
+      if (!HttpMethod.hasBody(request.method)) return app
+      if (!isJson(request)) {
+        return Effect.fail(new UnsupportedMediaType({ contentType: request.headers["content-type"] ?? "" }))
+      }
+      const declared = request.headers["content-length"]
+      const chunked = request.headers["transfer-encoding"] !== undefined
+      if (declared === undefined && !chunked) return app
+      const size = declared === undefined ? undefined : Number(declared)
+      if (size !== undefined && size > maxBytes)
+        return Effect.fail(new BodyTooLarge({ limit: maxBytes, size }))
+      return Effect.flatMap(readBounded(NodeHttpServerRequest.toIncomingMessage(request), maxBytes), (body) =>
+        Effect.flatMap(parseJson(decoder.decode(body)), (parsed) =>
+          Effect.provideService(
+            app,
+            HttpServerRequest.HttpServerRequest,
+            new BufferedRequest(request, body, Option.some(parsed))
+          )
+        )
+      )
     }
-    const declared = request.headers["content-length"]
-    const chunked = request.headers["transfer-encoding"] !== undefined
-    if (declared === undefined && !chunked) return yield* app
-    const size = declared === undefined ? undefined : Number(declared)
-    if (size !== undefined && size > maxBytes) return yield* new BodyTooLarge({ limit: maxBytes, size })
-    const body = yield* readBounded(NodeHttpServerRequest.toIncomingMessage(request), maxBytes)
-    const parsed = yield* parseJson(decoder.decode(body))
-    return yield* Effect.provideService(
-      app,
-      HttpServerRequest.HttpServerRequest,
-      new BufferedRequest(request, body, Option.some(parsed))
-    )
-  })
+  )
