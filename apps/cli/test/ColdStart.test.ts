@@ -388,37 +388,50 @@ describe("the built binary's cold-start paths", () => {
     }
   })
 
+  /**
+   * `keel port reserve --tag web` (fast path on or off) on the database `db` under a preload whose
+   * exit handler is `onExit` (JavaScript with `writeFileSync` in scope, writing to `OUT_FILE`):
+   * what it wrote.
+   */
+  const atExit = async (name: string, onExit: ReadonlyArray<string>, fast: "1" | "0", db: string) => {
+    const preload = join(dir, `${name}.cjs`)
+    writeFileSync(
+      preload,
+      ['const { writeFileSync } = require("node:fs")', 'process.on("exit", () => {', ...onExit, "})"].join(
+        "\n"
+      )
+    )
+    const file = join(dir, `${name}-${fast}.out`)
+    const result = await Keel.keel(["port", "reserve", "--tag", "web"], {
+      env: {
+        KEEL_DB: `sqlite:${join(dir, db)}`,
+        KEEL_RESERVATION_CONFIG: join(dir, "reservations.json"),
+        KEEL_CLI_FAST_PATH: fast,
+        NODE_OPTIONS: `--require ${preload}`,
+        OUT_FILE: file
+      },
+      cwd: dir
+    })
+    expect(result).toMatchObject({ code: 0, stdout: "28871\n", stderr: "" })
+    return readFileSync(file, "utf8")
+  }
+
   it("the fast path runs under OneShot's V8 settings: its young generation stays at its first size", {
     timeout: slow
   }, async () => {
-    // A preload that records the young generation's size when the process exits.
-    const preload = join(dir, "new-space.cjs")
-    writeFileSync(
-      preload,
-      [
-        'const { writeFileSync } = require("node:fs")',
-        'const { getHeapSpaceStatistics } = require("node:v8")',
-        'process.on("exit", () => {',
-        '  const space = getHeapSpaceStatistics().find((s) => s.space_name === "new_space")',
-        "  writeFileSync(process.env.NEW_SPACE_FILE, String(space.space_size))",
-        "})"
-      ].join("\n")
-    )
-    const newSpace = async (fast: "1" | "0") => {
-      const file = join(dir, `new-space-${fast}`)
-      const result = await Keel.keel(["port", "reserve", "--tag", "web"], {
-        env: {
-          KEEL_DB: `sqlite:${join(dir, `one-shot-${fast}.db`)}`,
-          KEEL_RESERVATION_CONFIG: join(dir, "reservations.json"),
-          KEEL_CLI_FAST_PATH: fast,
-          NODE_OPTIONS: `--require ${preload}`,
-          NEW_SPACE_FILE: file
-        },
-        cwd: dir
-      })
-      expect(result).toMatchObject({ code: 0, stdout: "28871\n", stderr: "" })
-      return Number(readFileSync(file, "utf8"))
-    }
+    // The young generation's size when the process exits.
+    const newSpace = async (fast: "1" | "0") =>
+      Number(
+        await atExit(
+          "new-space",
+          [
+            '  const space = require("node:v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space")',
+            "  writeFileSync(process.env.OUT_FILE, String(space.space_size))"
+          ],
+          fast,
+          `one-shot-${fast}.db`
+        )
+      )
     const MiB = 1024 * 1024
     // Two semi-spaces of 1 MiB; without the settings they double while the modules load (8 MiB
     // and more for the full command line, 7.5 for the fast path).
@@ -429,35 +442,21 @@ describe("the built binary's cold-start paths", () => {
   it("the fast path loads neither node:crypto nor perf_hooks, and runs the command with Node's own stack trace limit and performance", {
     timeout: slow
   }, async () => {
-    // A preload that records, at exit, which of Node's modules were loaded, then what
-    // `OneShot.loading` changed for the modules' evaluation (restored by `OneShot.loaded`).
-    const preload = join(dir, "loaded-modules.cjs")
-    writeFileSync(
-      preload,
-      [
-        'const { writeFileSync } = require("node:fs")',
-        'process.on("exit", () => {',
-        "  const loaded = process.moduleLoadList.filter((m) => /^NativeModule (crypto|perf_hooks)$/.test(m)).sort()",
-        "  const state = { loaded, stackTraceLimit: Error.stackTraceLimit, mark: typeof performance.mark }",
-        "  writeFileSync(process.env.LOADED_FILE, JSON.stringify(state))",
-        "})"
-      ].join("\n")
-    )
-    const loaded = async (fast: "1" | "0", db: string) => {
-      const file = join(dir, `loaded-${fast}`)
-      const result = await Keel.keel(["port", "reserve", "--tag", "web"], {
-        env: {
-          KEEL_DB: `sqlite:${join(dir, db)}`,
-          KEEL_RESERVATION_CONFIG: join(dir, "reservations.json"),
-          KEEL_CLI_FAST_PATH: fast,
-          NODE_OPTIONS: `--require ${preload}`,
-          LOADED_FILE: file
-        },
-        cwd: dir
-      })
-      expect(result).toMatchObject({ code: 0, stdout: "28871\n", stderr: "" })
-      return JSON.parse(readFileSync(file, "utf8"))
-    }
+    // Which of Node's modules were loaded by exit, then what `OneShot.loading` changed for the
+    // modules' evaluation (restored by `OneShot.loaded`).
+    const loaded = async (fast: "1" | "0", db: string): Promise<unknown> =>
+      JSON.parse(
+        await atExit(
+          "loaded-modules",
+          [
+            "  const loaded = process.moduleLoadList.filter((m) => /^NativeModule (crypto|perf_hooks)$/.test(m)).sort()",
+            "  const state = { loaded, stackTraceLimit: Error.stackTraceLimit, mark: typeof performance.mark }",
+            "  writeFileSync(process.env.OUT_FILE, JSON.stringify(state))"
+          ],
+          fast,
+          db
+        )
+      )
     // A new database (migrations applied and recorded) and then an existing one (verified).
     for (const db of ["checksums.db", "checksums.db"]) {
       expect(await loaded("1", db)).toEqual({ loaded: [], stackTraceLimit: 10, mark: "function" })
