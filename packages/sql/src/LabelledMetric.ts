@@ -19,9 +19,40 @@ export type Labels = Readonly<Record<string, string>>
 const labelsOf = (labels: Labels): ReadonlyArray<MetricLabel.MetricLabel> =>
   Object.entries(labels).map(([key, value]) => MetricLabel.make(key, value))
 
-/** A counter named `name` with `labels`: as `Metric.counter` then `Metric.tagged` for each label. */
-export const counter = (name: string, description: string, labels: Labels): Metric.Metric.Counter<number> =>
-  Metric.fromMetricKey(MetricKey.taggedWithLabels(MetricKey.counter(name, { description }), labelsOf(labels)))
+/**
+ * A counter named `name` with `labels`: as `Metric.counter` (with `incremental` as given) then
+ * `Metric.tagged` for each label.
+ */
+export const counter = (
+  name: string,
+  description: string,
+  labels: Labels,
+  options: { readonly incremental?: boolean } = {}
+): Metric.Metric.Counter<number> =>
+  Metric.fromMetricKey(
+    MetricKey.taggedWithLabels(
+      MetricKey.counter(name, {
+        description,
+        ...(options.incremental === true ? { incremental: true } : {})
+      }),
+      labelsOf(labels)
+    )
+  )
+
+/**
+ * A histogram named `name` over `boundaries` with `labels`: as `Metric.histogram` then
+ * `Metric.tagged` for each label (the same `boundaries` object as the untagged one: Effect compares
+ * a histogram's boundaries by identity).
+ */
+export const histogram = (
+  name: string,
+  boundaries: MetricBoundaries.MetricBoundaries,
+  description: string,
+  labels: Labels
+): Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, MetricState.MetricState.Histogram> =>
+  Metric.fromMetricKey(
+    MetricKey.taggedWithLabels(MetricKey.histogram(name, boundaries, description), labelsOf(labels))
+  )
 
 /** A gauge named `name` with `labels`: as `Metric.gauge` then `Metric.tagged` for each label. */
 export const gauge = (name: string, description: string, labels: Labels): Metric.Metric.Gauge<number> =>

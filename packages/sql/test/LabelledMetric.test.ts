@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { LabelledMetric } from "@keel/sql"
-import { Duration, Effect, Metric, MetricState } from "effect"
+import { Duration, Effect, Metric, MetricBoundaries, MetricState } from "effect"
 
 describe("LabelledMetric", () => {
   it.effect(
@@ -48,6 +48,49 @@ describe("LabelledMetric", () => {
         expect(MetricState.isHistogramState(state)).toBe(true)
         expect(state.count).toBe(1)
         expect(state.sum).toBe(12)
+      })
+  )
+
+  it.effect(
+    "a labelled incremental counter and a labelled histogram are the series Metric.tagged names (same boundaries object)",
+    () =>
+      Effect.gen(function* () {
+        const counter = LabelledMetric.counter(
+          "keel_test_labelled_incremental_total",
+          "an incremental counter",
+          { m: "POST" },
+          { incremental: true }
+        )
+        yield* Metric.incrementBy(counter, 2)
+        const taggedCounter = Metric.tagged(
+          Metric.counter("keel_test_labelled_incremental_total", {
+            description: "an incremental counter",
+            incremental: true
+          }),
+          "m",
+          "POST"
+        )
+        yield* Metric.increment(taggedCounter)
+        expect((yield* Metric.value(counter)).count).toBe(3)
+        const boundaries = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 4 })
+        const histogram = LabelledMetric.histogram(
+          "keel_test_labelled_histogram",
+          boundaries,
+          "a histogram",
+          {
+            m: "POST",
+            s: "201"
+          }
+        )
+        yield* Metric.update(histogram, 0.003)
+        const taggedHistogram = Metric.histogram(
+          "keel_test_labelled_histogram",
+          boundaries,
+          "a histogram"
+        ).pipe(Metric.tagged("m", "POST"), Metric.tagged("s", "201"))
+        yield* Metric.update(taggedHistogram, 0.005)
+        const state = yield* Metric.value(histogram)
+        expect({ count: state.count, sum: state.sum }).toEqual({ count: 2, sum: 0.008 })
       })
   )
 
