@@ -18,6 +18,7 @@
  */
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as esbuild from "esbuild"
@@ -188,14 +189,22 @@ const lazyCrypto = {
 
 /**
  * The checksums `Migrations.checksum` gives the reservation migrations (the ones a reserve
- * verifies at every start), computed here and given to the fast path's bundle as
- * `KEEL_MIGRATION_CHECKSUMS`, keyed by the exact text digested (see `packages/sql/src/Migrations.ts`).
+ * verifies at every start), computed here by `Migrations.checksumTable` itself and given to the fast
+ * path's bundle as `KEEL_MIGRATION_CHECKSUMS`, keyed by the exact text digested (see
+ * `packages/sql/src/Migrations.ts`).
  */
 const migrationChecksums = async () => {
-  const { createHash } = await import("node:crypto")
   const bundled = await esbuild.build({
     absWorkingDir: root,
-    entryPoints: ["../../packages/reservation/src/migrations/index.ts"],
+    stdin: {
+      contents: [
+        'import { migrations } from "../../packages/reservation/src/migrations/index.ts"',
+        'import { checksumTable } from "../../packages/sql/src/Migrations.ts"',
+        "module.exports = checksumTable(migrations)"
+      ].join("\n"),
+      resolveDir: root,
+      loader: "ts"
+    },
     bundle: true,
     platform: "node",
     format: "cjs",
@@ -203,16 +212,11 @@ const migrationChecksums = async () => {
     logLevel: "warning"
   })
   const module = { exports: {} }
-  new Function("module", "exports", bundled.outputFiles[0].text)(module, module.exports)
-  const texts = Object.values(module.exports).flatMap((set) =>
-    (set?.migrations ?? []).flatMap((migration) => [
-      JSON.stringify(migration.sqlite),
-      JSON.stringify(migration.pg)
-    ])
-  )
-  if (texts.length === 0)
+  const require = createRequire(join(root, "package.json"))
+  new Function("module", "exports", "require", bundled.outputFiles[0].text)(module, module.exports, require)
+  if (!Array.isArray(module.exports) || module.exports.length === 0)
     throw new Error("build: no reservation migrations found for KEEL_MIGRATION_CHECKSUMS")
-  return texts.map((text) => [text, createHash("sha256").update(text).digest("hex")])
+  return module.exports
 }
 
 /**

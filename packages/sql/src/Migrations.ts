@@ -135,11 +135,28 @@ const precomputed: ReadonlyMap<string, string> = new Map(
   typeof KEEL_MIGRATION_CHECKSUMS === "undefined" ? [] : KEEL_MIGRATION_CHECKSUMS
 )
 
+/** What a migration's checksum digests: its statements in one dialect, as JSON. */
+const textOf = (migration: Migration, dialect: "sqlite" | "pg"): string => JSON.stringify(migration[dialect])
+
+const digest = (text: string): string => createHash("sha256").update(text).digest("hex")
+
 /** The checksum of a migration's statements in one dialect (the SHA-256 of their JSON, in hex). */
 export const checksum = (migration: Migration, dialect: "sqlite" | "pg"): string => {
-  const text = JSON.stringify(migration[dialect])
-  return precomputed.get(text) ?? createHash("sha256").update(text).digest("hex")
+  const text = textOf(migration, dialect)
+  return precomputed.get(text) ?? digest(text)
 }
+
+/**
+ * Every statement text of `set`'s migrations, in both dialects, with the checksum `checksum` gives
+ * it: the table a bundler passes as `KEEL_MIGRATION_CHECKSUMS` (`apps/cli/scripts/build.mjs`).
+ */
+export const checksumTable = (set: MigrationSet): ReadonlyArray<readonly [text: string, checksum: string]> =>
+  set.migrations.flatMap((migration) =>
+    (["sqlite", "pg"] as const).map((dialect) => {
+      const text = textOf(migration, dialect)
+      return [text, digest(text)] as const
+    })
+  )
 
 const RecordedRow = Schema.Struct({
   version: Schema.Number,

@@ -1,5 +1,5 @@
 import * as SqlClient from "@effect/sql/SqlClient"
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Backend, Migrations } from "@keel/sql"
 import { Clock, Effect, Option, Schema } from "effect"
 import * as TestDatabase from "./support/TestDatabase.js"
@@ -405,5 +405,21 @@ TestDatabase.describeEach("Migrations", (kind) => {
         expect(versionsOf(yield* recorded(beta))).toEqual([1, 2])
       })
     )
+  })
+})
+
+describe("Migrations.checksumTable (what a bundle precomputes as KEEL_MIGRATION_CHECKSUMS)", () => {
+  it("lists every migration's statement text in both dialects with the checksum checksum gives it", () => {
+    const set = setOf("m_table", fourSteps("m_table"))
+    const table = Migrations.checksumTable(set)
+    expect(table).toEqual(
+      set.migrations.flatMap((migration) =>
+        (["sqlite", "pg"] as const).map((dialect) => [
+          JSON.stringify(migration[dialect]),
+          Migrations.checksum(migration, dialect)
+        ])
+      )
+    )
+    for (const [, checksum] of table) expect(checksum).toMatch(/^[0-9a-f]{64}$/)
   })
 })
