@@ -9,7 +9,8 @@
  * Request pipeline, outermost first: in-flight tracking and logging (`Observe`), final headers
  * (`Connection: close` while stopping, `Retry-After` on a 503), unexpected failures → 500
  * (`HttpError.render`), auth (`Auth`), the API's typed error encoding, the body limit (`Body`),
- * `send` answered before the router when it can be (`FastSend`, not with tracing), the router. The port is bound only once all of this is built (see `makeNodeServer`).
+ * `send` answered before the router when it can be (`FastSend`, not with tracing), the router. The
+ * port is bound only once all of this is built (see `makeNodeServer`).
  */
 import type * as Http from "node:http"
 import type { HttpApp } from "@effect/platform"
