@@ -275,8 +275,13 @@ describe.skipIf(!selected)("seed 000 on the Turso engine", () => {
             env: { KEEL_START_AT: startAt }
           }))
           const lines = exits.flatMap((exit) => exit.stdout.split("\n"))
+          // A child that fails as a whole prints `E <tag> <message>` on stdout: shown with its exit.
           for (const exit of exits)
-            expect({ code: exit.code, stderr: exit.stderr }).toEqual({ code: 0, stderr: "" })
+            expect({
+              code: exit.code,
+              stderr: exit.stderr,
+              error: exit.stdout.split("\n").filter((line) => line.startsWith("E "))
+            }).toEqual({ code: 0, stderr: "", error: [] })
           const keys = (tag: string) =>
             lines.filter((line) => line.startsWith(`${tag} `)).map((line) => line.split(" ")[1] ?? "")
           const outcomes = { acked: keys("A"), unknown: keys("U"), failed: keys("F") }

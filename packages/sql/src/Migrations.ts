@@ -5,7 +5,10 @@
  * migration is recorded (version, name, checksum, applied_at) in the package's own table. Each
  * migration runs in its own write transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on
  * PostgreSQL), retried as a whole when busy, so processes starting at once apply each migration
- * exactly once, and a failing migration leaves the database at the previous version.
+ * exactly once, and a failing migration leaves the database at the previous version. A run with
+ * nothing pending (every start but the first) only reads and takes no write lock: under other
+ * processes' steady writes a start that had to win the lock could lose every attempt (on Turso,
+ * whose busy timeout is 0, a waiter only polls) and fail with "database is locked".
  *
  * The stock `@effect/sql` Migrator is not used: it runs every pending migration in one
  * transaction, tracks only the highest id, and treats a failure to write its own bookkeeping as
@@ -165,6 +168,13 @@ const RecordedRow = Schema.Struct({
   applied_at: Schema.Number
 })
 
+/** The rows of the bookkeeping table `table`, by version. */
+const selectRecorded = (sql: SqlClient.SqlClient, table: string) =>
+  Effect.flatMap(
+    sql`SELECT version, name, checksum, applied_at FROM ${sql(table)} ORDER BY version`,
+    (rows) => Effect.orDie(Schema.decodeUnknown(Schema.Array(RecordedRow))(rows))
+  )
+
 const recorded = (set: MigrationSet) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -175,8 +185,7 @@ const recorded = (set: MigrationSet) =>
       checksum TEXT NOT NULL,
       applied_at BIGINT NOT NULL
     )`
-    const rows = yield* sql`SELECT version, name, checksum, applied_at FROM ${sql(table)} ORDER BY version`
-    return yield* Effect.orDie(Schema.decodeUnknown(Schema.Array(RecordedRow))(rows))
+    return yield* selectRecorded(sql, table)
   }).pipe(Effect.mapError((error) => classify(error)))
 
 const verifyRecorded = (
@@ -207,10 +216,43 @@ const verifyRecorded = (
     { discard: true }
   )
 
-/** Applies the first pending migration in one transaction; `None` when none is pending. */
+/**
+ * The recorded migrations, read without the write lock; `None` when the bookkeeping table is not
+ * there (or, on Turso with multiprocess_wal, not visible yet to this connection): then only the
+ * locked path (`applyNext`) can tell.
+ */
+const recordedIfPresent = (set: MigrationSet) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const table = tableName(set)
+    const present = yield* sql.onDialectOrElse({
+      pg: () =>
+        sql`SELECT 1 AS present FROM information_schema.tables
+          WHERE table_schema = current_schema() AND table_name = ${table}`,
+      orElse: () => sql`SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = ${table}`
+    })
+    if (present.length === 0) return Option.none<ReadonlyArray<typeof RecordedRow.Type>>()
+    return Option.some(yield* selectRecorded(sql, table))
+  }).pipe(Effect.mapError((error) => classify(error)))
+
+/**
+ * True when every migration of `set` is recorded with its checksum: a read, retried as one, which
+ * no writer blocks. Fails like `applyNext` on an edited or an unknown recorded migration.
+ */
+const upToDate = (set: MigrationSet) =>
+  Effect.gen(function* () {
+    const backend = yield* Backend
+    const rows = yield* Retry.run(Retry.read(recordedIfPresent(set)))
+    if (Option.isNone(rows)) return false
+    yield* verifyRecorded(set, backend.dialect, rows.value)
+    const done = new Set(rows.value.map((row) => row.version))
+    return set.migrations.every((migration) => done.has(migration.version))
+  })
+
 /** Serializes everything that creates or reads the bookkeeping table (CREATE TABLE races on pg). */
 const lockSet = (set: MigrationSet) => Transaction.lock(`keel-migrations:${tableName(set)}`)
 
+/** Applies the first pending migration in one transaction; `None` when none is pending. */
 const applyNext = (set: MigrationSet) =>
   Effect.gen(function* () {
     const backend = yield* Backend
@@ -252,15 +294,17 @@ const applyNext = (set: MigrationSet) =>
 
 /**
  * Applies every pending migration of `set`, in order, each in its own transaction. Re-running is
- * a no-op. Fails with `ChecksumMismatch` if an applied migration was edited, `UnknownMigration`
- * if the database is ahead of the code, and `MigrationFailed` naming the migration that failed
- * (the ones before it stay applied). Returns the migrations this call applied.
+ * a no-op that only reads (`upToDate`): it never waits for the write lock. Fails with
+ * `ChecksumMismatch` if an applied migration was edited, `UnknownMigration` if the database is
+ * ahead of the code, and `MigrationFailed` naming the migration that failed (the ones before it
+ * stay applied). Returns the migrations this call applied.
  */
 export const run = (
   set: MigrationSet
 ): Effect.Effect<ReadonlyArray<Applied>, MigrationError, SqlClient.SqlClient | Backend> =>
   Effect.gen(function* () {
     yield* validate(set)
+    if (yield* upToDate(set)) return []
     const applied: Array<Applied> = []
     while (true) {
       const step = yield* Retry.run(Retry.transaction(applyNext(set)))

@@ -11,8 +11,8 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Backend, Database, DbError, Dsn, Transaction, TursoClient } from "@keel/sql"
-import { Cause, Context, Effect, Either, Exit, Layer, Option, Schedule, Scope } from "effect"
+import { Backend, Database, DbError, Dsn, Migrations, Retry, Transaction, TursoClient } from "@keel/sql"
+import { Cause, Context, Duration, Effect, Either, Exit, Layer, Option, Schedule, Scope } from "effect"
 import * as Processes from "./support/Processes.js"
 import * as TursoEngines from "./support/TursoEngines.js"
 
@@ -297,6 +297,44 @@ describe("turso: opening", () => {
         )
         expect(rows).toEqual([{ id: 1 }])
         expect(other.stderr()).toBe("")
+      })
+  )
+
+  it.scopedLive(
+    "with multiprocess_wal, a start whose migrations are all applied succeeds while another process holds the write lock",
+    () =>
+      Effect.gen(function* () {
+        // A start that needed the write lock (BEGIN IMMEDIATE) for its migrations check could lose
+        // every attempt to other processes' steady writes: the busy timeout is 0, a waiter only polls.
+        const file = freshFile()
+        const dsn = `turso:${file}?multiprocess=1`
+        const migration = (version: number) => ({
+          version,
+          name: `table_${version}`,
+          sqlite: [`CREATE TABLE start_${version} (id INTEGER PRIMARY KEY)`],
+          pg: [`CREATE TABLE start_${version} (id INTEGER PRIMARY KEY)`]
+        })
+        const set = { name: "start", migrations: [migration(1)] }
+        const migrate = (migrations: Migrations.MigrationSet) =>
+          Migrations.run(migrations).pipe(
+            Effect.provide(Database.layer(dsn)),
+            // Short, so that a start that waits for the lock fails in a second, not in ~7.
+            Retry.withPolicy(Retry.policy({ ...Retry.defaultOptions, maxElapsed: Duration.seconds(1) }))
+          )
+        expect(yield* migrate(set)).toEqual([{ version: 1, name: "table_1" }])
+        const writer = yield* Processes.spawn({ script: holder, args: [file, "multiprocess", "write-lock"] })
+        yield* Effect.repeat(
+          Effect.sync(() => writer.stdout().includes("ready")),
+          {
+            until: (ready) => ready,
+            schedule: Schedule.spaced("50 millis")
+          }
+        ).pipe(Effect.timeout("30 seconds"))
+        expect(yield* migrate(set)).toEqual([])
+        // The lock is held: a pending migration waits for it, and gives up as Busy.
+        const pending = yield* Effect.flip(migrate({ ...set, migrations: [migration(1), migration(2)] }))
+        expect(pending._tag).toBe("Busy")
+        expect(writer.stderr()).toBe("")
       })
   )
 
