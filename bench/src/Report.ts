@@ -30,6 +30,8 @@ export interface Row {
    */
   readonly versus?: string | undefined
   readonly note?: string | undefined
+  /** Every round's ops/s, when the row is the median of several rounds (in the JSON only). */
+  readonly rounds?: ReadonlyArray<number> | undefined
 }
 
 /** True when `--quick` was passed (or BENCH_QUICK=1): suites shrink their sizes. */
@@ -126,8 +128,15 @@ const format = (value: number | undefined, digits = 1): string =>
   // A rate that was not measured is NaN here and null once a row has been through JSON.
   typeof value !== "number" || !Number.isFinite(value) ? "-" : value.toFixed(digits)
 
-/** Prints the table and writes `bench/results/<suite>.json`. */
-export const report = (suite: string, rows: ReadonlyArray<Row>): void => {
+/**
+ * Prints the table and writes `bench/results/<suite>.json`; `remarks` (how the rows were measured)
+ * are printed under the title and kept in the JSON.
+ */
+export const report = (
+  suite: string,
+  rows: ReadonlyArray<Row>,
+  remarks: ReadonlyArray<string> = []
+): void => {
   const finished = withRatios(rows)
   const header = [
     "system",
@@ -157,6 +166,7 @@ export const report = (suite: string, rows: ReadonlyArray<Row>): void => {
   const render = (cells: ReadonlyArray<string>) =>
     cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ")
   console.log(`\n## ${suite}${quick ? " (quick)" : ""}\n`)
+  for (const remark of remarks) console.log(`${remark}\n`)
   console.log(render(header))
   console.log(render(widths.map((width) => "-".repeat(width))))
   for (const line of lines) console.log(render(line))
@@ -180,7 +190,7 @@ export const report = (suite: string, rows: ReadonlyArray<Row>): void => {
   mkdirSync(dirname(file), { recursive: true })
   writeFileSync(
     file,
-    `${JSON.stringify({ suite, quick, node: process.version, cpus: availableParallelism(), at: new Date().toISOString(), rows: finished }, null, 2)}\n`
+    `${JSON.stringify({ suite, quick, node: process.version, cpus: availableParallelism(), at: new Date().toISOString(), remarks, rows: finished }, null, 2)}\n`
   )
   console.log(`\nwrote ${file}`)
 }

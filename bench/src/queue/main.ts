@@ -104,7 +104,9 @@ const prepare = async (
     return {
       target: entry.system === "keel" ? `sqlite:${file}` : file,
       dsn: `sqlite:${file}`,
-      drop: async () => {}
+      drop: async () => {
+        for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true })
+      }
     }
   }
   if (entry.backend === "turso") {
@@ -118,52 +120,113 @@ const prepare = async (
   return { target: database.url, dsn: database.url, drop: database.drop }
 }
 
-const rows: Array<Report.Row> = []
+/**
+ * Rounds of the SQLite and Redis entries (`--rounds=N`; default 3, `--quick` 1), run interleaved —
+ * round 1 of every such entry, then round 2, … — and reported as the median row per workload.
+ * Their ratios compare rows of different child processes a few seconds apart, on a machine whose
+ * speed moves by ±25% within minutes: one round each lets the drift between two children decide a
+ * ratio, interleaved rounds let it fall on every system alike. PostgreSQL and Turso entries run
+ * once (their targets are not near their thresholds, and a round costs minutes there).
+ */
+const rounds = Math.max(
+  1,
+  Number(
+    process.argv.find((arg) => arg.startsWith("--rounds="))?.slice("--rounds=".length) ??
+      (Report.quick ? 1 : 3)
+  )
+)
+const interleaved = (entry: Entry) => entry.backend === "sqlite" || entry.backend === "redis"
+
+/** A row that says an entry failed (`workload` "all"). */
+const failedRow = (entry: Entry, message: string): Report.Row => ({
+  system: entry.system,
+  backend: entry.backend,
+  workload: "all",
+  operations: 0,
+  seconds: 0,
+  opsPerSecond: Number.NaN,
+  peakRssMiB: Number.NaN,
+  note: `failed: ${message}`
+})
+
 let keelFailed = false
-try {
-  for (const entry of entries.filter((e) => Report.selected(e.system, e.backend))) {
-    const slug = `${entry.system}-${entry.backend}`.replace(/[^a-z0-9-]/gi, "-")
-    const started = performance.now()
-    const { target, dsn, drop } = await prepare(entry, slug)
-    const jobs = sizes[entry.backend]
-    try {
-      if (entry.keelSchema) await keelSchema(dsn)
-      const job: Job = {
-        system: entry.system,
-        backend: entry.backend,
-        versus: entry.versus,
-        note: entry.note,
-        target,
-        jobs,
-        warmup: warmupOf(jobs),
-        concurrency: [1, 8]
-      }
-      const result = (await Child.runJson(join(here, "systems", entry.script), [
-        JSON.stringify(job)
-      ])) as ReadonlyArray<Report.Row>
-      rows.push(...result)
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
-      console.error(`queue: ${entry.system} on ${entry.backend} failed: ${message}`)
-      if (entry.system === "keel") keelFailed = true
-      rows.push({
-        system: entry.system,
-        backend: entry.backend,
-        workload: "all",
-        operations: 0,
-        seconds: 0,
-        opsPerSecond: Number.NaN,
-        peakRssMiB: Number.NaN,
-        note: `failed: ${message}`
-      })
-    } finally {
-      await drop()
+
+/** One run of `entry` in a child of its own, on a database of its own (`round` names it). */
+const runEntry = async (entry: Entry, round: number): Promise<ReadonlyArray<Report.Row>> => {
+  const slug = `${entry.system}-${entry.backend}-r${round}`.replace(/[^a-z0-9-]/gi, "-")
+  const started = performance.now()
+  const { target, dsn, drop } = await prepare(entry, slug)
+  const jobs = sizes[entry.backend]
+  try {
+    if (entry.keelSchema) await keelSchema(dsn)
+    const job: Job = {
+      system: entry.system,
+      backend: entry.backend,
+      versus: entry.versus,
+      note: entry.note,
+      target,
+      jobs,
+      warmup: warmupOf(jobs),
+      concurrency: [1, 8]
     }
+    return (await Child.runJson(join(here, "systems", entry.script), [
+      JSON.stringify(job)
+    ])) as ReadonlyArray<Report.Row>
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    console.error(`queue: ${entry.system} on ${entry.backend} failed: ${message}`)
+    if (entry.system === "keel") keelFailed = true
+    return [failedRow(entry, message)]
+  } finally {
+    await drop()
+    const which = rounds > 1 && interleaved(entry) ? `, round ${round + 1} of ${rounds}` : ""
     console.error(
-      `queue: ${entry.system} on ${entry.backend}, ${jobs} jobs: ${((performance.now() - started) / 1000).toFixed(1)} s`
+      `queue: ${entry.system} on ${entry.backend}, ${jobs} jobs${which}: ${((performance.now() - started) / 1000).toFixed(1)} s`
     )
   }
-  Report.report("queue", rows)
+}
+
+/**
+ * The rows of several rounds of one entry as one row per workload: the round with the median
+ * ops/s (its latencies with it), the largest peak RSS of all rounds, and every round's ops/s in
+ * `rounds`. A failure in any round is the entry's result.
+ */
+const medianRows = (results: ReadonlyArray<ReadonlyArray<Report.Row>>): ReadonlyArray<Report.Row> => {
+  const [first] = results
+  if (results.length <= 1 || first === undefined) return first ?? []
+  const failed = results.find((rows) => rows.some((row) => row.workload === "all"))
+  if (failed !== undefined) return failed
+  return first.map((row) => {
+    const same = results.flatMap((rows) => rows.filter((r) => r.workload === row.workload))
+    const ranked = same
+      .filter((r) => Number.isFinite(r.opsPerSecond))
+      .sort((a, b) => a.opsPerSecond - b.opsPerSecond)
+    const median = ranked[Math.floor((ranked.length - 1) / 2)] ?? row
+    return {
+      ...median,
+      peakRssMiB: Math.max(...same.map((r) => r.peakRssMiB)),
+      rounds: same.map((r) => Math.round(r.opsPerSecond))
+    }
+  })
+}
+
+try {
+  const chosen = entries.filter((e) => Report.selected(e.system, e.backend))
+  const results = new Map<Entry, Array<ReadonlyArray<Report.Row>>>(chosen.map((entry) => [entry, []]))
+  for (let round = 0; round < rounds; round++)
+    for (const entry of chosen.filter(interleaved)) results.get(entry)?.push(await runEntry(entry, round))
+  for (const entry of chosen.filter((e) => !interleaved(e)))
+    results.get(entry)?.push(await runEntry(entry, 0))
+  const rows = chosen.flatMap((entry) => medianRows(results.get(entry) ?? []))
+  Report.report(
+    "queue",
+    rows,
+    rounds > 1
+      ? [
+          `SQLite and Redis rows: the median of ${rounds} interleaved rounds (each round's ops/s in the JSON's \`rounds\`; peak RSS: the largest of the rounds); PostgreSQL and Turso: one round`
+        ]
+      : []
+  )
 } finally {
   rmSync(root, { recursive: true, force: true })
 }
