@@ -58,6 +58,42 @@ export const only: ReadonlySet<string> | undefined = (() => {
 export const selected = (system: string, backend: string): boolean =>
   only === undefined || only.has(`${system}@${backend}`)
 
+/**
+ * `--rounds=N`: how many interleaved rounds a suite runs of the rows it compares across child
+ * processes (default 3; `--quick`: 1). See the queue and cursor suites.
+ */
+export const rounds: number = Math.max(
+  1,
+  Number(
+    process.argv.find((arg) => arg.startsWith("--rounds="))?.slice("--rounds=".length) ?? (quick ? 1 : 3)
+  )
+)
+
+/**
+ * The rows of several rounds of one entry as one row per workload: the round with the median
+ * ops/s (its latencies with it), the largest peak RSS of all rounds, and every round's ops/s in
+ * `rounds`. A failure in any round (a row whose
+ * workload is `all`) is the result.
+ */
+export const medianOfRounds = (results: ReadonlyArray<ReadonlyArray<Row>>): ReadonlyArray<Row> => {
+  const [first] = results
+  if (results.length <= 1 || first === undefined) return first ?? []
+  const failed = results.find((rows) => rows.some((row) => row.workload === "all"))
+  if (failed !== undefined) return failed
+  return first.map((row) => {
+    const same = results.flatMap((rows) => rows.filter((r) => r.workload === row.workload))
+    const ranked = same
+      .filter((r) => Number.isFinite(r.opsPerSecond))
+      .sort((a, b) => a.opsPerSecond - b.opsPerSecond)
+    const median = ranked[Math.floor((ranked.length - 1) / 2)] ?? row
+    return {
+      ...median,
+      peakRssMiB: Math.max(...same.map((r) => r.peakRssMiB)),
+      rounds: same.map((r) => Math.round(r.opsPerSecond))
+    }
+  })
+}
+
 /** Peak RSS of this process so far, in MiB. */
 export const peakRssMiB = (): number => Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10
 

@@ -2,7 +2,8 @@
  * `bench/cursor`: Keel's cursor store next to the raw driver, on SQLite and PostgreSQL (see
  * `workload.ts`), and Keel alone on the Turso engine (`turso:`, fewer flush rounds: a statement
  * there costs ~10× SQLite's). Each system runs in a child process of its own, on the same database: the
- * coordinator migrates Keel's cursor table first, and the raw writer uses other peers' rows.
+ * coordinator migrates Keel's cursor table first, and the raw writer uses other peers' rows. On
+ * SQLite, `Report.rounds` interleaved rounds (see `runSystem`).
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -46,36 +47,61 @@ const migrate = async (dsn: string) => {
   }
 }
 
+/**
+ * One child of `system` on `dsn`; its rows. SQLite runs `Report.rounds` interleaved rounds (Keel
+ * then raw, each round on a fresh database) and reports the median of each row: the flush of one is
+ * ~10–50 µs, and the machine's drift between the two children would otherwise decide its ratio.
+ */
+const runSystem = async (system: "keel" | "raw", backend: Job["backend"], dsn: string, which: string) => {
+  const started = performance.now()
+  const sizes =
+    backend === "turso"
+      ? flushSizes.map(([size, rounds]) => [size, Math.max(2, Math.ceil(rounds / 10))] as const)
+      : flushSizes
+  const job: Job = { backend, dsn, setOps, flushSizes: sizes }
+  const result = (await Child.runJson(join(here, `${system}.ts`), [
+    JSON.stringify(job)
+  ])) as ReadonlyArray<Report.Row>
+  process.stderr.write(
+    `cursor: ${system} on ${backend}${which}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`
+  )
+  return result
+}
+
 const rows: Array<Report.Row> = []
 try {
   for (const backend of ["sqlite", "postgres", "turso"] as const) {
     if (!Report.selected("keel", backend) && !Report.selected("raw", backend)) continue
-    const database =
-      backend === "postgres" ? await Postgres.fresh(`keel_bench_cursor_${process.pid}`) : undefined
-    const dsn = database?.url ?? `${backend}:${join(root, `bench-${backend}.db`)}`
-    try {
-      await migrate(dsn)
-      const systems = backend === "turso" ? (["keel"] as const) : (["keel", "raw"] as const)
-      for (const system of systems.filter((name) => Report.selected(name, backend))) {
-        const started = performance.now()
-        const sizes =
-          backend === "turso"
-            ? flushSizes.map(([size, rounds]) => [size, Math.max(2, Math.ceil(rounds / 10))] as const)
-            : flushSizes
-        const job: Job = { backend, dsn, setOps, flushSizes: sizes }
-        const result = (await Child.runJson(join(here, `${system}.ts`), [
-          JSON.stringify(job)
-        ])) as ReadonlyArray<Report.Row>
-        rows.push(...result)
-        process.stderr.write(
-          `cursor: ${system} on ${backend}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`
-        )
+    const systems = (backend === "turso" ? (["keel"] as const) : (["keel", "raw"] as const)).filter((name) =>
+      Report.selected(name, backend)
+    )
+    const rounds = backend === "sqlite" ? Report.rounds : 1
+    const results = new Map(systems.map((system) => [system, [] as Array<ReadonlyArray<Report.Row>>]))
+    for (let round = 0; round < rounds; round++) {
+      const database =
+        backend === "postgres" ? await Postgres.fresh(`keel_bench_cursor_${process.pid}`) : undefined
+      const file = join(root, `bench-${backend}-r${round}.db`)
+      const dsn = database?.url ?? `${backend}:${file}`
+      const which = rounds > 1 ? `, round ${round + 1} of ${rounds}` : ""
+      try {
+        await migrate(dsn)
+        for (const system of systems) results.get(system)?.push(await runSystem(system, backend, dsn, which))
+      } finally {
+        await database?.drop()
+        for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true })
       }
-    } finally {
-      await database?.drop()
     }
+    for (const system of systems) rows.push(...Report.medianOfRounds(results.get(system) ?? []))
   }
-  Report.report("cursor", rows)
+  Report.report(
+    "cursor",
+    rows,
+    Report.rounds > 1
+      ? [
+          `SQLite rows: the median of ${Report.rounds} interleaved rounds, each on a fresh database (each round's ops/s in the JSON's \`rounds\`; peak RSS: the largest of the rounds); PostgreSQL and Turso: one round`
+        ]
+      : []
+  )
 } finally {
   rmSync(root, { recursive: true, force: true })
 }

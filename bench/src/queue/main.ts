@@ -121,20 +121,14 @@ const prepare = async (
 }
 
 /**
- * Rounds of the SQLite and Redis entries (`--rounds=N`; default 3, `--quick` 1), run interleaved —
+ * Rounds of the SQLite and Redis entries (`Report.rounds`: `--rounds=N`, default 3), run interleaved —
  * round 1 of every such entry, then round 2, … — and reported as the median row per workload.
  * Their ratios compare rows of different child processes a few seconds apart, on a machine whose
  * speed moves by ±25% within minutes: one round each lets the drift between two children decide a
  * ratio, interleaved rounds let it fall on every system alike. PostgreSQL and Turso entries run
  * once (their targets are not near their thresholds, and a round costs minutes there).
  */
-const rounds = Math.max(
-  1,
-  Number(
-    process.argv.find((arg) => arg.startsWith("--rounds="))?.slice("--rounds=".length) ??
-      (Report.quick ? 1 : 3)
-  )
-)
+const rounds = Report.rounds
 const interleaved = (entry: Entry) => entry.backend === "sqlite" || entry.backend === "redis"
 
 /** A row that says an entry failed (`workload` "all"). */
@@ -186,30 +180,6 @@ const runEntry = async (entry: Entry, round: number): Promise<ReadonlyArray<Repo
   }
 }
 
-/**
- * The rows of several rounds of one entry as one row per workload: the round with the median
- * ops/s (its latencies with it), the largest peak RSS of all rounds, and every round's ops/s in
- * `rounds`. A failure in any round is the entry's result.
- */
-const medianRows = (results: ReadonlyArray<ReadonlyArray<Report.Row>>): ReadonlyArray<Report.Row> => {
-  const [first] = results
-  if (results.length <= 1 || first === undefined) return first ?? []
-  const failed = results.find((rows) => rows.some((row) => row.workload === "all"))
-  if (failed !== undefined) return failed
-  return first.map((row) => {
-    const same = results.flatMap((rows) => rows.filter((r) => r.workload === row.workload))
-    const ranked = same
-      .filter((r) => Number.isFinite(r.opsPerSecond))
-      .sort((a, b) => a.opsPerSecond - b.opsPerSecond)
-    const median = ranked[Math.floor((ranked.length - 1) / 2)] ?? row
-    return {
-      ...median,
-      peakRssMiB: Math.max(...same.map((r) => r.peakRssMiB)),
-      rounds: same.map((r) => Math.round(r.opsPerSecond))
-    }
-  })
-}
-
 try {
   const chosen = entries.filter((e) => Report.selected(e.system, e.backend))
   const results = new Map<Entry, Array<ReadonlyArray<Report.Row>>>(chosen.map((entry) => [entry, []]))
@@ -217,7 +187,7 @@ try {
     for (const entry of chosen.filter(interleaved)) results.get(entry)?.push(await runEntry(entry, round))
   for (const entry of chosen.filter((e) => !interleaved(e)))
     results.get(entry)?.push(await runEntry(entry, 0))
-  const rows = chosen.flatMap((entry) => medianRows(results.get(entry) ?? []))
+  const rows = chosen.flatMap((entry) => Report.medianOfRounds(results.get(entry) ?? []))
   Report.report(
     "queue",
     rows,
