@@ -217,6 +217,20 @@ const verifyRecorded = (
   )
 
 /**
+ * The first migration of `set` that `rows` do not record (undefined: none is pending), once `rows`
+ * are verified against `set` (`verifyRecorded`).
+ */
+const firstPending = (
+  set: MigrationSet,
+  dialect: "sqlite" | "pg",
+  rows: ReadonlyArray<typeof RecordedRow.Type>
+): Effect.Effect<Migration | undefined, ChecksumMismatch | UnknownMigration> =>
+  Effect.map(verifyRecorded(set, dialect, rows), () => {
+    const done = new Set(rows.map((row) => row.version))
+    return set.migrations.find((migration) => !done.has(migration.version))
+  })
+
+/**
  * The recorded migrations, read without the write lock; `None` when the bookkeeping table is not
  * there (or, on Turso with multiprocess_wal, not visible yet to this connection): then only the
  * locked path (`applyNext`) can tell.
@@ -244,9 +258,7 @@ const upToDate = (set: MigrationSet) =>
     const backend = yield* Backend
     const rows = yield* Retry.run(Retry.read(recordedIfPresent(set)))
     if (Option.isNone(rows)) return false
-    yield* verifyRecorded(set, backend.dialect, rows.value)
-    const done = new Set(rows.value.map((row) => row.version))
-    return set.migrations.every((migration) => done.has(migration.version))
+    return (yield* firstPending(set, backend.dialect, rows.value)) === undefined
   })
 
 /** Serializes everything that creates or reads the bookkeeping table (CREATE TABLE races on pg). */
@@ -258,10 +270,7 @@ const applyNext = (set: MigrationSet) =>
     const backend = yield* Backend
     const sql = yield* SqlClient.SqlClient
     yield* lockSet(set)
-    const rows = yield* recorded(set)
-    yield* verifyRecorded(set, backend.dialect, rows)
-    const done = new Set(rows.map((row) => row.version))
-    const next = set.migrations.find((migration) => !done.has(migration.version))
+    const next = yield* firstPending(set, backend.dialect, yield* recorded(set))
     if (next === undefined) return Option.none<Applied>()
     yield* Effect.forEach(next[backend.dialect], (statement) => sql.unsafe(statement).raw, {
       discard: true
