@@ -69,11 +69,24 @@ export const rounds: number = Math.max(
   )
 )
 
+/** `, round 2 of 3` for a progress line when a suite runs several rounds; nothing otherwise. */
+export const ofRound = (round: number): string => (rounds > 1 ? `, round ${round + 1} of ${rounds}` : "")
+
+/**
+ * What the table says of `which` rows when a suite runs several rounds of them (none otherwise):
+ * the median of interleaved rounds, each on a fresh database.
+ */
+export const roundsRemarks = (which: string): ReadonlyArray<string> =>
+  rounds > 1
+    ? [
+        `${which}: the median of ${rounds} interleaved rounds, each on a fresh database (each round's ops/s in the JSON's \`rounds\`; peak RSS: the largest of the rounds); PostgreSQL and Turso: one round`
+      ]
+    : []
+
 /**
  * The rows of several rounds of one entry as one row per workload: the round with the median
  * ops/s (its latencies with it), the largest peak RSS of all rounds, and every round's ops/s in
- * `rounds`. A failure in any round (a row whose
- * workload is `all`) is the result.
+ * `rounds`. A failure in any round (a row whose workload is `all`) is the result.
  */
 export const medianOfRounds = (results: ReadonlyArray<ReadonlyArray<Row>>): ReadonlyArray<Row> => {
   const [first] = results

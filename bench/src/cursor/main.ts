@@ -18,6 +18,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Child from "../Child.js"
 import * as Postgres from "../Postgres.js"
 import * as Report from "../Report.js"
+import * as SqliteFile from "../SqliteFile.js"
 import { type Job, namespace } from "./workload.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -82,26 +83,18 @@ try {
         backend === "postgres" ? await Postgres.fresh(`keel_bench_cursor_${process.pid}`) : undefined
       const file = join(root, `bench-${backend}-r${round}.db`)
       const dsn = database?.url ?? `${backend}:${file}`
-      const which = rounds > 1 ? `, round ${round + 1} of ${rounds}` : ""
+      const which = backend === "sqlite" ? Report.ofRound(round) : ""
       try {
         await migrate(dsn)
         for (const system of systems) results.get(system)?.push(await runSystem(system, backend, dsn, which))
       } finally {
         await database?.drop()
-        for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true })
+        SqliteFile.remove(file)
       }
     }
     for (const system of systems) rows.push(...Report.medianOfRounds(results.get(system) ?? []))
   }
-  Report.report(
-    "cursor",
-    rows,
-    Report.rounds > 1
-      ? [
-          `SQLite rows: the median of ${Report.rounds} interleaved rounds, each on a fresh database (each round's ops/s in the JSON's \`rounds\`; peak RSS: the largest of the rounds); PostgreSQL and Turso: one round`
-        ]
-      : []
-  )
+  Report.report("cursor", rows, Report.roundsRemarks("SQLite rows"))
 } finally {
   rmSync(root, { recursive: true, force: true })
 }

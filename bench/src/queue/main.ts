@@ -23,6 +23,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Child from "../Child.js"
 import * as Postgres from "../Postgres.js"
 import * as Report from "../Report.js"
+import * as SqliteFile from "../SqliteFile.js"
 import { type Job, queueName } from "./workload.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -104,9 +105,7 @@ const prepare = async (
     return {
       target: entry.system === "keel" ? `sqlite:${file}` : file,
       dsn: `sqlite:${file}`,
-      drop: async () => {
-        for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true })
-      }
+      drop: async () => SqliteFile.remove(file)
     }
   }
   if (entry.backend === "turso") {
@@ -128,7 +127,6 @@ const prepare = async (
  * ratio, interleaved rounds let it fall on every system alike. PostgreSQL and Turso entries run
  * once (their targets are not near their thresholds, and a round costs minutes there).
  */
-const rounds = Report.rounds
 const interleaved = (entry: Entry) => entry.backend === "sqlite" || entry.backend === "redis"
 
 /** A row that says an entry failed (`workload` "all"). */
@@ -173,7 +171,7 @@ const runEntry = async (entry: Entry, round: number): Promise<ReadonlyArray<Repo
     return [failedRow(entry, message)]
   } finally {
     await drop()
-    const which = rounds > 1 && interleaved(entry) ? `, round ${round + 1} of ${rounds}` : ""
+    const which = interleaved(entry) ? Report.ofRound(round) : ""
     console.error(
       `queue: ${entry.system} on ${entry.backend}, ${jobs} jobs${which}: ${((performance.now() - started) / 1000).toFixed(1)} s`
     )
@@ -183,20 +181,12 @@ const runEntry = async (entry: Entry, round: number): Promise<ReadonlyArray<Repo
 try {
   const chosen = entries.filter((e) => Report.selected(e.system, e.backend))
   const results = new Map<Entry, Array<ReadonlyArray<Report.Row>>>(chosen.map((entry) => [entry, []]))
-  for (let round = 0; round < rounds; round++)
+  for (let round = 0; round < Report.rounds; round++)
     for (const entry of chosen.filter(interleaved)) results.get(entry)?.push(await runEntry(entry, round))
   for (const entry of chosen.filter((e) => !interleaved(e)))
     results.get(entry)?.push(await runEntry(entry, 0))
   const rows = chosen.flatMap((entry) => Report.medianOfRounds(results.get(entry) ?? []))
-  Report.report(
-    "queue",
-    rows,
-    rounds > 1
-      ? [
-          `SQLite and Redis rows: the median of ${rounds} interleaved rounds (each round's ops/s in the JSON's \`rounds\`; peak RSS: the largest of the rounds); PostgreSQL and Turso: one round`
-        ]
-      : []
-  )
+  Report.report("queue", rows, Report.roundsRemarks("SQLite and Redis rows"))
 } finally {
   rmSync(root, { recursive: true, force: true })
 }
